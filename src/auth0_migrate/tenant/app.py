@@ -1,0 +1,118 @@
+"""The local tenant as an ASGI app: `create_app(config)`.
+
+Every route declared with `http.router` is wrapped here, in this order: count the call and apply
+any fault switch, add the configured latency, take a token from the rate-limit bucket, check the
+bearer token and its scopes, run the handler, and turn `ApiError`/`OAuthError` (or anything
+unexpected) into Auth0's JSON error shape. Rate-limit headers go on every Management API answer.
+
+Example (in-process, no sockets)::
+
+    app = create_app(TenantConfig(client_id="cli", client_secret="secret"))
+    transport = httpx.ASGITransport(app=app)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+# Route modules register their endpoints and tables on import.
+from . import connections, jobs, logins, oauth, roles, users  # noqa: F401
+from .config import TenantConfig
+from .faults import DroppedConnection, Faults
+from .http import ApiError, Ctx, Endpoint, OAuthError, router
+from .ratelimit import RateLimiter
+from .store import Store
+
+log = logging.getLogger("auth0_migrate.tenant")
+
+
+class Tenant:
+    """The state behind one app: config, store, rate limiter, fault switches, the default client."""
+
+    def __init__(self, config: TenantConfig) -> None:
+        self.config = config
+        self.clock = config.clock
+        self.store = Store(config.db_path)
+        self.limiter = RateLimiter(config, config.clock)
+        self.faults = Faults()
+        self.client_id, self.client_secret = oauth.create_client(self.store, config.client_id, config.client_secret)
+        self.stats: dict[str, int] = {}
+        """Calls served per endpoint ('METHOD /template'), for benchmarks."""
+        for hook in _STARTUP_HOOKS:
+            hook(self)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+_STARTUP_HOOKS: list[Any] = []
+
+
+def on_startup(hook: Any) -> Any:
+    """Register `hook(tenant)` to run when a tenant is created (route modules use it to seed state)."""
+    _STARTUP_HOOKS.append(hook)
+    return hook
+
+
+def _error(status: int, body: dict[str, Any], headers: dict[str, str]) -> Response:
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _wrap(tenant: Tenant, ep: Endpoint):  # noqa: ANN202
+    async def endpoint(request: Request) -> Response:
+        ctx = Ctx(request=request, tenant=tenant, endpoint=ep)
+        headers: dict[str, str] = {}
+        tenant.stats[ep.name] = tenant.stats.get(ep.name, 0) + 1
+        try:
+            if ep.api:
+                fault = tenant.faults.on_call(ep.name)
+                if tenant.config.latency:
+                    await asyncio.sleep(tenant.config.latency)
+                allowed, headers = tenant.limiter.check(ep.method, ep.path)
+                if fault == "drop":
+                    raise DroppedConnection(f"fault switch dropped {ep.name}")
+                if fault is not None and fault != 429:
+                    raise ApiError(int(fault), "Injected fault", "fault_injected")
+                if fault == 429 or not allowed:
+                    raise ApiError(429, "Too many requests. Check the X-RateLimit-Limit, X-RateLimit-Remaining"
+                                        " and X-RateLimit-Reset headers.", "too_many_requests")
+            if ep.auth:
+                ctx.claims = oauth.authenticate(ctx)
+                oauth.check_scopes(ctx)
+            response = await ep.handler(ctx)
+        except ApiError as exc:
+            return _error(exc.status, exc.body(), {**headers, **exc.headers})
+        except OAuthError as exc:
+            return _error(exc.status, {"error": exc.error, "error_description": exc.description}, headers)
+        except DroppedConnection:
+            raise
+        except Exception:  # a bug of ours: Auth0's 500 shape, never a traceback in the body
+            log.exception("unhandled error in %s", ep.name)
+            return _error(500, ApiError(500, "Internal Server Error", "internal_error").body(), headers)
+        response.headers.update(headers)
+        return response
+
+    return endpoint
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 500)
+    message = "Not Found" if status == 404 else str(getattr(exc, "detail", "")) or "Error"
+    return JSONResponse(ApiError(status, message).body(), status_code=status)
+
+
+def create_app(config: TenantConfig | None = None) -> Starlette:
+    """Build the tenant app; its state is at `app.state.tenant` (a `Tenant`)."""
+    tenant = Tenant(config or TenantConfig())
+    routes = [Route(ep.path, _wrap(tenant, ep), methods=[ep.method], name=ep.name) for ep in router.endpoints]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_exception})
+    app.state.tenant = tenant
+    return app

@@ -1,0 +1,52 @@
+"""The knobs of a local tenant: plan, credentials, where state lives, and the clock it reads.
+
+Example::
+
+    config = TenantConfig(plan="free", client_id="cli", client_secret="s3cret")
+    app = create_app(config)
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..clock import SYSTEM_CLOCK, Clock
+
+Plan = Literal["free", "essentials", "enterprise", "unlimited"]
+PLANS: tuple[Plan, ...] = ("free", "essentials", "enterprise", "unlimited")
+
+
+@dataclass
+class TenantConfig:
+    """Everything a local tenant is started with; the same fields back `tenant serve`'s flags."""
+
+    name: str = "local-tenant"
+    plan: Plan = "unlimited"
+    db_path: str | None = None
+    """SQLite file; None keeps state in a temporary file that goes when the app is closed."""
+    client_id: str | None = None
+    client_secret: str | None = None
+    """The machine-to-machine client created with every scope; generated when not given."""
+    base_url: str = "http://tenant.local"
+    """Where the tenant is reached; audience is f"{base_url}/api/v2/" and download links start here."""
+    clock: Clock = field(default=SYSTEM_CLOCK)
+    rate: float | None = None
+    """A sustained request rate (req/s) for one global bucket, overriding the plan's buckets."""
+    burst: int | None = None
+    """The bucket size that goes with `rate` (default: max(1, rate))."""
+    latency: float = 0.0
+    """Seconds added to every Management API call, to stand in for Auth0's network latency."""
+    job_seconds: float = 0.0
+    """How long an import or export job takes to process, in clock seconds."""
+    signing_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+
+    def __post_init__(self) -> None:
+        if self.plan not in PLANS:
+            raise ValueError(f"unknown plan {self.plan!r}; expected one of {', '.join(PLANS)}")
+        self.base_url = self.base_url.rstrip("/")
+
+    @property
+    def audience(self) -> str:
+        return f"{self.base_url}/api/v2/"

@@ -1,0 +1,207 @@
+"""What every route of the local tenant shares: the route table, the request context, Auth0's
+error shapes, scope checks and query/body parsing.
+
+Route modules declare handlers with `@router.route(...)`; `app.create_app` wraps each one with
+latency, faults, the rate limit, authentication and error translation, so a handler only does its
+own work and raises `ApiError` for Auth0's 4xx answers.
+
+Example::
+
+    @router.route("GET", "/api/v2/users/{id}", scopes=["read:users"])
+    async def get_user(ctx: Ctx) -> Response:
+        return ctx.json(...)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+if TYPE_CHECKING:
+    from .app import Tenant
+
+
+class ApiError(Exception):
+    """An Auth0 Management API error answer: `{"statusCode","error","message","errorCode"}`."""
+
+    def __init__(self, status: int, message: str, error_code: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error_code = error_code
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "statusCode": self.status,
+            "error": HTTPStatus(self.status).phrase,
+            "message": self.message,
+        }
+        if self.error_code:
+            body["errorCode"] = self.error_code
+        return body
+
+
+class OAuthError(Exception):
+    """An Authentication API error answer: `{"error","error_description"}`."""
+
+    def __init__(self, status: int, error: str, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.error = error
+        self.description = description
+
+
+def not_found(what: str = "The user does not exist.", code: str = "inexistent_user") -> ApiError:
+    return ApiError(404, what, code)
+
+
+Handler = Callable[["Ctx"], Awaitable[Response]]
+
+
+@dataclass
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    scopes: tuple[str, ...] = ()
+    """Any one of these grants access (Auth0's 'expected any of')."""
+    scopes_all: tuple[str, ...] = ()
+    """Alternatively all of these (e.g. read:users + read:roles)."""
+    auth: bool = True
+    api: bool = True
+    """False for routes outside the Management API (token endpoint, downloads): no rate limit, no latency."""
+
+    @property
+    def name(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+@dataclass
+class Router:
+    endpoints: list[Endpoint] = field(default_factory=list)
+
+    def route(self, method: str, path: str, *, scopes: Sequence[str] = (), scopes_all: Sequence[str] = (),
+              auth: bool = True, api: bool = True) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.endpoints.append(Endpoint(method, path, handler, tuple(scopes), tuple(scopes_all), auth, api))
+            return handler
+        return register
+
+
+router = Router()
+
+
+@dataclass
+class Ctx:
+    """One request as a handler sees it."""
+
+    request: Request
+    tenant: Tenant
+    endpoint: Endpoint
+    claims: dict[str, Any] = field(default_factory=dict)
+    _body: bytes | None = None
+
+    @property
+    def store(self):  # noqa: ANN201 - Store, imported lazily to avoid a cycle
+        return self.tenant.store
+
+    @property
+    def now(self) -> float:
+        return self.tenant.config.clock.now()
+
+    def path(self, name: str) -> str:
+        return str(self.request.path_params[name])
+
+    async def body(self) -> bytes:
+        if self._body is None:
+            self._body = await self.request.body()
+        return self._body
+
+    async def json_body(self) -> dict[str, Any]:
+        """The JSON object the request carries, or Auth0's 400 for anything else."""
+        raw = await self.body()
+        try:
+            value = json.loads(raw or b"null")
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(400, "Invalid request payload JSON format", "invalid_body") from None
+        if not isinstance(value, dict):
+            raise ApiError(400, "Payload validation error: 'Expected type object but found type "
+                                f"{_json_type(value)}'.", "invalid_body")
+        return value
+
+    def query(self, name: str, default: str | None = None) -> str | None:
+        return self.request.query_params.get(name, default)
+
+    def int_query(self, name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+        raw = self.request.query_params.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise query_error(name, f"Expected type integer but found type string") from None
+        if value < minimum:
+            raise query_error(name, f"Value {value} is less than minimum {minimum}")
+        if maximum is not None and value > maximum:
+            raise query_error(name, f"Value {value} is greater than maximum {maximum}")
+        return value
+
+    def bool_query(self, name: str, default: bool) -> bool:
+        raw = self.request.query_params.get(name)
+        if raw is None or raw == "":
+            return default
+        if raw.lower() in ("true", "1"):
+            return True
+        if raw.lower() in ("false", "0"):
+            return False
+        raise query_error(name, "Expected type boolean but found type string")
+
+    def json(self, value: Any, status: int = 200) -> Response:
+        return JSONResponse(value, status_code=status)
+
+    def empty(self, status: int = 204) -> Response:
+        return Response(status_code=status)
+
+
+def query_error(name: str, detail: str) -> ApiError:
+    return ApiError(400, f"Query validation error: '{detail}' on property {name}.", "invalid_query_string")
+
+
+def body_error(detail: str, prop: str | None = None) -> ApiError:
+    where = f" on property {prop}" if prop else ""
+    return ApiError(400, f"Payload validation error: '{detail}'{where}.", "invalid_body")
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def paged(ctx: Ctx, items: list[Any], key: str, *, default_per_page: int = 50, max_per_page: int = 100,
+          include_totals_default: bool = False) -> Response:
+    """Offset paging as Auth0 does it: a plain array, or `{start, limit, total, <key>}` with include_totals."""
+    page = ctx.int_query("page", 0, 0)
+    per_page = ctx.int_query("per_page", default_per_page, 1, max_per_page)
+    include_totals = ctx.bool_query("include_totals", include_totals_default)
+    start = page * per_page
+    chunk = items[start:start + per_page]
+    if include_totals:
+        return ctx.json({"start": start, "limit": per_page, "total": len(items), key: chunk})
+    return ctx.json(chunk)

@@ -1,0 +1,104 @@
+"""The tenant's state: one SQLite database, shared by every route module.
+
+Each module that owns data declares its tables as a `SCHEMA` string and registers it with
+`Store.register_schema` at import; `Store` runs them all when it opens. Modules keep their own
+SQL; the store only provides the connection, a lock, transactions and hooks.
+
+The app serves every request on one event loop, so one connection behind a lock is enough; the
+lock also makes the store safe when a test drives it from another thread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+_SCHEMAS: list[str] = []
+
+
+def register_schema(sql: str) -> None:
+    """Add tables (CREATE TABLE IF NOT EXISTS ...) that every new store creates."""
+    if sql not in _SCHEMAS:
+        _SCHEMAS.append(sql)
+
+
+class Store:
+    """A SQLite file with the tenant's tables; `path=None` means a temporary file."""
+
+    def __init__(self, path: str | None = None) -> None:
+        self._temp: str | None = None
+        if path is None:
+            fd, path = tempfile.mkstemp(prefix="auth0-tenant-", suffix=".sqlite")
+            os.close(fd)
+            self._temp = path
+        else:
+            # Created 0600: the tenant stores imported password hashes.
+            if not os.path.exists(path):
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self.path = path
+        self.lock = threading.RLock()
+        self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.user_deleted_hooks: list[Callable[[str], None]] = []
+        with self.lock:
+            for sql in _SCHEMAS:
+                self.conn.executescript(sql)
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; nested calls join the outer one."""
+        with self.lock:
+            if self.conn.in_transaction:
+                yield self.conn
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        with self.lock:
+            return self.conn.execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row | None:
+        with self.lock:
+            return self.conn.execute(sql, params).fetchone()
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        with self.lock:
+            return self.conn.execute(sql, params)
+
+    def user_deleted(self, user_id: str) -> None:
+        """Tell the modules that hold data keyed by user id (grants) that a user is gone."""
+        for hook in self.user_deleted_hooks:
+            hook(user_id)
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+        if self._temp:
+            for suffix in ("", "-wal", "-shm"):
+                try:
+                    os.unlink(self._temp + suffix)
+                except FileNotFoundError:
+                    pass
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
