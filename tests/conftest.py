@@ -12,6 +12,8 @@ from starlette.testclient import TestClient
 from auth0_migrate.clock import ManualClock
 from auth0_migrate.tenant import TenantConfig, create_app
 
+pytest_plugins = ["tests.support.oas_plugin"]
+
 BASE_URL = "http://tenant.local"
 CLIENT_ID = "test-client"
 CLIENT_SECRET = "test-client-secret"
@@ -42,9 +44,9 @@ def tenant(app):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-def http(app) -> Iterator[httpx.Client]:  # noqa: ANN001
-    """A sync httpx client talking to the tenant in-process."""
-    with TestClient(app, base_url=BASE_URL) as client:
+def http(app, oas_wrap) -> Iterator[httpx.Client]:  # noqa: ANN001
+    """A sync httpx client talking to the tenant in-process; every JSON answer is checked against the OAS."""
+    with oas_wrap(TestClient(app, base_url=BASE_URL)) as client:
         yield client
 
 

@@ -67,7 +67,7 @@ def new_id(prefix: str, length: int = 16) -> str:
 
 def connection_json(row: sqlite3.Row) -> dict[str, Any]:
     return {"id": row["id"], "name": row["name"], "strategy": row["strategy"], "options": loads(row["options"]),
-            "is_domain_connection": False, "realms": [row["name"]], "enabled_clients": []}
+            "is_domain_connection": False, "realms": [row["name"]]}
 
 
 def create_connection(store: Store, name: str, strategy: str = "auth0", now: float = 0.0,

@@ -1,0 +1,158 @@
+"""The only code that knows how to reach a tenant: credentials, tokens, the SDK, error translation.
+
+A `TenantClient` wraps the official SDK (`auth0.management.AsyncAuth0`) around an `httpx`
+client whose transport is the tenant's `GovernedTransport`. The SDK's own retries are off; the
+governor does that. Tests and `demo` pass `transport=httpx.ASGITransport(app)` to run against a
+local tenant in-process.
+
+Example::
+
+    client = TenantClient(TenantCredentials.from_env())
+    users = await client.call("read role members", client.sdk.roles.users.list, role_id)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+from auth0.management import AsyncAuth0
+from auth0.management.core.api_error import ApiError as SdkApiError
+
+from ..clock import SYSTEM_CLOCK, Clock
+from ..errors import (
+    Auth0Error,
+    AuthenticationError,
+    InsufficientScopeError,
+    NotFoundError,
+    TerminalError,
+    TransientError,
+    UsageError,
+)
+from .governor import GovernedTransport, Governor
+
+T = TypeVar("T")
+_SCOPES = re.compile(r"expected (?:any|all) of: ([^;]+)")
+
+
+@dataclass(frozen=True)
+class TenantCredentials:
+    """Where a tenant is and the machine-to-machine client to reach it with (the secret never prints)."""
+
+    domain: str
+    client_id: str
+    client_secret: str = field(repr=False)
+
+    @property
+    def base_url(self) -> str:
+        """`https://<domain>` for a real tenant; a domain given as `http://host:port` is a local one."""
+        if self.domain.startswith(("http://", "https://")):
+            return self.domain.rstrip("/")
+        return f"https://{self.domain.rstrip('/')}"
+
+    @property
+    def audience(self) -> str:
+        return f"{self.base_url}/api/v2/"
+
+    @classmethod
+    def from_env(cls, prefix: str = "", env: dict[str, str] | None = None) -> TenantCredentials | None:
+        """Read `<prefix>AUTH0_DOMAIN`, `_CLIENT_ID`, `_CLIENT_SECRET`; None when the domain is unset."""
+        env = dict(os.environ) if env is None else env
+        domain = env.get(f"{prefix}AUTH0_DOMAIN")
+        if not domain:
+            return None
+        missing = [n for n in ("CLIENT_ID", "CLIENT_SECRET") if not env.get(f"{prefix}AUTH0_{n}")]
+        if missing:
+            raise UsageError(f"{prefix}AUTH0_DOMAIN is set but {', '.join(prefix + 'AUTH0_' + m for m in missing)}"
+                             " is not")
+        return cls(domain, env[f"{prefix}AUTH0_CLIENT_ID"], env[f"{prefix}AUTH0_CLIENT_SECRET"])
+
+
+def translate(exc: BaseException, operation: str) -> Auth0Error:
+    """Turn an SDK or httpx error into ours: terminal or transient, with the operation named."""
+    if isinstance(exc, Auth0Error):
+        return exc
+    if isinstance(exc, SdkApiError):
+        status = exc.status_code or 0
+        body = exc.body if isinstance(exc.body, dict) else {}
+        message = str(body.get("message") or body.get("error_description") or body.get("error") or "")
+        code = body.get("errorCode") or body.get("error")
+        text = f"{operation}: HTTP {status}" + (f": {message}" if message else "")
+        if status == 429 or status >= 500 or status == 408:
+            return TransientError(text, status=status, code=code, operation=operation)
+        if status == 403 and "scope" in message.lower():
+            match = _SCOPES.search(message)
+            scopes = [s.strip() for s in match.group(1).split(",")] if match else []
+            return InsufficientScopeError(f"{operation}: the token lacks a scope ({message}); grant the client "
+                                          "these scopes in the Auth0 dashboard", scopes=scopes, operation=operation)
+        if status == 401:
+            return AuthenticationError(text, status=status, code=code, operation=operation)
+        if status == 404:
+            return NotFoundError(text, status=status, code=code, operation=operation)
+        return TerminalError(text, status=status, code=code, operation=operation)
+    if isinstance(exc, (httpx.TransportError, OSError)):
+        return TransientError(f"{operation}: {type(exc).__name__}: the connection failed", operation=operation)
+    raise exc
+
+
+class TenantClient:
+    """One tenant: its governed HTTP client, token and SDK."""
+
+    def __init__(self, credentials: TenantCredentials, *, transport: httpx.AsyncBaseTransport | None = None,
+                 clock: Clock = SYSTEM_CLOCK, rate: float | None = None, concurrency: int = 16,
+                 timeout: float = 60.0, governor: Governor | None = None) -> None:
+        self.credentials = credentials
+        self.governor = governor or Governor(clock=clock, rate=rate, concurrency=concurrency)
+        inner = transport or httpx.AsyncHTTPTransport(retries=0, limits=httpx.Limits(max_connections=concurrency + 4))
+        self.http = httpx.AsyncClient(transport=GovernedTransport(inner, self.governor), base_url=credentials.base_url,
+                                      timeout=timeout)
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self._clock = clock
+        self.sdk = AsyncAuth0(base_url=f"{credentials.base_url}/api/v2", token="", async_token=self.token,
+                              httpx_client=self.http, max_retries=0)
+
+    @property
+    def name(self) -> str:
+        return self.credentials.domain
+
+    async def token(self) -> str:
+        """A Management API access token from the client-credentials grant, cached until near expiry."""
+        if self._token and self._clock.now() < self._token_expires - 60:
+            return self._token
+        try:
+            response = await self.http.post("/oauth/token", data={
+                "grant_type": "client_credentials", "client_id": self.credentials.client_id,
+                "client_secret": self.credentials.client_secret, "audience": self.credentials.audience})
+        except (httpx.TransportError, OSError) as exc:
+            raise translate(exc, f"get a token from {self.name}") from exc
+        if response.status_code >= 500 or response.status_code == 429:
+            raise TransientError(f"get a token from {self.name}: HTTP {response.status_code}",
+                                 status=response.status_code, operation="token")
+        if response.status_code != 200:
+            raise AuthenticationError(f"{self.name} refused the client credentials (HTTP {response.status_code});"
+                                      " check AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET", status=response.status_code,
+                                      operation="token")
+        body = response.json()
+        self._token = str(body["access_token"])
+        self._token_expires = self._clock.now() + float(body.get("expires_in", 86400))
+        self.scopes = frozenset(str(body.get("scope", "")).split())
+        return self._token
+
+    async def granted_scopes(self) -> frozenset[str]:
+        await self.token()
+        return self.scopes
+
+    async def call(self, operation: str, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """Run one SDK call; errors come out as `TransientError`/`TerminalError` naming the operation."""
+        try:
+            return await fn(*args, **kwargs)
+        except (SdkApiError, httpx.TransportError, OSError) as exc:
+            raise translate(exc, operation) from exc
+
+    async def aclose(self) -> None:
+        await self.http.aclose()

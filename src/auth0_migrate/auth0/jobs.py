@@ -1,0 +1,160 @@
+"""Bulk jobs: create, poll with back-off, download an export, submit an import.
+
+Polling never runs faster than a job can finish: it starts at `first_poll` seconds, follows the
+job's `time_left_seconds` when Auth0 gives one, and backs off to `max_poll`. An export's download
+link lives 60 s; a download that fails is retried with a fresh link from `GET /jobs/{id}`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import TransientError
+from .client import TenantClient
+
+EXPORT_FIELDS = ("user_id", "email", "email_verified", "username", "phone_number", "phone_verified",
+                 "given_name", "family_name", "name", "nickname", "picture", "blocked", "app_metadata",
+                 "user_metadata", "identities", "created_at", "updated_at", "last_login", "logins_count")
+"""Every profile field the import can carry, plus what the ledger needs (reference §1.5); always explicit."""
+
+
+@dataclass
+class JobState:
+    id: str
+    status: str
+    location: str | None = None
+    summary: dict[str, int] | None = None
+    time_left: float | None = None
+    details: str | None = None
+
+
+def _state(job: Any) -> JobState:
+    data = job.model_dump() if hasattr(job, "model_dump") else dict(job)
+    summary = data.get("summary")
+    return JobState(id=data["id"], status=str(data.get("status")), location=data.get("location"),
+                    summary=dict(summary) if summary else None, time_left=data.get("time_left_seconds"),
+                    details=str(data.get("status_details")) if data.get("status_details") else None)
+
+
+async def get_job(client: TenantClient, job_id: str) -> JobState:
+    return _state(await client.call(f"read job {job_id}", client.sdk.jobs.get, job_id))
+
+
+async def wait_for_job(client: TenantClient, job_id: str, *, first_poll: float = 1.0, max_poll: float = 10.0,
+                       patience: float = 3 * 3600) -> JobState:
+    """Poll until the job leaves pending/processing; Auth0 fails jobs itself after 2 h (imports) or 8 h."""
+    clock = client.governor.clock
+    started = clock.now()
+    delay = first_poll
+    while True:
+        job = await get_job(client, job_id)
+        if job.status not in ("pending", "processing"):
+            return job
+        if clock.now() - started > patience:
+            raise TransientError(f"job {job_id} is still {job.status} after {patience:.0f} s", operation="poll job")
+        wait = job.time_left if job.time_left and job.time_left > 0 else delay
+        await clock.sleep(min(max_poll, max(first_poll / 2, wait)))
+        delay = min(max_poll, delay * 1.5)
+
+
+async def start_export(client: TenantClient, connection_id: str, fields: tuple[str, ...] = EXPORT_FIELDS) -> str:
+    job = await client.call("start a users export", client.sdk.jobs.users_exports.create,
+                            connection_id=connection_id, format="json",
+                            fields=[{"name": f} for f in fields])
+    return str(job.id)
+
+
+async def download_export(client: TenantClient, job: JobState, *, attempts: int = 5) -> str:
+    """Download a completed export to a private temporary file; returns its path (caller deletes it).
+
+    The link expires 60 s after it was issued, so a refused download gets a fresh link and tries again.
+    """
+    fd, path = tempfile.mkstemp(prefix="auth0-export-", suffix=".json.gz")
+    os.close(fd)
+    os.chmod(path, 0o600)
+    location = job.location
+    for attempt in range(1, attempts + 1):
+        if not location:
+            job = await get_job(client, job.id)
+            location = job.location
+            continue
+        try:
+            async with client.http.stream("GET", location) as response:
+                if response.status_code == 200:
+                    with open(path, "wb") as out:
+                        async for chunk in response.aiter_bytes(1 << 16):
+                            out.write(chunk)
+                    return path
+        except (OSError, Exception) as exc:  # noqa: BLE001 - any failed download is retried with a new link
+            if attempt == attempts:
+                os.unlink(path)
+                raise TransientError(f"download of export {job.id} failed: {type(exc).__name__}",
+                                     operation="download export") from exc
+        job = await get_job(client, job.id)
+        location = job.location
+    os.unlink(path)
+    raise TransientError(f"download of export {job.id} was refused {attempts} times (expired links)",
+                         operation="download export")
+
+
+def iter_export_file(path: str) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """(line number, record, problem) for each line of a gzipped NDJSON export; constant memory."""
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                yield number, None, f"export line {number} is not valid JSON"
+                continue
+            if not isinstance(record, dict):
+                yield number, None, f"export line {number} is not a JSON object"
+                continue
+            yield number, record, None
+
+
+async def export_connection(client: TenantClient, connection_id: str, fields: tuple[str, ...] = EXPORT_FIELDS,
+                            *, job_id: str | None = None, attempts: int = 3) -> tuple[str, str]:
+    """Run (or resume, given `job_id`) an export job to completion and download it: (job id, file path).
+
+    A job that fails or expires is started again, up to `attempts` times.
+    """
+    for _ in range(attempts):
+        if job_id is None:
+            job_id = await start_export(client, connection_id, fields)
+        try:
+            job = await wait_for_job(client, job_id)
+        except Exception as exc:
+            if getattr(exc, "status", None) == 404:  # purged (older than 24 h): start again
+                job_id = None
+                continue
+            raise
+        if job.status == "completed":
+            return job_id, await download_export(client, job)
+        job_id = None
+    raise TransientError(f"the export of {connection_id} did not complete after {attempts} jobs",
+                         operation="export")
+
+
+async def submit_import(client: TenantClient, connection_id: str, body: bytes, external_id: str) -> str:
+    job = await client.call("start a users import", client.sdk.jobs.users_imports.create,
+                            users=("users.json", body, "application/json"), connection_id=connection_id,
+                            upsert=False, external_id=external_id, send_completion_email=False)
+    return str(job.id)
+
+
+async def import_errors(client: TenantClient, job_id: str) -> list[dict[str, Any]] | dict[str, Any]:
+    """Per-user errors of an import job ([] when none); a dict for a job-level failure."""
+    result = await client.call(f"read errors of job {job_id}", client.sdk.jobs.errors.get, job_id)
+    if result is None:
+        return []
+    if isinstance(result, list):
+        return [item.model_dump() if hasattr(item, "model_dump") else dict(item) for item in result]
+    return result.model_dump() if hasattr(result, "model_dump") else dict(result)

@@ -1,0 +1,73 @@
+"""The exceptions of auth0-migrate, all under one root so a caller can catch them together.
+
+    MigrationError                  anything this tool raises on purpose
+    ├── UsageError                  bad flags or arguments (exit 2)
+    ├── InputError                  a bad input file or line; names the file, line, user and field (exit 2)
+    ├── LedgerError                 the state file cannot be used: locked, newer schema, other job (exit 1)
+    └── Auth0Error                  an answer from Auth0 (or the local tenant) we cannot go past
+        ├── TransientError          429 after waiting, 5xx, timeouts, dropped connections (exit 75: run again)
+        └── TerminalError           400, 401, 403, 404, 409, 413: retrying will not help (exit 1)
+            ├── AuthenticationError bad client credentials, or a token the API refuses (401)
+            ├── InsufficientScopeError  the token lacks scopes; `.scopes` names them (403)
+            └── NotFoundError       an unknown connection, job, user or role (404)
+
+Per-user failures are not exceptions: they are recorded in the ledger with a code and reported.
+Errors from the HTTP layer (httpx, the SDK's `ApiError`) are translated once, in `auth0.client`,
+and chained with `from`. No message ever carries a secret or a password hash.
+"""
+
+from __future__ import annotations
+
+
+class MigrationError(Exception):
+    """The root of every error auth0-migrate raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(MigrationError):
+    exit_code = 2
+
+
+class InputError(MigrationError):
+    """A bad input file: names the file, the line or user, and the field."""
+
+    exit_code = 2
+
+
+class LedgerError(MigrationError):
+    pass
+
+
+class Auth0Error(MigrationError):
+    """An error answer from Auth0; `status` is the HTTP status (0 when none arrived)."""
+
+    def __init__(self, message: str, *, status: int = 0, code: str | None = None, operation: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.operation = operation
+
+
+class TransientError(Auth0Error):
+    """Worth running again later: rate limits, server errors, timeouts, lost connections."""
+
+    exit_code = 75
+
+
+class TerminalError(Auth0Error):
+    pass
+
+
+class AuthenticationError(TerminalError):
+    pass
+
+
+class InsufficientScopeError(TerminalError):
+    def __init__(self, message: str, *, scopes: list[str], status: int = 403, operation: str = "") -> None:
+        super().__init__(message, status=status, code="insufficient_scope", operation=operation)
+        self.scopes = scopes
+
+
+class NotFoundError(TerminalError):
+    pass

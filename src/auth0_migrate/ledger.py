@@ -1,0 +1,217 @@
+"""The ledger: one SQLite file per migration, the only code that knows its SQL.
+
+Every side effect is recorded before and after it happens, so a run killed at any moment can be
+started again with the same command and continue: users are never imported twice, never lost, and
+never deleted from the source before they are verified in the target.
+
+What it holds (schema version `SCHEMA_VERSION`):
+
+- `meta`: the job's fingerprint (which tenants, connections and options) and the phases done.
+- `users`: one row per source user: the import record, its credential until the import is
+  confirmed (then cleared: the ledger keeps no hashes of imported users), the target id, status,
+  failure, and the progress flags of restore, verification and cutover.
+- `hashes`: the support-ticket hash file indexed on disk for the join; emptied once joined.
+- `permissions`, `roles`, `role_members`: each user's DIRECT permissions and role memberships.
+- `files`, `job_errors`: import files (users by `file_id`; bodies are rebuilt, never stored), their
+  jobs and every per-user error Auth0 returned (Auth0 deletes them after 24 h).
+- `problems`: input problems (bad lines, hashes with no user, listed users not in the source).
+
+The file is created 0600 and locked (`flock`) while a run uses it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from .errors import LedgerError
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    ordinal INTEGER PRIMARY KEY,
+    source_id TEXT NOT NULL UNIQUE,
+    email TEXT,
+    selected INTEGER NOT NULL DEFAULT 1,
+    record TEXT,
+    credential TEXT,
+    has_credential INTEGER NOT NULL DEFAULT 0,
+    hash_match TEXT,
+    target_id TEXT,
+    status TEXT NOT NULL DEFAULT 'exported',
+    file_id INTEGER,
+    stage TEXT, code TEXT, message TEXT,
+    perms_read INTEGER NOT NULL DEFAULT 0,
+    perms_restored INTEGER NOT NULL DEFAULT 0,
+    profile_ok INTEGER,
+    diffs TEXT,
+    grants_ok INTEGER,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    reapplied INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS users_email ON users(email);
+CREATE INDEX IF NOT EXISTS users_status ON users(status);
+CREATE INDEX IF NOT EXISTS users_file ON users(file_id);
+CREATE TABLE IF NOT EXISTS hashes (user_id TEXT PRIMARY KEY, email TEXT, credential TEXT, line_no INTEGER);
+CREATE INDEX IF NOT EXISTS hashes_email ON hashes(email);
+CREATE TABLE IF NOT EXISTS permissions (ordinal INTEGER NOT NULL, api TEXT NOT NULL, name TEXT NOT NULL,
+    PRIMARY KEY (ordinal, api, name));
+CREATE TABLE IF NOT EXISTS roles (source_role_id TEXT PRIMARY KEY, name TEXT NOT NULL, target_role_id TEXT,
+    members_read INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS role_members (source_role_id TEXT NOT NULL, ordinal INTEGER NOT NULL,
+    assigned INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (source_role_id, ordinal));
+CREATE TABLE IF NOT EXISTS files (file_id INTEGER PRIMARY KEY, bytes INTEGER, users INTEGER, job_id TEXT,
+    status TEXT NOT NULL DEFAULT 'packed', attempts INTEGER NOT NULL DEFAULT 0, summary TEXT);
+CREATE TABLE IF NOT EXISTS job_errors (job_id TEXT, file_id INTEGER, email TEXT, code TEXT, message TEXT,
+    path TEXT);
+CREATE TABLE IF NOT EXISTS problems (kind TEXT NOT NULL, ref TEXT, detail TEXT NOT NULL);
+"""
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class Ledger:
+    """Open (creating if needed) and lock a ledger file.
+
+    Example::
+
+        with Ledger.open("migration.sqlite", fingerprint) as ledger:
+            ledger.phase_done("export")
+    """
+
+    def __init__(self, path: str, conn: sqlite3.Connection, lock_fd: int | None) -> None:
+        self.path = path
+        self.db = conn
+        self._lock_fd = lock_fd
+
+    @classmethod
+    def open(cls, path: str, fingerprint: dict[str, Any] | None = None, *, lock: bool = True,
+             create: bool = True) -> Ledger:
+        exists = os.path.exists(path)
+        if not exists and not create:
+            raise LedgerError(f"no state file at {path}: nothing has run with this --state yet")
+        if not exists:
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.chmod(path, 0o600)
+        lock_fd = None
+        if lock:
+            lock_fd = os.open(path + ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(lock_fd)
+                raise LedgerError(f"{path} is in use by another auth0-migrate process; wait for it to finish") from None
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        ledger = cls(path, conn, lock_fd)
+        version = ledger._meta_raw("schema_version") if exists else None
+        if version is not None and int(version) > SCHEMA_VERSION:
+            ledger.close()
+            raise LedgerError(f"{path} was written by a newer auth0-migrate (schema {version}); upgrade to use it")
+        conn.executescript(SCHEMA)
+        ledger.set_meta("schema_version", SCHEMA_VERSION)
+        if fingerprint is not None:
+            ledger._check_fingerprint(fingerprint)
+        for suffix in ("-wal", "-shm"):
+            if os.path.exists(path + suffix):
+                os.chmod(path + suffix, 0o600)
+        return ledger
+
+    def _meta_raw(self, key: str) -> str | None:
+        try:
+            row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        except sqlite3.OperationalError:
+            return None
+        return None if row is None else str(row[0])
+
+    def _check_fingerprint(self, fingerprint: dict[str, Any]) -> None:
+        stored = self.get_meta("fingerprint")
+        if stored is None:
+            self.set_meta("fingerprint", fingerprint)
+            return
+        changed = sorted(k for k in set(stored) | set(fingerprint) if stored.get(k) != fingerprint.get(k))
+        if changed:
+            self.close()
+            raise LedgerError(f"{self.path} belongs to a different migration ({', '.join(changed)} differ); "
+                              "run the original command again to resume it, or pass another --state")
+
+    def close(self) -> None:
+        self.db.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- meta and phases ---------------------------------------------------------------------------
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        raw = self._meta_raw(key)
+        return default if raw is None else json.loads(raw)
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, dumps(value)))
+
+    def phase_done(self, phase: str) -> bool:
+        return bool(self.get_meta(f"phase:{phase}", False))
+
+    def mark_phase(self, phase: str) -> None:
+        self.set_meta(f"phase:{phase}", True)
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        if self.db.in_transaction:
+            yield self.db
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def q(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return self.db.execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        return self.db.execute(sql, params).fetchone()
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self.db.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+    def chunks(self, sql: str, params: Sequence[Any] = (), size: int = 5000) -> Iterator[list[sqlite3.Row]]:
+        """Rows of a query `... WHERE ordinal > ? ... ORDER BY ordinal LIMIT ?`, a chunk at a time (flat memory)."""
+        last = -1
+        while True:
+            rows = self.db.execute(sql, (*params, last, size)).fetchall()
+            if not rows:
+                return
+            yield rows
+            last = rows[-1]["ordinal"]
+
+    def add_problem(self, kind: str, ref: str | None, detail: str) -> None:
+        self.db.execute("INSERT INTO problems (kind, ref, detail) VALUES (?, ?, ?)", (kind, ref, detail))
+
+    def add_problems(self, rows: Iterable[tuple[str, str | None, str]]) -> None:
+        self.db.executemany("INSERT INTO problems (kind, ref, detail) VALUES (?, ?, ?)", rows)
+
+    def fail_user(self, ordinal: int, stage: str, code: str, message: str, status: str = "failed") -> None:
+        self.db.execute("UPDATE users SET status = ?, stage = ?, code = ?, message = ?, credential = NULL"
+                        " WHERE ordinal = ?", (status, stage, code, message, ordinal))

@@ -1,0 +1,89 @@
+"""The records and options that flow through a migration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+IdStrategy = Literal["regenerate", "keep", "prefix"]
+MissingHash = Literal["hold", "import"]
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FAILED_USERS, EXIT_VERIFY, EXIT_TRANSIENT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 75, 130
+
+
+@dataclass
+class MigrationOptions:
+    """What to migrate and how; the same fields back the command-line flags of `plan`, `run` and `verify`."""
+
+    source_connection: str
+    target_connection: str
+    user_ids: IdStrategy = "regenerate"
+    id_prefix: str | None = None
+    record_source_id: str | None = None
+    password_hashes: str | None = None
+    missing_hash: MissingHash = "hold"
+    from_file: str | None = None
+    users_file: str | None = None
+    delete_source_users: bool = False
+    state: str | None = None
+    cross_tenant: bool = False
+
+
+class Reporter(Protocol):
+    """Where stages tell people what is happening (stderr in the CLI); stages never print."""
+
+    def phase(self, name: str, total: int | None = None) -> None: ...
+    def advance(self, amount: int = 1) -> None: ...
+    def info(self, message: str) -> None: ...
+    def warn(self, message: str) -> None: ...
+
+
+class QuietReporter:
+    """A reporter that keeps messages in memory (library default, tests)."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.phases: list[str] = []
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        self.phases.append(name)
+
+    def advance(self, amount: int = 1) -> None:
+        pass
+
+    def info(self, message: str) -> None:
+        self.messages.append(message)
+
+    def warn(self, message: str) -> None:
+        self.messages.append("warning: " + message)
+
+
+@dataclass
+class Failure:
+    user_id: str
+    email: str | None
+    stage: str
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"user_id": self.user_id, "email": self.email, "stage": self.stage, "code": self.code,
+                "message": self.message}
+
+
+@dataclass
+class RunResult:
+    """The summary of a run (or a verify); `as_dict()` is what `--json` prints."""
+
+    users: dict[str, int] = field(default_factory=dict)
+    grants: dict[str, int] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    differences: list[dict[str, Any]] = field(default_factory=list)
+    reports: dict[str, Any] = field(default_factory=dict)
+    exit_code: int = 0
+    state: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"users": self.users, "grants": self.grants, "failures": [f.as_dict() for f in self.failures],
+                "differences": self.differences, "reports": self.reports, "state": self.state,
+                "exit_code": self.exit_code}
