@@ -1,0 +1,227 @@
+"""The command line: parse -> call one library function -> render -> exit code; nothing else.
+
+    auth0-migrate plan | run | verify | status | demo
+    auth0-migrate tenant serve | tenant export-hashes
+
+stdout carries data (`--json`); stderr carries people's messages and progress.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+
+from . import __version__
+from .auth0.client import TenantClient, TenantCredentials
+from .errors import MigrationError, TransientError, UsageError
+from .model import EXIT_INTERRUPTED, EXIT_TRANSIENT, EXIT_USAGE, MigrationOptions
+
+RESUME_HINT = "run the same command again to resume; the ledger keeps every finished step"
+
+
+def _migration_flags(p: argparse.ArgumentParser, *, state_required: bool = False) -> None:
+    g = p.add_argument_group("tenants (default: the AUTH0_* and TARGET_AUTH0_* environment variables)")
+    g.add_argument("--domain", help="source tenant domain, or http://host:port for a local tenant [AUTH0_DOMAIN]")
+    g.add_argument("--client-id", help="source machine-to-machine client id [AUTH0_CLIENT_ID]")
+    g.add_argument("--client-secret", help="source client secret [AUTH0_CLIENT_SECRET]; prefer the variable")
+    g.add_argument("--target-domain", help="target tenant, when it is another tenant [TARGET_AUTH0_DOMAIN]")
+    g.add_argument("--target-client-id", help="[TARGET_AUTH0_CLIENT_ID]")
+    g.add_argument("--target-client-secret", help="[TARGET_AUTH0_CLIENT_SECRET]; prefer the variable")
+    g.add_argument("--rate", type=float, help="the source tenant's sustained Management API limit in req/s "
+                                              "(learned from the rate-limit headers when not given)")
+    g.add_argument("--target-rate", type=float, help="the same for the target tenant")
+    g.add_argument("--concurrency", type=int, default=16, help="requests in flight per tenant (default 16)")
+    m = p.add_argument_group("migration")
+    m.add_argument("--source-connection", required=True, help="the database connection users come from")
+    m.add_argument("--target-connection", required=True, help="the database connection users go to")
+    m.add_argument("--user-ids", choices=("regenerate", "keep", "prefix"), default="regenerate",
+                   help="what the target users' ids are (default regenerate)")
+    m.add_argument("--id-prefix", help="with --user-ids prefix: new id = auth0|PREFIX<old id without auth0|>")
+    m.add_argument("--record-source-id", metavar="KEY", help="store the old user id in app_metadata.KEY")
+    m.add_argument("--password-hashes", metavar="FILE", help="the NDJSON hash file from Auth0 support")
+    m.add_argument("--missing-hash", choices=("hold", "import"), default="hold",
+                   help="users with no hash in the file: hold them back (default) or import them without one")
+    m.add_argument("--from-file", metavar="FILE", help="take users from an Auth0-import-shaped JSON/NDJSON file "
+                                                       "instead of exporting the source connection")
+    m.add_argument("--users", metavar="FILE", dest="users_file", help="migrate only these users (emails or ids)")
+    m.add_argument("--delete-source-users", action="store_true",
+                   help="cutover: delete each source copy once that user is verified in the target")
+    m.add_argument("--state", metavar="FILE", required=state_required,
+                   help="the ledger (default: derived from tenants and connections, in this folder)")
+    p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="auth0-migrate", description="Move the users of one Auth0 database "
+                                     "connection into another: profiles, password hashes, roles, permissions, ids.")
+    parser.add_argument("--version", action="version", version=f"auth0-migrate {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("plan", help="what a run would do, writing nothing")
+    _migration_flags(p)
+    p = sub.add_parser("run", help="migrate (or resume), then verify")
+    _migration_flags(p)
+    p = sub.add_parser("verify", help="re-read the target and compare every migrated user again")
+    _migration_flags(p)
+    p = sub.add_parser("status", help="where a run stands, from its ledger")
+    p.add_argument("--state", required=True, metavar="FILE", help="the ledger of the run")
+    p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    p = sub.add_parser("demo", help="a full migration on a local tenant started for the purpose")
+    p.add_argument("--users", type=int, default=300, help="how many users to seed (default 300)")
+    p.add_argument("--user-ids", choices=("regenerate", "keep", "prefix"), default="regenerate")
+    p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    tenant = sub.add_parser("tenant", help="the local tenant").add_subparsers(dest="tenant_command", required=True,
+                                                                              metavar="TENANT_COMMAND")
+    s = tenant.add_parser("serve", help="serve a local Auth0 tenant over HTTP")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8400)
+    s.add_argument("--db", help="SQLite file that keeps state across restarts (default: temporary)")
+    s.add_argument("--plan", choices=("free", "essentials", "enterprise", "unlimited"), default="unlimited")
+    s.add_argument("--client-id")
+    s.add_argument("--client-secret")
+    s.add_argument("--name", default="local-tenant", help="the tenant's name")
+    s.add_argument("--rate", type=float, help="one global bucket of this many req/s instead of the plan's")
+    s.add_argument("--burst", type=int, help="that bucket's size")
+    s.add_argument("--latency", type=float, default=0.0, help="seconds added to every Management API call")
+    s.add_argument("--job-seconds", type=float, default=0.0, help="how long each job takes to process")
+    s.add_argument("--fault", action="append", default=[], metavar="'METHOD /path@N=STATUS|drop[xTIMES]'",
+                   help="answer the Nth call of an endpoint with 429/500/503 or drop it (repeatable)")
+    s.add_argument("--fail-job", type=int, action="append", default=[], metavar="N", help="the Nth job fails")
+    s.add_argument("--expire-job", type=int, action="append", default=[], metavar="N", help="the Nth job expires")
+    s.add_argument("--job-pending-polls", type=int, default=0, metavar="K", help="jobs stay pending for K polls")
+    s.add_argument("--expire-links", action="store_true", help="export download links are born expired")
+    s.add_argument("--search-lag", type=float, default=0.0, metavar="S", help="new users unsearchable for S s")
+    e = tenant.add_parser("export-hashes", help="write a connection's support-ticket password-hash file")
+    e.add_argument("--db", required=True, help="the tenant's SQLite file (tenant serve --db)")
+    e.add_argument("--connection", required=True, help="connection name")
+    e.add_argument("--tenant-name", default="local-tenant", help="the tenant name written on each line")
+    return parser
+
+
+def _credentials(args: argparse.Namespace) -> tuple[TenantCredentials, TenantCredentials | None]:
+    def pick(flag: str | None, env: str) -> str | None:
+        return flag or os.environ.get(env) or None
+
+    source_domain = pick(args.domain, "AUTH0_DOMAIN")
+    source_id = pick(args.client_id, "AUTH0_CLIENT_ID")
+    source_secret = pick(args.client_secret, "AUTH0_CLIENT_SECRET")
+    if not (source_domain and source_id and source_secret):
+        raise UsageError("the source tenant needs a domain, client id and client secret: set AUTH0_DOMAIN, "
+                         "AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET (or --domain, --client-id, --client-secret)")
+    source = TenantCredentials(source_domain, source_id, source_secret)
+    target_domain = pick(args.target_domain, "TARGET_AUTH0_DOMAIN")
+    if not target_domain:
+        return source, None
+    target_id = pick(args.target_client_id, "TARGET_AUTH0_CLIENT_ID")
+    target_secret = pick(args.target_client_secret, "TARGET_AUTH0_CLIENT_SECRET")
+    if not (target_id and target_secret):
+        raise UsageError("TARGET_AUTH0_DOMAIN is set: the target also needs TARGET_AUTH0_CLIENT_ID and "
+                         "TARGET_AUTH0_CLIENT_SECRET (or --target-client-id, --target-client-secret)")
+    return source, TenantCredentials(target_domain, target_id, target_secret)
+
+
+def _options(args: argparse.Namespace) -> MigrationOptions:
+    return MigrationOptions(source_connection=args.source_connection, target_connection=args.target_connection,
+                            user_ids=args.user_ids, id_prefix=args.id_prefix, record_source_id=args.record_source_id,
+                            password_hashes=args.password_hashes, missing_hash=args.missing_hash,
+                            from_file=args.from_file, users_file=args.users_file,
+                            delete_source_users=args.delete_source_users, state=args.state)
+
+
+async def _migration_command(args: argparse.Namespace, console: Console) -> int:
+    from . import pipeline
+    from .report import ConsoleReporter, print_json, render_result
+
+    source_creds, target_creds = _credentials(args)
+    options = _options(args)
+    source = TenantClient(source_creds, rate=args.rate, concurrency=args.concurrency)
+    target = TenantClient(target_creds, rate=args.target_rate, concurrency=args.concurrency) if target_creds else None
+    reporter = ConsoleReporter(console.file, quiet=False)
+    try:
+        if args.command == "plan":
+            result: Any = await pipeline.plan(options, source=source, target=target, reporter=reporter,
+                                              rate=args.rate)
+            reporter.close()
+            if args.json:
+                print_json(result)
+            else:
+                print_json(result, console.file)
+            return 0
+        if args.command == "run":
+            outcome = await pipeline.run(options, source=source, target=target, reporter=reporter)
+        else:
+            outcome = await pipeline.verify_again(options, source=source, target=target, reporter=reporter)
+        reporter.close()
+        render_result(outcome, console, title="Verification" if args.command == "verify" else "Migration")
+        if args.json:
+            print_json(outcome.as_dict())
+        return outcome.exit_code
+    finally:
+        reporter.close()
+        await source.aclose()
+        if target is not None:
+            await target.aclose()
+
+
+def _status(args: argparse.Namespace, console: Console) -> int:
+    from .pipeline import status
+    from .report import print_json, render_result
+
+    result = status(args.state)
+    render_result(result, console, title="Status")
+    console.print("phases done: " + ", ".join(result.reports.get("phases_done") or []) or "none")
+    if args.json:
+        print_json(result.as_dict())
+    return 0
+
+
+def _export_hashes(args: argparse.Namespace) -> int:
+    from .tenant.store import Store
+    from .tenant.support_export import export_hashes
+
+    if not os.path.isfile(args.db):
+        raise UsageError(f"--db {args.db}: no such file")
+    store = Store(args.db)
+    try:
+        return 0 if export_hashes(store, args.connection, args.tenant_name, sys.stdout) >= 0 else 1
+    finally:
+        store.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(file=sys.stderr, highlight=False)
+    try:
+        if args.command in ("plan", "run", "verify"):
+            return asyncio.run(_migration_command(args, console))
+        if args.command == "status":
+            return _status(args, console)
+        if args.command == "demo":
+            from .demo import main as demo_main
+
+            return demo_main(users=args.users, user_ids=args.user_ids, as_json=args.json, console=console)
+        if args.command == "tenant" and args.tenant_command == "serve":
+            from .tenant.serve import serve
+
+            return serve(args)
+        if args.command == "tenant" and args.tenant_command == "export-hashes":
+            return _export_hashes(args)
+    except KeyboardInterrupt:
+        console.print(f"interrupted; {RESUME_HINT}")
+        return EXIT_INTERRUPTED
+    except TransientError as exc:
+        console.print(f"[yellow]stopped on a transient problem:[/] {exc}\n{RESUME_HINT}")
+        return EXIT_TRANSIENT
+    except MigrationError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return exc.exit_code
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

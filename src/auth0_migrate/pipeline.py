@@ -1,0 +1,289 @@
+"""The orchestrator: `plan`, `run`, `verify` and `status`, each a library call the CLI is a thin twin of.
+
+`run` walks the stages in order (DESIGN.md) and records each step in the ledger; running it again
+with the same state resumes where it stopped. It refuses, before writing anything, what cannot
+work: unknown connections, missing scopes (named), `keep` in one tenant without cutover, a prefix
+that is missing.
+
+Example::
+
+    result = await run(options, source=TenantClient(creds), target=None)
+    print(result.exit_code)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import secrets
+import tempfile
+from typing import Any
+
+from .auth0.client import TenantClient
+from .errors import InsufficientScopeError, UsageError
+from .ledger import Ledger
+from .model import (
+    EXIT_FAILED_USERS,
+    EXIT_OK,
+    EXIT_VERIFY,
+    Failure,
+    MigrationOptions,
+    QuietReporter,
+    Reporter,
+    RunResult,
+)
+from .stages import authz, cutover, export, idmap, join, load, prepare, restore, verify
+from .stages.context import Connection, Job
+
+SOURCE_SCOPES = ("read:users", "read:roles", "read:connections")
+TARGET_SCOPES = ("read:users", "create:users", "update:users", "read:roles", "update:roles", "read:connections")
+
+
+def default_state_path(options: MigrationOptions, source: TenantClient, target: TenantClient) -> str:
+    """`<tenant>_<connection>__<tenant>_<connection>.migration.sqlite` in the current folder."""
+    def slug(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9.-]+", "-", text.split("://")[-1]).strip("-")[:60]
+    src = f"{slug(source.name)}_{slug(options.source_connection)}"
+    dst = f"{slug(target.name)}_{slug(options.target_connection)}"
+    return os.path.abspath(f"{src}__{dst}.migration.sqlite")
+
+
+def check_options(options: MigrationOptions, same_tenant: bool) -> None:
+    if options.user_ids not in ("regenerate", "keep", "prefix"):
+        raise UsageError(f"--user-ids must be regenerate, keep or prefix, not {options.user_ids!r}")
+    if options.user_ids == "prefix" and not options.id_prefix:
+        raise UsageError("--user-ids prefix needs --id-prefix STR (the new ids become auth0|STR<old id>)")
+    if options.id_prefix and options.user_ids != "prefix":
+        raise UsageError("--id-prefix only applies with --user-ids prefix")
+    if options.user_ids == "keep" and same_tenant and not options.delete_source_users:
+        raise UsageError(
+            "--user-ids keep in one tenant needs --delete-source-users: until the source copy is deleted two users "
+            "share each id, and Auth0's id-only endpoints (get, update, delete a user; Actions) would answer with "
+            "the wrong one. Use --user-ids prefix or regenerate to keep both copies.")
+    if same_tenant and options.source_connection == options.target_connection:
+        raise UsageError("the source and target connections are the same connection")
+    if options.missing_hash not in ("hold", "import"):
+        raise UsageError("--missing-hash must be hold or import")
+    for flag, path in (("--password-hashes", options.password_hashes), ("--from-file", options.from_file),
+                       ("--users", options.users_file)):
+        if path and not os.path.isfile(path):
+            raise UsageError(f"{flag} {path}: no such file")
+
+
+async def resolve_connection(client: TenantClient, name: str) -> Connection:
+    pager = await client.call(f"find connection {name!r}", client.sdk.connections.list, name=name, take=50)
+    for item in pager.items or []:
+        if item.name == name:
+            if item.strategy != "auth0":
+                raise UsageError(f"connection {name!r} in {client.name} is a {item.strategy} connection; "
+                                 "only database (auth0) connections can be migrated")
+            return Connection(id=str(item.id), name=name)
+    raise UsageError(f"there is no connection named {name!r} in {client.name}")
+
+
+async def check_scopes(client: TenantClient, needed: tuple[str, ...], role: str) -> None:
+    granted = await client.granted_scopes()
+    missing = [s for s in needed if s not in granted]
+    if missing:
+        raise InsufficientScopeError(
+            f"the {role} token ({client.name}) lacks the scopes {', '.join(missing)}; grant them to the "
+            "machine-to-machine application under APIs > Auth0 Management API", scopes=missing, operation="scopes")
+
+
+def fingerprint(options: MigrationOptions, source: TenantClient, target: TenantClient) -> dict[str, Any]:
+    return {"source": source.name, "target": target.name, "source_connection": options.source_connection,
+            "target_connection": options.target_connection, "user_ids": options.user_ids,
+            "id_prefix": options.id_prefix, "record_source_id": options.record_source_id,
+            "password_hashes": os.path.abspath(options.password_hashes) if options.password_hashes else None,
+            "from_file": os.path.abspath(options.from_file) if options.from_file else None,
+            "users_file": os.path.abspath(options.users_file) if options.users_file else None,
+            "missing_hash": options.missing_hash}
+
+
+async def open_job(options: MigrationOptions, source: TenantClient, target: TenantClient | None,
+                   reporter: Reporter, *, state: str | None = None, create: bool = True) -> Job:
+    target = target or source
+    same = target is source
+    options.cross_tenant = not same
+    check_options(options, same)
+    source_scopes = SOURCE_SCOPES + (("delete:users",) if options.delete_source_users else ())
+    target_scopes = TARGET_SCOPES + (() if same else ("read:resource_servers",))
+    if same:
+        await check_scopes(source, tuple(dict.fromkeys(source_scopes + target_scopes)), "source and target")
+    else:
+        await check_scopes(source, source_scopes, "source")
+        await check_scopes(target, target_scopes, "target")
+    source_connection = await resolve_connection(source, options.source_connection)
+    target_connection = await resolve_connection(target, options.target_connection)
+    path = state or options.state or default_state_path(options, source, target)
+    ledger = Ledger.open(path, fingerprint(options, source, target), create=create)
+    if ledger.get_meta("run_id") is None:
+        ledger.set_meta("run_id", secrets.token_hex(4))
+    return Job(options, ledger, source, target, reporter, source_connection, target_connection)
+
+
+async def run(options: MigrationOptions, *, source: TenantClient, target: TenantClient | None = None,
+              reporter: Reporter | None = None) -> RunResult:
+    """Migrate (or resume migrating) the users of one connection into another, and verify them."""
+    reporter = reporter or QuietReporter()
+    job = await open_job(options, source, target, reporter)
+    try:
+        await export.export_source(job)
+        join.join_hashes(job)
+        await authz.read_grants(job)
+        prepare.transform_users(job)
+        prepare.pack_users(job)
+        await load.import_users(job)
+        await idmap.map_ids(job)
+        await restore.restore_grants(job)
+        await verify.verify_grants(job)
+        if options.delete_source_users:
+            await cutover.delete_source_copies(job)
+            if options.user_ids == "keep":
+                await cutover.reapply_after_cutover(job)
+        return summarize(job.ledger)
+    finally:
+        job.ledger.close()
+
+
+async def verify_again(options: MigrationOptions, *, source: TenantClient, target: TenantClient | None = None,
+                       reporter: Reporter | None = None, state: str | None = None) -> RunResult:
+    """Re-read the target now and compare every migrated user again (the `verify` command)."""
+    reporter = reporter or QuietReporter()
+    job = await open_job(options, source, target, reporter, state=state, create=False)
+    try:
+        ledger = job.ledger
+        for phase in ("reverify-idmap", "reverify-grants"):
+            ledger.db.execute("DELETE FROM meta WHERE key IN (?, ?)", (f"phase:{phase}", f"{phase}_export_job_id"))
+        await idmap.map_ids(job, phase="reverify-idmap")
+        await verify.verify_grants(job, phase="reverify-grants")
+        return summarize(ledger)
+    finally:
+        job.ledger.close()
+
+
+def summarize(ledger: Ledger) -> RunResult:
+    """The run's numbers, failures and differences, read from the ledger (so `status` shows the same)."""
+    count = lambda sql: int(ledger.scalar(sql) or 0)  # noqa: E731
+    migrated = "status IN ('imported', 'already_in_target')"
+    users = {
+        "selected": count("SELECT COUNT(*) FROM users"),
+        "imported": count("SELECT COUNT(*) FROM users WHERE status = 'imported'"),
+        "already_in_target": count("SELECT COUNT(*) FROM users WHERE status = 'already_in_target'"),
+        "held_back": count("SELECT COUNT(*) FROM users WHERE status = 'held_back'"),
+        "failed": count("SELECT COUNT(*) FROM users WHERE status IN ('failed', 'invalid')"),
+        "pending": count("SELECT COUNT(*) FROM users WHERE status IN ('exported', 'ready', 'conflict')"),
+        "deleted_from_source": count("SELECT COUNT(*) FROM users WHERE deleted = 1"),
+        "verified": count(f"SELECT COUNT(*) FROM users WHERE {migrated} AND profile_ok = 1 AND grants_ok = 1"),
+        "with_password_hash": count("SELECT COUNT(*) FROM users WHERE has_credential = 1"),
+    }
+    grants = {
+        "permissions_restored": count("SELECT COUNT(*) FROM permissions p JOIN users u USING (ordinal) "
+                                      "WHERE u.perms_restored = 1"),
+        "roles_restored": count("SELECT COUNT(*) FROM role_members WHERE assigned >= 1"),
+        "permissions_in_source": count("SELECT COUNT(*) FROM permissions"),
+        "role_memberships_in_source": count("SELECT COUNT(*) FROM role_members"),
+    }
+    failures = [Failure(r["source_id"], r["email"], r["stage"] or "", r["code"] or "", r["message"] or "")
+                for r in ledger.q("SELECT source_id, email, stage, code, message FROM users WHERE status IN "
+                                  "('failed', 'invalid', 'held_back') ORDER BY ordinal")]
+    import json
+
+    differences = [{"user_id": r["source_id"], "target_id": r["target_id"], "email": r["email"],
+                    "differences": json.loads(r["diffs"])}
+                   for r in ledger.q(f"SELECT source_id, target_id, email, diffs FROM users WHERE {migrated} AND "
+                                     "diffs IS NOT NULL ORDER BY ordinal")]
+    problems: dict[str, list[dict[str, Any]]] = {}
+    for r in ledger.q("SELECT kind, ref, detail FROM problems ORDER BY rowid"):
+        problems.setdefault(r["kind"], []).append({"ref": r["ref"], "detail": r["detail"]})
+    files = [{"file_id": r["file_id"], "bytes": r["bytes"], "users": r["users"], "job_id": r["job_id"],
+              "status": r["status"]} for r in ledger.q("SELECT * FROM files ORDER BY file_id")]
+    phases = sorted(k.removeprefix("phase:") for k in
+                    (r["key"] for r in ledger.q("SELECT key FROM meta WHERE key LIKE 'phase:%'")))
+    reports = {"problems": problems, "import_files": files, "phases_done": phases,
+               "hash_file": ledger.get_meta("hashes")}
+    if differences:
+        code = EXIT_VERIFY
+    elif users["failed"] or users["held_back"] or users["pending"]:
+        code = EXIT_FAILED_USERS
+    else:
+        code = EXIT_OK
+    return RunResult(users=users, grants=grants, failures=failures, differences=differences, reports=reports,
+                     exit_code=code, state=ledger.path)
+
+
+def status(state: str) -> RunResult:
+    """Where a run stands, from its ledger alone (no network)."""
+    with Ledger.open(state, lock=False, create=False) as ledger:
+        return summarize(ledger)
+
+
+async def plan(options: MigrationOptions, *, source: TenantClient, target: TenantClient | None = None,
+               reporter: Reporter | None = None, rate: float | None = None) -> dict[str, Any]:
+    """What `run` would do, writing nothing: counts, users that would fail, missing roles and APIs, calls, time.
+
+    It exports the source (a read) into a throw-away ledger, joins and validates locally, and reads the
+    role and API lists of both tenants; it never writes to a tenant or leaves a state file.
+    """
+    reporter = reporter or QuietReporter()
+    fd, path = tempfile.mkstemp(prefix="auth0-migrate-plan-", suffix=".sqlite")
+    os.close(fd)
+    os.unlink(path)
+    try:
+        job = await open_job(options, source, target, reporter, state=path)
+        try:
+            await export.export_source(job)
+            join.join_hashes(job)
+            prepare.transform_users(job)
+            prepare.pack_users(job)
+            ledger = job.ledger
+            source_roles = await authz.list_roles(job.source)
+            missing_roles: list[str] = []
+            missing_apis: list[str] = []
+            if not job.same_tenant:
+                target_roles = {r["name"] for r in await authz.list_roles(job.target)}
+                missing_roles = sorted(r["name"] for r in source_roles if r["name"] not in target_roles)
+                target_apis = {a for a, _ in (await restore.target_permissions(job) or set())}
+                source_apis = await _api_identifiers(job.source)
+                missing_apis = sorted(a for a in source_apis if a not in target_apis)
+            summary = summarize(ledger)
+            n = summary.users["selected"] - summary.users["held_back"] - summary.users["failed"]
+            files = len(summary.reports["import_files"])
+            calls = _estimate_calls(n, files, len(source_roles), options)
+            result = {
+                "users": {"selected": summary.users["selected"], "will_import": n,
+                          "held_back": summary.users["held_back"], "will_fail": summary.users["failed"],
+                          "with_password_hash": summary.users["with_password_hash"]},
+                "failures": [f.as_dict() for f in summary.failures],
+                "problems": summary.reports["problems"],
+                "import_files": [f["bytes"] for f in summary.reports["import_files"]],
+                "roles_missing_in_target": missing_roles, "apis_missing_in_target": missing_apis,
+                "calls": calls,
+                "minutes_at": {f"{r:g} req/s": round(calls["total"] / r / 60, 1)
+                               for r in ([rate] if rate else [2.0, 16.0])},
+            }
+            return result
+        finally:
+            job.ledger.close()
+    finally:
+        for suffix in ("", "-wal", "-shm", ".lock"):
+            if os.path.exists(path + suffix):
+                os.unlink(path + suffix)
+
+
+async def _api_identifiers(client: TenantClient) -> set[str]:
+    pager = await client.call("list APIs", client.sdk.resource_servers.list, per_page=100, include_totals=True)
+    return {str(r.identifier) for r in pager.items or []}
+
+
+def _estimate_calls(users: int, files: int, roles: int, options: MigrationOptions) -> dict[str, int]:
+    """Management API calls a run needs (upper estimate: role pages and grants are unknown before reading)."""
+    calls = {
+        "connections": 2, "export_jobs": 3, "roles": 1 + roles, "read_permissions": users,
+        "import_jobs": files * 3, "idmap_export": 3, "write_permissions": users, "role_assignments":
+        roles + math.ceil(users / restore.ROLE_BATCH), "verify_permissions": users, "verify_roles": roles,
+        "delete_source": users if options.delete_source_users else 0,
+    }
+    calls["total"] = sum(calls.values())
+    return calls

@@ -1,0 +1,113 @@
+"""Stage 3: each source user's DIRECT permissions and role memberships.
+
+Roles are read set-wise: every role, then its members through checkpoint paging (`from`/`take`),
+which is not capped at 1,000. Permissions have no bulk endpoint: one read per user (more only for
+a user with over 100), keeping only permissions with a DIRECT source, because
+`GET /users/{id}/permissions` also lists what roles grant, and roles are restored as roles.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..auth0.client import TenantClient
+from .context import Job
+from .pool import run_pool
+
+PAGE = 100
+ROLE_PAGE = 50  # the Management API overview says 50 is the page maximum on public cloud (reference §4)
+
+
+async def list_roles(client: TenantClient) -> list[dict[str, Any]]:
+    roles: list[dict[str, Any]] = []
+    page = 0
+    while True:
+        pager = await client.call("list roles", client.sdk.roles.list, page=page, per_page=PAGE, include_totals=True)
+        items = [r.model_dump() for r in (pager.items or [])]
+        roles.extend(items)
+        total = getattr(pager.response, "total", None)
+        if not items or total is None or len(roles) >= total:
+            return roles
+        page += 1
+
+
+async def role_member_ids(client: TenantClient, role_id: str) -> list[str]:
+    """Every direct member of a role, through checkpoint paging."""
+    members: list[str] = []
+    checkpoint: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"take": ROLE_PAGE, "include_totals": False}
+        if checkpoint:
+            kwargs["from_"] = checkpoint
+        pager = await client.call(f"list members of role {role_id}", client.sdk.roles.users.list, role_id, **kwargs)
+        members.extend(str(u.user_id) for u in (pager.items or []) if u.user_id)
+        checkpoint = getattr(pager.response, "next", None)
+        if not checkpoint or not pager.items:
+            return members
+
+
+async def direct_permissions(client: TenantClient, user_id: str) -> list[tuple[str, str]]:
+    """(API identifier, permission name) of the user's DIRECT permissions."""
+    found: list[tuple[str, str]] = []
+    page = 0
+    seen = 0
+    while True:
+        pager = await client.call(f"read permissions of {user_id}", client.sdk.users.permissions.list, user_id,
+                                  page=page, per_page=PAGE, include_totals=True)
+        items = pager.items or []
+        seen += len(items)
+        for item in items:
+            data = item.model_dump()
+            sources = data.get("sources") or [{"source_type": "DIRECT"}]
+            if any(s.get("source_type") == "DIRECT" for s in sources if isinstance(s, dict)):
+                found.append((str(data["resource_server_identifier"]), str(data["permission_name"])))
+        total = getattr(pager.response, "total", None)
+        if not items or total is None or seen >= total:
+            return found
+        page += 1
+
+
+async def read_grants(job: Job) -> None:
+    ledger = job.ledger
+    if ledger.phase_done("grants"):
+        return
+    job.reporter.phase("read roles and permissions")
+    if not ledger.phase_done("roles"):
+        roles = await list_roles(job.source)
+        by_source_id = {r["source_id"]: r["ordinal"] for r in ledger.q("SELECT ordinal, source_id FROM users")}
+        for role in roles:
+            if ledger.one("SELECT 1 FROM roles WHERE source_role_id = ? AND members_read = 1", (role["id"],)):
+                continue
+            members = await role_member_ids(job.source, role["id"])
+            with ledger.tx() as db:
+                db.execute("INSERT OR REPLACE INTO roles (source_role_id, name, members_read) VALUES (?, ?, 1)",
+                           (role["id"], role["name"]))
+                db.executemany("INSERT OR IGNORE INTO role_members (source_role_id, ordinal) VALUES (?, ?)",
+                               [(role["id"], by_source_id[m]) for m in members if m in by_source_id])
+        ledger.mark_phase("roles")
+
+    todo = [(r["ordinal"], r["source_id"]) for r in
+            ledger.q("SELECT ordinal, source_id FROM users WHERE perms_read = 0 AND status NOT IN "
+                     "('held_back', 'invalid') ORDER BY ordinal")]
+    job.reporter.phase("read direct permissions", total=len(todo))
+    pending: list[tuple[int, list[tuple[str, str]]]] = []
+
+    def flush() -> None:
+        with ledger.tx() as db:
+            for ordinal, perms in pending:
+                db.executemany("INSERT OR IGNORE INTO permissions (ordinal, api, name) VALUES (?, ?, ?)",
+                               [(ordinal, api, name) for api, name in perms])
+                db.execute("UPDATE users SET perms_read = 1 WHERE ordinal = ?", (ordinal,))
+        job.reporter.advance(len(pending))
+        pending.clear()
+
+    def done(item: tuple[int, str], perms: list[tuple[str, str]]) -> None:
+        pending.append((item[0], perms))
+        if len(pending) >= 200:
+            flush()
+
+    try:
+        await run_pool(todo, lambda item: direct_permissions(job.source, item[1]), on_result=done)
+    finally:
+        flush()
+    ledger.mark_phase("grants")

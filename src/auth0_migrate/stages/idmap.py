@@ -1,0 +1,123 @@
+"""Stage 6: old id -> new id, and the target's copy of each profile, from one export of the target.
+
+Import jobs return no ids. With `--user-ids regenerate` the new ids are found by email in the
+target connection; with `keep` and `prefix` they were computed, and the export confirms them.
+The same export gives the profile fields that verification compares, so it is one job, not one
+look-up per user. Users the export does not show are looked up one by one with
+`GET /users-by-email` (immediately consistent), filtered to the target connection.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from ..auth0 import jobs
+from .context import Job
+from .pool import run_pool
+
+PROFILE_FIELDS = ("email", "email_verified", "given_name", "family_name", "name", "nickname", "picture",
+                  "blocked", "app_metadata", "user_metadata", "username", "phone_number", "phone_verified")
+TARGET_FIELDS = ("user_id", *PROFILE_FIELDS, "identities")
+DEFAULTS: dict[str, Any] = {"blocked": False, "email_verified": False, "app_metadata": {}, "user_metadata": {},
+                            "phone_verified": False}
+
+
+def profile_differences(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
+    """The profile fields where the target differs from what was imported (names only, never values of hashes)."""
+    diffs = []
+    for field in PROFILE_FIELDS:
+        if field not in expected and field not in DEFAULTS:
+            continue
+        want = expected.get(field, DEFAULTS.get(field))
+        have = actual.get(field, DEFAULTS.get(field))
+        if field == "email" and isinstance(want, str) and isinstance(have, str):
+            want, have = want.lower(), have.lower()
+        if field == "picture" and field not in expected:
+            continue
+        if want != have:
+            diffs.append(field)
+    return diffs
+
+
+def _apply(job: Job, target_user: dict[str, Any], pending: dict[str, int]) -> bool:
+    email = target_user.get("email")
+    if not isinstance(email, str):
+        return False
+    ordinal = pending.pop(email.lower(), None)
+    if ordinal is None:
+        return False
+    ledger = job.ledger
+    row = ledger.one("SELECT record, target_id, status FROM users WHERE ordinal = ?", (ordinal,))
+    if row is None:
+        return False
+    found_id = str(target_user.get("user_id"))
+    if row["target_id"] and row["target_id"] != found_id:
+        ledger.db.execute("UPDATE users SET status = 'failed', stage = 'idmap', code = 'ID_MISMATCH', message = ?,"
+                          " target_id = ? WHERE ordinal = ?",
+                          (f"expected {row['target_id']} in the target but {email} has {found_id}", found_id, ordinal))
+        return True
+    diffs = profile_differences(json.loads(row["record"]), target_user)
+    status = "already_in_target" if row["status"] == "conflict" else "imported"
+    ledger.db.execute("UPDATE users SET target_id = ?, status = ?, profile_ok = ?, diffs = ? WHERE ordinal = ?",
+                      (found_id, status, 0 if diffs else 1, json.dumps(diffs) if diffs else None, ordinal))
+    return True
+
+
+async def map_ids(job: Job, *, phase: str = "idmap") -> None:
+    """Read the target connection once and record every migrated user's target id and profile check."""
+    ledger = job.ledger
+    if ledger.phase_done(phase):
+        return
+    job.reporter.phase("map ids and check profiles in the target")
+    statuses = ("imported", "conflict", "already_in_target")
+    pending = {r["email"]: r["ordinal"] for r in ledger.q(
+        f"SELECT ordinal, email FROM users WHERE status IN {statuses!r} AND email IS NOT NULL")}
+    job_id = ledger.get_meta(f"{phase}_export_job_id")
+    if job_id is None:
+        job_id = await jobs.start_export(job.target, job.target_connection.id, TARGET_FIELDS)
+        ledger.set_meta(f"{phase}_export_job_id", job_id)
+    job_id, path = await jobs.export_connection(job.target, job.target_connection.id, TARGET_FIELDS, job_id=job_id)
+    try:
+        with ledger.tx():
+            for _, record, _problem in jobs.iter_export_file(path):
+                if record is not None:
+                    _apply(job, record, pending)
+    finally:
+        os.unlink(path)
+    if pending:
+        await _look_up(job, pending)
+    ledger.mark_phase(phase)
+
+
+async def _look_up(job: Job, pending: dict[str, int]) -> None:
+    """Per-user fallback for users the export did not show (e.g. created after it started)."""
+    connection = job.target_connection.name
+    found: list[dict[str, Any]] = []
+
+    async def look(email: str) -> dict[str, Any] | None:
+        users = await job.target.call(f"look up {email} in the target", job.target.sdk.users.list_users_by_email,
+                                      email=email)
+        for user in users or []:
+            data = user.model_dump(mode="json")
+            if any(i.get("connection") == connection for i in data.get("identities") or []):
+                return data
+        return None
+
+    def done(email: str, user: dict[str, Any] | None) -> None:
+        if user is not None:
+            found.append(user)
+
+    await run_pool(list(pending), look, on_result=done)
+    ledger = job.ledger
+    with ledger.tx():
+        for user in found:
+            _apply(job, user, pending)
+        for email, ordinal in pending.items():
+            row = ledger.one("SELECT status, code, message FROM users WHERE ordinal = ?", (ordinal,))
+            if row is not None and row["status"] == "conflict":
+                ledger.fail_user(ordinal, "import", row["code"], row["message"] or "conflict in the target")
+            else:
+                ledger.fail_user(ordinal, "idmap", "NOT_IN_TARGET",
+                                 f"{email} was imported but is not in {connection}")

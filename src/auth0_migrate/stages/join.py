@@ -1,0 +1,91 @@
+"""Stage 2: join the support-ticket hash file onto the exported users, through an index on disk.
+
+The file streams into the ledger's `hashes` table (only rows of the source connection's name), and
+the join is SQL: `user_id == "auth0|" + (alt_id or _id.$oid)` first; the email only as a fallback,
+and only when exactly one unclaimed hash row and exactly one unmatched user share it. Both
+directions are reported: users with no hash, hashes with no user. The table is emptied once the
+join is done, so hashes live only on the rows of users still waiting to be imported.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import InputError
+from .context import Job
+from .hashes import HashRow, iter_hash_file
+
+BATCH = 5000
+
+
+def join_hashes(job: Job) -> None:
+    ledger = job.ledger
+    path = job.options.password_hashes
+    if ledger.phase_done("hashes") or not path:
+        return
+    if not os.path.isfile(path):
+        raise InputError(f"--password-hashes {path}: no such file")
+    job.reporter.phase("join password hashes")
+    connection = job.source_connection.name
+    with ledger.tx():
+        db = ledger.db
+        db.execute("DELETE FROM hashes")
+        batch: list[tuple[str, str | None, str | None, int]] = []
+        other_connections = 0
+        duplicates = 0
+        for item in iter_hash_file(path):
+            if not isinstance(item, HashRow):
+                ledger.add_problem("hash-file", str(item.line_no), item.reason)
+                continue
+            if item.connection != connection:
+                other_connections += 1
+                continue
+            batch.append((item.user_id, item.email, _cred(item), item.line_no))
+            if len(batch) >= BATCH:
+                duplicates += _insert(db, batch)
+        duplicates += _insert(db, batch)
+        if duplicates:
+            ledger.add_problem("hash-file", None, f"{duplicates} hash rows repeat a user id already in the file; "
+                                                  "the first row of each was used")
+        # 1. by id
+        db.execute("UPDATE users SET credential = (SELECT credential FROM hashes h WHERE h.user_id = users.source_id),"
+                   " hash_match = 'id' WHERE source_id IN (SELECT user_id FROM hashes)")
+        # 2. by email, when unambiguous on both sides
+        db.execute("""
+            WITH free AS (SELECT * FROM hashes WHERE user_id NOT IN (SELECT source_id FROM users)
+                          AND email IS NOT NULL),
+                 free_once AS (SELECT email FROM free GROUP BY email HAVING COUNT(*) = 1),
+                 users_once AS (SELECT email FROM users WHERE hash_match IS NULL AND email IS NOT NULL
+                                GROUP BY email HAVING COUNT(*) = 1)
+            UPDATE users SET credential = (SELECT credential FROM free f WHERE f.email = users.email),
+                             hash_match = 'email'
+            WHERE hash_match IS NULL AND email IN (SELECT email FROM free_once)
+                  AND email IN (SELECT email FROM users_once)""")
+        db.execute("UPDATE users SET has_credential = 1 WHERE credential IS NOT NULL")
+        db.execute("UPDATE users SET hash_match = 'none' WHERE hash_match IS NULL")
+        # Hashes with no user: reported by id and line, never with the hash.
+        orphans = db.execute("""SELECT user_id, line_no FROM hashes WHERE user_id NOT IN (SELECT source_id FROM users)
+                                AND (email IS NULL OR email NOT IN (SELECT email FROM users
+                                     WHERE hash_match = 'email'))""").fetchall()
+        ledger.add_problems(("hash-without-user", r["user_id"],
+                             f"hash file line {r['line_no']}: {r['user_id']} is not a selected user of {connection}")
+                            for r in orphans)
+        ledger.set_meta("hashes", {"rows": db.execute("SELECT COUNT(*) FROM hashes").fetchone()[0],
+                                   "other_connections": other_connections, "without_user": len(orphans)})
+        db.execute("DELETE FROM hashes")
+        ledger.mark_phase("hashes")
+
+
+def _cred(row: HashRow) -> str | None:
+    import json
+
+    return None if row.credential is None else json.dumps(row.credential, separators=(",", ":"))
+
+
+def _insert(db, batch: list[tuple[str, str | None, str | None, int]]) -> int:  # noqa: ANN001
+    before = db.total_changes
+    db.executemany("INSERT OR IGNORE INTO hashes (user_id, email, credential, line_no) VALUES (?, ?, ?, ?)", batch)
+    inserted = db.total_changes - before
+    skipped = len(batch) - inserted
+    batch.clear()
+    return skipped

@@ -1,0 +1,53 @@
+"""`auth0-migrate tenant serve`: the local tenant over HTTP, with uvicorn.
+
+Prints the base URL on stdout once it accepts connections (one line, for scripts to wait on),
+the generated client credentials on stderr when none were given, and stops cleanly on SIGINT or
+SIGTERM (uvicorn's own handlers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import uvicorn
+
+from .app import create_app
+from .config import TenantConfig
+from .faults import Faults
+
+
+def build_app(args: argparse.Namespace):  # noqa: ANN201
+    base_url = f"http://{args.host}:{args.port}"
+    config = TenantConfig(name=args.name, plan=args.plan, db_path=args.db, client_id=args.client_id,
+                          client_secret=args.client_secret, base_url=base_url, rate=args.rate, burst=args.burst,
+                          latency=args.latency, job_seconds=args.job_seconds)
+    app = create_app(config)
+    faults: Faults = app.state.tenant.faults
+    for spec in args.fault:
+        faults.calls.append(Faults.parse(spec))
+    faults.fail_jobs.update(args.fail_job)
+    faults.expire_jobs.update(args.expire_job)
+    faults.job_pending_polls = args.job_pending_polls
+    faults.expire_links_now = args.expire_links
+    faults.search_lag = args.search_lag
+    return app, base_url
+
+
+def serve(args: argparse.Namespace) -> int:
+    app, base_url = build_app(args)
+    tenant = app.state.tenant
+    if not (args.client_id and args.client_secret):
+        print(f"client id: {tenant.client_id}\nclient secret: {tenant.client_secret}", file=sys.stderr)
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None):  # noqa: ANN001, ANN202
+            await super().startup(sockets)
+            print(base_url, flush=True)
+
+    server = Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="off"))
+    try:
+        server.run()
+    finally:
+        tenant.close()
+    return 0
