@@ -366,8 +366,13 @@ class OpenAPISpec:
         return f"{where}: {_short(err.message)}{more}"
 
     def validate_response(self, method: str, path: str, status: int, content_type: str | None,
-                          body_bytes: bytes | None) -> list[str]:
+                          body_bytes: bytes | None, injected_fault: bool = False) -> list[str]:
         """Problems with one response, as strings (empty list = conforms).
+
+        ``injected_fault`` marks an answer the tenant's fault switches made on purpose (header
+        ``x-injected-fault``): real tenants answer 5xx and 429 on endpoints whose spec does not
+        declare them, so an undeclared status is accepted there; its body is still checked against
+        Auth0's error shape.
 
         ``body_bytes`` is the decoded body; it is only looked at when ``content_type`` is JSON, so a
         caller may pass ``None``/``b""`` for a non-JSON response it did not buffer.
@@ -411,7 +416,7 @@ class OpenAPISpec:
         response_key = next((k for k in (st, f"{st[0]}XX", f"{st[0]}xx", "default") if k in responses), None)
         response = responses.get(response_key) if response_key else None
         problems: list[str] = []
-        if response is None:
+        if response is None and not (injected_fault and status >= 429):
             declared = ", ".join(sorted(responses))
             problems.append(f"status {st} not declared for {method} {op.template} (declared: {declared})")
         response_fragment = _pointer_fragment("paths", op.template, method.lower(), "responses",
@@ -550,7 +555,8 @@ class _ValidatingBase:
         if _is_json_media_type(ct):
             return True
         self._record(request, response.status_code,
-                     self.spec.validate_response(request.method, path, response.status_code, ct, None))
+                     self.spec.validate_response(request.method, path, response.status_code, ct, None,
+                                                 _injected(response)))
         return False
 
     def _check_buffered(self, request: httpx.Request, response: httpx.Response, raw: bytes) -> httpx.Response:
@@ -569,7 +575,7 @@ class _ValidatingBase:
             body = raw
         self._record(request, response.status_code,
                      self.spec.validate_response(request.method, request.url.path, response.status_code,
-                                                 response.headers.get("content-type"), body))
+                                                 response.headers.get("content-type"), body, _injected(response)))
         return new
 
     # async side ------------------------------------------------------------------------------------
@@ -654,3 +660,7 @@ def wrap_transport(inner: Any, spec: OpenAPISpec, sink: Sink | list[str] | None 
     if is_sync:
         return ValidatingSyncTransport(inner, spec, sink)
     raise TypeError(f"expected an httpx transport or client, got {type(inner).__name__}")
+
+
+def _injected(response: httpx.Response) -> bool:
+    return response.headers.get("x-injected-fault") == "true"

@@ -1,0 +1,173 @@
+"""Kill a run anywhere, run it again: every user migrated once, none lost, none deleted before verification.
+
+A kill is modelled by raising `Killed` (a BaseException, which no code of ours catches) at a stage
+boundary or at the Nth call of an operation; the next run starts from the ledger alone, with new
+clients, as a new process would. `test_cli_sigkill` in test_sigkill.py does it with a real SIGKILL.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from auth0_migrate.auth0 import client as client_module
+from auth0_migrate.auth0 import jobs
+from auth0_migrate.stages import authz, cutover, export, idmap, join, load, prepare, restore, verify
+
+from .conftest import SOURCE, TARGET, World, dump, grants_of, migrate, options
+
+
+class Killed(BaseException):
+    pass
+
+
+STAGES = [(export, "export_source"), (join, "join_hashes"), (authz, "read_grants"), (prepare, "transform_users"),
+          (prepare, "pack_users"), (load, "import_users"), (idmap, "map_ids"), (restore, "restore_grants"),
+          (verify, "verify_grants"), (cutover, "delete_source_copies"), (cutover, "reapply_after_cutover")]
+
+
+def _setup(world: World, tmp_path, users: int = 30):
+    seeded = world.seed(users=users)
+    world.connection(TARGET)
+    before = {u["email"]: u["user_id"] for u in world.users(SOURCE)}
+    sample = sorted(before)[:6]
+    grants = {e: grants_of(world, before[e]) for e in sample}
+    hashes = world.hash_file(str(tmp_path / "hashes.ndjson"))
+    opts = options(tmp_path, user_ids="keep", password_hashes=hashes, delete_source_users=True,
+                   record_source_id="legacy_user_id")
+    return seeded, before, grants, opts
+
+
+def _nobody_lost(world: World, before: dict[str, str]) -> None:
+    """At any moment: a user gone from the source is in the target (and was verified first)."""
+    in_source = {u["email"] for u in world.users(SOURCE)}
+    in_target = [u["email"] for u in world.users(TARGET)]
+    assert len(in_target) == len(set(in_target)), "a user was imported twice"
+    for email in set(before) - in_source:
+        assert email in in_target, f"{email} left the source but is not in the target"
+
+
+def _finished(world: World, seeded, before, grants, result) -> None:
+    assert result.exit_code == 0, dump(result)
+    assert result.users["imported"] + result.users["already_in_target"] == seeded.users
+    assert result.users["verified"] == result.users["deleted_from_source"] == seeded.users
+    moved = {u["email"]: u["user_id"] for u in world.users(TARGET)}
+    assert moved == before  # every user once, with its id
+    assert world.users(SOURCE) == []
+    for email, held in grants.items():
+        assert grants_of(world, before[email]) == held
+    assert result.grants["permissions_restored"] == seeded.permissions
+    assert result.grants["roles_restored"] == seeded.role_members
+
+
+@pytest.mark.parametrize("module,name", STAGES, ids=[n for _, n in STAGES])
+def test_killed_after_each_stage(world: World, tmp_path, monkeypatch, module, name) -> None:
+    seeded, before, grants, opts = _setup(world, tmp_path)
+    original = getattr(module, name)
+
+    if name in ("join_hashes", "transform_users", "pack_users"):
+        def killed(job, *a, **k):
+            original(job, *a, **k)
+            raise Killed(name)
+    else:
+        async def killed(job, *a, **k):
+            await original(job, *a, **k)
+            raise Killed(name)
+
+    monkeypatch.setattr(module, name, killed)
+    with pytest.raises(Killed):
+        migrate(world, opts)
+    _nobody_lost(world, before)
+    monkeypatch.setattr(module, name, original)
+    _finished(world, seeded, before, grants, migrate(world, opts))
+
+
+KILL_POINTS = [("start a users import", 1), ("read job", 2), ("read permissions of", 7), ("assign role", 1),
+               ("restore permissions of", 4), ("delete ", 5), ("read errors of job", 1)]
+
+
+@pytest.mark.parametrize("operation,nth", KILL_POINTS, ids=[f"{o.strip()}#{n}" for o, n in KILL_POINTS])
+def test_killed_at_the_nth_call(world: World, tmp_path, monkeypatch, operation, nth) -> None:
+    """Killed right after the Nth call of an operation reached the tenant, before the answer was recorded."""
+    seeded, before, grants, opts = _setup(world, tmp_path)
+    if operation == "read errors of job":
+        # Make one import user fail so that the errors endpoint is read: an existing target user.
+        world.tenant.faults  # noqa: B018 - the conflict below is enough
+        email = sorted(before)[0]
+        target = world.client()
+        import asyncio
+
+        async def pre_create() -> None:
+            try:
+                await target.sdk.users.create(connection=TARGET, email=email, password="Another-pass-1!",
+                                              user_id=before[email].split("|", 1)[1])
+            finally:
+                await target.aclose()
+        asyncio.run(pre_create())
+    original = client_module.TenantClient.call
+    seen = {"n": 0}
+
+    async def call(self, op, fn, *args, **kwargs):
+        result = await original(self, op, fn, *args, **kwargs)
+        if op.startswith(operation):
+            seen["n"] += 1
+            if seen["n"] == nth:
+                raise Killed(f"{op} #{nth}")
+        return result
+
+    monkeypatch.setattr(client_module.TenantClient, "call", call)
+    with pytest.raises(Killed):
+        migrate(world, opts)
+    _nobody_lost(world, before)
+    monkeypatch.setattr(client_module.TenantClient, "call", original)
+    result = migrate(world, opts)
+    if operation == "read errors of job":
+        # The pre-created user is recognised as already in the target: not a failure, not imported twice.
+        assert result.users["already_in_target"] >= 1, dump(result)
+        assert result.exit_code in (0, 4), dump(result)
+        return
+    _finished(world, seeded, before, grants, result)
+
+
+def test_import_submitted_but_not_recorded(world: World, tmp_path, monkeypatch) -> None:
+    """The POST of an import reached the tenant but the process died before writing the job id down."""
+    seeded, before, grants, opts = _setup(world, tmp_path)
+    original = jobs.submit_import
+
+    async def submit_then_die(*args, **kwargs):
+        await original(*args, **kwargs)
+        raise Killed("after submit")
+
+    monkeypatch.setattr(jobs, "submit_import", submit_then_die)
+    with pytest.raises(Killed):
+        migrate(world, opts)
+    # The lost job is still queued in the tenant; it runs when the tenant next looks at its jobs.
+    monkeypatch.setattr(jobs, "submit_import", original)
+    result = migrate(world, opts)
+    # The resubmitted file met the users the lost job created: recognised, not failed, not duplicated.
+    assert result.users["already_in_target"] == seeded.users, dump(result)
+    _finished(world, seeded, before, grants, result)
+
+
+def test_second_run_of_a_finished_migration_changes_nothing(world: World, tmp_path) -> None:
+    seeded, before, grants, opts = _setup(world, tmp_path)
+    first = migrate(world, opts)
+    _finished(world, seeded, before, grants, first)
+    calls_before = dict(world.tenant.stats)
+    second = migrate(world, opts)
+    assert second.as_dict()["users"] == first.as_dict()["users"]
+    writes = {k: v - calls_before.get(k, 0) for k, v in world.tenant.stats.items()
+              if not k.startswith(("GET", "POST /oauth")) and v != calls_before.get(k, 0)}
+    assert writes == {}, writes
+
+
+def test_ledger_refuses_another_migration(world: World, tmp_path) -> None:
+    from auth0_migrate.errors import LedgerError
+
+    seeded, before, grants, opts = _setup(world, tmp_path, users=3)
+    migrate(world, opts)
+    other = options(tmp_path, user_ids="prefix", id_prefix="x_")
+    with pytest.raises(LedgerError, match="user_ids"):
+        migrate(world, other)
+    assert json.loads(json.dumps(seeded.users)) == 3
