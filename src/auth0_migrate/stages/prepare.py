@@ -14,7 +14,7 @@ from typing import Any
 
 from ..ledger import dumps
 from .context import Job
-from .pack import pack_files
+from .pack import encode_file, pack_files
 from .transform import to_import_record
 from .users_file import credential_of
 
@@ -48,9 +48,8 @@ def transform_users(job: Job) -> None:
             record, problems = to_import_record(export, credential=credential, strategy=options.user_ids,
                                                 prefix=options.id_prefix, record_source_id=options.record_source_id)
             if record is None or problems:
-                first = problems[0]
-                failures.append((first.code, f"{first.field}: {first.message}" if first.field else first.message,
-                                 "invalid", row["ordinal"]))
+                message = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in problems)
+                failures.append((problems[0].code, message, "invalid", row["ordinal"]))
                 continue
             for key in ("password_hash", "custom_password_hash"):
                 record.pop(key, None)  # the credential lives in its own column, cleared once imported
@@ -82,7 +81,7 @@ def import_body(rows: list[Any]) -> bytes:
         if row["credential"]:
             user.update(json.loads(row["credential"]))
         users.append(user)
-    return json.dumps(users, separators=(",", ":"), ensure_ascii=False).encode()
+    return encode_file(users)  # byte for byte what the packer sized
 
 
 def _ready(job: Job) -> Iterator[tuple[str, dict[str, Any]]]:

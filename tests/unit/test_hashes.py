@@ -1,0 +1,267 @@
+"""The support-ticket hash file: join keys, e-mails, credentials, bad lines, and secrecy."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import itertools
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import pytest
+
+from auth0_migrate.errors import InputError
+from auth0_migrate.passwords import verify_password
+from auth0_migrate.stages.hashes import (
+    HashRow,
+    LineProblem,
+    NotBcryptError,
+    credential_for_bcrypt,
+    iter_hash_file,
+)
+
+TAIL = "abcdefghijklmnopqrstuvABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789./abcde"[:53]
+H10 = "$2b$10$" + TAIL
+H10A = "$2a$10$" + TAIL
+H12 = "$2b$12$" + TAIL
+H2Y = "$2y$10$" + TAIL
+
+
+def line(**fields: Any) -> str:
+    base: dict[str, Any] = {
+        "_id": {"$oid": "5dea9f9c82dd7c0e76e4ec93"},
+        "email_verified": False,
+        "email": "User@Example.com",
+        "passwordHash": H10,
+        "password_set_date": {"$date": "2019-12-06T18:36:12.412Z"},
+        "tenant": "example-tenant-name",
+        "connection": "Username-Password-Authentication",
+        "_tmp_is_unique": True,
+        "identifiers": [{"type": "email", "value": "user@example.com", "verified": False}],
+    }
+    for key, value in fields.items():
+        if value is ...:
+            base.pop(key, None)
+        else:
+            base[key] = value
+    return json.dumps(base)
+
+
+def read(*lines: str) -> list[HashRow | LineProblem]:
+    return list(iter_hash_file(io.BytesIO(("\n".join(lines) + "\n").encode())))
+
+
+def only_row(*lines: str) -> HashRow:
+    (item,) = read(*lines)
+    assert isinstance(item, HashRow), item
+    return item
+
+
+# Join key ---------------------------------------------------------------------------------------
+
+
+def test_user_id_is_auth0_plus_oid_without_alt_id() -> None:
+    assert only_row(line()).user_id == "auth0|5dea9f9c82dd7c0e76e4ec93"
+
+
+def test_alt_id_wins_over_oid() -> None:
+    assert only_row(line(alt_id="euclid")).user_id == "auth0|euclid"
+
+
+def test_unusable_alt_id_is_a_problem_not_a_silent_fallback() -> None:
+    (item,) = read(line(alt_id=42))
+    assert isinstance(item, LineProblem) and "alt_id" in item.reason
+
+
+def test_no_id_at_all_is_a_problem() -> None:
+    (item,) = read(line(_id=...))
+    assert isinstance(item, LineProblem)
+    assert str(item) == "line 1: no alt_id and no _id.$oid: the user id cannot be built"
+
+
+# E-mail and connection ----------------------------------------------------------------------------
+
+
+def test_root_email_is_lower_cased() -> None:
+    assert only_row(line()).email == "user@example.com"
+
+
+def test_email_falls_back_to_identifiers() -> None:
+    row = only_row(
+        line(
+            email=...,
+            email_verified=...,
+            identifiers=[
+                {"type": "phone", "value": "+1555"},
+                {"type": "email", "value": "Only@Identifiers.io", "verified": True},
+            ],
+        )
+    )
+    assert row.email == "only@identifiers.io"
+
+
+def test_no_email_anywhere_gives_none() -> None:
+    assert only_row(line(email=..., identifiers=...)).email is None
+
+
+def test_connection_is_kept_for_the_callers_filter() -> None:
+    rows = read(line(connection="db-a"), line(connection="db-b", alt_id="x"))
+    assert [r.connection for r in rows if isinstance(r, HashRow)] == ["db-a", "db-b"]
+
+
+# Credentials ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("h", [H10, H10A])
+def test_cost_10_2a_2b_is_a_plain_password_hash(h: str) -> None:
+    assert only_row(line(passwordHash=h)).credential == {"password_hash": h}
+
+
+@pytest.mark.parametrize("h", [H12, H2Y, "$2a$04$" + TAIL, "$2b$31$" + TAIL])
+def test_other_bcrypt_goes_custom(h: str) -> None:
+    assert only_row(line(passwordHash=h)).credential == {
+        "custom_password_hash": {"algorithm": "bcrypt", "hash": {"value": h, "encoding": "utf8"}}
+    }
+
+
+@pytest.mark.parametrize(
+    "h",
+    [
+        "$2x$10$" + TAIL,  # $2x$ is not accepted by Auth0
+        "$2b$03$" + TAIL,  # cost below bcrypt's minimum
+        "$2b$12$" + TAIL[:-1],  # truncated
+        H12 + "\n",  # trailing newline must not sneak past a "$" anchor
+        H10 + "\n",
+        "{SSHA}c2FsdHNhbHRzYWx0",
+        "5f4dcc3b5aa765d61d8327deb882cf99",
+        "$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA",
+        "",
+    ],
+)
+def test_anything_not_bcrypt_is_refused_naming_the_line_not_the_hash(h: str) -> None:
+    items = read(line(alt_id="first"), line(passwordHash=h, alt_id="second"))
+    problem = items[1]
+    assert isinstance(problem, LineProblem)
+    assert problem.line_no == 2
+    assert problem.user_id == "auth0|second"
+    assert str(problem).startswith("line 2: passwordHash is not a bcrypt hash")
+    if h:
+        assert h.strip() not in str(problem) and h.strip() not in repr(problem)
+    with pytest.raises(NotBcryptError) as caught:
+        credential_for_bcrypt(h)
+    if h:
+        assert h.strip() not in str(caught.value)
+
+
+def test_real_bcrypt_hashes_log_in_through_the_credential_they_get() -> None:
+    cost4 = bcrypt.hashpw(b"s3cret!", bcrypt.gensalt(rounds=4, prefix=b"2b")).decode()
+    credential = credential_for_bcrypt(cost4)
+    assert "custom_password_hash" in credential
+    assert verify_password("s3cret!", credential)
+    assert not verify_password("wrong", credential)
+
+
+def test_user_without_password_is_a_row_with_no_credential() -> None:
+    row = only_row(line(passwordHash=...))
+    assert row.credential is None and row.user_id == "auth0|5dea9f9c82dd7c0e76e4ec93"
+
+
+# Bad lines ------------------------------------------------------------------------------------
+
+
+def test_bad_lines_are_reported_by_number_and_reading_goes_on() -> None:
+    broken = line(alt_id="a").replace(', "alt_id"', ' "alt_id"')  # Auth0's own sample lacks this comma
+    items = read(
+        line(alt_id="a0"),
+        "",
+        broken,
+        line(passwordHash=12345, alt_id="b"),
+        "[1, 2]",
+        "\xff not json",
+        line(alt_id="c"),
+    )
+    assert [str(i) for i in items if isinstance(i, LineProblem)] == [
+        "line 3: not valid JSON",
+        "line 4: passwordHash is not a string",
+        "line 5: not a JSON object",
+        "line 6: not valid JSON",
+    ]
+    assert [i.user_id for i in items if isinstance(i, HashRow)] == ["auth0|a0", "auth0|c"]
+    assert all(H10 not in str(i) and H10 not in repr(i) for i in items)
+
+
+def test_invalid_utf8_is_a_problem() -> None:
+    items = list(iter_hash_file(io.BytesIO(line().encode() + b'\n{"email":"\xff"}\n')))
+    assert isinstance(items[0], HashRow)
+    assert str(items[1]) == "line 2: not valid UTF-8"
+
+
+def test_blank_lines_are_skipped_but_counted() -> None:
+    items = read("", "   ", line(alt_id="x"))
+    assert len(items) == 1 and items[0].line_no == 3
+
+
+def test_byte_order_mark_is_tolerated() -> None:
+    items = list(iter_hash_file(io.BytesIO(b"\xef\xbb\xbf" + line().encode())))
+    assert isinstance(items[0], HashRow)
+
+
+# Secrecy ----------------------------------------------------------------------------------------
+
+
+def test_repr_hides_the_credential() -> None:
+    row = only_row(line(passwordHash=H12))
+    text = repr(row) + str(row) + f"{row!r}" + repr([row])
+    assert TAIL not in text and "$2b$12$" not in text
+    assert "custom_password_hash hidden" in repr(row)
+    assert "auth0|5dea9f9c82dd7c0e76e4ec93" in repr(row)
+
+
+def test_repr_of_a_passwordless_row() -> None:
+    assert "credential=None" in repr(only_row(line(passwordHash=...)))
+
+
+# Sources and streaming -------------------------------------------------------------------------
+
+
+def test_reads_paths_text_streams_and_gzip(tmp_path: Path) -> None:
+    text = line(alt_id="p") + "\n"
+    plain = tmp_path / "hashes.json"
+    plain.write_text(text)
+    packed = tmp_path / "hashes.json.gz"
+    packed.write_bytes(gzip.compress(text.encode()))
+    for source in (plain, str(plain), packed, io.StringIO(text)):
+        (row,) = iter_hash_file(source)
+        assert isinstance(row, HashRow) and row.user_id == "auth0|p"
+
+
+def test_stream_is_read_lazily() -> None:
+    """An endless file still yields its first rows: nothing is read ahead of the caller."""
+
+    def endless() -> Iterator[bytes]:
+        for n in itertools.count():
+            yield (line(alt_id=f"u{n}") + "\n").encode()
+
+    first = list(itertools.islice(iter_hash_file(endless()), 3))  # type: ignore[arg-type]
+    assert [r.user_id for r in first if isinstance(r, HashRow)] == ["auth0|u0", "auth0|u1", "auth0|u2"]
+
+
+def test_docstring_examples_hold() -> None:
+    import doctest
+
+    from auth0_migrate.stages import hashes as module
+
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_unreadable_files_are_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError):
+        list(iter_hash_file(tmp_path / "absent.json"))
+    data = gzip.compress(("\n".join(line(alt_id=f"u{n}") for n in range(500))).encode())
+    (tmp_path / "cut.json.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError):
+        list(iter_hash_file(tmp_path / "cut.json.gz"))
