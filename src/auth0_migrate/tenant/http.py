@@ -98,6 +98,16 @@ class Router:
 
 router = Router()
 
+startup_hooks: list[Callable[[Tenant], None]] = []
+"""`hook(tenant)` run when a tenant is created; `app.Tenant` runs them. Kept here, not in app.py,
+because app.py imports the route modules, so a route module cannot import app.py at module level."""
+
+
+def on_startup(hook: Callable[[Tenant], None]) -> Callable[[Tenant], None]:
+    """Register `hook(tenant)` to run at tenant creation (seed rows, add `store.user_deleted_hooks`)."""
+    startup_hooks.append(hook)
+    return hook
+
 
 @dataclass
 class Ctx:
