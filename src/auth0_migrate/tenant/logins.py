@@ -86,8 +86,12 @@ def _verify(password: str, credential: dict[str, Any]) -> tuple[bool, dict[str, 
     """Check the password; when it is right and the credential is imported, also make the bcrypt."""
     from .. import passwords
 
-    if not passwords.verify_password(password, credential):
-        return False, None
+    try:
+        if not passwords.verify_password(password, credential):
+            return False, None
+    except passwords.UnsupportedDigestError as exc:
+        # Auth0 would compute it; this machine's OpenSSL cannot (MDC-2). Say so rather than "wrong password".
+        raise OAuthError(500, "server_error", f"the local tenant cannot verify this hash: {exc}") from None
     if _is_final(credential):
         return True, None
     return True, {"password_hash": passwords.bcrypt_hash(password, REHASH_COST)}
