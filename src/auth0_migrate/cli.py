@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--db", required=True, help="the tenant's SQLite file (tenant serve --db)")
     e.add_argument("--connection", required=True, help="connection name")
     e.add_argument("--tenant-name", default="local-tenant", help="the tenant name written on each line")
+    e.add_argument("--out", metavar="FILE", help="write to FILE, created with mode 0600 (default: stdout)")
     return parser
 
 
@@ -190,9 +191,20 @@ def _export_hashes(args: argparse.Namespace) -> int:
         raise UsageError(f"--db {args.db}: no such file")
     store = Store(args.db)
     try:
-        return 0 if export_hashes(store, args.connection, args.tenant_name, sys.stdout) >= 0 else 1
+        if not args.out:
+            return 0 if export_hashes(store, args.connection, args.tenant_name, sys.stdout) >= 0 else 1
+        # The file holds password hashes: private from its first byte, whatever the umask.
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with open(fd, "w", encoding="utf-8") as out:
+            export_hashes(store, args.connection, args.tenant_name, out)
+        return 0
     finally:
         store.close()
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -208,8 +220,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return demo_main(users=args.users, user_ids=args.user_ids, as_json=args.json, console=console)
         if args.command == "tenant" and args.tenant_command == "serve":
+            import signal
+
             from .tenant.serve import serve
 
+            # uvicorn shuts down gracefully on SIGTERM and then re-raises it, which would kill the process before
+            # the tenant's store is closed (exit -15). Turn that re-raise (or a SIGTERM before uvicorn listens)
+            # into a normal exit: the store is closed and the status is 0.
+            signal.signal(signal.SIGTERM, _exit_on_sigterm)
             return serve(args)
         if args.command == "tenant" and args.tenant_command == "export-hashes":
             return _export_hashes(args)

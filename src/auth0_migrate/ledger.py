@@ -114,6 +114,8 @@ class Ledger:
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        # Cleared credentials must not linger in freed pages: not every SQLite build has this on by default.
+        conn.execute("PRAGMA secure_delete=ON")
         ledger = cls(path, conn, lock_fd)
         version = ledger._meta_raw("schema_version") if exists else None
         if version is not None and int(version) > SCHEMA_VERSION:
@@ -147,6 +149,11 @@ class Ledger:
                               "run the original command again to resume it, or pass another --state")
 
     def close(self) -> None:
+        try:
+            # Fold the write-ahead log into the file and empty it, so cleared hashes do not outlive the run there.
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass
         self.db.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)

@@ -72,7 +72,7 @@ def _load_from_file(job: Job) -> None:
         seen: set[str] = set()
         for item in iter_users_file(job.options.from_file or ""):
             if not isinstance(item, tuple):
-                ledger.add_problem("users-file", str(item.line_no), item.reason)
+                ledger.add_problem("users-file", str(item.line_no), f"{job.options.from_file}, {item}")
                 continue
             ordinal, user = item
             key = source_key(user)

@@ -35,7 +35,8 @@ def join_hashes(job: Job) -> None:
         duplicates = 0
         for item in iter_hash_file(path):
             if not isinstance(item, HashRow):
-                ledger.add_problem("hash-file", str(item.line_no), item.reason)
+                whose = f" (user {item.user_id})" if item.user_id else ""
+                ledger.add_problem("hash-file", str(item.line_no), f"{path}, {item}{whose}")
                 continue
             if item.connection != connection:
                 other_connections += 1
@@ -63,6 +64,16 @@ def join_hashes(job: Job) -> None:
                   AND email IN (SELECT email FROM users_once)""")
         db.execute("UPDATE users SET has_credential = 1 WHERE credential IS NOT NULL")
         db.execute("UPDATE users SET hash_match = 'none' WHERE hash_match IS NULL")
+        # Rows that matched a user but carry no passwordHash: named by line, so the held-back user can be traced.
+        empty = db.execute("""SELECT h.line_no, u.source_id FROM hashes h JOIN users u ON u.source_id = h.user_id
+                              WHERE h.credential IS NULL AND u.hash_match = 'id'
+                              UNION ALL
+                              SELECT h.line_no, u.source_id FROM hashes h JOIN users u ON u.email = h.email
+                              WHERE h.credential IS NULL AND u.hash_match = 'email'
+                                    AND h.user_id NOT IN (SELECT source_id FROM users)
+                              ORDER BY 1""").fetchall()
+        ledger.add_problems(("hash-file", str(r["line_no"]), f"{path}, line {r['line_no']}: no passwordHash "
+                             f"(user {r['source_id']})") for r in empty)
         # Hashes with no user: reported by id and line, never with the hash.
         orphans = db.execute("""SELECT user_id, line_no FROM hashes WHERE user_id NOT IN (SELECT source_id FROM users)
                                 AND (email IS NULL OR email NOT IN (SELECT email FROM users

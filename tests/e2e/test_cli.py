@@ -1,0 +1,246 @@
+"""The command line end to end, over real HTTP: `tenant serve` in a subprocess, seeded through its API,
+`tenant export-hashes`, then `auth0-migrate run | status | verify | plan` as a person would type them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auth0_migrate.auth0.client import TenantClient, TenantCredentials
+from auth0_migrate.seed import Seeded, ensure_connection, seed_connection
+
+from .conftest import pool
+
+CLIENT_ID, CLIENT_SECRET = "cli-client", "cli-secret-123"
+STARTUP_SECONDS = 20
+COMMAND_SECONDS = 60
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cli() -> list[str]:
+    script = Path(sys.executable).with_name("auth0-migrate")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("auth0-migrate")
+    return [found] if found else [sys.executable, "-m", "auth0_migrate"]
+
+
+@dataclass
+class Server:
+    url: str
+    db: str
+    process: subprocess.Popen[str]
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH0_", "TARGET_AUTH0_"))}
+        env.update(AUTH0_DOMAIN=self.url, AUTH0_CLIENT_ID=CLIENT_ID, AUTH0_CLIENT_SECRET=CLIENT_SECRET)
+        return env
+
+    def run(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+            ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*_cli(), *args], capture_output=True, text=True, timeout=COMMAND_SECONDS,
+                              env=self.env() if env is None else env, cwd=cwd)
+
+    def call(self, fn: Any) -> Any:
+        async def go() -> Any:
+            client = TenantClient(TenantCredentials(self.url, CLIENT_ID, CLIENT_SECRET))
+            try:
+                return await fn(client)
+            finally:
+                await client.aclose()
+        return asyncio.run(go())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    home = tmp_path_factory.mktemp("served")
+    db = str(home / "tenant.sqlite")
+    port = _free_port()
+    stderr = open(home / "serve.stderr", "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [sys.executable, "-m", "auth0_migrate", "tenant", "serve", "--port", str(port), "--db", db,
+         "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET],
+        stdout=subprocess.PIPE, stderr=stderr, text=True)
+    first_line: list[str] = []
+    reader = threading.Thread(target=lambda: first_line.append(process.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(STARTUP_SECONDS)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        if not first_line or first_line[0].strip() != url:
+            process.kill()
+            process.wait(5)
+            pytest.fail(f"tenant serve did not print {url} within {STARTUP_SECONDS} s: {first_line!r}; "
+                        "stderr: " + (home / "serve.stderr").read_text()[-2000:])
+        yield Server(url, db, process)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                code = process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+                code = None
+        else:
+            code = process.returncode
+        stderr.close()
+        process.stdout.close()
+    log = (home / "serve.stderr").read_text()[-2000:]
+    assert code == 0, f"tenant serve exited {code} on SIGTERM; stderr: {log}"
+    assert not os.path.exists(db + "-wal"), "the tenant's store was not closed on SIGTERM"
+
+
+def _seed(server: Server, connection: str, users: int, target: str) -> Seeded:
+    async def go(client: TenantClient) -> Seeded:
+        seeded = await seed_connection(client, connection, users=users, seed=len(connection),
+                                       pool=[p for p in pool() if "password_hash" in p[2]])
+        await ensure_connection(client, target)
+        return seeded
+    return server.call(go)
+
+
+def _export_hashes(server: Server, connection: str, path: Path) -> list[dict[str, Any]]:
+    done = server.run("tenant", "export-hashes", "--db", server.db, "--connection", connection,
+                      "--out", str(path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_run_status_verify(server: Server, tmp_path: Path) -> None:
+    seeded = _seed(server, "Cli-Legacy", 30, "Cli-New")
+    hashes = tmp_path / "hashes.ndjson"
+    lines = _export_hashes(server, "Cli-Legacy", hashes)
+    assert len(lines) == seeded.users
+    assert {line["connection"] for line in lines} == {"Cli-Legacy"}
+    assert all(line["passwordHash"].startswith("$2") for line in lines)
+    assert {line["email"] for line in lines} == set(seeded.passwords)
+
+    state = tmp_path / "state.sqlite"
+    flags = ["--source-connection", "Cli-Legacy", "--target-connection", "Cli-New", "--state", str(state),
+             "--password-hashes", str(hashes), "--record-source-id", "legacy_id"]
+    done = server.run("run", "--json", *flags)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)  # stdout holds exactly one JSON object
+    n = seeded.users
+    assert summary["exit_code"] == 0
+    keys = ("selected", "imported", "already_in_target", "held_back", "failed", "deleted_from_source",
+            "verified")
+    assert {k: summary["users"][k] for k in keys} == {
+        "selected": n, "imported": n, "already_in_target": 0, "held_back": 0, "failed": 0,
+        "deleted_from_source": 0, "verified": n}
+    assert summary["grants"]["permissions_restored"] == seeded.permissions
+    assert summary["grants"]["roles_restored"] == seeded.role_members
+    assert summary["failures"] == []
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    for line in lines:
+        assert line["passwordHash"] not in done.stdout + done.stderr
+
+    # The tenant really holds them: read back over HTTP.
+    async def target_users(client: TenantClient) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        pager = await client.sdk.users.list(q='identities.connection:"Cli-New"', per_page=100,
+                                            search_engine="v3")
+        for user in pager.items or []:
+            data = user.model_dump(mode="json")
+            found[data["email"]] = data
+        return found
+    moved = server.call(target_users)
+    assert set(moved) == set(seeded.passwords)
+    assert all(u["app_metadata"]["legacy_id"].startswith("auth0|") for u in moved.values())
+
+    done = server.run("status", "--state", str(state), "--json")
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    assert status["users"] == summary["users"] and status["grants"] == summary["grants"]
+    assert "verify" in status["reports"]["phases_done"]
+
+    done = server.run("verify", "--json", *flags)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["users"]["verified"] == n
+
+    # Someone changes a migrated user in the target: verify finds it and exits 4.
+    email = sorted(moved)[0]
+    changed = moved[email]
+
+    async def patch(client: TenantClient) -> None:
+        token = await client.token()
+        r = await client.http.patch(f"/api/v2/users/{changed['user_id']}",
+                                    json={"user_metadata": {"locale": "xx"}},
+                                    headers={"authorization": f"Bearer {token}"})
+        assert r.status_code == 200, r.text
+    server.call(patch)
+    done = server.run("verify", "--json", *flags)
+    assert done.returncode == 4, done.stderr
+    result = json.loads(done.stdout)
+    assert result["exit_code"] == 4
+    assert [(d["email"], d["target_id"], d["differences"]) for d in result["differences"]] == [
+        (email, changed["user_id"], ["user_metadata"])]
+    assert result["users"]["verified"] == n - 1
+
+
+def test_plan_writes_nothing(server: Server, tmp_path: Path) -> None:
+    seeded = _seed(server, "Plan-Legacy", 12, "Plan-New")
+    hashes = tmp_path / "hashes.ndjson"
+    _export_hashes(server, "Plan-Legacy", hashes)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    state = tmp_path / "plan-state.sqlite"
+    done = server.run("plan", "--json", "--source-connection", "Plan-Legacy", "--target-connection",
+                      "Plan-New", "--password-hashes", str(hashes), "--state", str(state), cwd=work)
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    assert plan["users"]["selected"] == plan["users"]["will_import"] == seeded.users
+    assert plan["users"]["will_fail"] == plan["users"]["held_back"] == 0
+    assert plan["calls"]["total"] > 0
+    assert not state.exists()
+    assert list(work.iterdir()) == []
+    # Nor anything in the tenant.
+    async def count(client: TenantClient) -> int:
+        pager = await client.sdk.users.list(q='identities.connection:"Plan-New"', per_page=10,
+                                            search_engine="v3")
+        return len(pager.items or [])
+    assert server.call(count) == 0
+
+
+def test_usage_errors(server: Server, tmp_path: Path) -> None:
+    server.call(lambda client: ensure_connection(client, "Usage-DB"))
+    state = tmp_path / "state.sqlite"
+    done = server.run("run", "--target-connection", "Usage-DB", "--state", str(state))
+    assert done.returncode == 2
+    assert "--source-connection" in done.stderr and done.stdout == ""
+
+    done = server.run("run", "--source-connection", "Usage-DB", "--target-connection", "Other-DB",
+                      "--user-ids", "keep", "--state", str(state))
+    assert done.returncode == 2
+    assert "--delete-source-users" in done.stderr and "keep" in done.stderr
+    assert done.stdout == ""
+    assert not state.exists()
+
+    env = {k: v for k, v in server.env().items() if k != "AUTH0_CLIENT_SECRET"}
+    done = server.run("run", "--source-connection", "Usage-DB", "--target-connection", "Other-DB",
+                      "--state", str(state), env=env)
+    assert done.returncode == 2
+    assert "AUTH0_CLIENT_SECRET" in done.stderr
+    assert not state.exists()
