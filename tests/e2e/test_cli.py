@@ -244,3 +244,53 @@ def test_usage_errors(server: Server, tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "AUTH0_CLIENT_SECRET" in done.stderr
     assert not state.exists()
+
+
+def _connection_emails(db: str, connection: str) -> list[str]:
+    """Read the served tenant's store directly, read-only, while it runs (WAL allows it)."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return [r[0] for r in conn.execute("SELECT u.email FROM users u JOIN connections c ON c.id = "
+                                           "u.connection_id WHERE c.name = ?", (connection,))]
+    finally:
+        conn.close()
+
+
+def test_sigkill_at_any_moment_then_resume(server: Server, tmp_path: Path) -> None:
+    """`run` killed with SIGKILL again and again, at growing delays, then run to the end: every user once,
+    none lost, none deleted from the source before it was verified in the target."""
+    seeded = _seed(server, "Kill-Legacy", 150, "Kill-New")
+    hashes = tmp_path / "hashes.ndjson"
+    _export_hashes(server, "Kill-Legacy", hashes)
+    everyone = set(seeded.passwords)
+    state = tmp_path / "state.sqlite"
+    command = [*_cli(), "run", "--json", "--source-connection", "Kill-Legacy", "--target-connection", "Kill-New",
+               "--state", str(state), "--password-hashes", str(hashes), "--user-ids", "keep",
+               "--delete-source-users"]
+    kills = 0
+    for delay in (0.4, 0.9, 1.4, 1.9, 2.4, 3.0):
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   env=server.env())
+        try:
+            process.wait(delay)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+            process.wait(10)
+            kills += 1
+        in_source = set(_connection_emails(server.db, "Kill-Legacy"))
+        in_target = _connection_emails(server.db, "Kill-New")
+        assert len(in_target) == len(set(in_target)), "a user was imported twice"
+        assert everyone - in_source <= set(in_target), "a user left the source before reaching the target"
+        if process.returncode == 0:
+            break
+    assert kills >= 2, "the run finished before it could be killed twice; raise the user count"
+    done = subprocess.run(command, capture_output=True, text=True, timeout=COMMAND_SECONDS, env=server.env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert summary["users"]["verified"] == summary["users"]["deleted_from_source"] == seeded.users
+    assert summary["users"]["imported"] + summary["users"]["already_in_target"] == seeded.users
+    assert sorted(_connection_emails(server.db, "Kill-New")) == sorted(everyone)
+    assert _connection_emails(server.db, "Kill-Legacy") == []
+    assert summary["grants"]["roles_restored"] == seeded.role_members
