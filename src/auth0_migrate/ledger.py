@@ -94,6 +94,20 @@ class Ledger:
         self._lock_fd = lock_fd
 
     @classmethod
+    def open_readonly(cls, path: str) -> Ledger:
+        """Open for reading only (`status`), beside a run that may hold the lock and be writing."""
+        if not os.path.exists(path):
+            raise LedgerError(f"no state file at {path}: nothing has run with this --state yet")
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn.row_factory = sqlite3.Row
+        ledger = cls(path, conn, None)
+        version = ledger._meta_raw("schema_version")
+        if version is None or int(version) > SCHEMA_VERSION:
+            ledger.close()
+            raise LedgerError(f"{path} is not a ledger this auth0-migrate can read (schema {version})")
+        return ledger
+
+    @classmethod
     def open(cls, path: str, fingerprint: dict[str, Any] | None = None, *, lock: bool = True,
              create: bool = True) -> Ledger:
         exists = os.path.exists(path)
@@ -149,11 +163,12 @@ class Ledger:
                               "run the original command again to resume it, or pass another --state")
 
     def close(self) -> None:
-        try:
+        if self._lock_fd is not None:
             # Fold the write-ahead log into the file and empty it, so cleared hashes do not outlive the run there.
-            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error:
-            pass
+            try:
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
         self.db.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)

@@ -215,7 +215,7 @@ def summarize(ledger: Ledger) -> RunResult:
 
 def status(state: str) -> RunResult:
     """Where a run stands, from its ledger alone (no network)."""
-    with Ledger.open(state, lock=False, create=False) as ledger:
+    with Ledger.open_readonly(state) as ledger:
         return summarize(ledger)
 
 
