@@ -63,7 +63,7 @@ async def demo(users: int = 300, user_ids: IdStrategy = "regenerate", console: C
                       "source (re-hashed to bcrypt, as Auth0 does)")
         await ensure_connection(client, TARGET)
         hash_file = os.path.join(workdir, "password-hashes.ndjson")
-        with open(hash_file, "w", encoding="utf-8", opener=lambda p, f: os.open(p, f, 0o600)) as out:
+        with open(hash_file, "w", encoding="utf-8", opener=lambda p, f: os.open(p, f, 0o600)) as out:  # noqa: ASYNC230
             lines = export_hashes(tenant.store, SOURCE, "demo-tenant", out)
         console.print(f"support-ticket hash file: {lines} lines -> {hash_file} (mode 0600)")
         options = MigrationOptions(source_connection=SOURCE, target_connection=TARGET, user_ids=user_ids,

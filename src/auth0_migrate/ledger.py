@@ -26,7 +26,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from .errors import LedgerError
@@ -165,10 +165,8 @@ class Ledger:
     def close(self) -> None:
         if self._lock_fd is not None:
             # Fold the write-ahead log into the file and empty it, so cleared hashes do not outlive the run there.
-            try:
+            with suppress(sqlite3.Error):
                 self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error:
-                pass
         self.db.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)

@@ -8,7 +8,13 @@ from typing import Any, Literal, Protocol
 IdStrategy = Literal["regenerate", "keep", "prefix"]
 MissingHash = Literal["hold", "import"]
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FAILED_USERS, EXIT_VERIFY, EXIT_TRANSIENT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 75, 130
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_FAILED_USERS = 3
+EXIT_VERIFY = 4
+EXIT_TRANSIENT = 75
+EXIT_INTERRUPTED = 130
 
 
 @dataclass

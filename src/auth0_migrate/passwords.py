@@ -383,8 +383,8 @@ class _Whirlpool(_MerkleDamgard):
         for rc in constants:
             k = rho(k)
             k[0] ^= rc
-            state = [v ^ kv for v, kv in zip(rho(state), k)]
-        self._state = [h ^ s ^ mv for h, s, mv in zip(self._state, state, m)]
+            state = [v ^ kv for v, kv in zip(rho(state), k, strict=False)]
+        self._state = [h ^ s ^ mv for h, s, mv in zip(self._state, state, m, strict=False)]
 
 
 _PURE_DIGESTS: Final[dict[str, Callable[..., _MerkleDamgard]]] = {

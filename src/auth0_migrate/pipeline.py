@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -268,7 +269,7 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
             job.ledger.close()
     finally:
         for suffix in ("", "-wal", "-shm", ".lock"):
-            if os.path.exists(path + suffix):
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(path + suffix)
 
 

@@ -299,7 +299,7 @@ class _Route:
             return None
         score: list[int] = []
         params: dict[str, str] = {}
-        for part, seg, names in zip(parts, self.segments, self.names):
+        for part, seg, names in zip(parts, self.segments, self.names, strict=False):
             if isinstance(seg, str):
                 if part != seg:
                     return None
@@ -308,7 +308,7 @@ class _Route:
                 m = seg.fullmatch(part)
                 if m is None or part == "":
                     return None
-                params.update(zip(names, m.groups()))
+                params.update(zip(names, m.groups(), strict=False))
                 score.append(0)
         return tuple(score), params
 

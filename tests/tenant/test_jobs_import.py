@@ -410,7 +410,8 @@ def login(http, email: str, password: str):  # noqa: ANN001, ANN201
 
 def test_custom_hash_is_replaced_only_before_the_first_login(mgmt, http, tenant, cid) -> None:  # noqa: ANN001
     md5 = {"algorithm": "md5", "hash": {"value": "5f4dcc3b5aa765d61d8327deb882cf99", "encoding": "hex"}}  # "password"
-    sha1 = {"algorithm": "sha1", "hash": {"value": "fefda504251b73d30a7cf3d047d241388a3c11b3", "encoding": "hex"}}  # "new-password"
+    # sha1("new-password")
+    sha1 = {"algorithm": "sha1", "hash": {"value": "fefda504251b73d30a7cf3d047d241388a3c11b3", "encoding": "hex"}}
     run(mgmt, cid, [{"email": "a@example.com", "custom_password_hash": md5},
                     {"email": "b@example.com", "custom_password_hash": md5}])
     assert login(http, "b@example.com", "password").status_code == 200  # Auth0 re-hashes to its own bcrypt

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from auth0.management import Auth0
-from starlette.testclient import TestClient
 from auth0.management.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError
+from starlette.testclient import TestClient
 
 from auth0_migrate import passwords
 from auth0_migrate.tenant import directory, oauth

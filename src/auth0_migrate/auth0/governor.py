@@ -79,6 +79,9 @@ class Governor:
         self.limit: int | None = None
         self.reset = 0.0
         self.sent_since_header = 0
+        self.in_flight = 0
+        """Requests sent and not yet answered: the server has (or will have) taken their tokens, but no
+        header we have read says so yet."""
         self.stats = CallStats()
         self._answers = 0
         self._window: tuple[float, int, int] | None = None
@@ -115,7 +118,8 @@ class Governor:
     def observe(self, response: httpx.Response) -> None:
         """Read the rate-limit headers of an answer; learn the refill rate when none was given."""
         headers = response.headers
-        self._answers += 1
+        if response.status_code != 429:
+            self._answers += 1  # an answer that took a token; a 429 took none (counting it overestimates the rate)
         try:
             remaining = int(headers["x-ratelimit-remaining"])
             limit = int(headers["x-ratelimit-limit"])
@@ -123,7 +127,8 @@ class Governor:
         except (KeyError, ValueError):
             return
         now = self.clock.now()
-        self.remaining, self.limit, self.reset, self.sent_since_header = remaining, limit, reset, 0
+        # Requests still in flight will take tokens this answer does not show yet: count them as spent.
+        self.remaining, self.limit, self.reset, self.sent_since_header = remaining, limit, reset, self.in_flight
         if self.burst is None or not self.learned:
             self.burst = float(limit)
         if response.status_code == 429:
@@ -152,7 +157,7 @@ class Governor:
         previous = self.rate / self.safety if self.rate else None
         blended = estimate if previous is None else 0.5 * previous + 0.5 * estimate
         if previous is None:
-            self.tokens = float(max(0, remaining))
+            self.tokens = float(max(0, remaining - self.in_flight))
             self.stamp = self.clock.monotonic()
         self.rate, self.learned = blended * self.safety, True
 
@@ -184,8 +189,12 @@ class GovernedTransport(httpx.AsyncBaseTransport):
             gov.stats.calls[label] += 1
             try:
                 async with gov.slots:
-                    response = await self.inner.handle_async_request(request)
-                    await response.aread()
+                    gov.in_flight += 1
+                    try:
+                        response = await self.inner.handle_async_request(request)
+                        await response.aread()
+                    finally:
+                        gov.in_flight -= 1
             except (httpx.TransportError, OSError):
                 gov.stats.transport_errors += 1
                 if attempt >= gov.max_attempts:

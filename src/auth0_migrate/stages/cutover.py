@@ -9,7 +9,7 @@ ambiguous. Deleting a user may drop the grants held under its id (Auth0 does not
 from __future__ import annotations
 
 from .context import Job
-from .pool import run_pool
+from .pool import run_pool, together
 from .restore import restore_permissions, restore_roles
 from .verify import verify_grants
 
@@ -52,8 +52,7 @@ async def reapply_after_cutover(job: Job) -> None:
     if ledger.phase_done("reapply"):
         return
     job.reporter.phase("re-apply roles and permissions after cutover")
-    await restore_roles(job, again=True)
-    await restore_permissions(job, again=True)
+    await together(restore_roles(job, again=True), restore_permissions(job, again=True))
     ledger.db.execute("UPDATE users SET reapplied = 1 WHERE deleted = 1")
     ledger.mark_phase("reapply")
     await verify_grants(job, phase="verify-after-cutover")

@@ -8,7 +8,6 @@ A `--users` list narrows the selection; listed users that are not in the source 
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from ..auth0 import jobs
 from ..errors import InputError
@@ -124,14 +123,10 @@ def _select(job: Job) -> None:
         for value in emails:
             if ledger.db.execute("UPDATE users SET selected = 1 WHERE email = ?", (value,)).rowcount:
                 found_emails.add(value)
+        absent = sorted((ids - found_ids) | (emails - found_emails))
         missing: list[tuple[str, str | None, str]] = [
             ("not-in-source", v, f"{v} is listed in {job.options.users_file} but is not a user of "
-                                 f"{job.source_connection.name}") for v in sorted((ids - found_ids) | (emails - found_emails))]
+                                 f"{job.source_connection.name}") for v in absent]
         ledger.add_problems(missing)
         ledger.db.execute("DELETE FROM users WHERE selected = 0")
 
-
-def exported_record(row: Any) -> dict[str, Any]:
-    import json
-
-    return json.loads(row["record"])

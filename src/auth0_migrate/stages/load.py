@@ -110,7 +110,8 @@ def _split(job: Job, file_id: int, ordinals: list[int]) -> None:
 
 def _fail_file(job: Job, file_id: int, code: str, message: str) -> None:
     with job.ledger.tx() as db:
-        for row in db.execute("SELECT ordinal FROM users WHERE file_id = ? AND status = 'ready'", (file_id,)).fetchall():
+        ready = db.execute("SELECT ordinal FROM users WHERE file_id = ? AND status = 'ready'", (file_id,)).fetchall()
+        for row in ready:
             job.ledger.fail_user(row["ordinal"], "import", code, message)
         db.execute("UPDATE files SET status = 'done' WHERE file_id = ?", (file_id,))
 

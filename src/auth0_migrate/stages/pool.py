@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -46,3 +46,17 @@ async def run_pool(items: Iterable[T], worker: Callable[[T], Awaitable[R]], *, c
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def together(*steps: Coroutine[Any, Any, Any]) -> None:
+    """Run independent steps concurrently (they share the governor, which fills the rate limit with all of them).
+
+    The first failure cancels the others and propagates, as in `run_pool`.
+    """
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import TerminalError
 from .authz import PAGE, list_roles
 from .context import Job
-from .pool import run_pool
+from .pool import run_pool, together
 
 ROLE_BATCH = 100
 MIGRATED = "('imported', 'already_in_target')"
@@ -33,7 +33,8 @@ async def map_roles(job: Job) -> dict[str, str]:
         with ledger.tx() as db:
             for r in rows:
                 target = by_name.get(r["name"])
-                db.execute("UPDATE roles SET target_role_id = ? WHERE source_role_id = ?", (target, r["source_role_id"]))
+                db.execute("UPDATE roles SET target_role_id = ? WHERE source_role_id = ?",
+                           (target, r["source_role_id"]))
         rows = ledger.q("SELECT source_role_id, name, target_role_id FROM roles")
     return {r["source_role_id"]: r["target_role_id"] for r in rows if r["target_role_id"]}
 
@@ -154,6 +155,6 @@ async def restore_grants(job: Job) -> None:
     if ledger.phase_done("restore"):
         return
     job.reporter.phase("restore roles and permissions")
-    await restore_roles(job)
-    await restore_permissions(job)
+    # Role batches go one after another; the permission writes fill the rest of the rate limit meanwhile.
+    await together(restore_roles(job), restore_permissions(job))
     ledger.mark_phase("restore")

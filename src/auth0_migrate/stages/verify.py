@@ -13,7 +13,7 @@ from collections import defaultdict
 
 from .authz import direct_permissions, role_member_ids
 from .context import Job
-from .pool import run_pool
+from .pool import run_pool, together
 from .restore import MIGRATED, map_roles
 
 
@@ -31,10 +31,13 @@ async def verify_grants(job: Job, *, phase: str = "verify") -> None:
                      "AND target_id IS NOT NULL ORDER BY ordinal")
     by_target = {u["target_id"]: u["ordinal"] for u in users}
     actual_roles: dict[int, set[str]] = defaultdict(set)
-    for source_role, target_role in mapping.items():
-        for member in await role_member_ids(job.target, target_role):
-            if member in by_target:
-                actual_roles[by_target[member]].add(names[source_role])
+
+    async def read_roles() -> None:
+        for source_role, target_role in mapping.items():
+            for member in await role_member_ids(job.target, target_role):
+                if member in by_target:
+                    actual_roles[by_target[member]].add(names[source_role])
+
     expected_perms: dict[int, set[tuple[str, str]]] = defaultdict(set)
     for r in ledger.q("SELECT ordinal, api, name FROM permissions"):
         expected_perms[r["ordinal"]].add((r["api"], r["name"]))
@@ -47,7 +50,8 @@ async def verify_grants(job: Job, *, phase: str = "verify") -> None:
         actual_perms[user["ordinal"]] = perms  # type: ignore[index]
 
     job.reporter.phase("verify permissions in the target", total=len(users))
-    await run_pool(users, read, on_result=got)
+    # Role-member pages (one after another) run beside the permission reads: both fill the same rate limit.
+    await together(read_roles(), run_pool(users, read, on_result=got))
     with ledger.tx() as db:
         for user in users:
             ordinal = user["ordinal"]

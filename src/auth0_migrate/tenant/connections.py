@@ -57,12 +57,15 @@ _ONE = "|".join(f"({n})" for n in FIELD_NAMES)
 FIELDS_PATTERN = f"^({_ONE})(,({_ONE}))*$"
 
 # ConnectionIdentityProviderEnum (POST) and ConnectionStrategyEnum (GET filter, which adds auth0-adldap).
-STRATEGIES = tuple("""
-    ad adfs amazon apple dropbox bitbucket auth0-oidc auth0 baidu bitly box custom daccount dwolla email
-    evernote-sandbox evernote exact facebook fitbit github google-apps google-oauth2 instagram ip line linkedin
-    oauth1 oauth2 office365 oidc okta paypal paypal-sandbox pingfederate planningcenter salesforce-community
-    salesforce-sandbox salesforce samlp sharepoint shopify shop sms soundcloud thirtysevensignals twitter untappd
-    vkontakte waad weibo windowslive wordpress yahoo yandex""".split())
+STRATEGIES = (
+    "ad", "adfs", "amazon", "apple", "dropbox", "bitbucket", "auth0-oidc", "auth0", "baidu", "bitly", "box",
+    "custom", "daccount", "dwolla", "email", "evernote-sandbox", "evernote", "exact", "facebook", "fitbit",
+    "github", "google-apps", "google-oauth2", "instagram", "ip", "line", "linkedin", "oauth1", "oauth2",
+    "office365", "oidc", "okta", "paypal", "paypal-sandbox", "pingfederate", "planningcenter",
+    "salesforce-community", "salesforce-sandbox", "salesforce", "samlp", "sharepoint", "shopify", "shop", "sms",
+    "soundcloud", "thirtysevensignals", "twitter", "untappd", "vkontakte", "waad", "weibo", "windowslive",
+    "wordpress", "yahoo", "yandex",
+)
 FILTER_STRATEGIES = (*STRATEGIES, "auth0-adldap")
 
 # ConnectionForList has no enabled_clients (additionalProperties: false); GET by id and POST do.

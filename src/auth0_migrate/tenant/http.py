@@ -157,7 +157,7 @@ class Ctx:
         try:
             value = int(raw)
         except ValueError:
-            raise query_error(name, f"Expected type integer but found type string") from None
+            raise query_error(name, "Expected type integer but found type string") from None
         if value < minimum:
             raise query_error(name, f"Value {value} is less than minimum {minimum}")
         if maximum is not None and value > maximum:

@@ -16,7 +16,7 @@ import sqlite3
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 _SCHEMAS: list[str] = []
@@ -90,10 +90,8 @@ class Store:
             self.conn.close()
         if self._temp:
             for suffix in ("", "-wal", "-shm"):
-                try:
+                with suppress(FileNotFoundError):
                     os.unlink(self._temp + suffix)
-                except FileNotFoundError:
-                    pass
 
 
 def dumps(value: Any) -> str:

@@ -152,7 +152,7 @@ def project(user: dict[str, Any], fields: list[str] | None, include: bool) -> di
 
 
 def connection_name_of(ctx: Ctx, row: sqlite3.Row) -> str:
-    if "conn_name" in row.keys():
+    if "conn_name" in row:
         return row["conn_name"]
     found = ctx.store.one("SELECT name FROM connections WHERE id = ?", (row["connection_id"],))
     return found["name"] if found else ""
