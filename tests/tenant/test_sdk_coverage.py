@@ -128,3 +128,18 @@ def test_token_endpoint_through_the_sdk(live_tenant) -> None:
     assert refused.value.status_code == 403 and refused.value.error_code == "invalid_grant"
     assert app.state.tenant.stats["POST /oauth/token"] >= 3
     assert conn.id.startswith("con_")
+
+
+def test_drop_fault_cuts_a_served_connection(live_tenant) -> None:
+    """Over a real socket the `drop` switch closes the connection mid-answer; the next call is served."""
+    import httpx
+
+    app, port = live_tenant
+    app.state.tenant.faults.fail_call("GET /api/v2/connections", nth=1, action="drop")
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+        token = client.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": "live",
+                                                  "client_secret": "live-secret"}).json()["access_token"]
+        headers = {"authorization": f"Bearer {token}"}
+        with pytest.raises(httpx.RemoteProtocolError):
+            client.get("/api/v2/connections", headers=headers)
+        assert client.get("/api/v2/connections", headers=headers).status_code == 200

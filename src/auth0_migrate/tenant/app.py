@@ -18,10 +18,12 @@ import logging
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Route modules register their endpoints and tables on import.
 from . import connections, jobs, logins, oauth, roles, users  # noqa: F401
@@ -116,6 +118,35 @@ def create_app(config: TenantConfig | None = None) -> Starlette:
     """Build the tenant app; its state is at `app.state.tenant` (a `Tenant`)."""
     tenant = Tenant(config or TenantConfig())
     routes = [Route(ep.path, _wrap(tenant, ep), methods=[ep.method], name=ep.name) for ep in router.endpoints]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_exception})
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_exception},
+                    middleware=[Middleware(DropConnection)])
     app.state.tenant = tenant
     return app
+
+
+class DropConnection:
+    """Turn the `drop` fault into a cut connection: the answer starts, then the app fails.
+
+    A server (uvicorn) then closes the socket mid-answer, so the client sees a broken response, as
+    when a connection drops; in-process, httpx's ASGI transport raises the error to the client.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except DroppedConnection:
+            if not started and scope["type"] == "http":
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": [(b"content-type", b"application/json"), (b"content-length", b"64")]})
+                await send({"type": "http.response.body", "body": b'{"cut":', "more_body": True})
+            raise
