@@ -187,14 +187,14 @@ class GovernedTransport(httpx.AsyncBaseTransport):
             if paced:
                 await gov.acquire()
             gov.stats.calls[label] += 1
+            gov.in_flight += 1  # from its token on, until answered (waiting for a slot counts too)
             try:
-                async with gov.slots:
-                    gov.in_flight += 1
-                    try:
+                try:
+                    async with gov.slots:
                         response = await self.inner.handle_async_request(request)
                         await response.aread()
-                    finally:
-                        gov.in_flight -= 1
+                finally:
+                    gov.in_flight -= 1
             except (httpx.TransportError, OSError):
                 gov.stats.transport_errors += 1
                 if attempt >= gov.max_attempts:

@@ -105,19 +105,29 @@ async def download_export(client: TenantClient, job: JobState, *, attempts: int 
 
 def iter_export_file(path: str) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
     """(line number, record, problem) for each line of a gzipped NDJSON export; constant memory."""
+    for number, _line, record, problem in iter_export_lines(path):
+        yield number, record, problem
+
+
+def iter_export_lines(path: str) -> Iterator[tuple[int, str, dict[str, Any] | None, str | None]]:
+    """(line number, the line's JSON text, record, problem) for each line of a gzipped NDJSON export.
+
+    The text is kept for a caller that stores the record as it came, without encoding it again.
+    """
     with gzip.open(path, "rt", encoding="utf-8") as lines:
         for number, line in enumerate(lines, 1):
-            if not line.strip():
+            text = line.strip()
+            if not text:
                 continue
             try:
-                record = json.loads(line)
+                record = json.loads(text)
             except ValueError:
-                yield number, None, f"export line {number} is not valid JSON"
+                yield number, text, None, f"export line {number} is not valid JSON"
                 continue
             if not isinstance(record, dict):
-                yield number, None, f"export line {number} is not a JSON object"
+                yield number, text, None, f"export line {number} is not a JSON object"
                 continue
-            yield number, record, None
+            yield number, text, record, None
 
 
 async def export_connection(client: TenantClient, connection_id: str, fields: tuple[str, ...] = EXPORT_FIELDS,

@@ -38,13 +38,15 @@ async def export_source(job: Job) -> None:
             with ledger.tx():
                 ledger.db.execute("DELETE FROM users")
                 batch: list[tuple[int, str, str | None, str]] = []
-                for number, record, problem in jobs.iter_export_file(path):
+                for number, text, record, problem in jobs.iter_export_lines(path):
                     if record is None or not isinstance(record.get("user_id"), str):
                         ledger.add_problem("export", str(number), problem or f"export line {number} has no user_id")
                         continue
                     email = record.get("email")
+                    # The line is stored as it came (it is one JSON object): encoding it again would cost
+                    # as much as reading it.
                     batch.append((number, record["user_id"], email.lower() if isinstance(email, str) else None,
-                                  dumps(record)))
+                                  text))
                     if len(batch) >= BATCH:
                         _insert(job, batch)
                         job.reporter.advance(BATCH)

@@ -49,8 +49,10 @@ def join_hashes(job: Job) -> None:
             ledger.add_problem("hash-file", None, f"{duplicates} hash rows repeat a user id already in the file; "
                                                   "the first row of each was used")
         # 1. by id
-        db.execute("UPDATE users SET credential = (SELECT credential FROM hashes h WHERE h.user_id = users.source_id),"
-                   " hash_match = 'id' WHERE source_id IN (SELECT user_id FROM hashes)")
+        # (has_credential is set in the same statement: a second pass would rewrite every matched row again)
+        db.execute("UPDATE users SET (credential, has_credential, hash_match) = (SELECT h.credential, "
+                   "h.credential IS NOT NULL, 'id' FROM hashes h WHERE h.user_id = users.source_id) "
+                   "WHERE source_id IN (SELECT user_id FROM hashes)")
         # 2. by email, when unambiguous on both sides
         db.execute("""
             WITH free AS (SELECT * FROM hashes WHERE user_id NOT IN (SELECT source_id FROM users)
@@ -58,11 +60,11 @@ def join_hashes(job: Job) -> None:
                  free_once AS (SELECT email FROM free GROUP BY email HAVING COUNT(*) = 1),
                  users_once AS (SELECT email FROM users WHERE hash_match IS NULL AND email IS NOT NULL
                                 GROUP BY email HAVING COUNT(*) = 1)
-            UPDATE users SET credential = (SELECT credential FROM free f WHERE f.email = users.email),
-                             hash_match = 'email'
+            UPDATE users SET (credential, has_credential, hash_match) =
+                             (SELECT f.credential, f.credential IS NOT NULL, 'email' FROM free f
+                              WHERE f.email = users.email)
             WHERE hash_match IS NULL AND email IN (SELECT email FROM free_once)
                   AND email IN (SELECT email FROM users_once)""")
-        db.execute("UPDATE users SET has_credential = 1 WHERE credential IS NOT NULL")
         db.execute("UPDATE users SET hash_match = 'none' WHERE hash_match IS NULL")
         # Rows that matched a user but carry no passwordHash: named by line, so the held-back user can be traced.
         empty = db.execute("""SELECT h.line_no, u.source_id FROM hashes h JOIN users u ON u.source_id = h.user_id

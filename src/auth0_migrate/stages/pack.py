@@ -43,6 +43,7 @@ __all__ = [
     "encode_file",
     "encode_record",
     "multipart_envelope",
+    "pack_encoded",
     "pack_files",
     "split_file",
     "split_packed",
@@ -175,13 +176,21 @@ def pack_files(
     A record too large for any file is yielded alone with ``oversize=True`` (its body then
     exceeds ``max_bytes``); the files around it are unaffected.
     """
+    return pack_encoded(((key, encode_record(record)) for key, record in records), max_bytes)
+
+
+def pack_encoded(parts_in: Iterable[tuple[str, bytes]], max_bytes: int = FILE_BUDGET) -> Iterator[PackedFile]:
+    """:func:`pack_files` for records already encoded as :func:`encode_record` encodes them.
+
+    For a caller that holds the records as compact JSON already (the ledger does): it need not
+    decode and encode them again, and the files come out byte for byte the same.
+    """
     if max_bytes < 3:
         raise ValueError("max_bytes must leave room for a JSON array")
     keys: list[str] = []
     parts: list[bytes] = []
     size = 2  # "[" and "]"
-    for key, record in records:
-        part = encode_record(record)
+    for key, part in parts_in:
         if len(part) + 2 > max_bytes:
             if parts:
                 yield PackedFile(keys, _body(parts))

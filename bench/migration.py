@@ -1,0 +1,299 @@
+"""Migration mode: seed a local tenant once, then migrate it with each user-id strategy under a rate limit.
+
+The tenant runs in-process (`create_app` over `httpx.ASGITransport`) on the system clock, with a
+sustained rate limit, a per-call latency and a job processing time, so a run costs what it would
+cost against Auth0, not what a loopback costs. Seeding runs with no limit and no latency; each
+strategy then runs in its own subprocess, on its own copy of the seeded SQLite file, so every run
+starts from the same tenant and its peak RSS (`ru_maxrss`, tool and tenant together) is its own.
+
+Run as a worker: `python -m bench.migration SPEC.json` prints one JSON object (see `run_strategy`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from auth0_migrate.auth0.client import TenantClient, TenantCredentials
+from auth0_migrate.ledger import Ledger
+from auth0_migrate.model import MigrationOptions
+from auth0_migrate.pipeline import run
+from auth0_migrate.seed import credential_pool, ensure_connection, seed_connection
+from auth0_migrate.tenant import TenantConfig, create_app
+from auth0_migrate.tenant.support_export import export_hashes
+
+from .floor import FloorInputs, floor
+
+SOURCE, TARGET = "Legacy-DB", "New-DB"
+TENANT_NAME = "bench-tenant"
+BASE_URL = "http://bench-tenant.local"
+CLIENT_ID, CLIENT_SECRET = "bench-client", "bench-client-secret-0123456789"
+STRATEGIES = ("regenerate", "keep", "prefix")
+
+
+@dataclass
+class Limits:
+    """The tenant knobs every measured run gets."""
+
+    rate: float = 50.0
+    burst: int = 50
+    latency: float = 0.15
+    job_seconds: float | None = None
+    """None: 2 s + 1 s per 1,000 users (an export or import of the whole connection takes that long)."""
+
+    def jobs(self, users: int) -> float:
+        return self.job_seconds if self.job_seconds is not None else round(2.0 + users / 1000.0, 3)
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+# -- seeding (once, no limits) ------------------------------------------------------------------
+
+def tenant_app(db_path: str, *, rate: float | None = None, burst: int | None = None, latency: float = 0.0,
+               job_seconds: float = 0.0) -> Any:
+    return create_app(TenantConfig(name=TENANT_NAME, base_url=BASE_URL, client_id=CLIENT_ID,
+                                   client_secret=CLIENT_SECRET, db_path=db_path, rate=rate, burst=burst,
+                                   latency=latency, job_seconds=job_seconds))
+
+
+def client_for(app: Any, **kwargs: Any) -> TenantClient:
+    return TenantClient(TenantCredentials(BASE_URL, CLIENT_ID, CLIENT_SECRET),
+                        transport=httpx.ASGITransport(app=app), **kwargs)
+
+
+async def seed(workdir: str, users: int, *, seed_value: int = 7) -> dict[str, Any]:
+    """Seed `workdir/seed.sqlite` with `users` users, roles, permissions; write the support hash file."""
+    db_path = os.path.join(workdir, "seed.sqlite")
+    app = tenant_app(db_path)  # rate None, latency 0, jobs at once: seeding is set-up, not measured
+    tenant = app.state.tenant
+    client = client_for(app)
+    try:
+        # A few bcrypt cost-10 hashes shared by every user: hashing is what costs, not variety. Cost-10
+        # bcrypt is what Auth0 stores and what its support file carries, so every user has a hash.
+        pool = [p for p in credential_pool(random.Random(seed_value), size_per_algorithm=2)
+                if "password_hash" in p[2]]
+        seeded = await seed_connection(client, SOURCE, users=users, seed=seed_value, pool=pool)
+        await ensure_connection(client, TARGET)
+    finally:
+        await client.aclose()
+    hashes = os.path.join(workdir, "password-hashes.ndjson")
+    lines = write_hash_file(tenant, hashes)
+    tenant.close()
+    return {"db": db_path, "hashes": hashes, "users": seeded.users, "hash_lines": lines,
+            "role_members": seeded.role_members, "users_with_permissions": seeded.users_with_permissions,
+            "permissions": seeded.permissions}
+
+
+def write_hash_file(tenant: Any, path: str) -> int:
+    """The support-ticket hash file of the source connection (mode 0600, as it holds hashes)."""
+    with open(path, "w", encoding="utf-8", opener=lambda p, f: os.open(p, f, 0o600)) as out:
+        return export_hashes(tenant.store, SOURCE, TENANT_NAME, out)
+
+
+# -- one strategy (a worker process) ------------------------------------------------------------
+
+class PhaseClock:
+    """A reporter that keeps when each phase began (the pipeline's own phase names)."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.marks: list[tuple[str, float]] = []
+        self.messages: list[str] = []
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        self.marks.append((name, time.monotonic() - self.started))
+
+    def advance(self, amount: int = 1) -> None:
+        pass
+
+    def info(self, message: str) -> None:
+        self.messages.append(message)
+
+    def warn(self, message: str) -> None:
+        self.messages.append("warning: " + message)
+
+    def durations(self, end: float) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for (name, t), nxt in zip(self.marks, [*self.marks[1:], ("end", end)], strict=True):
+            out[name] = round(out.get(name, 0.0) + nxt[1] - t, 2)
+        return out
+
+
+def options_for(strategy: str, hashes: str, state: str) -> MigrationOptions:
+    return MigrationOptions(source_connection=SOURCE, target_connection=TARGET, user_ids=strategy,  # type: ignore[arg-type]
+                            id_prefix="migrated_" if strategy == "prefix" else None,
+                            record_source_id="legacy_user_id" if strategy == "regenerate" else None,
+                            password_hashes=hashes, delete_source_users=strategy == "keep", state=state)
+
+
+def floor_inputs(state: str) -> FloorInputs:
+    """N, m_r, P and B of a finished run, from its ledger (the source side of the data)."""
+    with Ledger.open(state, lock=False, create=False) as ledger:
+        migrated = "status IN ('imported', 'already_in_target')"
+        n = int(ledger.scalar(f"SELECT COUNT(*) FROM users WHERE {migrated}") or 0)
+        members = [int(r[1]) for r in ledger.q(
+            f"SELECT r.source_role_id, (SELECT COUNT(*) FROM role_members m JOIN users u USING (ordinal) "
+            f"WHERE m.source_role_id = r.source_role_id AND u.{migrated}) FROM roles r")]
+        p = int(ledger.scalar(f"SELECT COUNT(DISTINCT p.ordinal) FROM permissions p JOIN users u USING (ordinal) "
+                              f"WHERE u.{migrated}") or 0)
+        b = int(ledger.scalar("SELECT SUM(bytes) FROM files") or 0)
+        failed_jobs = sum(1 for r in ledger.q("SELECT summary FROM files WHERE summary IS NOT NULL")
+                          if (json.loads(r["summary"]) or {}).get("failed"))
+    return FloorInputs(users=n, role_members=members, users_with_permissions=p, import_bytes=b,
+                       jobs_with_failures=failed_jobs)
+
+
+async def run_strategy(spec: dict[str, Any]) -> dict[str, Any]:
+    """Migrate a copy of the seeded tenant with one strategy; the measured figures as a dict."""
+    limits = Limits(**spec["limits"])
+    job_seconds = limits.jobs(spec["users"])
+    app = tenant_app(spec["db"], rate=limits.rate, burst=limits.burst, latency=limits.latency,
+                     job_seconds=job_seconds)
+    tenant = app.state.tenant
+    client = client_for(app, concurrency=spec.get("concurrency", 16), rate=spec.get("known_rate"))
+    reporter = PhaseClock()
+    options = options_for(spec["strategy"], spec["hashes"], spec["state"])
+    profile = spec.get("profile")
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    started = time.monotonic()
+    try:
+        result = await run(options, source=client, reporter=reporter)
+    finally:
+        seconds = time.monotonic() - started
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile)
+        await client.aclose()
+        tenant.close()
+    stats = client.governor.stats
+    inputs = floor_inputs(spec["state"])
+    fl = floor(inputs, spec["strategy"], rate=limits.rate, job_seconds=job_seconds)
+    calls = stats.total
+    return {
+        "strategy": spec["strategy"],
+        "calls": calls,
+        "floor_calls": fl.calls,
+        "seconds": round(seconds, 2),
+        "floor_seconds": round(fl.seconds, 2),
+        "http_429": stats.http_429,
+        "http_413": stats.statuses[413],
+        "retries": stats.retries,
+        "import_files": [f["bytes"] for f in result.reports["import_files"]],
+        "floor_import_files": fl.import_files,
+        "peak_rss_mb": peak_rss_mb(),
+        "calls_by_endpoint": dict(sorted(stats.calls.items())),
+        "tenant_calls_by_endpoint": dict(sorted(tenant.stats.items())),
+        "floor_by_item": fl.by_item,
+        "phases": reporter.durations(seconds),
+        "exit_code": result.exit_code,
+        "users": result.users,
+        "floor_inputs": {"users": inputs.users, "role_members": inputs.role_members,
+                         "users_with_permissions": inputs.users_with_permissions,
+                         "import_bytes": inputs.import_bytes},
+        "job_seconds": job_seconds,
+        "warnings": [m for m in reporter.messages if m.startswith("warning")][:20],
+    }
+
+
+# -- the orchestration (parent process) ---------------------------------------------------------
+
+def run_worker(module: str, spec: dict[str, Any], workdir: str) -> dict[str, Any]:
+    """Run `python -m <module> spec.json` and return the JSON object it prints last."""
+    spec_path = os.path.join(workdir, f"{spec['name']}.spec.json")
+    with open(spec_path, "w", encoding="utf-8") as out:
+        json.dump(spec, out)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    done = subprocess.run([sys.executable, "-m", module, spec_path], cwd=root, env=env, stdout=subprocess.PIPE,
+                          stderr=None, text=True, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"{module} {spec['name']} failed (exit {done.returncode}): {done.stdout[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def fresh_copy(seeded: dict[str, Any], workdir: str, name: str) -> str:
+    path = os.path.join(workdir, f"{name}.tenant.sqlite")
+    shutil.copyfile(seeded["db"], path)
+    os.chmod(path, 0o600)
+    return path
+
+
+def benchmark(users: int, *, workdir: str, limits: Limits, strategies: tuple[str, ...] = STRATEGIES,
+              baseline_users: int | None = None, concurrency: int = 16, known_rate: bool = False,
+              profile: bool = False) -> dict[str, Any]:
+    """Seed once, run each strategy and the baseline in their own processes; the report as a dict."""
+    log(f"seeding {users} users in {workdir} (no rate limit, no latency)")
+    started = time.monotonic()
+    seeded = asyncio.run(seed(workdir, users))
+    log(f"seeded in {time.monotonic() - started:.1f} s: {seeded['role_members']} role memberships, "
+        f"{seeded['users_with_permissions']} users with DIRECT permissions; {seeded['hash_lines']} hash lines")
+    out: dict[str, Any] = {"users": users, "limits": {"rate": limits.rate, "burst": limits.burst,
+                                                      "latency": limits.latency,
+                                                      "job_seconds": limits.jobs(users)},
+                           "strategies": {}}
+    for strategy in strategies:
+        log(f"migrating with --user-ids {strategy} ...")
+        spec = {"name": strategy, "strategy": strategy, "users": users, "db": fresh_copy(seeded, workdir, strategy),
+                "hashes": seeded["hashes"], "state": os.path.join(workdir, f"{strategy}.migration.sqlite"),
+                "limits": limits.__dict__, "concurrency": concurrency,
+                "known_rate": limits.rate if known_rate else None,
+                "profile": os.path.join(workdir, f"{strategy}.prof") if profile else None}
+        r = run_worker("bench.migration", spec, workdir)
+        out["strategies"][strategy] = r
+        log(f"{strategy}: {r['calls']} calls (floor {r['floor_calls']}), {r['seconds']} s (floor "
+            f"{r['floor_seconds']}), {r['http_429']} x 429, exit {r['exit_code']}")
+    if baseline_users != 0:
+        log("baseline: the per-user script ...")
+        spec = {"name": "baseline", "users": users, "db": fresh_copy(seeded, workdir, "baseline"),
+                "hashes": seeded["hashes"], "state": os.path.join(workdir, "baseline.migration.sqlite"),
+                "limits": limits.__dict__, "sample": baseline_users, "concurrency": concurrency}
+        b = run_worker("bench.baseline", spec, workdir)
+        out["baseline"] = b
+        log(f"baseline: {b['calls']} calls, {b['seconds']} s" + (
+            f" (per-user part measured on {b['measured_users']} users, scaled to {users})" if b.get("extrapolated")
+            else ""))
+    for r in out["strategies"].values():
+        r["calls_ratio"] = round(r["calls"] / r["floor_calls"], 3) if r["floor_calls"] else None
+        r["time_ratio"] = round(r["seconds"] / r["floor_seconds"], 3) if r["floor_seconds"] else None
+        r["http_429_share"] = round(r["http_429"] / r["calls"], 4) if r["calls"] else 0.0
+        if "baseline" in out and r["seconds"]:
+            r["baseline_ratio"] = round(out["baseline"]["seconds"] / r["seconds"], 2)
+    return out
+
+
+def _main(spec_path: str) -> int:
+    with open(spec_path, encoding="utf-8") as f:
+        spec = json.load(f)
+    result = asyncio.run(run_strategy(spec))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1]))
+
+

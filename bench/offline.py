@@ -1,0 +1,175 @@
+"""Offline mode: the local work alone, through the tool's own stage code and ledger, no tenant.
+
+Synthetic input is written first (not timed): a gzipped NDJSON export as the tenant produces it,
+about 1 KB a record with realistic fields, and a support-format password-hash file with one line
+per user (bcrypt cost 10, as Auth0 support hands them out). Then, timed, in a process of its own
+(so its peak RSS is its own): the export's loading path (`stages.export.export_source`, with the
+download replaced by the file), the hash join through the ledger (`stages.join`), transform and
+validation (`stages.prepare.transform_users`) and packing into import files
+(`stages.prepare.pack_users`), on a `stages.context.Job` with a real `Ledger` and no clients.
+
+Run as a worker: `python -m bench.offline SPEC.json` prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import os
+import random
+import sys
+import time
+from typing import Any
+
+from auth0_migrate.ledger import Ledger
+from auth0_migrate.model import MigrationOptions
+from auth0_migrate.stages import export, join, prepare
+from auth0_migrate.stages.context import Connection, Job
+
+from .migration import PhaseClock, log, peak_rss_mb, run_worker
+
+SOURCE, TARGET = "Legacy-DB", "New-DB"
+FIRST = ("Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Margaret", "Ken", "Radia", "Linus", "Frances",
+         "Niklaus", "Hedy", "Dennis", "Katherine", "Tim", "Sophie", "John", "Annie", "Whitfield")
+LAST = ("Lovelace", "Turing", "Hopper", "Dijkstra", "Liskov", "Knuth", "Hamilton", "Thompson", "Perlman",
+        "Torvalds", "Allen", "Wirth", "Lamarr", "Ritchie", "Johnson", "Berners-Lee", "Wilson", "McCarthy", "Easley",
+        "Diffie")
+CITIES = ("London", "Paris", "Berlin", "Tokyo", "Lisbon", "Oslo", "Austin", "Toronto")
+LOCALES = ("en-GB", "fr-FR", "de-DE", "ja-JP", "pt-PT", "nb-NO", "en-US", "en-CA")
+PLANS = ("free", "pro", "team", "enterprise")
+
+
+def user_oid(n: int) -> str:
+    """A 24-hex id, unique per n, that does not look sequential (as Auth0's ObjectIds do not)."""
+    return f"{(n * 0x9E3779B97F4A7C15 + 0x5DEECE66D) % (1 << 96):024x}"
+
+
+def _bcrypt_pool() -> list[str]:
+    import bcrypt
+
+    return [bcrypt.hashpw(f"pw-{i}".encode(), bcrypt.gensalt(10)).decode() for i in range(4)]
+
+
+def write_inputs(workdir: str, users: int, seed: int = 11) -> tuple[str, str]:
+    """The export file (gzipped NDJSON) and the hash file (NDJSON) for `users` synthetic users."""
+    rng = random.Random(seed)
+    hashes = _bcrypt_pool()
+    export_path = os.path.join(workdir, f"export-{users}.json.gz")
+    hash_path = os.path.join(workdir, f"hashes-{users}.ndjson")
+    with gzip.open(export_path, "wt", encoding="utf-8", compresslevel=1) as ex, \
+            open(hash_path, "w", encoding="utf-8", opener=lambda p, f: os.open(p, f, 0o600)) as hf:
+        out_e: list[str] = []
+        out_h: list[str] = []
+        for n in range(users):
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            oid = user_oid(n)
+            email = f"{first}.{last}.{n}@example.com".lower()
+            verified = "true" if rng.random() > 0.25 else "false"
+            day = 1 + n % 28
+            created = f"2021-{1 + n % 12:02d}-{day:02d}T{n % 24:02d}:{n % 60:02d}:{(n * 7) % 60:02d}.{n % 1000:03d}Z"
+            login = f"2025-{1 + (n * 5) % 12:02d}-{day:02d}T08:{n % 60:02d}:00.000Z"
+            phone = f',"phone_number":"+4477009{n % 100000:05d}","phone_verified":false' if n % 5 == 0 else ""
+            blocked = ',"blocked":true' if n % 25 == 0 else ""
+            bio = "Synthetic user for the auth0-migrate benchmark. " * rng.randint(1, 3)
+            out_e.append(
+                f'{{"user_id":"auth0|{oid}","email":"{email}","email_verified":{verified}{phone},'
+                f'"given_name":"{first}","family_name":"{last}","name":"{first} {last}",'
+                f'"nickname":"{first.lower()}{n}","picture":"https://s.gravatar.com/avatar/{oid}{oid[:8]}?s=480&r=pg&d=mp"'
+                f'{blocked},"app_metadata":{{"plan":"{rng.choice(PLANS)}","customer_id":"cus_{n:010d}",'
+                f'"flags":{{"beta":{"true" if n % 3 == 0 else "false"},"legacy_import":true}},'
+                f'"roles_cache":["reader","{rng.choice(("writer", "billing", "support"))}"]}},'
+                f'"user_metadata":{{"locale":"{rng.choice(LOCALES)}","timezone":"Europe/London",'
+                f'"address":{{"city":"{rng.choice(CITIES)}","postcode":"N{n % 99} {n % 9}AB"}},'
+                f'"preferences":{{"newsletter":{"true" if n % 2 else "false"},"theme":"dark"}},"bio":"{bio}"}},'
+                f'"identities":[{{"connection":"{SOURCE}","user_id":"{oid}","provider":"auth0","isSocial":false}}],'
+                f'"created_at":"{created}","updated_at":"{login}","last_login":"{login}",'
+                f'"logins_count":{n % 400}}}\n')
+            out_h.append(
+                f'{{"_id":{{"$oid":"{oid}"}},"email_verified":{verified},"email":"{email}",'
+                f'"passwordHash":"{hashes[n % len(hashes)]}","password_set_date":{{"$date":"{created}"}},'
+                f'"tenant":"bench-tenant","connection":"{SOURCE}","_tmp_is_unique":true,'
+                f'"identifiers":[{{"type":"email","value":"{email}","verified":{verified}}}]}}\n')
+            if len(out_e) >= 10_000:
+                ex.write("".join(out_e))
+                hf.write("".join(out_h))
+                out_e.clear()
+                out_h.clear()
+        ex.write("".join(out_e))
+        hf.write("".join(out_h))
+    return export_path, hash_path
+
+
+async def run_local(spec: dict[str, Any]) -> dict[str, Any]:
+    """Export file -> ledger -> join -> transform and validate -> pack; timed, in this process."""
+    export_path, hash_path, state = spec["export"], spec["hashes"], spec["state"]
+    options = MigrationOptions(source_connection=SOURCE, target_connection=TARGET, user_ids="regenerate",
+                               password_hashes=hash_path, state=state)
+
+    async def downloaded(job: Job) -> tuple[str, str]:  # the export job's download, already on disk
+        return "job_offline", export_path
+
+    export._fresh_export = downloaded  # type: ignore[assignment]  # the only network step of the loading path
+    reporter = PhaseClock()
+    started = time.monotonic()
+    ledger = Ledger.open(state, {"bench": "offline"})
+    try:
+        job = Job(options, ledger, None, None, reporter,  # type: ignore[arg-type]  # no clients: no network
+                  Connection("con_0000000000000001", SOURCE), Connection("con_0000000000000002", TARGET))
+        await export.export_source(job)
+        join.join_hashes(job)
+        prepare.transform_users(job)
+        prepare.pack_users(job)
+        seconds = time.monotonic() - started
+        files = ledger.q("SELECT bytes, users FROM files ORDER BY file_id")
+        counts = {r["status"]: r["n"] for r in ledger.q("SELECT status, COUNT(*) AS n FROM users GROUP BY status")}
+        with_hash = int(ledger.scalar("SELECT COUNT(*) FROM users WHERE has_credential = 1") or 0)
+    finally:
+        ledger.close()
+    return {"users": spec["users"], "seconds": round(seconds, 2), "peak_rss_mb": peak_rss_mb(),
+            "import_files": len(files), "import_bytes": sum(r["bytes"] for r in files),
+            "statuses": counts, "with_password_hash": with_hash, "phases": reporter.durations(seconds)}
+
+
+def measure(users: int, workdir: str) -> dict[str, Any]:
+    log(f"offline: writing {users:,} synthetic export records and hash lines (not timed)")
+    started = time.monotonic()
+    export_path, hash_path = write_inputs(workdir, users)
+    log(f"offline: inputs written in {time.monotonic() - started:.1f} s "
+        f"(export {os.path.getsize(export_path) / 2**20:.0f} MB gzipped, hashes "
+        f"{os.path.getsize(hash_path) / 2**20:.0f} MB); running the stages")
+    state = os.path.join(workdir, f"offline-{users}.migration.sqlite")
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        if os.path.exists(state + suffix):
+            os.unlink(state + suffix)
+    try:
+        result = run_worker("bench.offline", {"name": f"offline-{users}", "users": users, "export": export_path,
+                                              "hashes": hash_path, "state": state}, workdir)
+        result["ledger_mb"] = round(os.path.getsize(state) / 2**20, 1)
+    finally:
+        for path in (export_path, hash_path, state, state + "-wal", state + "-shm", state + ".lock"):
+            if os.path.exists(path):
+                os.unlink(path)
+    log(f"offline {users:,}: {result['seconds']} s, peak RSS {result['peak_rss_mb']} MB, phases {result['phases']}")
+    return result
+
+
+def benchmark(users: int, *, workdir: str, compare: bool = True) -> dict[str, Any]:
+    """`users` through the local stages, and (with `compare`) 100,000 too, to show memory stays flat."""
+    out = measure(users, workdir)
+    if compare and users != 100_000:
+        small = measure(100_000, workdir)
+        out["compare"] = [small]
+        out["rss_ratio"] = round(out["peak_rss_mb"] / small["peak_rss_mb"], 2) if small["peak_rss_mb"] else None
+    return out
+
+
+def _main(spec_path: str) -> int:
+    with open(spec_path, encoding="utf-8") as f:
+        spec = json.load(f)
+    print(json.dumps(asyncio.run(run_local(spec))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1]))
