@@ -31,8 +31,8 @@ import httpx
 from auth0.management import AsyncAuth0
 
 from auth0_migrate.auth0.governor import endpoint_label
-from auth0_migrate.pipeline import open_job
-from auth0_migrate.stages import export, join, load, prepare
+from auth0_migrate.pipeline import ingest_source, open_job
+from auth0_migrate.stages import load, prepare
 
 from .migration import (
     BASE_URL,
@@ -104,8 +104,7 @@ async def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
     started = time.monotonic()
     job = await open_job(options, client, None, reporter)
     try:
-        await export.export_source(job)
-        join.join_hashes(job)
+        await ingest_source(job)
         prepare.transform_users(job)
         prepare.pack_users(job)
         await load.import_users(job)

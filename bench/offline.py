@@ -3,10 +3,10 @@
 Synthetic input is written first (not timed): a gzipped NDJSON export as the tenant produces it,
 about 1 KB a record with realistic fields, and a support-format password-hash file with one line
 per user (bcrypt cost 10, as Auth0 support hands them out). Then, timed, in a process of its own
-(so its peak RSS is its own): the export's loading path (`stages.export.export_source`, with the
-download replaced by the file), the hash join through the ledger (`stages.join`), transform and
-validation (`stages.prepare.transform_users`) and packing into import files
-(`stages.prepare.pack_users`), on a `stages.context.Job` with a real `Ledger` and no clients.
+(so its peak RSS is its own): `pipeline.ingest_source` (the hash file indexed in the ledger, the
+export read with the download replaced by the file, each user joined, transformed, validated and
+packed as it is read, then the email fallback), and the stragglers' `stages.prepare.transform_users`
+and `pack_users`, on a `stages.context.Job` with a real `Ledger` and no clients.
 
 Run as a worker: `python -m bench.offline SPEC.json` prints one JSON object.
 """
@@ -24,7 +24,8 @@ from typing import Any
 
 from auth0_migrate.ledger import Ledger
 from auth0_migrate.model import MigrationOptions
-from auth0_migrate.stages import export, join, prepare
+from auth0_migrate.pipeline import ingest_source
+from auth0_migrate.stages import export, prepare
 from auth0_migrate.stages.context import Connection, Job
 
 from .migration import PhaseClock, log, peak_rss_mb, run_worker
@@ -116,8 +117,7 @@ async def run_local(spec: dict[str, Any]) -> dict[str, Any]:
     try:
         job = Job(options, ledger, None, None, reporter,  # type: ignore[arg-type]  # no clients: no network
                   Connection("con_0000000000000001", SOURCE), Connection("con_0000000000000002", TARGET))
-        await export.export_source(job)
-        join.join_hashes(job)
+        await ingest_source(job)
         prepare.transform_users(job)
         prepare.pack_users(job)
         seconds = time.monotonic() - started

@@ -124,14 +124,20 @@ async def open_job(options: MigrationOptions, source: TenantClient, target: Tena
     return Job(options, ledger, source, target, reporter, source_connection, target_connection)
 
 
+async def ingest_source(job: Job) -> None:
+    """Stages 1-2 and most of 4: hash file indexed, source read, joined, transformed and packed as it is read."""
+    join.load_hashes(job)
+    await export.export_source(job)
+    join.join_hashes(job)
+
+
 async def run(options: MigrationOptions, *, source: TenantClient, target: TenantClient | None = None,
               reporter: Reporter | None = None) -> RunResult:
     """Migrate (or resume migrating) the users of one connection into another, and verify them."""
     reporter = reporter or QuietReporter()
     job = await open_job(options, source, target, reporter)
     try:
-        await export.export_source(job)
-        join.join_hashes(job)
+        await ingest_source(job)
         await authz.read_grants(job)
         prepare.transform_users(job)
         prepare.pack_users(job)
@@ -234,8 +240,7 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
     try:
         job = await open_job(options, source, target, reporter, state=path)
         try:
-            await export.export_source(job)
-            join.join_hashes(job)
+            await ingest_source(job)
             prepare.transform_users(job)
             prepare.pack_users(job)
             ledger = job.ledger

@@ -22,9 +22,10 @@ class Killed(BaseException):
     pass
 
 
-STAGES = [(export, "export_source"), (join, "join_hashes"), (authz, "read_grants"), (prepare, "transform_users"),
-          (prepare, "pack_users"), (load, "import_users"), (idmap, "map_ids"), (restore, "restore_grants"),
-          (verify, "verify_grants"), (cutover, "delete_source_copies"), (cutover, "reapply_after_cutover")]
+STAGES = [(join, "load_hashes"), (export, "export_source"), (join, "join_hashes"), (authz, "read_grants"),
+          (prepare, "transform_users"), (prepare, "pack_users"), (load, "import_users"), (idmap, "map_ids"),
+          (restore, "restore_grants"), (verify, "verify_grants"), (cutover, "delete_source_copies"),
+          (cutover, "reapply_after_cutover")]
 
 
 def _setup(world: World, tmp_path, users: int = 30):
@@ -66,7 +67,7 @@ def test_killed_after_each_stage(world: World, tmp_path, monkeypatch, module, na
     seeded, before, grants, opts = _setup(world, tmp_path)
     original = getattr(module, name)
 
-    if name in ("join_hashes", "transform_users", "pack_users"):
+    if name in ("load_hashes", "join_hashes", "transform_users", "pack_users"):
         def killed(job, *a, **k):
             original(job, *a, **k)
             raise Killed(name)

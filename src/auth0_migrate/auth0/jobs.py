@@ -8,12 +8,13 @@ link lives 60 s; a download that fails is retried with a fresh link from `GET /j
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from ..errors import TransientError
 from .client import TenantClient
@@ -120,8 +121,8 @@ def iter_export_lines(path: str) -> Iterator[tuple[int, str, dict[str, Any] | No
             if not text:
                 continue
             try:
-                record = json.loads(text)
-            except ValueError:
+                record = orjson.loads(text)
+            except orjson.JSONDecodeError:
                 yield number, text, None, f"export line {number} is not valid JSON"
                 continue
             if not isinstance(record, dict):

@@ -8,19 +8,118 @@ A `--users` list narrows the selection; listed users that are not in the source 
 from __future__ import annotations
 
 import os
+from typing import Any
+
+import orjson
 
 from ..auth0 import jobs
 from ..errors import InputError
 from ..ledger import dumps
 from .context import Job
+from .join import credential_for
+from .pack import FilePacker, PackedFile
+from .prepare import transform_one
 
 BATCH = 5000
 
 
-def _insert(job: Job, batch: list[tuple[int, str, str | None, str]]) -> None:
-    job.ledger.db.executemany("INSERT OR IGNORE INTO users (ordinal, source_id, email, record) VALUES (?, ?, ?, ?)",
-                              batch)
-    batch.clear()
+class _Ingest:
+    """Each source user, as it is read, joined to its hash, transformed, validated and packed: one write a user.
+
+    A user the hash file has no row for is stored as it came (`exported`) for `join_hashes` (the
+    email fallback) and `transform_users`; the users of the last, partly filled file stay `ready`
+    with no file, for `pack_users` to pack with those.
+    """
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.db = job.ledger.db
+        self.options = job.options
+        self.selection = read_selection(job.options.users_file) if job.options.users_file else None
+        self.found: set[str] = set()
+        self.packer = FilePacker()
+        self.next_file = 1
+        self.waiting: dict[str, tuple[Any, ...]] = {}  # ordinal -> row, for users of the open file
+        self.rows: list[tuple[Any, ...]] = []
+
+    def selected(self, source_id: str, email: str | None) -> bool:
+        if self.selection is None:
+            return True
+        ids, emails = self.selection
+        hit = [v for v in (source_id, email) if v in ids or v in emails]
+        self.found.update(hit)
+        return bool(hit)
+
+    def add(self, ordinal: int, source_id: str, email: str | None, record: dict[str, Any], text: str) -> None:
+        if not self.selected(source_id, email):
+            return
+        credential_text: str | None = None
+        hash_match = None
+        if self.options.password_hashes:
+            known, credential_text = credential_for(self.job.ledger, source_id)
+            if not known:
+                self.rows.append((ordinal, source_id, email, text, None, 0, None, None, "exported", None, None,
+                                  None, None))
+                self._flush_rows()
+                return
+            hash_match = "id"
+        outcome = transform_one(self.options, source_id, record,
+                                orjson.loads(credential_text) if credential_text else None)
+        # A user that is not ready keeps its source record, less any hash (transform took those out).
+        stored = outcome.record or (dumps(record) if self.options.from_file else text)
+        row = (ordinal, source_id, email, stored, outcome.credential,
+               1 if outcome.credential else 0, hash_match, outcome.target_id, outcome.status,
+               None if outcome.status == "ready" else outcome.stage, outcome.code, outcome.message, None)
+        if outcome.status != "ready":
+            self.rows.append(row)
+        else:
+            key = str(ordinal)
+            self.waiting[key] = row
+            for packed in self.packer.add(key, outcome.encoded()):
+                self._close(packed)
+        self._flush_rows()
+
+    def _close(self, packed: PackedFile) -> None:
+        if packed.oversize:
+            for key in packed.keys:
+                row = self.waiting.pop(key)
+                self.rows.append((*row[:8], "failed", "pack", "USER_TOO_LARGE",
+                                  "the user's import record alone exceeds Auth0's 500 KB file limit", None))
+            return
+        file_id = self.next_file
+        self.next_file += 1
+        self.db.execute("INSERT INTO files (file_id, bytes, users) VALUES (?, ?, ?)",
+                        (file_id, len(packed.body), len(packed.keys)))
+        for key in packed.keys:
+            self.rows.append((*self.waiting.pop(key)[:12], file_id))
+
+    def _flush_rows(self, force: bool = False) -> None:
+        if len(self.rows) >= BATCH or (force and self.rows):
+            self.db.executemany(
+                "INSERT OR IGNORE INTO users (ordinal, source_id, email, record, credential, has_credential, "
+                "hash_match, target_id, status, stage, code, message, file_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self.rows)
+            self.job.reporter.advance(len(self.rows))
+            self.rows.clear()
+
+    def finish(self) -> None:
+        self.rows.extend(self.waiting.values())  # the open file's users: packed later, with the stragglers
+        self.waiting.clear()
+        self._flush_rows(force=True)
+        if self.selection is not None:
+            ids, emails = self.selection
+            absent = sorted((ids | emails) - self.found)
+            self.job.ledger.add_problems(
+                ("not-in-source", v, f"{v} is listed in {self.options.users_file} but is not a user of "
+                                     f"{self.job.source_connection.name}") for v in absent)
+
+
+def _start(job: Job) -> _Ingest:
+    db = job.ledger.db
+    for table in ("users", "files", "permissions", "role_members"):
+        db.execute(f"DELETE FROM {table}")
+    db.execute("DELETE FROM problems WHERE kind IN ('export', 'users-file', 'not-in-source')")
+    return _Ingest(job)
 
 
 async def export_source(job: Job) -> None:
@@ -36,25 +135,18 @@ async def export_source(job: Job) -> None:
             if job_id else await _fresh_export(job)
         try:
             with ledger.tx():
-                ledger.db.execute("DELETE FROM users")
-                batch: list[tuple[int, str, str | None, str]] = []
+                ingest = _start(job)
                 for number, text, record, problem in jobs.iter_export_lines(path):
                     if record is None or not isinstance(record.get("user_id"), str):
                         ledger.add_problem("export", str(number), problem or f"export line {number} has no user_id")
                         continue
                     email = record.get("email")
-                    # The line is stored as it came (it is one JSON object): encoding it again would cost
-                    # as much as reading it.
-                    batch.append((number, record["user_id"], email.lower() if isinstance(email, str) else None,
-                                  text))
-                    if len(batch) >= BATCH:
-                        _insert(job, batch)
-                        job.reporter.advance(BATCH)
-                _insert(job, batch)
+                    ingest.add(number, record["user_id"], email.lower() if isinstance(email, str) else None,
+                               record, text)
+                ingest.finish()
+                ledger.mark_phase("export")
         finally:
             os.unlink(path)
-    _select(job)
-    ledger.mark_phase("export")
 
 
 async def _fresh_export(job: Job) -> tuple[str, str]:
@@ -68,8 +160,7 @@ def _load_from_file(job: Job) -> None:
 
     ledger = job.ledger
     with ledger.tx():
-        ledger.db.execute("DELETE FROM users")
-        batch: list[tuple[int, str, str | None, str]] = []
+        ingest = _start(job)
         seen: set[str] = set()
         for item in iter_users_file(job.options.from_file or ""):
             if not isinstance(item, tuple):
@@ -82,10 +173,9 @@ def _load_from_file(job: Job) -> None:
                 continue
             seen.add(key)
             email = user.get("email")
-            batch.append((ordinal, key, email.lower() if isinstance(email, str) else None, dumps(user)))
-            if len(batch) >= BATCH:
-                _insert(job, batch)
-        _insert(job, batch)
+            ingest.add(ordinal, key, email.lower() if isinstance(email, str) else None, user, dumps(user))
+        ingest.finish()
+        ledger.mark_phase("export")
 
 
 def read_selection(path: str) -> tuple[set[str], set[str]]:
@@ -108,27 +198,3 @@ def read_selection(path: str) -> tuple[set[str], set[str]]:
     except OSError as exc:
         raise InputError(f"cannot read the --users file {path}: {exc.strerror}") from exc
     return ids, emails
-
-
-def _select(job: Job) -> None:
-    if not job.options.users_file:
-        return
-    ids, emails = read_selection(job.options.users_file)
-    ledger = job.ledger
-    with ledger.tx():
-        ledger.db.execute("UPDATE users SET selected = 0")
-        found_ids: set[str] = set()
-        found_emails: set[str] = set()
-        for value in ids:
-            if ledger.db.execute("UPDATE users SET selected = 1 WHERE source_id = ?", (value,)).rowcount:
-                found_ids.add(value)
-        for value in emails:
-            if ledger.db.execute("UPDATE users SET selected = 1 WHERE email = ?", (value,)).rowcount:
-                found_emails.add(value)
-        absent = sorted((ids - found_ids) | (emails - found_emails))
-        missing: list[tuple[str, str | None, str]] = [
-            ("not-in-source", v, f"{v} is listed in {job.options.users_file} but is not a user of "
-                                 f"{job.source_connection.name}") for v in absent]
-        ledger.add_problems(missing)
-        ledger.db.execute("DELETE FROM users WHERE selected = 0")
-

@@ -44,6 +44,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Final, TypeAlias, cast
 
+import orjson
+
 from auth0_migrate.errors import InputError
 from auth0_migrate.passwords import PASSWORD_HASH_PATTERN
 
@@ -189,14 +191,17 @@ def _iter_lines(lines: Iterable[bytes | str]) -> Iterator[HashRow | LineProblem]
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except UnicodeDecodeError:
-            yield LineProblem(line_no, "not valid UTF-8")
-            continue
-        except ValueError:
-            # Deliberately not the decoder's message: a line is not ours to quote.
-            yield LineProblem(line_no, "not valid JSON")
-            continue
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            # Let the standard parser say what is wrong, never quoting the line (it may hold a hash).
+            try:
+                obj = json.loads(line)
+            except UnicodeDecodeError:
+                yield LineProblem(line_no, "not valid UTF-8")
+                continue
+            except ValueError:
+                yield LineProblem(line_no, "not valid JSON")
+                continue
         yield _row(line_no, obj)
 
 

@@ -1,10 +1,12 @@
 """Stage 2: join the support-ticket hash file onto the exported users, through an index on disk.
 
-The file streams into the ledger's `hashes` table (only rows of the source connection's name), and
-the join is SQL: `user_id == "auth0|" + (alt_id or _id.$oid)` first; the email only as a fallback,
-and only when exactly one unclaimed hash row and exactly one unmatched user share it. Both
-directions are reported: users with no hash, hashes with no user. The table is emptied once the
-join is done, so hashes live only on the rows of users still waiting to be imported.
+`load_hashes` streams the file into the ledger's `hashes` table (only rows of the source
+connection's name) before the export is read; the export then joins each user on
+`user_id == "auth0|" + (alt_id or _id.$oid)` as it reads it (`credential_for`), so a user's row is
+written once. `join_hashes` then settles the rest in SQL: the email only as a fallback, and only
+when exactly one unclaimed hash row and exactly one unmatched user share it. Both directions are
+reported: users with no hash, hashes with no user. The table is emptied once the join is done, so
+hashes live only on the rows of users still waiting to be imported.
 """
 
 from __future__ import annotations
@@ -12,24 +14,27 @@ from __future__ import annotations
 import os
 
 from ..errors import InputError
+from ..ledger import Ledger, dumps
 from .context import Job
 from .hashes import HashRow, iter_hash_file
 
 BATCH = 5000
 
 
-def join_hashes(job: Job) -> None:
+def load_hashes(job: Job) -> None:
+    """Index the hash file's rows of the source connection in the ledger (one transaction)."""
     ledger = job.ledger
     path = job.options.password_hashes
-    if ledger.phase_done("hashes") or not path:
+    if ledger.phase_done("hashes-loaded") or not path:
         return
     if not os.path.isfile(path):
         raise InputError(f"--password-hashes {path}: no such file")
-    job.reporter.phase("join password hashes")
+    job.reporter.phase("load password hashes")
     connection = job.source_connection.name
     with ledger.tx():
         db = ledger.db
         db.execute("DELETE FROM hashes")
+        db.execute("DELETE FROM problems WHERE kind = 'hash-file'")
         batch: list[tuple[str, str | None, str | None, int]] = []
         other_connections = 0
         duplicates = 0
@@ -48,11 +53,32 @@ def join_hashes(job: Job) -> None:
         if duplicates:
             ledger.add_problem("hash-file", None, f"{duplicates} hash rows repeat a user id already in the file; "
                                                   "the first row of each was used")
+        ledger.set_meta("hash_file", {"other_connections": other_connections})
+        ledger.mark_phase("hashes-loaded")
+
+
+def credential_for(ledger: Ledger, source_id: str) -> tuple[bool, str | None]:
+    """(whether the hash file has a row for this user id, that row's credential JSON or None)."""
+    row = ledger.db.execute("SELECT credential FROM hashes WHERE user_id = ?", (source_id,)).fetchone()
+    return (False, None) if row is None else (True, row[0])
+
+
+def join_hashes(job: Job) -> None:
+    """The email fallback for users the export could not join by id, and the reports both ways."""
+    ledger = job.ledger
+    path = job.options.password_hashes
+    if ledger.phase_done("hashes") or not path:
+        return
+    job.reporter.phase("join password hashes")
+    connection = job.source_connection.name
+    other_connections = (ledger.get_meta("hash_file") or {}).get("other_connections", 0)
+    with ledger.tx():
+        db = ledger.db
         # 1. by id
         # (has_credential is set in the same statement: a second pass would rewrite every matched row again)
         db.execute("UPDATE users SET (credential, has_credential, hash_match) = (SELECT h.credential, "
                    "h.credential IS NOT NULL, 'id' FROM hashes h WHERE h.user_id = users.source_id) "
-                   "WHERE source_id IN (SELECT user_id FROM hashes)")
+                   "WHERE status = 'exported' AND source_id IN (SELECT user_id FROM hashes)")
         # 2. by email, when unambiguous on both sides
         db.execute("""
             WITH free AS (SELECT * FROM hashes WHERE user_id NOT IN (SELECT source_id FROM users)
@@ -63,7 +89,7 @@ def join_hashes(job: Job) -> None:
             UPDATE users SET (credential, has_credential, hash_match) =
                              (SELECT f.credential, f.credential IS NOT NULL, 'email' FROM free f
                               WHERE f.email = users.email)
-            WHERE hash_match IS NULL AND email IN (SELECT email FROM free_once)
+            WHERE hash_match IS NULL AND status = 'exported' AND email IN (SELECT email FROM free_once)
                   AND email IN (SELECT email FROM users_once)""")
         db.execute("UPDATE users SET hash_match = 'none' WHERE hash_match IS NULL")
         # Rows that matched a user but carry no passwordHash: named by line, so the held-back user can be traced.
@@ -90,9 +116,7 @@ def join_hashes(job: Job) -> None:
 
 
 def _cred(row: HashRow) -> str | None:
-    import json
-
-    return None if row.credential is None else json.dumps(row.credential, separators=(",", ":"))
+    return None if row.credential is None else dumps(row.credential)
 
 
 def _insert(db, batch: list[tuple[str, str | None, str | None, int]]) -> int:  # noqa: ANN001

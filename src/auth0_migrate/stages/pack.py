@@ -42,6 +42,7 @@ __all__ = [
     "PackedFile",
     "encode_file",
     "encode_record",
+    "FilePacker",
     "multipart_envelope",
     "pack_encoded",
     "pack_files",
@@ -185,28 +186,50 @@ def pack_encoded(parts_in: Iterable[tuple[str, bytes]], max_bytes: int = FILE_BU
     For a caller that holds the records as compact JSON already (the ledger does): it need not
     decode and encode them again, and the files come out byte for byte the same.
     """
-    if max_bytes < 3:
-        raise ValueError("max_bytes must leave room for a JSON array")
-    keys: list[str] = []
-    parts: list[bytes] = []
-    size = 2  # "[" and "]"
+    packer = FilePacker(max_bytes)
     for key, part in parts_in:
-        if len(part) + 2 > max_bytes:
-            if parts:
-                yield PackedFile(keys, _body(parts))
-                keys, parts, size = [], [], 2
-            yield PackedFile([key], _body([part]), oversize=True)
-            continue
-        added = len(part) + (1 if parts else 0)  # the comma before all but the first
-        if size + added > max_bytes:
-            yield PackedFile(keys, _body(parts))
-            keys, parts, size = [], [], 2
+        yield from packer.add(key, part)
+    yield from packer.finish()
+
+
+class FilePacker:
+    """The packing rule of :func:`pack_encoded`, fed one record at a time (for a stage that packs as it reads).
+
+    ``add`` returns the files its record closed (none, one, or an open file plus an oversize one);
+    ``finish`` returns the last, partly filled file.
+    """
+
+    def __init__(self, max_bytes: int = FILE_BUDGET) -> None:
+        if max_bytes < 3:
+            raise ValueError("max_bytes must leave room for a JSON array")
+        self.max_bytes = max_bytes
+        self.keys: list[str] = []
+        self.parts: list[bytes] = []
+        self.size = 2  # "[" and "]"
+
+    def add(self, key: str, part: bytes) -> list[PackedFile]:
+        closed: list[PackedFile] = []
+        if len(part) + 2 > self.max_bytes:
+            if self.parts:
+                closed.append(self._take())
+            closed.append(PackedFile([key], _body([part]), oversize=True))
+            return closed
+        added = len(part) + (1 if self.parts else 0)  # the comma before all but the first
+        if self.size + added > self.max_bytes:
+            closed.append(self._take())
             added = len(part)
-        keys.append(key)
-        parts.append(part)
-        size += added
-    if parts:
-        yield PackedFile(keys, _body(parts))
+        self.keys.append(key)
+        self.parts.append(part)
+        self.size += added
+        return closed
+
+    def finish(self) -> list[PackedFile]:
+        return [self._take()] if self.parts else []
+
+    def _take(self) -> PackedFile:
+        packed = PackedFile(self.keys, _body(self.parts))
+        self.keys, self.parts, self.size = [], [], 2
+        return packed
 
 
 def split_file(body: bytes) -> tuple[bytes, bytes]:

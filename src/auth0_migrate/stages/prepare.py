@@ -10,59 +10,102 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from ..ledger import dumps
+from ..model import MigrationOptions
 from .context import Job
-from .pack import encode_file, encode_record, pack_encoded
+from .pack import encode_record, pack_encoded
 from .transform import to_import_record
 from .users_file import credential_of
 
 CHUNK = 5000
 
 
+@dataclass
+class Outcome:
+    """What transform decided for one user: `ready` (with its record and credential as ledger JSON),
+    `held_back` or `invalid` (with a code and a message naming the field)."""
+
+    status: str
+    record: str | None = None
+    credential: str | None = None
+    target_id: str | None = None
+    code: str | None = None
+    message: str | None = None
+
+    @property
+    def stage(self) -> str:
+        return "hashes" if self.status == "held_back" else "transform"
+
+    def encoded(self) -> bytes:
+        """The user as its import file carries it: record and credential in one object."""
+        return combine(self.record or "{}", self.credential)
+
+
+def transform_one(options: MigrationOptions, source_id: str, export: dict[str, Any],
+                  credential: dict[str, Any] | None) -> Outcome:
+    """Transform and validate one user, exactly as the import will see it; never raises for bad data."""
+    if options.from_file:
+        credential = credential or credential_of(export)
+        for key in ("password_hash", "custom_password_hash"):
+            export.pop(key, None)
+    if credential is None and options.missing_hash == "hold" and options.password_hashes:
+        return Outcome("held_back", code="NO_PASSWORD_HASH",
+                       message=f"no password hash for {source_id} in {options.password_hashes}; left in the source "
+                               "(use --missing-hash import to import it without one)")
+    record, problems = to_import_record(export, credential=credential, strategy=options.user_ids,
+                                        prefix=options.id_prefix, record_source_id=options.record_source_id)
+    if record is None or problems:
+        message = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in problems)
+        return Outcome("invalid", code=problems[0].code, message=message)
+    for key in ("password_hash", "custom_password_hash"):
+        record.pop(key, None)  # the credential lives in its own column, cleared once imported
+    return Outcome("ready", dumps(record), dumps(credential) if credential else None,
+                   _target_id(record, options.user_ids))
+
+
+def combine(record: str, credential: str | None) -> bytes:
+    """`encode_record(record | credential)` from their ledger JSON, without decoding and encoding again.
+
+    Both are compact JSON objects with no key in common (transform moved the hash keys out of the
+    record), so joining the texts gives byte for byte what merging and encoding would.
+    """
+    if credential and credential != "{}":
+        text = credential if record == "{}" else record[:-1] + "," + credential[1:]
+    else:
+        text = record
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: let encode_record choose the fallback
+        user = json.loads(record)
+        if credential:
+            user.update(json.loads(credential))
+        return encode_record(user)
+
+
 def transform_users(job: Job) -> None:
+    """Transform the users still waiting (those the export could not settle as it read them)."""
     ledger = job.ledger
     if ledger.phase_done("transform"):
         return
     options = job.options
-    hold = options.missing_hash == "hold" and bool(options.password_hashes)
     total = ledger.scalar("SELECT COUNT(*) FROM users WHERE status = 'exported'")
     job.reporter.phase("transform and validate", total=total)
     for rows in ledger.chunks("SELECT ordinal, source_id, email, record, credential FROM users WHERE status = "
                               "'exported' AND ordinal > ? ORDER BY ordinal LIMIT ?", size=CHUNK):
-        updates: list[tuple[Any, ...]] = []
-        failures: list[tuple[str, str, str, int]] = []
-        held: list[tuple[str, int]] = []
-        for row in rows:
-            export = json.loads(row["record"])
-            credential = json.loads(row["credential"]) if row["credential"] else None
-            if options.from_file:
-                credential = credential or credential_of(export)
-                for key in ("password_hash", "custom_password_hash"):
-                    export.pop(key, None)
-            if credential is None and hold:
-                held.append((f"no password hash for {row['source_id']} in {options.password_hashes}; left in the "
-                             "source (use --missing-hash import to import it without one)", row["ordinal"]))
-                continue
-            record, problems = to_import_record(export, credential=credential, strategy=options.user_ids,
-                                                prefix=options.id_prefix, record_source_id=options.record_source_id)
-            if record is None or problems:
-                message = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in problems)
-                failures.append((problems[0].code, message, "invalid", row["ordinal"]))
-                continue
-            for key in ("password_hash", "custom_password_hash"):
-                record.pop(key, None)  # the credential lives in its own column, cleared once imported
-            target_id = _target_id(record, options.user_ids)
-            updates.append((dumps(record), dumps(credential) if credential else None, 1 if credential else 0,
-                            target_id, row["ordinal"]))
+        outcomes = [(row["ordinal"], transform_one(options, row["source_id"], json.loads(row["record"]),
+                                                   json.loads(row["credential"]) if row["credential"] else None))
+                    for row in rows]
         with ledger.tx() as db:
             db.executemany("UPDATE users SET record = ?, credential = ?, has_credential = ?, target_id = ?, "
-                           "status = 'ready' WHERE ordinal = ?", updates)
-            db.executemany("UPDATE users SET status = ?, stage = 'transform', code = ?, message = ?, credential = NULL"
-                           " WHERE ordinal = ?", [(s, c, m, o) for c, m, s, o in failures])
-            db.executemany("UPDATE users SET status = 'held_back', stage = 'hashes', code = 'NO_PASSWORD_HASH', "
-                           "message = ?, credential = NULL WHERE ordinal = ?", held)
+                           "status = 'ready' WHERE ordinal = ?",
+                           [(o.record, o.credential, 1 if o.credential else 0, o.target_id, ordinal)
+                            for ordinal, o in outcomes if o.status == "ready"])
+            db.executemany("UPDATE users SET status = ?, stage = ?, code = ?, message = ?, credential = NULL"
+                           " WHERE ordinal = ?", [(o.status, o.stage, o.code, o.message, ordinal)
+                                                   for ordinal, o in outcomes if o.status != "ready"])
         job.reporter.advance(len(rows))
     ledger.mark_phase("transform")
 
@@ -74,40 +117,16 @@ def _target_id(record: dict[str, Any], strategy: str) -> str | None:
 
 
 def import_body(rows: list[Any]) -> bytes:
-    """The JSON array an import file carries for these ledger rows (record + credential)."""
-    users = []
-    for row in rows:
-        user = json.loads(row["record"])
-        if row["credential"]:
-            user.update(json.loads(row["credential"]))
-        users.append(user)
-    return encode_file(users)  # byte for byte what the packer sized
+    """The JSON array an import file carries for these ledger rows: byte for byte what the packer sized."""
+    return b"[" + b",".join(combine(row["record"], row["credential"]) for row in rows) + b"]"
 
 
 def _ready(job: Job) -> Iterator[tuple[str, bytes]]:
-    """(ordinal, the user's import record as `encode_record` encodes it) for every ready user not yet packed.
-
-    The ledger holds the record and the credential as compact JSON objects with no key in common
-    (transform moved the hash keys out of the record), so the user's encoding is the two joined:
-    byte for byte what decoding, merging and encoding again would give, at a fraction of the cost.
-    """
+    """(ordinal, the user's import record as `encode_record` encodes it) for every ready user not yet packed."""
     for rows in job.ledger.chunks("SELECT ordinal, record, credential FROM users WHERE status = 'ready' AND "
                                   "file_id IS NULL AND ordinal > ? ORDER BY ordinal LIMIT ?", size=CHUNK):
         for row in rows:
-            record: str = row["record"]
-            credential: str | None = row["credential"]
-            if credential and credential != "{}":
-                text = credential if record == "{}" else record[:-1] + "," + credential[1:]
-            else:
-                text = record
-            try:
-                part = text.encode("utf-8")
-            except UnicodeEncodeError:  # a lone surrogate: let encode_record choose the fallback
-                user = json.loads(record)
-                if credential:
-                    user.update(json.loads(credential))
-                part = encode_record(user)
-            yield str(row["ordinal"]), part
+            yield str(row["ordinal"]), combine(row["record"], row["credential"])
 
 
 def pack_users(job: Job) -> None:
