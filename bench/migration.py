@@ -27,7 +27,7 @@ import httpx
 
 from auth0_migrate.auth0.client import TenantClient, TenantCredentials
 from auth0_migrate.ledger import Ledger
-from auth0_migrate.model import MigrationOptions
+from auth0_migrate.model import MigrationOptions, QuietReporter
 from auth0_migrate.pipeline import run
 from auth0_migrate.seed import credential_pool, ensure_connection, seed_connection
 from auth0_migrate.tenant import TenantConfig, create_app
@@ -109,25 +109,17 @@ def write_hash_file(tenant: Any, path: str) -> int:
 
 # -- one strategy (a worker process) ------------------------------------------------------------
 
-class PhaseClock:
+class PhaseClock(QuietReporter):
     """A reporter that keeps when each phase began (the pipeline's own phase names)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.started = time.monotonic()
         self.marks: list[tuple[str, float]] = []
-        self.messages: list[str] = []
 
     def phase(self, name: str, total: int | None = None) -> None:
+        super().phase(name, total)
         self.marks.append((name, time.monotonic() - self.started))
-
-    def advance(self, amount: int = 1) -> None:
-        pass
-
-    def info(self, message: str) -> None:
-        self.messages.append(message)
-
-    def warn(self, message: str) -> None:
-        self.messages.append("warning: " + message)
 
     def durations(self, end: float) -> dict[str, float]:
         out: dict[str, float] = {}
