@@ -544,6 +544,28 @@ WHERE rp.role_id = ? ORDER BY rs.identifier, rp.permission_name
 """
 
 
+async def _grant(ctx: Ctx, table: str, owner_column: str, owner: str, limit: int, whom: str) -> None:
+    """Add the body's permissions to a role or a user (`table` and `owner_column` are ours, never input)."""
+    pairs = _check_permissions(await ctx.json_body())
+    with ctx.store.tx() as db:
+        resolved = _resolve_permissions(db, pairs)
+        held = {(r["resource_server_id"], r["permission_name"]) for r in db.execute(
+            f"SELECT resource_server_id, permission_name FROM {table} WHERE {owner_column} = ?", (owner,))}
+        if len(held | set(resolved)) > limit:
+            raise ApiError(400, f"No more permissions can be assigned to this {whom}.", "too_many_entities")
+        db.executemany(f"INSERT OR IGNORE INTO {table} ({owner_column}, resource_server_id, permission_name)"
+                       " VALUES (?, ?, ?)", [(owner, rs_id, name) for rs_id, name in resolved])
+
+
+async def _revoke(ctx: Ctx, table: str, owner_column: str, owner: str) -> None:
+    """Remove the body's permissions from a role or a user."""
+    pairs = _check_permissions(await ctx.json_body())
+    with ctx.store.tx() as db:
+        resolved = _resolve_permissions(db, pairs)
+        db.executemany(f"DELETE FROM {table} WHERE {owner_column} = ? AND resource_server_id = ?"
+                       " AND permission_name = ?", [(owner, rs_id, name) for rs_id, name in resolved])
+
+
 @router.route("GET", "/api/v2/roles/{id}/permissions", scopes=["read:roles"])
 async def list_role_permissions(ctx: Ctx) -> Response:
     role = require_role(ctx.store, ctx.path("id"))
@@ -554,26 +576,14 @@ async def list_role_permissions(ctx: Ctx) -> Response:
 @router.route("POST", "/api/v2/roles/{id}/permissions", scopes=["update:roles"])
 async def add_role_permissions(ctx: Ctx) -> Response:
     role = require_role(ctx.store, ctx.path("id"))
-    pairs = _check_permissions(await ctx.json_body())
-    with ctx.store.tx() as db:
-        resolved = _resolve_permissions(db, pairs)
-        held = {(r["resource_server_id"], r["permission_name"]) for r in db.execute(
-            "SELECT resource_server_id, permission_name FROM role_permissions WHERE role_id = ?", (role["id"],))}
-        if len(held | set(resolved)) > MAX_PERMISSIONS_PER_ROLE:
-            raise ApiError(400, "No more permissions can be assigned to this role.", "too_many_entities")
-        db.executemany("INSERT OR IGNORE INTO role_permissions (role_id, resource_server_id, permission_name)"
-                       " VALUES (?, ?, ?)", [(role["id"], rs_id, name) for rs_id, name in resolved])
+    await _grant(ctx, "role_permissions", "role_id", role["id"], MAX_PERMISSIONS_PER_ROLE, "role")
     return ctx.empty(201)
 
 
 @router.route("DELETE", "/api/v2/roles/{id}/permissions", scopes=["update:roles"])
 async def remove_role_permissions(ctx: Ctx) -> Response:
     role = require_role(ctx.store, ctx.path("id"))
-    pairs = _check_permissions(await ctx.json_body())
-    with ctx.store.tx() as db:
-        resolved = _resolve_permissions(db, pairs)
-        db.executemany("DELETE FROM role_permissions WHERE role_id = ? AND resource_server_id = ?"
-                       " AND permission_name = ?", [(role["id"], rs_id, name) for rs_id, name in resolved])
+    await _revoke(ctx, "role_permissions", "role_id", role["id"])
     return ctx.empty(200)  # the OAS says 200 (see the module doc)
 
 
@@ -723,27 +733,14 @@ async def list_user_permissions(ctx: Ctx) -> Response:
 @router.route("POST", "/api/v2/users/{id}/permissions", scopes=["update:users"])
 async def add_user_permissions(ctx: Ctx) -> Response:
     user = directory.require_user(ctx.store, ctx.path("id"))
-    pairs = _check_permissions(await ctx.json_body())
-    with ctx.store.tx() as db:
-        resolved = _resolve_permissions(db, pairs)
-        held = {(r["resource_server_id"], r["permission_name"]) for r in db.execute(
-            "SELECT resource_server_id, permission_name FROM user_permissions WHERE user_id = ?",
-            (user["user_id"],))}
-        if len(held | set(resolved)) > MAX_DIRECT_PERMISSIONS_PER_USER:
-            raise ApiError(400, "No more permissions can be assigned to this user.", "too_many_entities")
-        db.executemany("INSERT OR IGNORE INTO user_permissions (user_id, resource_server_id, permission_name)"
-                       " VALUES (?, ?, ?)", [(user["user_id"], rs_id, name) for rs_id, name in resolved])
+    await _grant(ctx, "user_permissions", "user_id", user["user_id"], MAX_DIRECT_PERMISSIONS_PER_USER, "user")
     return ctx.empty(201)
 
 
 @router.route("DELETE", "/api/v2/users/{id}/permissions", scopes=["update:users"])
 async def remove_user_permissions(ctx: Ctx) -> Response:
     user = directory.require_user(ctx.store, ctx.path("id"))
-    pairs = _check_permissions(await ctx.json_body())
-    with ctx.store.tx() as db:
-        resolved = _resolve_permissions(db, pairs)
-        db.executemany("DELETE FROM user_permissions WHERE user_id = ? AND resource_server_id = ?"
-                       " AND permission_name = ?", [(user["user_id"], rs_id, name) for rs_id, name in resolved])
+    await _revoke(ctx, "user_permissions", "user_id", user["user_id"])
     return ctx.empty(204)
 
 
