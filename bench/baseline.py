@@ -20,8 +20,6 @@ Run as a worker: `python -m bench.baseline SPEC.json` prints one JSON object.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import sys
 import time
 from collections import Counter
@@ -39,12 +37,12 @@ from .migration import (
     CLIENT_ID,
     CLIENT_SECRET,
     TARGET,
-    Limits,
     PhaseClock,
     client_for,
+    limited_tenant_app,
     options_for,
     peak_rss_mb,
-    tenant_app,
+    worker_main,
 )
 
 
@@ -92,10 +90,7 @@ async def per_user_script(sdk: AsyncAuth0, users: list[tuple[str, str]]) -> int:
 
 
 async def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
-    limits = Limits(**spec["limits"])
-    job_seconds = limits.jobs(spec["users"])
-    app = tenant_app(spec["db"], rate=limits.rate, burst=limits.burst, latency=limits.latency,
-                     job_seconds=job_seconds)
+    app = limited_tenant_app(spec)
     tenant = app.state.tenant
     options = options_for("regenerate", spec["hashes"], spec["state"])
     client = client_for(app, concurrency=spec.get("concurrency", 16))
@@ -157,12 +152,5 @@ async def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _main(spec_path: str) -> int:
-    with open(spec_path, encoding="utf-8") as f:
-        spec = json.load(f)
-    print(json.dumps(asyncio.run(run_baseline(spec))))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1]))
+    sys.exit(worker_main(run_baseline, sys.argv))

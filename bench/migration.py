@@ -73,6 +73,21 @@ def tenant_app(db_path: str, *, rate: float | None = None, burst: int | None = N
                                    latency=latency, job_seconds=job_seconds))
 
 
+def limited_tenant_app(spec: dict[str, Any]) -> Any:
+    """The copy of the seeded tenant a worker migrates, under the spec's limits."""
+    limits = Limits(**spec["limits"])
+    return tenant_app(spec["db"], rate=limits.rate, burst=limits.burst, latency=limits.latency,
+                      job_seconds=limits.jobs(spec["users"]))
+
+
+def worker_main(run: Any, argv: list[str]) -> int:
+    """`python -m bench.<worker> SPEC.json`: run the worker on the spec, print its result as one JSON line."""
+    with open(argv[1], encoding="utf-8") as f:
+        spec = json.load(f)
+    print(json.dumps(asyncio.run(run(spec))))
+    return 0
+
+
 def client_for(app: Any, **kwargs: Any) -> TenantClient:
     return TenantClient(TenantCredentials(BASE_URL, CLIENT_ID, CLIENT_SECRET),
                         transport=httpx.ASGITransport(app=app), **kwargs)
@@ -156,8 +171,7 @@ async def run_strategy(spec: dict[str, Any]) -> dict[str, Any]:
     """Migrate a copy of the seeded tenant with one strategy; the measured figures as a dict."""
     limits = Limits(**spec["limits"])
     job_seconds = limits.jobs(spec["users"])
-    app = tenant_app(spec["db"], rate=limits.rate, burst=limits.burst, latency=limits.latency,
-                     job_seconds=job_seconds)
+    app = limited_tenant_app(spec)
     tenant = app.state.tenant
     client = client_for(app, concurrency=spec.get("concurrency", 16), rate=spec.get("known_rate"))
     reporter = PhaseClock()
@@ -277,15 +291,7 @@ def benchmark(users: int, *, workdir: str, limits: Limits, strategies: tuple[str
     return out
 
 
-def _main(spec_path: str) -> int:
-    with open(spec_path, encoding="utf-8") as f:
-        spec = json.load(f)
-    result = asyncio.run(run_strategy(spec))
-    print(json.dumps(result))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1]))
+    sys.exit(worker_main(run_strategy, sys.argv))
 
 

@@ -13,9 +13,7 @@ Run as a worker: `python -m bench.offline SPEC.json` prints one JSON object.
 
 from __future__ import annotations
 
-import asyncio
 import gzip
-import json
 import os
 import random
 import sys
@@ -164,12 +162,7 @@ def benchmark(users: int, *, workdir: str, compare: bool = True) -> dict[str, An
     return out
 
 
-def _main(spec_path: str) -> int:
-    with open(spec_path, encoding="utf-8") as f:
-        spec = json.load(f)
-    print(json.dumps(asyncio.run(run_local(spec))))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1]))
+    from .migration import worker_main
+
+    sys.exit(worker_main(run_local, sys.argv))
