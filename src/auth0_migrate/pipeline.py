@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import re
@@ -195,8 +196,6 @@ def summarize(ledger: Ledger) -> RunResult:
     failures = [Failure(r["source_id"], r["email"], r["stage"] or "", r["code"] or "", r["message"] or "")
                 for r in ledger.q("SELECT source_id, email, stage, code, message FROM users WHERE status IN "
                                   "('failed', 'invalid', 'held_back') ORDER BY ordinal")]
-    import json
-
     differences = [{"user_id": r["source_id"], "target_id": r["target_id"], "email": r["email"],
                     "differences": json.loads(r["diffs"])}
                    for r in ledger.q(f"SELECT source_id, target_id, email, diffs FROM users WHERE {migrated} AND "
