@@ -1,8 +1,10 @@
 """Validate the local Auth0 tenant's responses against Auth0's Management API OpenAPI spec.
 
-The spec is ``management-api-oas.yml`` (OpenAPI 3.1, so its schemas are JSON Schema 2020-12).  In CI
-the ``shared`` folder lies beside the repo clone: see :func:`default_spec_path`.  The environment
-variable ``AUTH0_OAS_PATH`` overrides the location.
+The spec is Auth0's ``management-api-oas.yml`` (OpenAPI 3.1, so its schemas are JSON Schema 2020-12),
+vendored in the repo as ``tests/support/data/management-api-oas.json.gz`` (annotations dropped, every
+schema kept; source, date and how to refresh it in ``tests/support/data/README.md``), so a plain clone
+is all the suite needs: see :func:`default_spec_path`.  The environment variable ``AUTH0_OAS_PATH``
+overrides the location (a ``.yml``/``.yaml``, ``.json`` or either gzipped).
 
 What is checked (:meth:`OpenAPISpec.validate_response`), for requests under ``/api/v2``:
 
@@ -42,6 +44,7 @@ id holding an encoded slash -- e.g. an API identifier that is a URL,
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -75,6 +78,7 @@ __all__ = [
     "ValidatingSyncTransport",
     "ValidatingTransport",
     "default_spec_path",
+    "vendored_spec_path",
     "repo_root",
     "wrap_transport",
 ]
@@ -248,11 +252,16 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
+def vendored_spec_path() -> Path:
+    """The spec shipped with the tests (see tests/support/data/README.md)."""
+    return repo_root() / "tests" / "support" / "data" / "management-api-oas.json.gz"
+
+
 def default_spec_path() -> Path:
     env = os.environ.get("AUTH0_OAS_PATH")
     if env:
         return Path(env)
-    return repo_root().parent / "shared" / "reference" / "management-api-oas.yml"
+    return vendored_spec_path()
 
 
 def _yaml_loader() -> type:
@@ -333,14 +342,21 @@ class OpenAPISpec:
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, cache_dir: str | os.PathLike[str] | None = None,
              ) -> OpenAPISpec:
-        """Parse the YAML once and cache it as a pickle keyed by the file's sha1.
+        """Load the spec: JSON directly; YAML parsed once and cached as a pickle keyed by the file's sha1.
 
-        The cache lives in ``<repo>/.cache`` (gitignored) unless ``cache_dir`` is given.  A corrupt or
-        unwritable cache is ignored (the YAML is parsed again).
+        A ``.gz`` file is decompressed first.  The YAML cache lives in ``<repo>/.cache`` (gitignored)
+        unless ``cache_dir`` is given.  A corrupt or unwritable cache is ignored (the YAML is parsed again).
         """
         t0 = time.perf_counter()
         spec_path = Path(path) if path is not None else default_spec_path()
         raw = spec_path.read_bytes()
+        name = spec_path.name
+        if name.endswith(".gz"):
+            raw, name = gzip.decompress(raw), name[:-3]
+        if name.endswith(".json"):
+            spec = cls(json.loads(raw), source=str(spec_path))
+            spec.load_info = ("json", time.perf_counter() - t0)
+            return spec
         digest = hashlib.sha1(raw).hexdigest()
         cdir = Path(cache_dir) if cache_dir is not None else repo_root() / ".cache"
         cache_file = cdir / f"oas-{digest}.pickle"

@@ -75,12 +75,37 @@ def check(spec: OpenAPISpec, method: str, path: str, status: int, body, content_
     return spec.validate_response(method, path, status, content_type, raw)
 
 
-def test_spec_is_found_beside_the_repo_and_loads_from_cache(spec):
-    assert default_spec_path() == REPO.parent / "shared/reference/management-api-oas.yml"
-    again = OpenAPISpec.load()
-    assert again.load_info[0] == "cache"
-    assert again.load_info[1] < 1.0
-    assert "/users/{id}" in again.document["paths"]
+def test_spec_is_vendored_in_the_repo(spec, monkeypatch):
+    monkeypatch.delenv("AUTH0_OAS_PATH", raising=False)
+    assert default_spec_path() == REPO / "tests/support/data/management-api-oas.json.gz"
+    assert spec.load_info[0] == "json" and spec.source == str(default_spec_path())
+    assert spec.document["openapi"].startswith("3.1")
+    # every path and schema of the YAML (221 and 2,567 in the 2026-08-22 mirror) is kept
+    assert (len(spec.document["paths"]), len(spec.document["components"]["schemas"])) == (221, 2567)
+    # reduced: annotations gone, a property named "description" kept (a resource server's scope has one)
+    assert "description" not in spec.document["paths"]["/users/{id}"]["get"]
+    scope = spec.document["components"]["schemas"]["ResourceServerScope"]
+    assert set(scope["properties"]) == {"value", "description"}
+
+
+def test_vendor_reduce_drops_annotations_but_never_a_named_property():
+    from tests.support.vendor_oas import reduce
+
+    schema = {"type": "object", "description": "a user", "x-release-lifecycle": "GA", "example": {"a": 1},
+              "properties": {"description": {"type": "string", "description": "its text"},
+                             "example": {"type": "integer"}, "x-custom": {"type": "boolean"}}}
+    assert reduce(schema) == {"type": "object", "properties": {"description": {"type": "string"},
+                                                               "example": {"type": "integer"},
+                                                               "x-custom": {"type": "boolean"}}}
+
+
+def test_a_yaml_spec_is_parsed_once_then_loaded_from_cache(tmp_path):
+    source = tmp_path / "spec.yml.gz"
+    source.write_bytes(gzip.compress(b"openapi: 3.1.0\npaths:\n  /users/{id}:\n    get:\n      responses: {}\n"))
+    first = OpenAPISpec.load(source, cache_dir=tmp_path / "cache")
+    again = OpenAPISpec.load(source, cache_dir=tmp_path / "cache")
+    assert (first.load_info[0], again.load_info[0]) == ("yaml", "cache")
+    assert again.document == first.document and "/users/{id}" in again.document["paths"]
 
 
 # ---- Management API bodies ---------------------------------------------------------------------

@@ -26,7 +26,8 @@ from auth0_migrate.passwords import (
     verify_password,
 )
 
-VECTORS_PATH = Path(__file__).resolve().parents[3] / "shared/reference/password-hash-vectors.json"
+# Vendored from the project's shared reference folder, 2026-12-02 (tests/support/data/README.md).
+VECTORS_PATH = Path(__file__).resolve().parents[1] / "support/data/password-hash-vectors.json"
 VECTORS: list[dict[str, Any]] = json.loads(VECTORS_PATH.read_text())["vectors"]
 
 
