@@ -92,11 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--latency", type=float, default=0.0, help="seconds added to every Management API call")
     s.add_argument("--job-seconds", type=float, default=0.0, help="how long each job takes to process")
     s.add_argument("--fault", action="append", default=[], metavar="'METHOD /path@N=STATUS|drop[xTIMES]'",
-                   help="answer the Nth call of an endpoint with 429/500/503 or drop it (repeatable)")
+                   help="answer the Nth call of an endpoint with 429/5xx or drop it (repeatable); any served"
+                        " path, e.g. 'POST /oauth/token' or the export download 'GET /exports/{id}/{file}'; '*' is"
+                        " any /api/v2 endpoint")
     s.add_argument("--fail-job", type=int, action="append", default=[], metavar="N", help="the Nth job fails")
     s.add_argument("--expire-job", type=int, action="append", default=[], metavar="N", help="the Nth job expires")
     s.add_argument("--job-pending-polls", type=int, default=0, metavar="K", help="jobs stay pending for K polls")
-    s.add_argument("--expire-links", action="store_true", help="export download links are born expired")
+    s.add_argument("--expire-links", type=int, default=0, metavar="N",
+                   help="the first N export download links are born expired (0: none)")
     s.add_argument("--search-lag", type=float, default=0.0, metavar="S", help="new users unsearchable for S s")
     e = tenant.add_parser("export-hashes", help="write a connection's support-ticket password-hash file")
     e.add_argument("--db", required=True, help="the tenant's SQLite file (tenant serve --db)")

@@ -7,7 +7,7 @@ import pytest
 
 from auth0_migrate.errors import TransientError
 
-from .conftest import SOURCE, TARGET, World, dump, migrate, options
+from .conftest import TARGET, World, dump, migrate, options
 
 
 def _ready(world: World, tmp_path, users: int = 25):
@@ -25,30 +25,86 @@ def _all_there(world: World, seeded, result) -> None:
     assert len(emails) == len(set(emails)) == seeded.users
 
 
+DOWNLOAD = "GET /exports/{id}/{file}"
+
+# name: (switch it on, the key it counts under in `faults.injected`, how many times it must fire;
+# a negative count means "at least that many": pending polls depend on how often the tool polls).
 FAULTS = {
-    "429 storm on every endpoint": lambda f: f.fail_call("*", nth=1, action=429, times=25),
-    "503 on import job creation": lambda f: f.fail_call("POST /api/v2/jobs/users-imports", nth=1, action=503, times=2),
-    "500 on job polls": lambda f: f.fail_call("GET /api/v2/jobs/{id}", nth=1, action=500, times=3),
-    "dropped connection on permission reads": lambda f: f.fail_call("GET /api/v2/users/{id}/permissions", nth=3,
-                                                                    action="drop", times=2),
-    "dropped connection on role assignment": lambda f: f.fail_call("POST /api/v2/roles/{id}/users", nth=1,
-                                                                   action="drop"),
-    "502 on permission writes": lambda f: f.fail_call("POST /api/v2/users/{id}/permissions", nth=2, action=502,
-                                                      times=3),
-    "first export job fails": lambda f: f.fail_jobs.add(1),
-    "import job fails": lambda f: f.fail_jobs.add(2),
-    "export job expires": lambda f: f.expire_jobs.add(1),
-    "jobs stay pending for 4 polls": lambda f: setattr(f, "job_pending_polls", 4),
-    "search lag": lambda f: setattr(f, "search_lag", 120.0),
+    "429 storm on every endpoint": (lambda f: f.fail_call("*", nth=1, action=429, times=25), "*", 25),
+    "503 on import job creation": (lambda f: f.fail_call("POST /api/v2/jobs/users-imports", nth=1, action=503,
+                                                         times=2), "POST /api/v2/jobs/users-imports", 2),
+    "500 on job polls": (lambda f: f.fail_call("GET /api/v2/jobs/{id}", nth=1, action=500, times=3),
+                         "GET /api/v2/jobs/{id}", 3),
+    "dropped connection on permission reads": (
+        lambda f: f.fail_call("GET /api/v2/users/{id}/permissions", nth=3, action="drop", times=2),
+        "GET /api/v2/users/{id}/permissions", 2),
+    "dropped connection on role assignment": (
+        lambda f: f.fail_call("POST /api/v2/roles/{id}/users", nth=1, action="drop"),
+        "POST /api/v2/roles/{id}/users", 1),
+    "502 on permission writes": (lambda f: f.fail_call("POST /api/v2/users/{id}/permissions", nth=2, action=502,
+                                                       times=3), "POST /api/v2/users/{id}/permissions", 3),
+    "503 on the export download": (lambda f: f.fail_call(DOWNLOAD, nth=1, action=503), DOWNLOAD, 1),
+    "dropped export downloads": (lambda f: f.fail_call(DOWNLOAD, nth=1, action="drop", times=2), DOWNLOAD, 2),
+    "the first 3 download links born expired": (lambda f: setattr(f, "expire_links", 3), "expire_links", 3),
+    # Job ordinals count from the tenant's start, and seeding made jobs too: the run's first job (the
+    # source export) is `jobs_created + 1`, its import the next one.
+    "first export job fails": (lambda f: f.fail_jobs.add(f.jobs_created + 1), "fail_jobs", 1),
+    "import job fails": (lambda f: f.fail_jobs.add(f.jobs_created + 2), "fail_jobs", 1),
+    "export job expires": (lambda f: f.expire_jobs.add(f.jobs_created + 1), "expire_jobs", 1),
+    "jobs stay pending for 4 polls": (lambda f: setattr(f, "job_pending_polls", 4), "job_pending_polls", -4),
 }
+# No "search lag" case: the tool never searches (exports and users-by-email only), so that switch
+# cannot fire in a run; tests/tenant/test_users.py checks the switch itself.
+
+
+def _fired(world: World, key: str) -> int:
+    injected = world.tenant.faults.injected
+    return sum(injected.values()) if key == "*" else injected[key]
 
 
 @pytest.mark.parametrize("name", list(FAULTS))
 def test_run_survives(world: World, tmp_path, name: str) -> None:
     seeded, opts = _ready(world, tmp_path)
-    FAULTS[name](world.tenant.faults)
+    switch_on, key, times = FAULTS[name]
+    switch_on(world.tenant.faults)
     result = migrate(world, opts)
+    if times > 0:
+        assert _fired(world, key) == times, world.tenant.faults.injected
+    else:
+        assert _fired(world, key) >= -times, world.tenant.faults.injected
     _all_there(world, seeded, result)
+
+
+def test_a_failed_download_is_fetched_again(world: World, tmp_path) -> None:
+    """A 503 from the CDN on the export file: the tool gets a fresh link and downloads the export again."""
+    seeded, opts = _ready(world, tmp_path)
+    world.tenant.faults.fail_call(DOWNLOAD, nth=1, action=503)
+    before = world.tenant.stats.get(DOWNLOAD, 0)  # seeding downloaded an export too
+    result = migrate(world, opts)
+    assert world.tenant.faults.injected == {DOWNLOAD: 1}
+    # the source export twice (refused, then served), the target's export for the id map once
+    assert world.tenant.stats[DOWNLOAD] - before == 3
+    _all_there(world, seeded, result)
+
+
+def test_the_first_links_expire_and_the_run_still_finishes(world: World, tmp_path) -> None:
+    seeded, opts = _ready(world, tmp_path)
+    world.tenant.faults.expire_links = 2
+    before = world.tenant.stats.get(DOWNLOAD, 0)
+    result = migrate(world, opts)
+    assert world.tenant.faults.injected == {"expire_links": 2}
+    assert world.tenant.stats[DOWNLOAD] - before == 2 + 1 + 1  # two refused, then the source's and the target's
+    _all_there(world, seeded, result)
+
+
+def test_a_token_endpoint_fault_stops_the_run_then_it_resumes(world: World, tmp_path) -> None:
+    seeded, opts = _ready(world, tmp_path)
+    world.tenant.faults.fail_call("POST /oauth/token", nth=1, action=503)
+    with pytest.raises(TransientError, match="token"):
+        migrate(world, opts)
+    assert world.tenant.faults.injected == {"POST /oauth/token": 1}
+    assert world.users(TARGET) == []
+    _all_there(world, seeded, migrate(world, opts))
 
 
 def test_free_plan_rate_limit(world: World, tmp_path) -> None:
@@ -84,11 +140,14 @@ def test_free_plan_rate_limit(world: World, tmp_path) -> None:
 
 def test_expired_links_stop_the_run_then_it_resumes(world: World, tmp_path) -> None:
     seeded, opts = _ready(world, tmp_path)
-    world.tenant.faults.expire_links_now = True
+    world.tenant.faults.expire_links = 1_000_000  # every link, as far as this run goes
     with pytest.raises(TransientError, match="download"):
         migrate(world, opts)
+    faults = world.tenant.faults
+    born_expired = 1_000_000 - faults.expire_links
+    assert faults.injected == {"expire_links": born_expired} and born_expired >= 2  # the tool tried again
     assert world.users(TARGET) == []
-    world.tenant.faults.expire_links_now = False
+    faults.expire_links = 0
     _all_there(world, seeded, migrate(world, opts))
 
 
@@ -107,6 +166,9 @@ def test_link_expiring_between_poll_and_download_is_refetched(world: World, tmp_
         return await original(client, job, **kwargs)
 
     monkeypatch.setattr(jobs, "download_export", late)
-    _all_there(world, seeded, migrate(world, opts))
+    before = world.tenant.stats.get(DOWNLOAD, 0)
+    result = migrate(world, opts)
     assert delayed["n"] == 1
-    assert SOURCE
+    # the stale link refused, a fresh one served, then the target's export
+    assert world.tenant.stats[DOWNLOAD] - before == 3
+    _all_there(world, seeded, result)

@@ -194,12 +194,33 @@ def test_link_is_not_authenticated_but_signed(mgmt, http, source) -> None:  # no
         assert r.status_code == 403 and r.headers["content-type"].startswith("application/xml")
 
 
-def test_links_born_expired(mgmt, http, tenant, source) -> None:  # noqa: ANN001
-    tenant.faults.expire_links_now = True
+def test_the_first_n_links_are_born_expired(mgmt, http, tenant, source) -> None:  # noqa: ANN001
+    tenant.faults.expire_links = 2
     job = mgmt.jobs.users_exports.create(connection_id=source["id"], format="json", fields=[{"name": "email"}])
-    assert http.get(mgmt.jobs.get(job.id).location).status_code == 403
-    tenant.faults.expire_links_now = False
-    assert len(lines_of(http, mgmt.jobs.get(job.id).location)) == 3
+    for _ in range(2):
+        refused = http.get(mgmt.jobs.get(job.id).location)
+        assert refused.status_code == 403 and "Request has expired" in refused.text
+    assert tenant.faults.injected["expire_links"] == 2
+    assert tenant.faults.expire_links == 0  # counted down
+    assert len(lines_of(http, mgmt.jobs.get(job.id).location)) == 3  # the third link is good
+    assert tenant.faults.injected["expire_links"] == 2
+
+
+@pytest.mark.parametrize("action", [503, "drop"])
+def test_a_fault_on_the_download_path_fires_then_the_link_serves(mgmt, http, tenant, source, action) -> None:  # noqa: ANN001
+    tenant.faults.fail_call("GET /exports/{id}/{file}", nth=1, action=action)
+    job = mgmt.jobs.users_exports.create(connection_id=source["id"], format="json", fields=[{"name": "email"}])
+    location = mgmt.jobs.get(job.id).location
+    if action == "drop":
+        with pytest.raises(ConnectionResetError):
+            http.get(location)
+    else:
+        r = http.get(location)
+        assert (r.status_code, r.headers["content-type"], r.headers["x-injected-fault"]) == (
+            503, "application/xml", "true")
+        assert "<Code>ServiceUnavailable</Code>" in r.text
+    assert tenant.faults.injected == {"GET /exports/{id}/{file}": 1}
+    assert len(lines_of(http, location)) == 3  # the same link, asked again
 
 
 def test_export_job_data_is_purged_after_24_hours(mgmt, http, tenant, source, clock) -> None:  # noqa: ANN001
@@ -228,8 +249,10 @@ def test_export_timing_pending_polls_and_failure(mgmt, tenant, source, clock) ->
         "processing", 50, 5, None)
     clock.advance(5)
     assert mgmt.jobs.get(job.id).status == "completed"
-    mgmt.jobs.get(failing.id)
+    assert tenant.faults.injected == {"job_pending_polls": 1}
+    assert mgmt.jobs.get(failing.id).status == "pending"  # its one pending poll
     failed = mgmt.jobs.get(failing.id)
+    assert tenant.faults.injected == {"job_pending_polls": 2, "fail_jobs": 1}
     assert failed.status == "failed" and failed.location is None and failed.status_details
     assert mgmt.jobs.errors.get(failing.id).status == "failed"
 

@@ -233,6 +233,7 @@ def test_job_answers_pending_to_its_first_k_polls(mgmt, tenant, cid) -> None:  #
     tenant.faults.job_pending_polls = 3
     job_id = start(mgmt, cid, [{"email": "a@example.com"}])
     assert [mgmt.jobs.get(job_id).status for _ in range(3)] == ["pending"] * 3
+    assert tenant.faults.injected == {"job_pending_polls": 3}
     assert user_row(tenant, cid, "a@example.com") is None
     assert mgmt.jobs.get(job_id).status == "completed"
 
@@ -245,6 +246,7 @@ def test_held_jobs_stay_active_for_the_concurrency_limit(mgmt, tenant, cid) -> N
         start(mgmt, cid, [{"email": "c@example.com"}])
     assert info.value.status_code == 429
     assert mgmt.jobs.get(first).status == "pending"  # its one pending poll; now it may progress
+    assert tenant.faults.injected == {"job_pending_polls": 1}
     start(mgmt, cid, [{"email": "c@example.com"}])  # counting finished `first`
 
 
@@ -254,6 +256,7 @@ def test_failed_and_expired_jobs_use_the_generic_errors_shape(mgmt, tenant, cid)
     failed = start(mgmt, cid, [{"email": "a@example.com"}])
     expired = start(mgmt, cid, [{"email": "b@example.com"}])
     job = mgmt.jobs.get(failed)
+    assert tenant.faults.injected["fail_jobs"] == 1
     assert job.status == "failed" and job.status_details and job.summary is None
     errors = mgmt.jobs.errors.get(failed)
     assert not isinstance(errors, list)
@@ -472,6 +475,8 @@ def test_imported_users_honour_search_lag(mgmt, tenant, cid, clock) -> None:  # 
     run(mgmt, cid, [{"email": "a@example.com"}])
     row = user_row(tenant, cid, "a@example.com")
     assert row["visible_at"] == clock.now() + 5.0
+    assert mgmt.users.list(q="email:a@example.com", search_engine="v3").response.users == []
+    assert tenant.faults.injected["search_lag"] == 1
 
 
 def test_a_full_file_imports_in_well_under_a_second(mgmt, tenant, cid, bcrypt10) -> None:  # noqa: ANN001

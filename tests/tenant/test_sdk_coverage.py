@@ -142,4 +142,5 @@ def test_drop_fault_cuts_a_served_connection(live_tenant) -> None:
         headers = {"authorization": f"Bearer {token}"}
         with pytest.raises(httpx.RemoteProtocolError):
             client.get("/api/v2/connections", headers=headers)
+        assert app.state.tenant.faults.injected == {"GET /api/v2/connections": 1}
         assert client.get("/api/v2/connections", headers=headers).status_code == 200

@@ -241,6 +241,8 @@ def test_users_by_email_is_exact_across_connections_and_ignores_search_lag(mgmt,
     tenant.faults.search_lag = 30.0
     seed(tenant, [{"email": "Same@Example.com"}], connection="A-DB")
     seed(tenant, [{"email": "same@example.com"}, {"email": "other@example.com"}], connection="B-DB")
+    assert mgmt.users.list(q="email:other@example.com", search_engine="v3").response.users == []
+    assert tenant.faults.injected["search_lag"] == 1  # the lag is on, and hides them from search
     found = mgmt.users.list_users_by_email(email="same@example.com")
     assert [u.identities[0].connection for u in found] == ["A-DB", "B-DB"]
     assert mgmt.users.list_users_by_email(email="SAME@example.com") == []  # case-sensitive, as Auth0
@@ -374,6 +376,7 @@ def test_search_lag_hides_new_users_until_it_passes(mgmt, tenant, clock) -> None
     created = mgmt.users.create(connection=DB, email="late@example.com", password="pw")
     q = 'email:"late@example.com"'
     assert mgmt.users.list(q=q, search_engine="v3").response.users == []
+    assert tenant.faults.injected["search_lag"] == 1
     assert mgmt.users.get(created.user_id).email == "late@example.com"  # get-by-id is immediate
     assert len(mgmt.users.list_users_by_email(email="late@example.com")) == 1
     clock.advance(4.9)

@@ -1,7 +1,8 @@
 """The local tenant as an ASGI app: `create_app(config)`.
 
 Every route declared with `http.router` is wrapped here, in this order: count the call and apply
-any fault switch, add the configured latency, take a token from the rate-limit bucket, check the
+any fault switch (on every route: the token endpoint and downloads answer a fault in their own error
+shape), add the configured latency, take a token from the rate-limit bucket, check the
 bearer token and its scopes, run the handler, and turn `ApiError`/`OAuthError` (or anything
 unexpected) into Auth0's JSON error shape. Rate-limit headers go on every Management API answer.
 
@@ -68,14 +69,33 @@ def _error(status: int, body: dict[str, Any], headers: dict[str, str]) -> Respon
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+_CDN_FAULTS = {429: "SlowDown", 500: "InternalError", 503: "ServiceUnavailable"}
+
+
+def _outside_api_fault(ep: Endpoint, status: int) -> Response:
+    """An injected fault on a route outside the Management API, in that route's own error shape:
+    the Authentication API's `{error, error_description}` on /oauth/token, the CDN's XML elsewhere."""
+    marked = {"x-injected-fault": "true"}
+    if ep.path.startswith("/oauth/"):
+        code = "too_many_requests" if status == 429 else "server_error"
+        return _error(status, {"error": code, "error_description": "Injected fault"}, marked)
+    xml = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{_CDN_FAULTS.get(status, "InternalError")}</Code>'
+           "<Message>Injected fault</Message></Error>")
+    return Response(xml, status_code=status, media_type="application/xml", headers=marked)
+
+
 def _wrap(tenant: Tenant, ep: Endpoint):  # noqa: ANN202
     async def endpoint(request: Request) -> Response:
         ctx = Ctx(request=request, tenant=tenant, endpoint=ep)
         headers: dict[str, str] = {}
         tenant.stats[ep.name] = tenant.stats.get(ep.name, 0) + 1
         try:
+            fault = tenant.faults.on_call(ep.name, api=ep.api)
+            if not ep.api and fault is not None:
+                if fault == "drop":
+                    raise DroppedConnection(f"fault switch dropped {ep.name}")
+                return _outside_api_fault(ep, int(fault))
             if ep.api:
-                fault = tenant.faults.on_call(ep.name)
                 if tenant.config.latency:
                     await asyncio.sleep(tenant.config.latency)
                 allowed, headers = tenant.limiter.check(ep.method, ep.path)

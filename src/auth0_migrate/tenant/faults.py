@@ -5,8 +5,19 @@ Set them on a running app (`app.state.tenant.faults`) or with `tenant serve` fla
 Example::
 
     faults.fail_call("POST /api/v2/jobs/users-imports", nth=1, action=503)
+    faults.fail_call("GET /exports/{id}/{file}", nth=1, action="drop")   # the export download
     faults.job_pending_polls = 3      # every job stays pending for its first 3 polls
+    faults.expire_links = 2           # the next 2 download links are born expired
     faults.search_lag = 5.0           # new users are invisible to GET /users?q= for 5 s
+
+Every fault that fires is counted in `faults.injected`, so a test can check that its fault happened
+before it checks the outcome: by endpoint name for a call fault ('GET /api/v2/jobs/{id}'), else by
+switch: 'fail_jobs' and 'expire_jobs' (jobs that ended so), 'job_pending_polls' (polls answered
+`pending` by the switch), 'expire_links' (links born expired), 'search_lag' (users a search left out).
+
+Every served path can be faulted by name, the token endpoint and the export download included;
+'*' stands for any Management API endpoint only (a storm of 429s on `/api/v2`, not on the token or
+the CDN, which have limits of their own).
 """
 
 from __future__ import annotations
@@ -41,11 +52,13 @@ class Faults:
     """Ordinals of jobs that end `expired`."""
     job_pending_polls: int = 0
     """Every job answers `pending` to its first K polls before it may progress."""
-    expire_links_now: bool = False
-    """Download links are born expired."""
+    expire_links: int = 0
+    """The next N download links signed are born expired (counts down to 0 as they are)."""
     search_lag: float = 0.0
     """Seconds after creation before a user is visible to `GET /users?q=`."""
     jobs_created: int = 0
+    injected: Counter[str] = field(default_factory=Counter)
+    """Faults that fired, by endpoint (call faults) or switch name: see the module docstring."""
 
     def fail_call(self, endpoint: str, nth: int = 1, action: Action = 500, times: int = 1) -> None:
         """Answer the `nth` call (1-based, counted from now) of `endpoint` and the `times - 1` after it."""
@@ -54,15 +67,27 @@ class Faults:
         self.calls.append(CallFault(endpoint, self.counts[endpoint] + nth if endpoint != "*" else
                                     self.counts["*"] + nth, action, times))
 
-    def on_call(self, endpoint: str) -> Action | None:
-        """Count a call and return the fault to answer it with, if any."""
+    def on_call(self, endpoint: str, api: bool = True) -> Action | None:
+        """Count a call and return the fault to answer it with, if any ('*' only counts `api` calls)."""
         self.counts[endpoint] += 1
-        self.counts["*"] += 1
+        if api:
+            self.counts["*"] += 1
         for fault in self.calls:
+            if fault.endpoint == "*" and not api:
+                continue
             seen = self.counts["*"] if fault.endpoint == "*" else self.counts[endpoint]
             if fault.endpoint in ("*", endpoint) and fault.nth <= seen < fault.nth + fault.times:
+                self.injected[endpoint] += 1
                 return fault.action
         return None
+
+    def link_born_expired(self) -> bool:
+        """Whether the download link being signed is born expired (one of the next `expire_links`)."""
+        if self.expire_links <= 0:
+            return False
+        self.expire_links -= 1
+        self.injected["expire_links"] += 1
+        return True
 
     def next_job_outcome(self) -> Literal["ok", "failed", "expired"]:
         self.jobs_created += 1

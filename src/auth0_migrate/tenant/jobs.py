@@ -174,6 +174,8 @@ def _poll(tenant: Tenant, job_id: str, now: float, missing: str) -> tuple[sqlite
         if job is None:
             raise ApiError(404, missing, "inexistent_job")
         held = job["status"] == "pending" and job["polls"] <= tenant.faults.job_pending_polls
+        if held:
+            tenant.faults.injected["job_pending_polls"] += 1
         if job["status"] == "pending" and not held and now >= job["due_at"]:
             _finish(tenant, db, job, now)
             job = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -200,8 +202,10 @@ def _finish(tenant: Tenant, db: sqlite3.Connection, job: sqlite3.Row, now: float
     status, summary, details = "completed", None, None
     if job["outcome"] == "failed":
         status, details = "failed", "The job failed while processing (fault injected by the local tenant)."
+        tenant.faults.injected["fail_jobs"] += 1
     elif job["outcome"] == "expired":
         status = "expired"
+        tenant.faults.injected["expire_jobs"] += 1
     elif job["type"] == "users_import":
         status, summary, details = _run_import(tenant, db, job, now)
     else:
@@ -565,8 +569,8 @@ def _signature(tenant: Tenant, path: str, expires: int) -> str:
 
 
 def _sign_location(tenant: Tenant, job: sqlite3.Row, now: float) -> str:
-    """A fresh download link, valid LINK_SECONDS from now (born expired under `faults.expire_links_now`)."""
-    expires = math.floor(now) - 1 if tenant.faults.expire_links_now else math.ceil(now) + LINK_SECONDS
+    """A fresh download link, valid LINK_SECONDS from now (born expired while `faults.expire_links` lasts)."""
+    expires = math.floor(now) - 1 if tenant.faults.link_born_expired() else math.ceil(now) + LINK_SECONDS
     path = f"/exports/{job['id']}/{_export_file_name(tenant, job)}"
     return f"{tenant.config.base_url}{path}?expires={expires}&signature={_signature(tenant, path, expires)}"
 

@@ -561,6 +561,8 @@ def sort_clause(sort: str | None) -> str:
 class SearchResult:
     rows: list[sqlite3.Row]
     total: int
+    hidden: int = 0
+    """Users matching `q` that the search lag kept out (counted only when a lag applies)."""
 
 
 def search_users(store: Store, *, q: str | None, now: float, lag: float, offset: int, limit: int,
@@ -569,11 +571,17 @@ def search_users(store: Store, *, q: str | None, now: float, lag: float, offset:
     """Users visible to search that match `q`, as rows with `conn_name`, and the real total."""
     ensure_functions(store)
     cond, params = compile_query(q)
-    where = f"({cond}) AND u.visible_at <= :now AND u.created_at <= :seen_before"
+    matches = f"({cond})"
     params = {**params, "now": now, "seen_before": now - lag}
     if connection_name is not None:
-        where += " AND u.connection_id IN (SELECT id FROM connections WHERE name = :v1_connection)"
+        matches += " AND u.connection_id IN (SELECT id FROM connections WHERE name = :v1_connection)"
         params["v1_connection"] = connection_name
+    visible = "u.visible_at <= :now AND u.created_at <= :seen_before"
+    where = f"{matches} AND {visible}"
+    hidden = 0
+    if lag > 0 or store.one("SELECT 1 FROM users WHERE visible_at > ? LIMIT 1", (now,)) is not None:
+        # Only the lag hides users (an import sets `visible_at` ahead by the lag): count them for the tests.
+        hidden = store.one(f"SELECT COUNT(*) FROM users u WHERE {matches} AND NOT ({visible})", params)[0]
     order = sort_clause(sort)
     rows: list[sqlite3.Row] = []
     if limit > 0:
@@ -584,4 +592,4 @@ def search_users(store: Store, *, q: str | None, now: float, lag: float, offset:
     total = 0
     if want_total:
         total = store.one(f"SELECT COUNT(*) FROM users u WHERE {where}", params)[0]
-    return SearchResult(rows, total)
+    return SearchResult(rows, total, hidden)

@@ -29,7 +29,7 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201
     faults.fail_jobs.update(args.fail_job)
     faults.expire_jobs.update(args.expire_job)
     faults.job_pending_polls = args.job_pending_polls
-    faults.expire_links_now = args.expire_links
+    faults.expire_links = args.expire_links
     faults.search_lag = args.search_lag
     return app, base_url
 

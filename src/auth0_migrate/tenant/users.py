@@ -353,6 +353,7 @@ async def list_users(ctx: Ctx) -> Response:
     result = search.search_users(ctx.store, q=q, now=ctx.now, lag=ctx.tenant.faults.search_lag,
                                  offset=page * per_page, limit=per_page, sort=ctx.query("sort"),
                                  connection_name=connection or None, want_total=include_totals)
+    ctx.tenant.faults.injected["search_lag"] += result.hidden
     users = [project(directory.user_json(r, r["conn_name"]), fields, include) for r in result.rows]
     if include_totals:
         return ctx.json({"start": page * per_page, "limit": per_page, "length": len(users),
