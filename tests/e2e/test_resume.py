@@ -7,8 +7,6 @@ clients, as a new process would. `test_cli_sigkill` in test_sigkill.py does it w
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from auth0_migrate.auth0 import client as client_module
@@ -94,7 +92,6 @@ def test_killed_at_the_nth_call(world: World, tmp_path, monkeypatch, operation, 
     seeded, before, grants, opts = _setup(world, tmp_path)
     if operation == "read errors of job":
         # Make one import user fail so that the errors endpoint is read: an existing target user.
-        world.tenant.faults  # noqa: B018 - the conflict below is enough
         email = sorted(before)[0]
         target = world.client()
         import asyncio
@@ -118,15 +115,21 @@ def test_killed_at_the_nth_call(world: World, tmp_path, monkeypatch, operation, 
         return result
 
     monkeypatch.setattr(client_module.TenantClient, "call", call)
-    with pytest.raises(Killed):
+    with pytest.raises(Killed, match=f"#{nth}$"):  # killed at the intended call (others may be in flight)
         migrate(world, opts)
     _nobody_lost(world, before)
     monkeypatch.setattr(client_module.TenantClient, "call", original)
     result = migrate(world, opts)
     if operation == "read errors of job":
         # The pre-created user is recognised as already in the target: not a failure, not imported twice.
-        assert result.users["already_in_target"] >= 1, dump(result)
-        assert result.exit_code in (0, 4), dump(result)
+        # Its target copy is someone else's profile (the import did not overwrite it), so verification
+        # names it, exit 4, and its source copy is kept: every other user went through to the end.
+        assert (result.exit_code, result.failures) == (4, []), dump(result)
+        assert [(d["email"], d["user_id"]) for d in result.differences] == [(email, before[email])]
+        assert {k: result.users[k] for k in ("imported", "already_in_target", "verified", "deleted_from_source")} \
+            == {"imported": seeded.users - 1, "already_in_target": 1, "verified": seeded.users - 1,
+                "deleted_from_source": seeded.users - 1}, dump(result)
+        assert [u["email"] for u in world.users(SOURCE)] == [email]
         return
     _finished(world, seeded, before, grants, result)
 
@@ -167,8 +170,13 @@ def test_ledger_refuses_another_migration(world: World, tmp_path) -> None:
     from auth0_migrate.errors import LedgerError
 
     seeded, before, grants, opts = _setup(world, tmp_path, users=3)
-    migrate(world, opts)
+    _finished(world, seeded, before, grants, migrate(world, opts))
+    moved = world.users(TARGET)
+    calls_before = dict(world.tenant.stats)
     other = options(tmp_path, user_ids="prefix", id_prefix="x_")
     with pytest.raises(LedgerError, match="user_ids"):
         migrate(world, other)
-    assert json.loads(json.dumps(seeded.users)) == 3
+    # refused before anything was written: no write call reached the tenant, the target is as it was
+    writes = {k for k, v in world.tenant.stats.items()
+              if not k.startswith(("GET", "POST /oauth")) and v != calls_before.get(k, 0)}
+    assert writes == set() and world.users(TARGET) == moved
