@@ -1,4 +1,5 @@
-"""`python -m bench [--users N] [--json]` and `python -m bench --offline [--users N] [--json]`.
+"""`python -m bench [--users N] [--json]`, `python -m bench --offline [--users N] [--json]` and
+`python -m bench --tenant [--json]` (the local tenant's and the validator's own speed).
 
 Progress goes to stderr; the table (or, with `--json`, one JSON object) to stdout.
 """
@@ -20,6 +21,8 @@ from rich.table import Table
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description="auth0-migrate benchmark (issue 4)")
     p.add_argument("--offline", action="store_true", help="measure the local work alone (no tenant, no network)")
+    p.add_argument("--tenant", action="store_true",
+                   help="measure the local tenant (export, import, calls, search) and the import validator")
     p.add_argument("--users", type=int, default=None,
                    help="users to migrate (default 5,000; offline: 1,000,000)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -108,9 +111,36 @@ def offline_table(out: dict[str, Any], console: Console) -> None:
         console.print("phases at " + f"{out['users']:,}: " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items()))
 
 
+def tenant_table(out: dict[str, Any], console: Console) -> None:
+    t = Table(title="the local tenant's own speed, and the import validator (in-process, no OAS checks)")
+    for col in ("what", "figure", "budget the tests used to assert"):
+        t.add_column(col)
+    e, i, c, v = out["export"], out["import"], out["calls_and_search"], out["import_validation"]
+    t.add_row(f"export of {e['users']:,} users end to end",
+              f"{e['wall_seconds']:.2f} s wall, {e['cpu_seconds']:.2f} s CPU", e["budget"])
+    t.add_row(f"import file of {i['users']:,} users ({i['bytes']:,} B), half upserts",
+              f"{i['wall_seconds'] * 1000:.0f} ms wall, {i['cpu_seconds'] * 1000:.0f} ms CPU", i["budget"])
+    t.add_row("GET /users/{id}; users-by-email; unrouted 404",
+              f"{c['get_user_per_second']:.0f}/s; {c['users_by_email_per_second']:.0f}/s; "
+              f"{c['unrouted_404_per_second']:.0f}/s", c["budget"])
+    for label, seconds in c["search_seconds"].items():
+        t.add_row(f"search {label} among {c['users']:,} users", f"{seconds * 1000:.1f} ms", "")
+    t.add_row(f"import validation of {v['users']:,} users", f"{v['cpu_seconds']:.2f} s CPU", v["budget"])
+    console.print(t)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     console = Console(highlight=False)
+    if args.tenant:
+        from .tenant_speed import benchmark as tenant_speed
+
+        out = tenant_speed()
+        if args.json:
+            print(json.dumps(out))
+        else:
+            tenant_table(out, console)
+        return 0
     workdir = args.workdir or tempfile.mkdtemp(prefix="auth0-migrate-bench-")
     os.makedirs(workdir, exist_ok=True)
     try:

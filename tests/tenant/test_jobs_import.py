@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -479,20 +478,17 @@ def test_imported_users_honour_search_lag(mgmt, tenant, cid, clock) -> None:  # 
     assert tenant.faults.injected["search_lag"] == 1
 
 
-def test_a_full_file_imports_in_well_under_a_second(mgmt, tenant, cid, bcrypt10) -> None:  # noqa: ANN001
+def test_a_full_file_with_upserts_is_processed_by_one_poll(mgmt, tenant, cid, bcrypt10) -> None:  # noqa: ANN001
+    """Its speed is measured by `python -m bench --tenant` (no wall-clock bound in a test)."""
     users = [{"email": f"user{i:04d}@example.com", "email_verified": True, "user_id": f"legacy-{i:04d}",
               "username": f"user{i:04d}", "given_name": "Given", "family_name": "Family", "name": f"User {i}",
               "password_hash": bcrypt10, "app_metadata": {"plan": "gold", "region": "eu", "n": i},
               "user_metadata": {"lang": "en", "theme": "dark", "bio": "x" * 90}} for i in range(1000)]
     data = json.dumps(users).encode()
     assert 400_000 < len(data) < IMPORT_MAX_BYTES - 1000
-    # Half of them exist already (upsert path), so both the insert and the update path are timed.
+    # Half of them exist already (upsert path), so both the insert and the update path are taken.
     run(mgmt, cid, users[:500])
     job_id = start(mgmt, cid, data, upsert=True)
-    began, cpu = time.perf_counter(), time.process_time()
     job = mgmt.jobs.get(job_id)  # this poll processes the whole file
-    elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
     assert job.summary.model_dump() == {"failed": 0, "updated": 500, "inserted": 500, "total": 1000}
-    print(f"\nimport of {len(data)} bytes / 1000 users (500 upserts): {elapsed * 1000:.0f} ms wall,"
-          f" {cpu * 1000:.0f} ms CPU")
-    assert elapsed < 1.0  # measured ~40 ms; the bound leaves room for a loaded machine
+    assert user_row(tenant, cid, "user0999@example.com") is not None

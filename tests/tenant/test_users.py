@@ -4,14 +4,11 @@ official SDK; raw HTTP for malformed input. Figures: `test_throughput_and_search
 from __future__ import annotations
 
 import json
-import os
-import time
 from typing import Any
 
 import pytest
 from auth0.management import Auth0
 from auth0.management.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError
-from starlette.testclient import TestClient
 
 from auth0_migrate import passwords
 from auth0_migrate.tenant import directory, oauth
@@ -393,68 +390,27 @@ def test_search_lag_hides_new_users_until_it_passes(mgmt, tenant, clock) -> None
 
 # --- scale ------------------------------------------------------------------------------------
 
-BENCH = os.environ.get("AUTH0_TENANT_BENCH") == "1"
-"""Set AUTH0_TENANT_BENCH=1 for the full figures (2,000 calls per endpoint); 200 otherwise, to stay quick."""
-
-
-def test_throughput_and_search_at_scale(app, mgmt, auth_headers, tenant, clock) -> None:  # noqa: ANN001
-    """GET /users/{id} and users-by-email call rates; searches among 100,000 users seeded by SQL.
-
-    Timed on a TestClient of its own, without the OAS-validating transport (which costs more than
-    the handlers); one answer of each kind goes through the validating SDK client as well.
-    """
-    ids = seed(tenant, [{"email": f"p{i}@example.com", "app_metadata": {"n": i}} for i in range(200)])
-    assert mgmt.users.get(ids[0]).email == "p0@example.com"
-    assert len(mgmt.users.list_users_by_email(email="p1@example.com")) == 1
-    calls = 2000 if BENCH else 200
-    with TestClient(app, base_url=BASE) as raw:
-        conn = conn_row(tenant)
-        now = clock.now()
-        profile = json.dumps({"email_verified": False, "name": "x", "nickname": "x", "picture": "p"})
-        t0 = time.perf_counter()
-        with tenant.store.tx() as db:
-            db.executemany(
-                "INSERT INTO users (user_id, connection_id, email, username, phone_number, profile, credential,"
-                " created_at, updated_at, visible_at) VALUES (?, ?, ?, NULL, NULL, ?, NULL, ?, ?, ?)",
-                ((f"auth0|bulk{i:06d}", conn["id"], f"bulk{i:06d}@example.com", profile, now, now, now)
-                 for i in range(100_000)))
-        seed_seconds = time.perf_counter() - t0
-
-        # the per-call rates are taken with the 100,200 users in place
-        t0 = time.perf_counter()
-        for i in range(calls):
-            assert raw.get(f"{API}/users/{ids[i % 200]}", headers=auth_headers).status_code == 200
-        get_rate = calls / (time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        for i in range(calls):
-            r = raw.get(f"{API}/users-by-email", params={"email": f"p{i % 200}@example.com"}, headers=auth_headers)
-            assert r.status_code == 200 and len(r.json()) == 1
-        email_rate = calls / (time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            assert raw.get(f"{API}/no-such-route", headers=auth_headers).status_code == 404
-        floor_rate = calls / (time.perf_counter() - t0)
-
-        timings = {}
-        queries = (("email", 'email:"bulk054321@example.com"', 1), ("user_id", 'user_id:"auth0|bulk054321"', 1),
-                   ("email+connection", f'email:"bulk054321@example.com" AND identities.connection:"{DB}"', 1),
-                   ("email prefix", "email:bulk05432*", 10),
-                   ("whole connection", f'identities.connection:"{DB}"', 100_200),
-                   ("app_metadata (JSON scan)", "app_metadata.n:150", 1),
-                   ("name (JSON scan)", "name:x", 100_000))
-        for label, q, total in queries:
-            t0 = time.perf_counter()
-            r = raw.get(f"{API}/users", params={"q": q, "search_engine": "v3", "include_totals": "true"},
-                        headers=auth_headers)
-            timings[label] = time.perf_counter() - t0
-            assert r.status_code == 200 and r.json()["total"] == total, (label, r.text[:200])
-    assert mgmt.users.list(q='email:"bulk054321@example.com"', search_engine="v3").response.total == 1
-    print(f"\nGET /users/{{id}}: {get_rate:.0f}/s; users-by-email: {email_rate:.0f}/s; unrouted 404 (the "
-          f"TestClient's own ceiling): {floor_rate:.0f}/s ({calls} calls each)")
-    print(f"seeded 100,000 users by SQL in {seed_seconds:.2f} s")
-    for label, seconds in timings.items():
-        print(f"search {label} among 100,200 users (with include_totals): {seconds * 1000:.1f} ms")
-    # Loose floors: the figures above are what matters; these only catch an O(all users) regression.
-    assert get_rate > 50 and email_rate > 50
-    assert max(timings[k] for k in ("email", "user_id", "email+connection", "email prefix")) < 0.25
-    assert max(timings.values()) < 2.0
+def test_search_among_100k_users_finds_exactly_the_matches(mgmt, auth_headers, tenant, clock) -> None:  # noqa: ANN001
+    """Searches among 100,000 users seeded by SQL answer the exact totals. How fast (and the per-call
+    rates of the other reads) is measured by `python -m bench --tenant`, not bounded in a test."""
+    seed(tenant, [{"email": f"p{i}@example.com", "app_metadata": {"n": i}} for i in range(200)])
+    conn = conn_row(tenant)
+    now = clock.now()
+    profile = json.dumps({"email_verified": False, "name": "x", "nickname": "x", "picture": "p"})
+    with tenant.store.tx() as db:
+        db.executemany(
+            "INSERT INTO users (user_id, connection_id, email, username, phone_number, profile, credential,"
+            " created_at, updated_at, visible_at) VALUES (?, ?, ?, NULL, NULL, ?, NULL, ?, ?, ?)",
+            ((f"auth0|bulk{i:06d}", conn["id"], f"bulk{i:06d}@example.com", profile, now, now, now)
+             for i in range(100_000)))
+    queries = (("email", 'email:"bulk054321@example.com"', 1), ("user_id", 'user_id:"auth0|bulk054321"', 1),
+               ("email+connection", f'email:"bulk054321@example.com" AND identities.connection:"{DB}"', 1),
+               ("email prefix", "email:bulk05432*", 10),
+               ("whole connection", f'identities.connection:"{DB}"', 100_200),
+               ("app_metadata (JSON scan)", "app_metadata.n:150", 1),
+               ("name (JSON scan)", "name:x", 100_000))
+    for label, q, total in queries:
+        found = mgmt.users.list(q=q, search_engine="v3", include_totals=True, per_page=10).response
+        assert found.total == total, label
+    assert emails(mgmt.users.list(q='email:"bulk054321@example.com"', search_engine="v3").response.users) == [
+        "bulk054321@example.com"]
