@@ -141,14 +141,16 @@ def test_record_source_id_regenerate(world: World, tmp_path) -> None:
     world.seed(users=8)
     world.connection(TARGET)
     source = {u["email"]: u["user_id"] for u in world.users(SOURCE)}
+    metadata = {u["email"]: json.loads(u["profile"])["app_metadata"] for u in world.users(SOURCE)}
     hashes = world.hash_file(str(tmp_path / "hashes.ndjson"))
     result = migrate(world, options(tmp_path, password_hashes=hashes, record_source_id="auth0_legacy_id"))
     assert result.exit_code == 0, dump(result)
+    assert sorted(u["email"] for u in world.users(TARGET)) == sorted(source)
     for user in world.users(TARGET):
         profile = json.loads(user["profile"])
         assert user["user_id"] != source[user["email"]]
-        assert profile["app_metadata"]["auth0_legacy_id"] == source[user["email"]]
-        assert profile["app_metadata"]["plan"] in ("free", "pro", "team")  # the rest of app_metadata kept
+        # the source id added, the rest of app_metadata kept as it was
+        assert profile["app_metadata"] == {**metadata[user["email"]], "auth0_legacy_id": source[user["email"]]}
     # Without the flag, no key is added.
     world.connection("Third-DB")
     result = migrate(world, options(tmp_path, target_connection="Third-DB", password_hashes=hashes,
