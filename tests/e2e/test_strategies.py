@@ -9,7 +9,9 @@ import pytest
 from .conftest import SOURCE, TARGET, World, dump, grants_of, migrate, options
 
 
-def _check_migrated(source: World, target: World, seeded, result, *, ids: dict[str, str] | None = None) -> None:
+def _check_migrated(source: World, target: World, seeded, result, *, before: dict[str, str],
+                    ids: dict[str, str] | None = None) -> None:
+    """`before`: each source user's id by email; `ids`: the target ids the strategy must give, if fixed."""
     assert result.exit_code == 0, dump(result)
     n = seeded.users
     assert result.users["selected"] == n
@@ -22,7 +24,7 @@ def _check_migrated(source: World, target: World, seeded, result, *, ids: dict[s
     assert len(moved) == n == len(target.users(TARGET))  # nobody twice
     for email, user in moved.items():
         profile = json.loads(user["profile"])
-        assert profile["app_metadata"]["legacy_user_id"].startswith("auth0|")
+        assert profile["app_metadata"]["legacy_user_id"] == before[email]  # --record-source-id
         if ids is not None:
             assert user["user_id"] == ids[email]
     # A sample logs in on the target with the original password, and not with a wrong one.
@@ -45,7 +47,7 @@ def test_same_tenant(world: World, tmp_path, strategy: str) -> None:
     expected = None
     if strategy == "prefix":
         expected = {e: "auth0|m_" + i.split("|", 1)[1] for e, i in before.items()}
-    _check_migrated(world, world, seeded, result, ids=expected)
+    _check_migrated(world, world, seeded, result, before=before, ids=expected)
     if strategy == "regenerate":
         assert not set(before.values()) & {u["user_id"] for u in world.users(TARGET)}
     # Source users stay (no cutover asked for), with their grants.
@@ -64,7 +66,7 @@ def test_keep_in_one_tenant_deletes_source_and_reapplies(world: World, tmp_path)
     hashes = world.hash_file(str(tmp_path / "hashes.ndjson"))
     result = migrate(world, options(tmp_path, user_ids="keep", password_hashes=hashes,
                                     record_source_id="legacy_user_id", delete_source_users=True))
-    _check_migrated(world, world, seeded, result, ids=before)
+    _check_migrated(world, world, seeded, result, before=before, ids=before)
     assert result.users["deleted_from_source"] == seeded.users
     assert world.users(SOURCE) == []
     # Deleting the source copies dropped the grants held under the shared ids (the local tenant's pessimistic
@@ -93,7 +95,7 @@ def test_across_tenants(world: World, other_world: World, tmp_path, strategy: st
     hashes = world.hash_file(str(tmp_path / "hashes.ndjson"))
     result = migrate(world, options(tmp_path, user_ids=strategy, password_hashes=hashes,
                                     record_source_id="legacy_user_id"), target=other_world)
-    _check_migrated(world, other_world, seeded, result, ids=before if strategy == "keep" else None)
+    _check_migrated(world, other_world, seeded, result, before=before, ids=before if strategy == "keep" else None)
     assert len(world.users(SOURCE)) == seeded.users  # nothing deleted unless asked
     target_ids = {u["email"]: u["user_id"] for u in other_world.users(TARGET)}
     for email in sorted(before)[:8]:
