@@ -6,6 +6,15 @@ shape), add the configured latency, take a token from the rate-limit bucket, che
 bearer token and its scopes, run the handler, and turn `ApiError`/`OAuthError` (or anything
 unexpected) into Auth0's JSON error shape. Rate-limit headers go on every Management API answer.
 
+Choices where Auth0 is silent (what a real tenant answers when its token endpoint or its CDN fails is
+not documented; these shapes are what the rest of each service uses):
+
+* An injected fault on `/oauth/token` answers the Authentication API's error shape,
+  `{"error": "server_error" | "too_many_requests", "error_description": ...}`, never the Management
+  API's `{statusCode, error, message}`.
+* An injected fault on an export download answers as the CDN's storage does, an XML `<Error>` with
+  `SlowDown` (429), `ServiceUnavailable` (503) or `InternalError` (others), like its 403/404.
+
 Example (in-process, no sockets)::
 
     app = create_app(TenantConfig(client_id="cli", client_secret="secret"))

@@ -47,7 +47,8 @@ class Faults:
     calls: list[CallFault] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     fail_jobs: set[int] = field(default_factory=set)
-    """1-based ordinals of jobs created (imports and exports alike) that end `failed`."""
+    """1-based ordinals of jobs created (imports and exports alike, counted from the tenant's start: a
+    test that seeded through jobs adds `jobs_created + 1` for the next one) that end `failed`."""
     expire_jobs: set[int] = field(default_factory=set)
     """Ordinals of jobs that end `expired`."""
     job_pending_polls: int = 0
