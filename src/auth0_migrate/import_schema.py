@@ -69,8 +69,8 @@ Other decisions
 * ``picture`` must be an absolute URI (``scheme://host...``, no whitespace), after
   ``POST /users``'s ``strict-uri`` format; the import schema itself gives no format.
 * ``email`` approximates validator.js ``isEmail`` (z-schema's ``email`` format): a dot-atom
-  local part of at most 64 characters, a domain with a TLD, 254 characters in all;
-  internationalised characters are allowed.
+  local part of at most 64 UTF-8 bytes, a domain with a TLD and no full-width forms, 254
+  characters in all; internationalised characters are allowed.
 * argon2 hashes must be ``$argon2id$`` or ``$argon2i$`` with ``m``, ``t``, ``p`` in that
   order: Auth0 points to auth0/magic, which verifies through libsodium, and libsodium has no
   argon2d.
@@ -141,7 +141,7 @@ ARGON2_PATTERN: Final = (
     r"^\$argon2(id|i)\$(v=[0-9]+\$)?m=[0-9]+,t=[0-9]+,p=[0-9]+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$"
 )
 PBKDF2_PATTERN: Final = (
-    r"^\$pbkdf2-[A-Za-z0-9-]+(\$[il]=[0-9]+(,[il]=[0-9]+)?)?\$[A-Za-z0-9+/]*\$[A-Za-z0-9+/]+$"
+    r"^\$pbkdf2-[A-Za-z0-9-]+(\$(i=[0-9]+(,l=[0-9]+)?|l=[0-9]+(,i=[0-9]+)?))?\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$"
 )
 LDAP_PATTERN: Final = (
     r"^\{(MD5|SMD5|SHA|SSHA|SHA256|SSHA256|SHA384|SSHA384|SHA512|SSHA512)\}[A-Za-z0-9+/]+={0,2}$"
@@ -172,6 +172,7 @@ _EMAIL_ASCII_RE: Final = re.compile(
     rf"({_ATEXT}++(?:\.{_ATEXT}++)*+)@(?:[A-Za-z0-9]++(?:-++[A-Za-z0-9]++)*+\.)++"
     r"(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59})"
 )
+_FULLWIDTH_RE: Final = re.compile("[\uff01-\uff5e]")
 _URI_PREFIX_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*+://[^\s/?#]")
 # JavaScript's \s, which is what Auth0's patterns mean; Python's differs at the edges
 # (\x1c-\x1f and \x85 are whitespace only in Python, \ufeff only in JavaScript).
@@ -276,7 +277,10 @@ def is_valid_email(value: str) -> bool:
     if len(value) > 254:
         return False
     match = (_EMAIL_ASCII_RE if value.isascii() else _EMAIL_RE).fullmatch(value)
-    if match is None or len(match.group(1)) > 64:
+    # validator.js counts the local part in UTF-8 bytes, and refuses full-width forms in the domain.
+    if match is None or len(match.group(1).encode("utf-8")) > 64:
+        return False
+    if not value.isascii() and _FULLWIDTH_RE.search(value, match.end(1)):
         return False
     domain = value[match.end(1) + 1 :]
     return len(domain) <= 63 or all(len(label) <= 63 for label in domain.split("."))
