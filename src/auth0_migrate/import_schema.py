@@ -1,10 +1,13 @@
-"""Auth0's bulk-import user validation, reproduced so that both sides agree on every user.
+"""Auth0's bulk-import user validation, as the migration tool applies it before upload.
 
-Two callers depend on this module giving the answers Auth0 gives: the local tenant, which
-judges uploaded import files as Auth0 would, and the migration tool, which validates users
-before uploading them so that a bad user is caught before it costs a job.  It is hand-written
-rather than driven by ``jsonschema`` because the benchmark validates a million users, and
-a generic validator per user is about two orders of magnitude too slow.
+The tool validates users before uploading them so that a bad user is caught, named, before it
+costs a job.  It is hand-written rather than driven by ``jsonschema`` because the benchmark
+validates a million users, and a generic validator per user is several times slower.  The
+local tenant does not use this module: it judges uploaded files with its own validator,
+written apart from Auth0's published schema (``tenant/import_validation.py``), so that a
+mistake here shows up as a disagreement in ``tests/unit/test_import_validation_differential.py``,
+which also lists, with reasons, where the two are meant to differ (this module is stricter on
+the ``POST /users`` limits below, and refuses quoted email local parts).
 
 Sources: the import schema and per-algorithm rules of the reference, §2.6-2.7 (Auth0's
 ``bulk-user-import-schema`` page), and ``CreateUserRequestContent`` of the Management API

@@ -79,6 +79,13 @@ Choices where Auth0 is silent
   padding optional (Node's base64 decoder does not insist on it, nor does the tenant's login
   check). pbkdf2 digests and ldap schemes are matched without regard to case (OpenSSL's names
   and RFC 2307's schemes are).
+* **Codes of the prose rules**: a reserved ``app_metadata`` key and the two hashes together are
+  ``NOT_PASSED`` (what a ``not`` in a schema would answer), a metadata field name is ``PATTERN``
+  (a ``propertyNames`` pattern ``^[^.$]*$``), a missing ``encoding``/``digest``/``key``/``keylen``
+  is ``OBJECT_REQUIRED``, an encoding the algorithm does not take is ``ENUM_MISMATCH``, a
+  ``cost`` that is not a power of two is ``INVALID_FORMAT`` (format "power-of-two"), a value
+  below the documented least is ``MINIMUM``, a ``hash.value`` of the wrong shape is ``PATTERN``.
+  A user's errors list the schema's first, then these.
 * **Not checked**, because Auth0 states them for other endpoints only (``POST /users``) or says
   writes still succeed: ``user_id`` length and whitespace, lengths of ``username`` and the name
   fields, ``picture`` as a URI, and the per-profile size limit. The migration tool checks the
