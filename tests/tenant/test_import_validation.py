@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from auth0_migrate import import_schema
+from auth0_migrate import import_schema, passwords
 from auth0_migrate.tenant import directory, import_validation
 from auth0_migrate.tenant.import_validation import is_email, load_schema, validate_user
 
@@ -141,3 +141,23 @@ def test_importing_the_tenant_does_not_import_jsonschema() -> None:
             "from auth0_migrate.tenant.import_validation import validate_user; "
             "assert validate_user({'email': 'a@example.com'}) == []; assert 'jsonschema' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+CREDENTIALS: list[tuple[str, dict[str, Any]]] = [
+    ("bcrypt", {"cost": 4, "custom": True}), ("bcrypt", {"cost": 5, "salt": "pepper", "salt_position": "suffix"}),
+    ("argon2", {"memory_cost": 1024, "time_cost": 1}), ("argon2", {"memory_cost": 1024, "variant": "i"}),
+    ("hmac", {"digest": "sha1", "encoding": "base64"}), ("ldap", {"scheme": "SSHA512"}), ("ldap", {"scheme": "MD5"}),
+    ("md4", {}), ("md5", {"salt": "s", "salt_position": "suffix"}), ("sha1", {"encoding": "base64"}),
+    ("sha256", {"password_encoding": "latin1"}), ("sha512", {}), ("pbkdf2", {"iterations": 10, "digest": "sha512"}),
+    ("scrypt", {"cost": 16, "keylen": 16}),
+]
+
+
+def test_every_credential_the_tool_makes_is_imported_by_the_tenant(mgmt, cid) -> None:  # noqa: ANN001
+    """The credential shapes of passwords.make_credential (demo, seeders, bench) pass both validators."""
+    users = [{"email": f"c{i}@example.com", **passwords.make_credential("pw", algorithm, **params)}
+             for i, (algorithm, params) in enumerate(CREDENTIALS)]
+    assert [import_schema.validate_import_user(u) for u in users] == [[]] * len(users)
+    job, refused = run(mgmt, cid, users)
+    assert refused == {}
+    assert job.summary.inserted == len(CREDENTIALS)
