@@ -664,7 +664,7 @@ def _check_algorithm_rules(
             errors.append(
                 _enum_error(encoding, encoding_path, f" (algorithm {algorithm} requires hash.encoding utf8)")
             )
-    elif not has_encoding:
+    elif not has_encoding and type(cph.get("hash")) is dict:  # a missing hash is reported once, as itself
         errors.append(_required("encoding", encoding_path))
     elif encoding is not None and encoding not in ("hex", "base64"):
         errors.append(

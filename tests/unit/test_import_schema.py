@@ -323,6 +323,14 @@ def test_custom_password_hash_requires_algorithm_and_hash() -> None:
     ]
 
 
+def test_a_missing_hash_is_reported_once_not_also_its_encoding() -> None:
+    # md5 needs hash.encoding, but with no hash at all the one error is the hash (found by the
+    # differential test against the tenant's validator, which names only the hash).
+    assert codes(validate_import_user(cph_user({"algorithm": "md5"}))) == [
+        ("OBJECT_REQUIRED", "custom_password_hash.hash"),
+    ]
+
+
 def test_custom_password_hash_requires_hash_value() -> None:
     error = only(validate_import_user(cph_user({"algorithm": "md5", "hash": {"encoding": "hex"}})))
     assert error == ImportErr(
