@@ -103,6 +103,22 @@ def test_the_tenant_accepts_what_auth0s_schema_accepts_even_where_the_tool_is_st
     assert sorted(r["email"] for r in rows) == ['"john doe"@example.com', "b@example.com", "c@example.com"]
 
 
+@pytest.mark.parametrize(("data", "detail"), [
+    ("\ufeff[]".encode(), "Failed to parse users file: it starts with a byte order mark."),
+    (b'[{"email": "a@example.com", "n": NaN}]', "Failed to parse users file JSON: NaN is not JSON."),
+    (b'[{"email": "a@example.com", "password_hash": "$2b$10$x"', "Failed to parse users file JSON: "),
+    (b"\xff[]", "Failed to parse users file: the file is not UTF-8 (byte 0)."),
+    (b'{"email": "a@example.com"}', "The users file must hold a JSON array, not object."),
+])
+def test_a_file_node_cannot_parse_fails_the_whole_job_without_quoting_it(mgmt, cid, data, detail) -> None:  # noqa: ANN001
+    created = mgmt.jobs.users_imports.create(users=("users.json", data, "application/json"), connection_id=cid,
+                                             send_completion_email=False)
+    job = mgmt.jobs.get(created.id)
+    assert job.status == "failed" and job.summary is None
+    assert job.status_details.startswith(detail)
+    assert "$2b$10$x" not in job.status_details
+
+
 @pytest.mark.parametrize(("email", "ok"), [
     ("a@b.co", True), ("ü@münchen.de", True), ("a+b/c=d?e^f@example.com", True), ('"a\\"b"@example.com', True),
     ("x" * 64 + "@example.com", True), ("x" * 65 + "@example.com", False), ("é" * 33 + "@example.com", False),
