@@ -1,10 +1,13 @@
-"""Auth0's bulk-import user validation, reproduced so that both sides agree on every user.
+"""Auth0's bulk-import user validation, as the migration tool applies it before upload.
 
-Two callers depend on this module giving the answers Auth0 gives: the local tenant, which
-judges uploaded import files as Auth0 would, and the migration tool, which validates users
-before uploading them so that a bad user is caught before it costs a job.  It is hand-written
-rather than driven by ``jsonschema`` because the benchmark validates a million users, and
-a generic validator per user is about two orders of magnitude too slow.
+The tool validates users before uploading them so that a bad user is caught, named, before it
+costs a job.  It is hand-written rather than driven by ``jsonschema`` because the benchmark
+validates a million users, and a generic validator per user is several times slower.  The
+local tenant does not use this module: it judges uploaded files with its own validator,
+written apart from Auth0's published schema (``tenant/import_validation.py``), so that a
+mistake here shows up as a disagreement in ``tests/unit/test_import_validation_differential.py``,
+which also lists, with reasons, where the two are meant to differ (this module is stricter on
+the ``POST /users`` limits below, and refuses quoted email local parts).
 
 Sources: the import schema and per-algorithm rules of the reference, §2.6-2.7 (Auth0's
 ``bulk-user-import-schema`` page), and ``CreateUserRequestContent`` of the Management API
@@ -69,8 +72,8 @@ Other decisions
 * ``picture`` must be an absolute URI (``scheme://host...``, no whitespace), after
   ``POST /users``'s ``strict-uri`` format; the import schema itself gives no format.
 * ``email`` approximates validator.js ``isEmail`` (z-schema's ``email`` format): a dot-atom
-  local part of at most 64 characters, a domain with a TLD, 254 characters in all;
-  internationalised characters are allowed.
+  local part of at most 64 UTF-8 bytes, a domain with a TLD and no full-width forms, 254
+  characters in all; internationalised characters are allowed.
 * argon2 hashes must be ``$argon2id$`` or ``$argon2i$`` with ``m``, ``t``, ``p`` in that
   order: Auth0 points to auth0/magic, which verifies through libsodium, and libsodium has no
   argon2d.
@@ -141,7 +144,7 @@ ARGON2_PATTERN: Final = (
     r"^\$argon2(id|i)\$(v=[0-9]+\$)?m=[0-9]+,t=[0-9]+,p=[0-9]+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$"
 )
 PBKDF2_PATTERN: Final = (
-    r"^\$pbkdf2-[A-Za-z0-9-]+(\$[il]=[0-9]+(,[il]=[0-9]+)?)?\$[A-Za-z0-9+/]*\$[A-Za-z0-9+/]+$"
+    r"^\$pbkdf2-[A-Za-z0-9-]+(\$(i=[0-9]+(,l=[0-9]+)?|l=[0-9]+(,i=[0-9]+)?))?\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$"
 )
 LDAP_PATTERN: Final = (
     r"^\{(MD5|SMD5|SHA|SSHA|SHA256|SSHA256|SHA384|SSHA384|SHA512|SSHA512)\}[A-Za-z0-9+/]+={0,2}$"
@@ -172,6 +175,7 @@ _EMAIL_ASCII_RE: Final = re.compile(
     rf"({_ATEXT}++(?:\.{_ATEXT}++)*+)@(?:[A-Za-z0-9]++(?:-++[A-Za-z0-9]++)*+\.)++"
     r"(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59})"
 )
+_FULLWIDTH_RE: Final = re.compile("[\uff01-\uff5e]")
 _URI_PREFIX_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*+://[^\s/?#]")
 # JavaScript's \s, which is what Auth0's patterns mean; Python's differs at the edges
 # (\x1c-\x1f and \x85 are whitespace only in Python, \ufeff only in JavaScript).
@@ -276,7 +280,10 @@ def is_valid_email(value: str) -> bool:
     if len(value) > 254:
         return False
     match = (_EMAIL_ASCII_RE if value.isascii() else _EMAIL_RE).fullmatch(value)
-    if match is None or len(match.group(1)) > 64:
+    # validator.js counts the local part in UTF-8 bytes, and refuses full-width forms in the domain.
+    if match is None or len(match.group(1).encode("utf-8")) > 64:
+        return False
+    if not value.isascii() and _FULLWIDTH_RE.search(value, match.end(1)):
         return False
     domain = value[match.end(1) + 1 :]
     return len(domain) <= 63 or all(len(label) <= 63 for label in domain.split("."))
@@ -657,7 +664,7 @@ def _check_algorithm_rules(
             errors.append(
                 _enum_error(encoding, encoding_path, f" (algorithm {algorithm} requires hash.encoding utf8)")
             )
-    elif not has_encoding:
+    elif not has_encoding and type(cph.get("hash")) is dict:  # a missing hash is reported once, as itself
         errors.append(_required("encoding", encoding_path))
     elif encoding is not None and encoding not in ("hex", "base64"):
         errors.append(

@@ -71,9 +71,10 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.responses import Response
 
-from .. import import_schema, passwords
+from .. import passwords
 from .directory import connection_names, get_connection, insert_user, iso, new_id, update_profile, user_json
 from .http import ApiError, Ctx, _json_type, body_error, router
+from .import_validation import parse_import_file, validate_user
 from .store import Store, dumps, loads, register_schema
 
 if TYPE_CHECKING:
@@ -389,7 +390,7 @@ def _run_import(tenant: Tenant, db: sqlite3.Connection, job: sqlite3.Row,
     connection = db.execute("SELECT * FROM connections WHERE id = ?", (job["connection_id"],)).fetchone()
     if upload is None or connection is None:
         return "failed", None, "The connection does not exist."
-    users, problem = import_schema.validate_import_file(upload["data"])
+    users, problem = parse_import_file(upload["data"])
     if users is None:
         return "failed", None, problem
     upsert = bool(loads(job["params"]).get("upsert"))
@@ -399,7 +400,7 @@ def _run_import(tenant: Tenant, db: sqlite3.Connection, job: sqlite3.Row,
     accepted: list[tuple[dict[str, Any], dict[str, str | None]]] = []
     provided: dict[str, set[str]] = {"email": set(), "username": set(), "user_id": set()}
     for user in users:
-        problems = import_schema.validate_import_user(user)
+        problems = validate_user(user)
         if problems:
             failures.append({"user": user, "errors": [_error(p.code, p.message, p.path) for p in problems]})
             continue
