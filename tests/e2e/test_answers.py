@@ -12,13 +12,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
 
 import pytest
 from auth0.management.core.parse_error import ParsingError
 
+from auth0_migrate.auth0.client import TenantClient, TenantCredentials
 from auth0_migrate.errors import MigrationError, UnexpectedAnswerError
+from auth0_migrate.seed import ensure_connection, seed_connection
 
-from .conftest import SOURCE, TARGET, World, dump, grants_of, migrate, options
+from .conftest import SOURCE, TARGET, World, dump, grants_of, migrate, options, pool
 
 GARBLED_TEXT = "user data that must not reach a message"  # what the tenant's `garbled` fault answers
 
@@ -117,3 +124,56 @@ def test_a_delete_that_deletes_nothing_is_a_named_failure_and_the_rerun_retries_
         assert {e: grants_of(world, moved[e]) for e in before} == grants_before
     else:
         assert grants_of(world, moved[stuck]) == grants_before[stuck]
+
+
+def test_the_cli_names_an_unreadable_answer_without_a_traceback(tmp_path) -> None:
+    """`auth0-migrate run` against `tenant serve --fault ...=garbled`, over real HTTP, as a person runs it."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    serve_log = tmp_path / "serve.stderr"
+    with open(serve_log, "w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "auth0_migrate", "tenant", "serve", "--port", str(port),
+             "--db", str(tmp_path / "tenant.sqlite"), "--client-id", "cli-client", "--client-secret", "cli-secret",
+             "--fault", "GET /api/v2/roles/{id}/users@1=garbled"],
+            stdout=subprocess.PIPE, stderr=log, text=True)
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().strip() == url, serve_log.read_text()[-2000:]
+
+        async def seed() -> None:
+            client = TenantClient(TenantCredentials(url, "cli-client", "cli-secret"))
+            try:
+                await seed_connection(client, SOURCE, users=10, role_share=0.5,
+                                      pool=[p for p in pool() if "password_hash" in p[2]])
+                await ensure_connection(client, TARGET)
+            finally:
+                await client.aclose()
+        asyncio.run(seed())
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH0_", "TARGET_AUTH0_"))}
+        env.update(AUTH0_DOMAIN=url, AUTH0_CLIENT_ID="cli-client", AUTH0_CLIENT_SECRET="cli-secret")
+        done = subprocess.run([sys.executable, "-m", "auth0_migrate", "run", "--source-connection", SOURCE,
+                               "--target-connection", TARGET, "--state", str(tmp_path / "state.sqlite")],
+                              capture_output=True, text=True, env=env, timeout=120)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(5)
+        if server.stdout is not None:
+            server.stdout.close()
+    assert done.returncode == 1, done.stderr
+    said = " ".join(done.stderr.split())  # the console wraps long lines
+    assert "Traceback" not in said
+    assert "error: list members of role rol_" in said
+    assert "(HTTP 200) does not have the shape Auth0 documents" in said
+    assert GARBLED_TEXT not in said + done.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
