@@ -290,7 +290,7 @@ def _estimate_calls(users: int, files: int, roles: int, options: MigrationOption
         "connections": 2, "export_jobs": 3, "roles": 1 + roles, "read_permissions": users,
         "import_jobs": files * 3, "idmap_export": 3, "write_permissions": users, "role_assignments":
         roles + math.ceil(users / restore.ROLE_BATCH), "verify_permissions": users, "verify_roles": roles,
-        "delete_source": users if options.delete_source_users else 0,
+        "delete_source": 2 * users if options.delete_source_users else 0,  # each DELETE, then its confirmation
     }
     calls["total"] = sum(calls.values())
     return calls

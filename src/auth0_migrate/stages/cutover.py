@@ -6,12 +6,13 @@ ambiguous. Deleting a user may drop the grants held under its id (Auth0 does not
 `keep` the roles and permissions are applied again afterwards and verified again.
 
 That DELETE answers 204 "The user no longer exists." whether or not a user matched (OAS), so a 204
-proves nothing. Each deletion is confirmed before the ledger says `deleted`: `GET /users-by-email`
-(immediately consistent, every connection) must show no user holding the source identity
-(source connection name and the user's source id). The target's copy, which under `keep` has the
-same id and email, is told apart by its connection. A user still there is a per-user failure,
-`DELETE_NOT_CONFIRMED`, not counted as deleted; the cutover phase stays open, so running the same
-command again retries exactly those users.
+proves nothing. Each deletion is confirmed before the ledger says `deleted`, by a read Auth0
+documents as immediately consistent: `GET /users/{source id}` must answer 404 where that id is the
+source connection's alone (every strategy but `keep` in one tenant); with `keep` in one tenant the
+target's copy holds the same id, so `GET /users-by-email` must show no user holding the source
+identity (source connection name and source id; the target copy is told apart by its connection).
+A user still there is a per-user failure, `DELETE_NOT_CONFIRMED`, not counted as deleted; the
+cutover phase stays open, so running the same command again retries exactly those users.
 
 Choices where Auth0 is silent:
 
@@ -19,6 +20,8 @@ Choices where Auth0 is silent:
   never re-cased: whether the DELETE matches emails case-insensitively is UNCONFIRMED (reference
   open question 5), and the confirmation read catches a miss either way. `users-by-email` is
   case-sensitive (OAS), which the stored form satisfies;
+- a user already gone before its DELETE (removed by hand between runs) is confirmed gone and counted
+  as deleted: what the ledger promises is that the source no longer holds it;
 - with `keep`, the grants are applied again after each cutover pass that deleted someone, and the
   re-apply and its verification are marked done only once every deletion is confirmed, so a user
   deleted by a later run is given its grants again too.
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import NotFoundError
 from .context import Job
 from .pool import run_pool, together
 from .restore import restore_permissions, restore_roles
@@ -37,10 +41,17 @@ NOT_CONFIRMED = "DELETE_NOT_CONFIRMED"
 
 
 async def still_in_source(job: Job, email: str, source_id: str) -> bool:
-    """True when a user with this email still holds the source identity (connection and id) in the source."""
+    """True when the source connection still holds this user (read after its DELETE answered)."""
     connection = job.source_connection.name
-    users = await job.source.call(f"confirm {email} is gone from {connection}",
-                                  job.source.sdk.users.list_users_by_email, email=email)
+    operation = f"confirm {email} is gone from {connection}"
+    if not (job.same_tenant and job.options.user_ids == "keep"):
+        try:
+            await job.source.call(operation, job.source.sdk.users.get, source_id, fields="user_id",
+                                  include_fields=True)
+        except NotFoundError:
+            return False
+        return True
+    users = await job.source.call(operation, job.source.sdk.users.list_users_by_email, email=email)
     for user in users or []:
         data = user.model_dump(mode="json")
         for identity in data.get("identities") or []:
