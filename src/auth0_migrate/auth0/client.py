@@ -97,6 +97,9 @@ def translate(exc: BaseException, operation: str) -> Auth0Error:
         return UnexpectedAnswerError(f"{operation}: the answer" + (f" (HTTP {status})" if status else "")
                                      + f" does not have the shape Auth0 documents; the SDK could not read it{shape}",
                                      status=status, code="unexpected_answer", operation=operation)
+    if isinstance(exc, httpx.DecodingError):
+        return UnexpectedAnswerError(f"{operation}: the answer's content encoding could not be decoded",
+                                     code="unexpected_answer", operation=operation)
     if isinstance(exc, SdkApiError) and 200 <= (exc.status_code or 0) < 300:
         # The SDK reports a success status whose body is not JSON as an `ApiError` carrying the raw text.
         return UnexpectedAnswerError(f"{operation}: the answer (HTTP {exc.status_code}) is not JSON; "
@@ -177,7 +180,7 @@ class TenantClient:
         """Run one SDK call; errors come out as `TransientError`/`TerminalError` naming the operation."""
         try:
             return await fn(*args, **kwargs)
-        except (*SDK_ERRORS, httpx.TransportError, OSError) as exc:
+        except (*SDK_ERRORS, httpx.TransportError, httpx.DecodingError, OSError) as exc:
             raise translate(exc, operation) from exc
 
     async def aclose(self) -> None:
