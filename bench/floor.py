@@ -9,18 +9,19 @@ allows `rate` Management API calls per second and takes `job_seconds` to process
                    + 2                                       connection look-ups (source, target)
                    + 3                                       source export job: create + 1 poll + download
                    + ceil(R / 100)                           role listing
-                   + sum_r max(1, ceil(m_r / 50))            role-member pages (checkpoint paging, 50 a page)
+                   + sum_r max(1, ceil(m_r / 100))           role-member pages (checkpoint paging, 100 a page)
                    + N                                       one read of DIRECT permissions per user (source)
                    + 2 F (+ 1 per job with failed users)     import jobs: create + 1 poll (+ errors read)
                    + 3                                       id-map export of the target: create + 1 poll + download
                    + sum_r ceil(m_r / 100)                   role assignment batches (100 users a call)
                    + P                                       one permissions write per user that has any
-                   + sum_r max(1, ceil(M_r / 50))            verify: role-member pages in the target
+                   + sum_r max(1, ceil(M_r / 100))           verify: role-member pages in the target
                    + N                                       verify: one read of DIRECT permissions per user
       keep (one tenant, --delete-source-users) adds:
                    + N                                       one delete per source user (by connection and email)
+                   + N                                       one read per delete, confirming the user is gone
                    + sum_r ceil(m_r / 100) + P               roles and permissions written again
-                   + sum_r max(1, ceil(M'_r / 50)) + N       verified again
+                   + sum_r max(1, ceil(M'_r / 100)) + N      verified again
 
     seconds        = (calls - token - downloads) / rate      Management API calls at the sustained rate
                    + job_seconds x (2 + ceil(F / 2))         the two exports one after the other, imports two at a time
@@ -39,7 +40,7 @@ from dataclasses import dataclass, field
 
 IMPORT_LIMIT = 512_000
 """Auth0's import request limit ("500 KB"): a request of 512,000 bytes or more is refused with 413."""
-ROLE_PAGE = 50
+ROLE_PAGE = 100
 ROLE_BATCH = 100
 ROLES_PAGE = 100
 
@@ -98,6 +99,7 @@ def floor(inputs: FloorInputs, strategy: str, *, rate: float, job_seconds: float
     }
     if strategy == "keep":
         items["cutover deletes"] = n
+        items["cutover confirmations"] = n
         items["re-apply role batches"] = sum(math.ceil(x / ROLE_BATCH) for x in m)
         items["re-apply permission writes"] = p
         items["re-verify role-member pages"] = sum(pages(x, ROLE_PAGE) for x in m)

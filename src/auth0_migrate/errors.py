@@ -9,11 +9,12 @@
         └── TerminalError           400, 401, 403, 404, 409, 413: retrying will not help (exit 1)
             ├── AuthenticationError bad client credentials, or a token the API refuses (401)
             ├── InsufficientScopeError  the token lacks scopes; `.scopes` names them (403)
-            └── NotFoundError       an unknown connection, job, user or role (404)
+            ├── NotFoundError       an unknown connection, job, user or role (404)
+            └── UnexpectedAnswerError  an answer the SDK cannot read (not JSON, or not the documented shape)
 
 Per-user failures are not exceptions: they are recorded in the ledger with a code and reported.
-Errors from the HTTP layer (httpx, the SDK's `ApiError`) are translated once, in `auth0.client`,
-and chained with `from`. No message ever carries a secret or a password hash.
+Errors from the HTTP layer (httpx, the SDK's `ApiError` and `ParsingError`) are translated once, in
+`auth0.client`, and chained with `from`. No message ever carries a secret or a password hash.
 """
 
 from __future__ import annotations
@@ -71,3 +72,7 @@ class InsufficientScopeError(TerminalError):
 
 class NotFoundError(TerminalError):
     pass
+
+
+class UnexpectedAnswerError(TerminalError):
+    """A 2xx answer the SDK could not read; the message names the operation, never the body."""

@@ -183,6 +183,7 @@ def summarize(ledger: Ledger) -> RunResult:
         "failed": count("SELECT COUNT(*) FROM users WHERE status IN ('failed', 'invalid')"),
         "pending": count("SELECT COUNT(*) FROM users WHERE status IN ('exported', 'ready', 'conflict')"),
         "deleted_from_source": count("SELECT COUNT(*) FROM users WHERE deleted = 1"),
+        "deletion_not_confirmed": count("SELECT COUNT(*) FROM users WHERE deleted = 0 AND stage = 'cutover'"),
         "verified": count(f"SELECT COUNT(*) FROM users WHERE {migrated} AND profile_ok = 1 AND grants_ok = 1"),
         "with_password_hash": count("SELECT COUNT(*) FROM users WHERE has_credential = 1"),
     }
@@ -195,7 +196,8 @@ def summarize(ledger: Ledger) -> RunResult:
     }
     failures = [Failure(r["source_id"], r["email"], r["stage"] or "", r["code"] or "", r["message"] or "")
                 for r in ledger.q("SELECT source_id, email, stage, code, message FROM users WHERE status IN "
-                                  "('failed', 'invalid', 'held_back') ORDER BY ordinal")]
+                                  "('failed', 'invalid', 'held_back') OR (deleted = 0 AND stage = 'cutover') "
+                                  "ORDER BY ordinal")]
     differences = [{"user_id": r["source_id"], "target_id": r["target_id"], "email": r["email"],
                     "differences": json.loads(r["diffs"])}
                    for r in ledger.q(f"SELECT source_id, target_id, email, diffs FROM users WHERE {migrated} AND "
@@ -211,7 +213,7 @@ def summarize(ledger: Ledger) -> RunResult:
                "hash_file": ledger.get_meta("hashes")}
     if differences:
         code = EXIT_VERIFY
-    elif users["failed"] or users["held_back"] or users["pending"]:
+    elif users["failed"] or users["held_back"] or users["pending"] or users["deletion_not_confirmed"]:
         code = EXIT_FAILED_USERS
     else:
         code = EXIT_OK
@@ -288,7 +290,7 @@ def _estimate_calls(users: int, files: int, roles: int, options: MigrationOption
         "connections": 2, "export_jobs": 3, "roles": 1 + roles, "read_permissions": users,
         "import_jobs": files * 3, "idmap_export": 3, "write_permissions": users, "role_assignments":
         roles + math.ceil(users / restore.ROLE_BATCH), "verify_permissions": users, "verify_roles": roles,
-        "delete_source": users if options.delete_source_users else 0,
+        "delete_source": 2 * users if options.delete_source_users else 0,  # each DELETE, then its confirmation
     }
     calls["total"] = sum(calls.values())
     return calls

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from auth0.management import Auth0
+from auth0.management.core.parse_error import ParsingError
 from auth0.management.types import ResourceServerScope
 
 from auth0_migrate.tenant import roles
@@ -275,12 +276,31 @@ def test_checkpoint_paging_past_1000_members(mgmt: Auth0, http, auth_headers, te
     only = mgmt.roles.users.list(exact.id, take=100)
     assert len(only.items) == 100 and only.response.next is None
 
-    # Raw: first call without `from`, then `next` as `from`.
+    # Raw, as go-auth0's recording asks (include_totals=true, per_page beside take): first call without
+    # `from`, then `next` as `from`.
     url = f"/api/v2/roles/{role.id}/users"
-    first = http.get(url, params={"take": 3}, headers=auth_headers).json()
+    recorded = {"include_totals": "true", "per_page": 50}
+    first = http.get(url, params={**recorded, "take": 3}, headers=auth_headers).json()
     assert set(first) == {"users", "next"} and [u["user_id"] for u in first["users"]] == users[:3]
-    second = http.get(url, params={"take": 3, "from": first["next"]}, headers=auth_headers).json()
+    second = http.get(url, params={**recorded, "take": 3, "from": first["next"]}, headers=auth_headers).json()
     assert [u["user_id"] for u in second["users"]] == users[3:6]
+
+
+def test_checkpoint_page_without_totals_is_a_bare_array(mgmt: Auth0, http, auth_headers, tenant) -> None:  # noqa: ANN001
+    """The OAS: include_totals false (the default) answers "a direct array of results", checkpoint or not."""
+    role = mgmt.roles.create(name="crowd")
+    users = make_users(tenant, 7)
+    mgmt.roles.users.assign(role.id, users=users)
+    url = f"/api/v2/roles/{role.id}/users"
+    checkpoint = http.get(url, params={"take": 3, "include_totals": "true"}, headers=auth_headers).json()["next"]
+    for params in ({"take": 3}, {"take": 3, "include_totals": "false"}):
+        page = http.get(url, params=params, headers=auth_headers).json()
+        assert isinstance(page, list) and [u["user_id"] for u in page] == users[:3], params
+    after = http.get(url, params={"take": 3, "from": checkpoint, "include_totals": "false"}, headers=auth_headers)
+    assert [u["user_id"] for u in after.json()] == users[3:6]
+    # The SDK's page model cannot read a bare array: what the migration tool used to trip over.
+    with pytest.raises(ParsingError):
+        mgmt.roles.users.list(role.id, take=3, include_totals=False)
 
 
 def test_checkpoint_and_offset_paging_errors(mgmt: Auth0, http, auth_headers, tenant) -> None:  # noqa: ANN001
@@ -290,10 +310,11 @@ def test_checkpoint_and_offset_paging_errors(mgmt: Auth0, http, auth_headers, te
     with tenant.store.tx() as db:  # faster than 11 assign calls; the same rows
         db.executemany("INSERT INTO role_members (role_id, user_id) VALUES (?, ?)", [(role.id, u) for u in users])
     url = f"/api/v2/roles/{role.id}/users"
-    foreign = http.get(f"/api/v2/roles/{other.id}/users", params={"take": 1}, headers=auth_headers).json()
+    foreign = http.get(f"/api/v2/roles/{other.id}/users", params={"take": 1, "include_totals": "true"},
+                       headers=auth_headers).json()
     assert foreign == {"users": []}
 
-    own_next = http.get(url, params={"take": 1}, headers=auth_headers).json()["next"]
+    own_next = http.get(url, params={"take": 1, "include_totals": "true"}, headers=auth_headers).json()["next"]
     other_role_next = roles.encode_checkpoint(other.id, 5)
     for params in ({"from": "not-a-checkpoint!"}, {"from": "bm9wZQ"}, {"from": other_role_next},
                    {"take": 0}, {"take": 101}, {"take": "ten"}):
@@ -301,7 +322,7 @@ def test_checkpoint_and_offset_paging_errors(mgmt: Auth0, http, auth_headers, te
         assert r.status_code == 400, (params, r.text)
         assert r.json()["statusCode"] == 400
     assert sdk_error(mgmt.roles.users.list, role.id, from_="garbage").status_code == 400
-    assert len(http.get(url, params={"from": own_next}, headers=auth_headers).json()["users"]) == 50
+    assert len(http.get(url, params={"from": own_next}, headers=auth_headers).json()) == 50
 
     # Offset paging stops at 1,000 records, as Auth0's does.
     last_ok = http.get(url, params={"per_page": 100, "page": 9}, headers=auth_headers)

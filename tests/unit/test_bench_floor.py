@@ -27,10 +27,10 @@ def test_floor_counts_every_call_the_job_needs() -> None:
     files = math.ceil(1_300_000 / 512_000)
     assert f.import_files == files == 3
     expected = (1 + 2 + 3 + 1                      # token, connections, source export, role listing
-                + (3 + 1 + 1)                      # member pages: ceil(120/50), ceil(50/50), an empty role
+                + (2 + 1 + 1)                      # member pages: ceil(120/100), ceil(50/100), an empty role
                 + 1000 + 2 * files + 3             # permission reads, import jobs, id-map export
                 + (2 + 1 + 0) + 400                # assignment batches of 100, permission writes
-                + (5 + 2 + 1) + 1000)              # verify: members twice over in one tenant, permission reads
+                + (3 + 1 + 1) + 1000)              # verify: members twice over in one tenant, permission reads
     assert f.calls == expected
     assert f.seconds == pytest.approx((expected - 3) / 50 + 3 * (2 + math.ceil(files / 2)))
 
@@ -39,9 +39,10 @@ def test_keep_adds_cutover_and_a_second_round() -> None:
     inputs = FloorInputs(users=200, role_members=[100], users_with_permissions=80, import_bytes=100_000)
     regenerate = floor(inputs, "regenerate", rate=10, job_seconds=1)
     keep = floor(inputs, "keep", rate=10, job_seconds=1)
-    # keep: the shared id means the target role lists each member once (2 pages, not 4), then
-    # deletes (200), role batches (1) and permission writes (80) again, and a second verification (2 + 200).
-    assert keep.calls == regenerate.calls - 2 + 200 + 1 + 80 + 2 + 200
+    # keep: the shared id means the target role lists each member once (1 page, not 2), then deletes
+    # (200) each confirmed by a read (200), role batches (1) and permission writes (80) again, and a second
+    # verification (1 + 200).
+    assert keep.calls == regenerate.calls - 1 + 200 + 200 + 1 + 80 + 1 + 200
     assert keep.seconds > regenerate.seconds
     assert floor(inputs, "prefix", rate=10, job_seconds=1).calls == regenerate.calls
 

@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 import httpx
 from auth0.management import AsyncAuth0
 from auth0.management.core.api_error import ApiError as SdkApiError
+from auth0.management.core.parse_error import ParsingError as SdkParsingError
+from pydantic import ValidationError as PydanticValidationError
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import (
@@ -31,11 +33,16 @@ from ..errors import (
     NotFoundError,
     TerminalError,
     TransientError,
+    UnexpectedAnswerError,
     UsageError,
 )
 from .governor import GovernedTransport, Governor
 
 T = TypeVar("T")
+# Everything the SDK raises on purpose: `ApiError` (an error status, or a 2xx body that is not JSON) and
+# `ParsingError` (JSON of a shape its models refuse); pydantic's error where a model is built outside that
+# guard. `call` translates exactly these, plus the transport's failures, and lets our own bugs through.
+SDK_ERRORS: tuple[type[BaseException], ...] = (SdkApiError, SdkParsingError, PydanticValidationError)
 _SCOPES = re.compile(r"expected (?:any|all) of: ([^;]+)")
 
 
@@ -73,9 +80,31 @@ class TenantCredentials:
 
 
 def translate(exc: BaseException, operation: str) -> Auth0Error:
-    """Turn an SDK or httpx error into ours: terminal or transient, with the operation named."""
+    """Turn an SDK or httpx error into ours: terminal or transient, with the operation named.
+
+    An answer the SDK cannot read (not JSON, or JSON of another shape) is an `UnexpectedAnswerError`;
+    its message names the operation, the status and the model, never the body (it may hold user data).
+    """
     if isinstance(exc, Auth0Error):
         return exc
+    if isinstance(exc, (SdkParsingError, PydanticValidationError)):
+        cause = exc.cause if isinstance(exc, SdkParsingError) else exc
+        status = (exc.status_code or 0) if isinstance(exc, SdkParsingError) else 0
+        shape = ""
+        if isinstance(cause, PydanticValidationError):
+            kinds = sorted({str(e["type"]) for e in cause.errors(include_url=False, include_input=False)})
+            shape = f" ({cause.title}: {', '.join(kinds)})"
+        return UnexpectedAnswerError(f"{operation}: the answer" + (f" (HTTP {status})" if status else "")
+                                     + f" does not have the shape Auth0 documents; the SDK could not read it{shape}",
+                                     status=status, code="unexpected_answer", operation=operation)
+    if isinstance(exc, httpx.DecodingError):
+        return UnexpectedAnswerError(f"{operation}: the answer's content encoding could not be decoded",
+                                     code="unexpected_answer", operation=operation)
+    if isinstance(exc, SdkApiError) and 200 <= (exc.status_code or 0) < 300:
+        # The SDK reports a success status whose body is not JSON as an `ApiError` carrying the raw text.
+        return UnexpectedAnswerError(f"{operation}: the answer (HTTP {exc.status_code}) is not JSON; "
+                                     "the SDK could not read it", status=exc.status_code or 0,
+                                     code="unexpected_answer", operation=operation)
     if isinstance(exc, SdkApiError):
         status = exc.status_code or 0
         body = exc.body if isinstance(exc.body, dict) else {}
@@ -151,7 +180,7 @@ class TenantClient:
         """Run one SDK call; errors come out as `TransientError`/`TerminalError` naming the operation."""
         try:
             return await fn(*args, **kwargs)
-        except (SdkApiError, httpx.TransportError, OSError) as exc:
+        except (*SDK_ERRORS, httpx.TransportError, httpx.DecodingError, OSError) as exc:
             raise translate(exc, operation) from exc
 
     async def aclose(self) -> None:

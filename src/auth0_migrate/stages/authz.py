@@ -1,7 +1,10 @@
 """Stage 3: each source user's DIRECT permissions and role memberships.
 
 Roles are read set-wise: every role, then its members through checkpoint paging (`from`/`take`),
-which is not capped at 1,000. Permissions have no bulk endpoint: one read per user (more only for
+which is not capped at 1,000. Every page is asked with `include_totals=true`, as every recorded call
+of real Auth0 does (go-auth0 TestRoleManager_UsersCheckpointPagination): the answer is then
+`{users, next}`. With `false` the OAS promises a bare array, which carries no `next` and which the
+SDK's page model cannot read. Permissions have no bulk endpoint: one read per user (more only for
 a user with over 100), keeping only permissions with a DIRECT source, because
 `GET /users/{id}/permissions` also lists what roles grant, and roles are restored as roles.
 """
@@ -15,7 +18,7 @@ from .context import Job
 from .pool import run_pool, together
 
 PAGE = 100
-ROLE_PAGE = 50  # the Management API overview says 50 is the page maximum on public cloud (reference §4)
+ROLE_PAGE = 100  # `take` is 1-100 in the OAS; a server that sends fewer per page is still followed by `next`
 
 
 async def list_roles(client: TenantClient) -> list[dict[str, Any]]:
@@ -32,11 +35,11 @@ async def list_roles(client: TenantClient) -> list[dict[str, Any]]:
 
 
 async def role_member_ids(client: TenantClient, role_id: str) -> list[str]:
-    """Every direct member of a role, through checkpoint paging."""
+    """Every direct member of a role, through checkpoint paging (`include_totals=true`: `{users, next}`)."""
     members: list[str] = []
     checkpoint: str | None = None
     while True:
-        kwargs: dict[str, Any] = {"take": ROLE_PAGE, "include_totals": False}
+        kwargs: dict[str, Any] = {"take": ROLE_PAGE, "include_totals": True}
         if checkpoint:
             kwargs["from_"] = checkpoint
         pager = await client.call(f"list members of role {role_id}", client.sdk.roles.users.list, role_id, **kwargs)

@@ -4,46 +4,110 @@ Deletion is by connection and email (`DELETE /connections/{source}/users?email=`
 with `--user-ids keep` two users share an id until this is done, and id-only endpoints would be
 ambiguous. Deleting a user may drop the grants held under its id (Auth0 does not say), so with
 `keep` the roles and permissions are applied again afterwards and verified again.
+
+That DELETE answers 204 "The user no longer exists." whether or not a user matched (OAS), so a 204
+proves nothing. Each deletion is confirmed before the ledger says `deleted`, by a read Auth0
+documents as immediately consistent: `GET /users/{source id}` must answer 404 where that id is the
+source connection's alone (every strategy but `keep` in one tenant); with `keep` in one tenant the
+target's copy holds the same id, so `GET /users-by-email` must show no user holding the source
+identity (source connection name and source id; the target copy is told apart by its connection).
+A user still there is a per-user failure, `DELETE_NOT_CONFIRMED`, not counted as deleted; the
+cutover phase stays open, so running the same command again retries exactly those users.
+
+Choices where Auth0 is silent:
+
+- the email sent is the ledger's, exactly as the source export gave it (the form Auth0 stored),
+  never re-cased: whether the DELETE matches emails case-insensitively is UNCONFIRMED (reference
+  open question 5), and the confirmation read catches a miss either way. `users-by-email` is
+  case-sensitive (OAS), which the stored form satisfies;
+- a user already gone before its DELETE (removed by hand between runs) is confirmed gone and counted
+  as deleted: what the ledger promises is that the source no longer holds it;
+- with `keep`, the grants are applied again after each cutover pass that deleted someone, and the
+  re-apply and its verification are marked done only once every deletion is confirmed, so a user
+  deleted by a later run is given its grants again too.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from ..errors import NotFoundError
 from .context import Job
 from .pool import run_pool, together
 from .restore import restore_permissions, restore_roles
 from .verify import verify_grants
+
+NOT_CONFIRMED = "DELETE_NOT_CONFIRMED"
+
+
+async def still_in_source(job: Job, email: str, source_id: str) -> bool:
+    """True when the source connection still holds this user (read after its DELETE answered)."""
+    connection = job.source_connection.name
+    operation = f"confirm {email} is gone from {connection}"
+    if not (job.same_tenant and job.options.user_ids == "keep"):
+        try:
+            await job.source.call(operation, job.source.sdk.users.get, source_id, fields="user_id",
+                                  include_fields=True)
+        except NotFoundError:
+            return False
+        return True
+    users = await job.source.call(operation, job.source.sdk.users.list_users_by_email, email=email)
+    for user in users or []:
+        data = user.model_dump(mode="json")
+        for identity in data.get("identities") or []:
+            if identity.get("connection") != connection:
+                continue
+            ids = {f"{identity.get('provider')}|{identity.get('user_id')}", str(data.get("user_id"))}
+            if source_id in ids:
+                return True
+    return False
 
 
 async def delete_source_copies(job: Job) -> None:
     ledger = job.ledger
     if ledger.phase_done("cutover"):
         return
-    users = ledger.q("SELECT ordinal, email FROM users WHERE status IN ('imported', 'already_in_target') AND "
-                     "profile_ok = 1 AND grants_ok = 1 AND deleted = 0 AND email IS NOT NULL ORDER BY ordinal")
+    users = ledger.q("SELECT ordinal, source_id, email FROM users WHERE status IN ('imported', 'already_in_target') "
+                     "AND profile_ok = 1 AND grants_ok = 1 AND deleted = 0 AND email IS NOT NULL ORDER BY ordinal")
     job.reporter.phase("delete verified users from the source", total=len(users))
+    connection = job.source_connection
     done: list[int] = []
+    refused: list[tuple[str, int]] = []
 
-    async def delete(user: object) -> None:
-        await job.source.call(f"delete {user['email']} from {job.source_connection.name}",  # type: ignore[index]
-                              job.source.sdk.connections.users.delete_by_email, job.source_connection.id,
-                              email=user["email"])  # type: ignore[index]
+    async def delete(user: Any) -> bool:
+        await job.source.call(f"delete {user['email']} from {connection.name}",
+                              job.source.sdk.connections.users.delete_by_email, connection.id, email=user["email"])
+        return not await still_in_source(job, user["email"], user["source_id"])
 
-    def deleted(user: object, _: None) -> None:
-        done.append(user["ordinal"])  # type: ignore[index]
-        if len(done) >= 200:
+    def deleted(user: Any, gone: bool) -> None:
+        if gone:
+            done.append(user["ordinal"])
+        else:
+            refused.append((f"{user['email']} is still in {connection.name} after its DELETE answered 204; not "
+                            "counted as deleted (run again to retry)", user["ordinal"]))
+        if len(done) + len(refused) >= 200:
             flush()
 
     def flush() -> None:
         with ledger.tx() as db:
-            db.executemany("UPDATE users SET deleted = 1 WHERE ordinal = ?", [(o,) for o in done])
-        job.reporter.advance(len(done))
+            for ordinal in done:
+                db.execute("UPDATE users SET deleted = 1, reapplied = 0 WHERE ordinal = ?", (ordinal,))
+                db.execute("UPDATE users SET stage = NULL, code = NULL, message = NULL WHERE ordinal = ? AND "
+                           "code = ?", (ordinal, NOT_CONFIRMED))
+                # A later pass's deletion needs its roles applied again (see reapply_after_cutover).
+                db.execute("UPDATE role_members SET assigned = 1 WHERE ordinal = ? AND assigned = 2", (ordinal,))
+            db.executemany(f"UPDATE users SET stage = 'cutover', code = '{NOT_CONFIRMED}', message = ? "
+                           "WHERE ordinal = ?", refused)
+        job.reporter.advance(len(done) + len(refused))
         done.clear()
+        refused.clear()
 
     try:
         await run_pool(users, delete, on_result=deleted)
     finally:
         flush()
-    ledger.mark_phase("cutover")
+    if not ledger.one("SELECT 1 FROM users WHERE code = ? AND deleted = 0", (NOT_CONFIRMED,)):
+        ledger.mark_phase("cutover")
 
 
 async def reapply_after_cutover(job: Job) -> None:
@@ -54,5 +118,10 @@ async def reapply_after_cutover(job: Job) -> None:
     job.reporter.phase("re-apply roles and permissions after cutover")
     await together(restore_roles(job, again=True), restore_permissions(job, again=True))
     ledger.db.execute("UPDATE users SET reapplied = 1 WHERE deleted = 1")
-    ledger.mark_phase("reapply")
+    complete = ledger.phase_done("cutover")
+    if complete:
+        ledger.mark_phase("reapply")
     await verify_grants(job, phase="verify-after-cutover")
+    if not complete:
+        # Deletions are still due: the next run re-applies and verifies again for the users it deletes.
+        ledger.db.execute("DELETE FROM meta WHERE key = ?", ("phase:verify-after-cutover",))

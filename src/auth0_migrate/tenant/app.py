@@ -113,6 +113,11 @@ def _wrap(tenant: Tenant, ep: Endpoint):  # noqa: ANN202
                 if fault is not None:
                     # Marked, so a test's spec check knows the status was made on purpose.
                     headers = {**headers, "x-injected-fault": "true"}
+                if fault == "garbled":
+                    # Valid JSON of no documented shape: the SDK raises `ParsingError`, as it would on a
+                    # real answer whose shape changed. The text stands for body content no message may echo.
+                    return Response(b'"garbled answer: user data that must not reach a message"', 200,
+                                    media_type="application/json", headers=headers)
                 if fault is not None and fault != 429:
                     raise ApiError(int(fault), "Injected fault", "fault_injected")
                 if fault == 429 or not allowed:

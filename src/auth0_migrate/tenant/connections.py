@@ -265,6 +265,9 @@ async def delete_user_by_email(ctx: Ctx) -> Response:
         raise ApiError(400, "Connection must be a database connection", "invalid_connection")
     row = ctx.store.one("SELECT * FROM users WHERE connection_id = ? AND email = ? ORDER BY pk LIMIT 1",
                         (cid, email.lower()))
-    if row is not None:
+    if row is not None and ctx.tenant.faults.deletes_ignored > 0:
+        ctx.tenant.faults.deletes_ignored -= 1  # fault switch: the 204 Auth0 gives whether or not it deleted
+        ctx.tenant.faults.injected["deletes_ignored"] += 1
+    elif row is not None:
         directory.delete_user_row(ctx.store, row)
     return ctx.empty(204)

@@ -26,7 +26,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
-Action = int | Literal["drop"]
+Action = int | Literal["drop", "garbled"]
+"""A status to answer with, `drop` (cut the connection) or `garbled` (200 with JSON no SDK model reads)."""
 
 
 class DroppedConnection(ConnectionResetError):
@@ -60,10 +61,12 @@ class Faults:
     jobs_created: int = 0
     injected: Counter[str] = field(default_factory=Counter)
     """Faults that fired, by endpoint (call faults) or switch name: see the module docstring."""
+    deletes_ignored: int = 0
+    """The next N `DELETE /connections/{id}/users?email=` answer 204 and delete nothing (counts down as each fires)."""
 
     def fail_call(self, endpoint: str, nth: int = 1, action: Action = 500, times: int = 1) -> None:
         """Answer the `nth` call (1-based, counted from now) of `endpoint` and the `times - 1` after it."""
-        if not (action == "drop" or (isinstance(action, int) and action in (429, 500, 502, 503, 504))):
+        if not (action in ("drop", "garbled") or (isinstance(action, int) and action in (429, 500, 502, 503, 504))):
             raise ValueError(f"unsupported fault action {action!r}")
         self.calls.append(CallFault(endpoint, self.counts[endpoint] + nth if endpoint != "*" else
                                     self.counts["*"] + nth, action, times))
@@ -108,7 +111,7 @@ class Faults:
             if "x" in action:
                 action, times_s = action.split("x", 1)
                 times = int(times_s)
-            act: Action = "drop" if action == "drop" else int(action)
+            act: Action = action if action in ("drop", "garbled") else int(action)  # type: ignore[assignment]
             return CallFault(endpoint.strip(), int(nth), act, times)
         except ValueError:
-            raise ValueError(f"bad fault {spec!r}; expected 'METHOD /path@N=STATUS|drop[xTIMES]'") from None
+            raise ValueError(f"bad fault {spec!r}; expected 'METHOD /path@N=STATUS|drop|garbled[xTIMES]'") from None

@@ -32,6 +32,11 @@ Choices where Auth0's exact answer is not documented (kept in one place so they 
 - the system "Auth0 Management API" is seeded with the scopes this tenant checks
   (`oauth.ALL_SCOPES`), and refuses changes to anything but its token settings;
 - a scope removed from an API (PATCH replaces `scopes`) leaves every role and user holding it;
+- checkpoint paging of role members (`from` or `take` given) honours `include_totals` as the OAS
+  says: `true` answers `{users, next}` (recorded: go-auth0 TestRoleManager_UsersCheckpointPagination,
+  which sends `include_totals=true&per_page=50&take=2`), `false` or absent a bare array of the page.
+  A bare array has no `next`, so such a caller sees one page only: what real Auth0 does there is
+  UNCONFIRMED (reference open question 1); no recorded client asks for it;
 - role names are unique as written (case-sensitive); roles list by name, case-insensitively;
 - limits answer 400 with errorCode `too_many_entities`; conflicts 409 with `conflict`.
 
@@ -629,19 +634,23 @@ def _member_json(row: sqlite3.Row) -> dict[str, Any]:
 async def list_role_users(ctx: Ctx) -> Response:
     role = require_role(ctx.store, ctx.path("id"))
     params = ctx.request.query_params
+    include_totals = ctx.bool_query("include_totals", False)
     if "from" in params or "take" in params:
-        # Checkpoint paging. include_totals is ignored: the SDK always sends it, and a checkpoint
-        # page has no total.
+        # Checkpoint paging (`take` wins over `per_page`, as in go-auth0's recording, which sends both).
+        # `include_totals=true` gives `{users, next}` as recorded; `false` (the OAS default) a bare array
+        # of the page, which has no room for `next`: a caller that wants the next page must ask with true.
         take = ctx.int_query("take", 50, 1, 100)
         after = decode_checkpoint(role["id"], params["from"]) if params.get("from") else 0
         rows = ctx.store.query(_MEMBERS_SQL.format(where="AND m.pk > ?", offset=""), (role["id"], after, take + 1))
-        body: dict[str, Any] = {"users": [_member_json(r) for r in rows[:take]]}
+        members = [_member_json(r) for r in rows[:take]]
+        if not include_totals:
+            return ctx.json(members)
+        body: dict[str, Any] = {"users": members}
         if len(rows) > take:
             body["next"] = encode_checkpoint(role["id"], rows[take - 1]["pk"])
         return ctx.json(body)
     page = ctx.int_query("page", 0, 0)
     per_page = ctx.int_query("per_page", 50, 1, 100)
-    include_totals = ctx.bool_query("include_totals", False)
     if (page + 1) * per_page > OFFSET_RECORD_LIMIT:
         raise ApiError(400, f"Requesting page {page} exceeds the allowed maximum of {OFFSET_RECORD_LIMIT} records."
                             f" To fetch results beyond {OFFSET_RECORD_LIMIT}, use the checkpoint pagination method.",
