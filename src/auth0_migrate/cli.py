@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="whose Management API rate limits to apply (default unlimited: none)")
     s.add_argument("--client-id", help="the machine-to-machine client to create (generated when not given)")
     s.add_argument("--client-secret", help="its secret (generated and printed on stderr when not given)")
+    s.add_argument("--client-scopes", metavar="'SCOPE ...'",
+                   help="the Management API scopes that client's grant holds, space-separated (default: every "
+                        "scope the tenant checks)")
     s.add_argument("--name", default="local-tenant", help="the tenant's name")
     s.add_argument("--rate", type=float, help="one global bucket of this many req/s instead of the plan's")
     s.add_argument("--burst", type=int, help="that bucket's size")

@@ -132,3 +132,20 @@ def test_enabled_clients_on_create_patch_and_paged(mgmt: Auth0, http: httpx.Clie
     err = sdk_error(mgmt.connections.clients.update, conn.id, request=[{"client_id": "ghost", "status": True}])
     assert err.status_code == 404
     assert sdk_error(mgmt.connections.clients.get, "con_AAAAAAAAAAAAAAAA").status_code == 404
+
+
+def test_tenant_serve_grants_its_client_the_scopes_it_is_given(oas_wrap) -> None:  # noqa: ANN001
+    from starlette.testclient import TestClient
+
+    from auth0_migrate.cli import build_parser
+    from auth0_migrate.tenant.serve import build_app
+
+    args = build_parser().parse_args(["tenant", "serve", "--port", "8499", "--client-id", "served",
+                                      "--client-secret", "served-secret", "--client-scopes", "read:users read:roles"])
+    app, base_url = build_app(args)
+    try:
+        with oas_wrap(TestClient(app, base_url=base_url)) as http:
+            r = client_token(http, "served", "served-secret", f"{base_url}/api/v2/")
+            assert r.status_code == 200 and r.json()["scope"] == "read:users read:roles"
+    finally:
+        app.state.tenant.close()
