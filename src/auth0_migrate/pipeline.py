@@ -131,7 +131,7 @@ def fingerprint(options: MigrationOptions, source: TenantClient, target: TenantC
 
 
 async def open_job(options: MigrationOptions, source: TenantClient, target: TenantClient | None,
-                   reporter: Reporter, *, command: scopes.Command, state: str | None = None,
+                   reporter: Reporter, *, command: scopes.Command = "run", state: str | None = None,
                    create: bool = True) -> Job:
     target = target or source
     same = target is source

@@ -32,8 +32,9 @@ clients are enabled", the `enabled_clients` description in Auth0's API reference
 Choices where Auth0 is silent:
 
 - an import job into a connection enabled for no client is refused at the POST with 400
-  `connection_not_enabled` and a message that names the connection and the fix (reference open
-  question 4: Auth0's exact answer is undocumented). Refusing at once, rather than making a job
+  `connection_not_enabled` and a message that names the connection and the fix (Auth0's exact
+  answer is undocumented: reference/real-auth0-traffic-and-user-data.md §4, open question 4, "job
+  `failed`, or 400 at the POST?"). Refusing at once, rather than making a job
   that fails, is what a caller can act on and what the tool checks up front anyway;
 - `enabled_clients` naming a client the tenant does not have is 404 "The client does not exist"
   (the OAS's answer for `PATCH /connections/{id}/clients`), on POST and PATCH of the connection too;
