@@ -215,3 +215,17 @@ def test_the_scope_table_declares_what_a_cross_tenant_run_and_plan_call(world: W
             assert called <= declared, f"{command} {side}: undeclared calls {sorted(called - declared)}"
             assert declared - called <= CONDITIONAL, f"{command} {side}: declared, never called: " \
                                                      f"{sorted(declared - called - CONDITIONAL)}"
+
+
+def test_the_scope_table_declares_what_a_keep_run_in_one_tenant_calls(world: World, tmp_path) -> None:
+    """In one tenant the two sides share one token: their union is what is checked, and called."""
+    world.seed(users=12)
+    world.connection(TARGET)
+    before = dict(world.tenant.stats)
+    result = migrate(world, options(tmp_path, user_ids="keep", delete_source_users=True))
+    assert result.exit_code == 0, dump(result)
+    kwargs = {"cross_tenant": False, "delete_source_users": True}
+    declared = _declared("run", "source", **kwargs) | _declared("run", "target", **kwargs)
+    called = _calls_since(world, before)
+    assert called <= declared, f"undeclared calls {sorted(called - declared)}"
+    assert declared - called <= CONDITIONAL, f"declared, never called: {sorted(declared - called - CONDITIONAL)}"
