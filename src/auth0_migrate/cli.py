@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="whose Management API rate limits to apply (default unlimited: none)")
     s.add_argument("--client-id", help="the machine-to-machine client to create (generated when not given)")
     s.add_argument("--client-secret", help="its secret (generated and printed on stderr when not given)")
+    s.add_argument("--client-scopes", metavar="'SCOPE ...'",
+                   help="the Management API scopes that client's grant holds, space-separated (default: every "
+                        "scope the tenant checks)")
     s.add_argument("--name", default="local-tenant", help="the tenant's name")
     s.add_argument("--rate", type=float, help="one global bucket of this many req/s instead of the plan's")
     s.add_argument("--burst", type=int, help="that bucket's size")
@@ -119,7 +122,7 @@ def _credentials(args: argparse.Namespace) -> tuple[TenantCredentials, TenantCre
     if not (source_domain and source_id and source_secret):
         raise UsageError("the source tenant needs a domain, client id and client secret: set AUTH0_DOMAIN, "
                          "AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET (or --domain, --client-id, --client-secret)")
-    source = TenantCredentials(source_domain, source_id, source_secret)
+    source = TenantCredentials(source_domain, source_id, source_secret, pick(None, "AUTH0_AUDIENCE"))
     target_domain = pick(args.target_domain, "TARGET_AUTH0_DOMAIN")
     if not target_domain:
         return source, None
@@ -128,7 +131,7 @@ def _credentials(args: argparse.Namespace) -> tuple[TenantCredentials, TenantCre
     if not (target_id and target_secret):
         raise UsageError("TARGET_AUTH0_DOMAIN is set: the target also needs TARGET_AUTH0_CLIENT_ID and "
                          "TARGET_AUTH0_CLIENT_SECRET (or --target-client-id, --target-client-secret)")
-    return source, TenantCredentials(target_domain, target_id, target_secret)
+    return source, TenantCredentials(target_domain, target_id, target_secret, pick(None, "TARGET_AUTH0_AUDIENCE"))
 
 
 def _options(args: argparse.Namespace) -> MigrationOptions:

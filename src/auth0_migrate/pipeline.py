@@ -2,8 +2,9 @@
 
 `run` walks the stages in order (DESIGN.md) and records each step in the ledger; running it again
 with the same state resumes where it stopped. It refuses, before writing anything, what cannot
-work: unknown connections, missing scopes (named), `keep` in one tenant without cutover, a prefix
-that is missing.
+work: unknown connections, missing scopes (named, exactly those the command will call on each
+tenant: `auth0/scopes.py`), a target connection enabled for no application, `keep` in one tenant
+without cutover, a prefix that is missing.
 
 Example::
 
@@ -22,6 +23,7 @@ import secrets
 import tempfile
 from typing import Any
 
+from .auth0 import scopes
 from .auth0.client import TenantClient
 from .errors import InsufficientScopeError, UsageError
 from .ledger import Ledger
@@ -37,9 +39,6 @@ from .model import (
 )
 from .stages import authz, cutover, export, idmap, join, load, prepare, restore, verify
 from .stages.context import Connection, Job
-
-SOURCE_SCOPES = ("read:users", "read:roles", "read:connections")
-TARGET_SCOPES = ("read:users", "create:users", "update:users", "read:roles", "update:roles", "read:connections")
 
 
 def default_state_path(options: MigrationOptions, source: TenantClient, target: TenantClient) -> str:
@@ -84,13 +83,41 @@ async def resolve_connection(client: TenantClient, name: str) -> Connection:
     raise UsageError(f"there is no connection named {name!r} in {client.name}")
 
 
-async def check_scopes(client: TenantClient, needed: tuple[str, ...], role: str) -> None:
-    granted = await client.granted_scopes()
-    missing = [s for s in needed if s not in granted]
-    if missing:
+async def check_enabled_clients(client: TenantClient, connection: Connection) -> None:
+    """Auth0 imports users only into a connection enabled for at least one application: check it up front."""
+    pager = await client.call(f"list the applications enabled for {connection.name!r}",
+                              client.sdk.connections.clients.get, connection.id, take=1)
+    if not (pager.items or []):
+        raise UsageError(
+            f"the target connection {connection.name!r} in {client.name} is not enabled for any application, and "
+            "Auth0 imports users only into a connection enabled for at least one. Enable it for an application "
+            f"(Dashboard > Authentication > Database > {connection.name} > Applications), then run again.")
+
+
+async def check_scopes(command: scopes.Command, options: MigrationOptions, source: TenantClient,
+                       target: TenantClient) -> None:
+    """Refuse, before anything is written, a token that lacks a scope this command will need (all named)."""
+    same = source is target
+    sides: list[tuple[str, TenantClient, list[str]]] = []
+    kwargs = {"cross_tenant": not same, "delete_source_users": options.delete_source_users}
+    source_ops = scopes.needed_operations(command, "source", **kwargs)
+    target_ops = scopes.needed_operations(command, "target", **kwargs)
+    if same:
+        sides.append(("source and target", source, list(dict.fromkeys(source_ops + target_ops))))
+    else:
+        sides += [("source", source, source_ops), ("target", target, target_ops)]
+    problems, names = [], []
+    for role, client, operations in sides:
+        missing = scopes.missing_scopes(operations, await client.granted_scopes())
+        if missing:
+            lacks = "; ".join(f"{scopes.describe(op)} (to {op})" for op, _ in missing)
+            problems.append(f"the {role} token ({client.name}) lacks: {lacks}")
+            names += [s for _, needed in missing for s in needed]
+    if problems:
         raise InsufficientScopeError(
-            f"the {role} token ({client.name}) lacks the scopes {', '.join(missing)}; grant them to the "
-            "machine-to-machine application under APIs > Auth0 Management API", scopes=missing, operation="scopes")
+            "; ".join(problems) + ". Grant them to the machine-to-machine application under Applications > APIs > "
+            "Auth0 Management API (its client grant), then run again.", scopes=list(dict.fromkeys(names)),
+            operation="scopes")
 
 
 def fingerprint(options: MigrationOptions, source: TenantClient, target: TenantClient) -> dict[str, Any]:
@@ -104,20 +131,17 @@ def fingerprint(options: MigrationOptions, source: TenantClient, target: TenantC
 
 
 async def open_job(options: MigrationOptions, source: TenantClient, target: TenantClient | None,
-                   reporter: Reporter, *, state: str | None = None, create: bool = True) -> Job:
+                   reporter: Reporter, *, command: scopes.Command = "run", state: str | None = None,
+                   create: bool = True) -> Job:
     target = target or source
     same = target is source
     options.cross_tenant = not same
     check_options(options, same)
-    source_scopes = SOURCE_SCOPES + (("delete:users",) if options.delete_source_users else ())
-    target_scopes = TARGET_SCOPES + (() if same else ("read:resource_servers",))
-    if same:
-        await check_scopes(source, tuple(dict.fromkeys(source_scopes + target_scopes)), "source and target")
-    else:
-        await check_scopes(source, source_scopes, "source")
-        await check_scopes(target, target_scopes, "target")
+    await check_scopes(command, options, source, target)
     source_connection = await resolve_connection(source, options.source_connection)
     target_connection = await resolve_connection(target, options.target_connection)
+    if command in ("run", "plan"):
+        await check_enabled_clients(target, target_connection)
     path = state or options.state or default_state_path(options, source, target)
     ledger = Ledger.open(path, fingerprint(options, source, target), create=create)
     if ledger.get_meta("run_id") is None:
@@ -136,7 +160,7 @@ async def run(options: MigrationOptions, *, source: TenantClient, target: Tenant
               reporter: Reporter | None = None) -> RunResult:
     """Migrate (or resume migrating) the users of one connection into another, and verify them."""
     reporter = reporter or QuietReporter()
-    job = await open_job(options, source, target, reporter)
+    job = await open_job(options, source, target, reporter, command="run")
     try:
         await ingest_source(job)
         await authz.read_grants(job)
@@ -159,7 +183,7 @@ async def verify_again(options: MigrationOptions, *, source: TenantClient, targe
                        reporter: Reporter | None = None, state: str | None = None) -> RunResult:
     """Re-read the target now and compare every migrated user again (the `verify` command)."""
     reporter = reporter or QuietReporter()
-    job = await open_job(options, source, target, reporter, state=state, create=False)
+    job = await open_job(options, source, target, reporter, command="verify", state=state, create=False)
     try:
         ledger = job.ledger
         for phase in ("reverify-idmap", "reverify-grants"):
@@ -239,7 +263,7 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
     os.close(fd)
     os.unlink(path)
     try:
-        job = await open_job(options, source, target, reporter, state=path)
+        job = await open_job(options, source, target, reporter, command="plan", state=path)
         try:
             await ingest_source(job)
             prepare.transform_users(job)

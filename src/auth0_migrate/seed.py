@@ -86,13 +86,22 @@ def make_user(n: int, rng: random.Random, credential: dict[str, Any]) -> dict[st
 
 
 async def ensure_connection(client: TenantClient, name: str) -> str:
+    """The id of database connection `name`, created when missing and enabled for the tool's own client.
+
+    Auth0 imports users only into a connection enabled for at least one application, and a connection
+    created through the API is enabled for none; `PATCH /connections/{id}/clients` (Auth0's way since
+    `enabled_clients` on the connection was deprecated) enables it for the client we are.
+    """
     pager = await client.call("list connections", client.sdk.connections.list, name=name)
-    for item in pager.items or []:
-        if item.name == name:
-            return str(item.id)
-    created = await client.call(f"create connection {name}", client.sdk.connections.create, name=name,
-                                strategy="auth0")
-    return str(created.id)
+    connection_id = next((str(item.id) for item in pager.items or [] if item.name == name), None)
+    if connection_id is None:
+        created = await client.call(f"create connection {name}", client.sdk.connections.create, name=name,
+                                    strategy="auth0")
+        connection_id = str(created.id)
+        await client.call(f"enable connection {name} for {client.credentials.client_id}",
+                          client.sdk.connections.clients.update, connection_id,
+                          request=[{"client_id": client.credentials.client_id, "status": True}])
+    return connection_id
 
 
 async def ensure_api_and_roles(client: TenantClient) -> dict[str, str]:

@@ -222,9 +222,8 @@ def test_token_missing_scopes(world: World, tmp_path) -> None:
     assert not (tmp_path / "state.sqlite").exists()
     assert world.users(TARGET) == []
     # Cutover needs delete:users too; a client with everything else is told exactly that.
-    from auth0_migrate.pipeline import SOURCE_SCOPES, TARGET_SCOPES
-
-    oauth.create_client(world.tenant.store, "almost", "almost-secret", scopes=SOURCE_SCOPES + TARGET_SCOPES)
+    everything_else = [s for s in oauth.ALL_SCOPES if s != "delete:users"]
+    oauth.create_client(world.tenant.store, "almost", "almost-secret", scopes=everything_else)
     with pytest.raises(InsufficientScopeError, match="delete:users") as info:
         migrate(world, options(tmp_path, delete_source_users=True), client_id="almost",
                 client_secret="almost-secret")

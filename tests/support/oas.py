@@ -112,6 +112,12 @@ KNOWN_SPEC_ERRATA: dict[tuple[str, str, str], str] = {
         " two branches and oneOf fails. Relaxed: the same three shapes under anyOf (items still checked as"
         " ConnectionForList)."
     ),
+    ("GET", "/client-grants", "200"): (
+        "Same defect as GET /roles/{id}/users: ListClientGrantResponseContent is a oneOf of [array, offset page"
+        " {start,limit,total,client_grants}, checkpoint page {next,client_grants}] with no required properties,"
+        " so the last checkpoint page {client_grants:[...]} (no `next`) is 'valid under each of' two branches."
+        " Relaxed: the same three shapes under anyOf."
+    ),
     ("GET", "/jobs/{id}/errors", "204"): (
         "The spec gives the 204 'no errors were found' response an application/json body (the same oneOf as"
         " the 200). HTTP 204 No Content cannot carry a body (RFC 9110 s15.3.5); Auth0 sends none and"
@@ -133,6 +139,13 @@ ERRATA_RELAXED_SCHEMAS: dict[tuple[str, str, str], dict[str, Any] | None] = {
             {"type": "array", "items": {"$ref": f"{SPEC_URI}#/components/schemas/ConnectionForList"}},
             {"$ref": f"{SPEC_URI}#/components/schemas/ListConnectionsOffsetPaginatedResponseContent"},
             {"$ref": f"{SPEC_URI}#/components/schemas/ListConnectionsCheckpointPaginatedResponseContent"},
+        ]
+    },
+    ("GET", "/client-grants", "200"): {
+        "anyOf": [
+            {"type": "array", "items": {"$ref": f"{SPEC_URI}#/components/schemas/ClientGrantResponseContent"}},
+            {"$ref": f"{SPEC_URI}#/components/schemas/ListClientGrantOffsetPaginatedResponseContent"},
+            {"$ref": f"{SPEC_URI}#/components/schemas/ListClientGrantPaginatedResponseContent"},
         ]
     },
     # None = "no body allowed"

@@ -11,7 +11,7 @@ from auth0.management.core.api_error import ApiError as SdkApiError
 from starlette.testclient import TestClient
 
 from auth0_migrate import passwords
-from auth0_migrate.tenant import TenantConfig, create_app, directory, oauth
+from auth0_migrate.tenant import TenantConfig, connections, create_app, directory, oauth
 from auth0_migrate.tenant.jobs import HASH_DEFINED_MESSAGE, IMPORT_MAX_BYTES
 from auth0_migrate.tenant.store import loads
 from tests.conftest import BASE_URL, CLIENT_ID, CLIENT_SECRET, fetch_token
@@ -26,7 +26,9 @@ def bcrypt10() -> str:
 
 @pytest.fixture
 def cid(tenant, clock) -> str:  # noqa: ANN001
-    return directory.create_connection(tenant.store, "Target", now=clock.now())["id"]
+    connection_id = directory.create_connection(tenant.store, "Target", now=clock.now())["id"]
+    connections.enable_clients(tenant.store, connection_id, [tenant.client_id])  # Auth0 imports need one
+    return connection_id
 
 
 def start(mgmt, cid: str, users: Any, upsert: bool = False, **extra: Any) -> str:  # noqa: ANN001
@@ -303,6 +305,7 @@ def test_jobs_survive_a_restart_with_a_db_file(tmp_path, clock) -> None:  # noqa
     with TestClient(app, base_url=BASE_URL) as http:
         mgmt = Auth0(base_url=f"{BASE_URL}/api/v2", token=fetch_token(http), httpx_client=http, max_retries=0)
         cid = directory.create_connection(app.state.tenant.store, "Target", now=clock.now())["id"]
+        connections.enable_clients(app.state.tenant.store, cid, [CLIENT_ID])
         job_id = start(mgmt, cid, [{"email": "a@example.com"}, {"email": "a@example.com"}])
     app.state.tenant.close()
     clock.advance(10)
@@ -355,6 +358,7 @@ def test_conflicts_with_existing_users_when_upsert_is_false(mgmt, tenant, cid) -
 
 def test_same_email_in_another_connection_is_no_conflict(mgmt, tenant, cid, clock) -> None:  # noqa: ANN001
     other = directory.create_connection(tenant.store, "Other", now=clock.now())["id"]
+    connections.enable_clients(tenant.store, other, [tenant.client_id])
     run(mgmt, other, [{"email": "a@example.com", "user_id": "same"}])
     job = run(mgmt, cid, [{"email": "a@example.com", "user_id": "same"}])
     assert job.summary.inserted == 1  # user ids are only unique per connection here, as in Auth0

@@ -27,6 +27,18 @@ def test_every_management_endpoint_through_the_sdk(mgmt, tenant, http) -> None:
     api = "https://api.coverage.example/"
     conn = mgmt.connections.create(name="Coverage-DB", strategy="auth0")
     assert mgmt.connections.get(conn.id).name == "Coverage-DB"
+    # Clients, grants and enabled clients (a bulk import needs the connection enabled for a client).
+    app_client = mgmt.clients.create(name="Coverage app", app_type="non_interactive")
+    assert mgmt.clients.get(app_client.client_id).name == "Coverage app"
+    assert app_client.client_id in [c.client_id for c in mgmt.clients.list()]
+    grant = mgmt.client_grants.create(client_id=app_client.client_id, audience=f"{http.base_url}/api/v2/",
+                                      scope=["read:users"])
+    assert [g.id for g in mgmt.client_grants.list(client_id=app_client.client_id)] == [grant.id]
+    mgmt.connections.clients.update(conn.id, request=[{"client_id": tenant.client_id, "status": True}])
+    assert [c.client_id for c in mgmt.connections.clients.get(conn.id)] == [tenant.client_id]
+    updated = mgmt.connections.update(conn.id, display_name="Coverage", enabled_clients=[tenant.client_id,
+                                                                                         app_client.client_id])
+    assert updated.enabled_clients == [tenant.client_id, app_client.client_id]
     assert [c.name for c in mgmt.connections.list(name="Coverage-DB")] == ["Coverage-DB"]
     rs = mgmt.resource_servers.create(name="Coverage API", identifier=api,
                                       scopes=[{"value": "read:things", "description": "read"},

@@ -10,7 +10,7 @@ import pytest
 
 from auth0_migrate import passwords
 from auth0_migrate.errors import UsageError
-from auth0_migrate.tenant import directory
+from auth0_migrate.tenant import connections, directory
 from auth0_migrate.tenant.store import Store
 from auth0_migrate.tenant.support_export import UnknownConnectionError, export_hashes
 
@@ -103,8 +103,9 @@ def test_only_the_named_connection_and_unknown_names(store, connection, clock) -
     assert isinstance(info.value, UsageError) and "Nope" in str(info.value)
 
 
-def test_round_trip_after_an_import_job(mgmt, store, connection) -> None:  # noqa: ANN001
+def test_round_trip_after_an_import_job(mgmt, tenant, store, connection) -> None:  # noqa: ANN001
     """Users imported by a job come out of the hash file joinable on `auth0|(alt_id or $oid)`."""
+    connections.enable_clients(store, connection["id"], [tenant.client_id])  # Auth0 imports need one
     bcrypt10 = passwords.bcrypt_hash("s3cret-pass")
     users = [{"email": "keep@example.com", "user_id": "legacy-1", "password_hash": bcrypt10},
              {"email": "new@example.com", "password_hash": bcrypt10, "email_verified": True},

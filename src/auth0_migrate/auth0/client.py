@@ -53,6 +53,8 @@ class TenantCredentials:
     domain: str
     client_id: str
     client_secret: str = field(repr=False)
+    explicit_audience: str | None = None
+    """`AUTH0_AUDIENCE`: the Management API identifier when `domain` is not the tenant's canonical domain."""
 
     @property
     def base_url(self) -> str:
@@ -63,11 +65,13 @@ class TenantCredentials:
 
     @property
     def audience(self) -> str:
-        return f"{self.base_url}/api/v2/"
+        """The Management API's identifier: always the canonical `https://<tenant>.<region>.auth0.com/api/v2/`,
+        never a custom domain's; derived from `domain` unless `AUTH0_AUDIENCE` says otherwise."""
+        return self.explicit_audience or f"{self.base_url}/api/v2/"
 
     @classmethod
     def from_env(cls, prefix: str = "", env: dict[str, str] | None = None) -> TenantCredentials | None:
-        """Read `<prefix>AUTH0_DOMAIN`, `_CLIENT_ID`, `_CLIENT_SECRET`; None when the domain is unset."""
+        """Read `<prefix>AUTH0_DOMAIN`, `_CLIENT_ID`, `_CLIENT_SECRET` (and `_AUDIENCE`); None without a domain."""
         env = dict(os.environ) if env is None else env
         domain = env.get(f"{prefix}AUTH0_DOMAIN")
         if not domain:
@@ -76,7 +80,8 @@ class TenantCredentials:
         if missing:
             raise UsageError(f"{prefix}AUTH0_DOMAIN is set but {', '.join(prefix + 'AUTH0_' + m for m in missing)}"
                              " is not")
-        return cls(domain, env[f"{prefix}AUTH0_CLIENT_ID"], env[f"{prefix}AUTH0_CLIENT_SECRET"])
+        return cls(domain, env[f"{prefix}AUTH0_CLIENT_ID"], env[f"{prefix}AUTH0_CLIENT_SECRET"],
+                   env.get(f"{prefix}AUTH0_AUDIENCE") or None)
 
 
 def translate(exc: BaseException, operation: str) -> Auth0Error:
@@ -163,14 +168,33 @@ class TenantClient:
             raise TransientError(f"get a token from {self.name}: HTTP {response.status_code}",
                                  status=response.status_code, operation="token")
         if response.status_code != 200:
-            raise AuthenticationError(f"{self.name} refused the client credentials (HTTP {response.status_code});"
-                                      " check AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET", status=response.status_code,
-                                      operation="token")
+            raise AuthenticationError(self._refusal(response), status=response.status_code, operation="token")
         body = response.json()
         self._token = str(body["access_token"])
         self._token_expires = self._clock.now() + float(body.get("expires_in", 86400))
         self.scopes = frozenset(str(body.get("scope", "")).split())
         return self._token
+
+    def _refusal(self, response: httpx.Response) -> str:
+        """Why the token endpoint said no, in words that say what to change (never the secret)."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        description = str(body.get("error_description", "")) if isinstance(body, dict) else ""
+        audience = self.credentials.audience
+        if description.startswith("Service not enabled within domain"):
+            return (f"{self.name} has no API {audience!r} (HTTP {response.status_code}: {description}). The "
+                    "Management API's audience is the tenant's canonical domain, https://<tenant>.<region>.auth0.com"
+                    "/api/v2/, even when AUTH0_DOMAIN is a custom domain: set AUTH0_DOMAIN to the canonical domain "
+                    "(Dashboard > Settings > Domain), or set AUTH0_AUDIENCE to the canonical audience.")
+        if description.startswith("Client is not authorized to access"):
+            return (f"the application {self.credentials.client_id} is not authorized for the Management API "
+                    f"{audience!r} in {self.name} (HTTP {response.status_code}): authorize it under Applications > "
+                    "APIs > Auth0 Management API > Machine to Machine Applications (a client grant) with the scopes "
+                    "the migration needs.")
+        return (f"{self.name} refused the client credentials (HTTP {response.status_code}"
+                + (f": {description}" if description else "") + "); check AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET")
 
     async def granted_scopes(self) -> frozenset[str]:
         await self.token()

@@ -47,7 +47,7 @@ log = logging.getLogger("auth0_migrate.tenant")
 
 
 class Tenant:
-    """The state behind one app: config, store, rate limiter, fault switches, the default client."""
+    """The state behind one app: config, store, rate limiter, fault switches, the default client (and its grant)."""
 
     def __init__(self, config: TenantConfig) -> None:
         self.config = config
@@ -55,7 +55,9 @@ class Tenant:
         self.store = Store(config.db_path)
         self.limiter = RateLimiter(config, config.clock)
         self.faults = Faults()
-        self.client_id, self.client_secret = oauth.create_client(self.store, config.client_id, config.client_secret)
+        scopes = oauth.ALL_SCOPES if config.client_scopes is None else config.client_scopes
+        self.client_id, self.client_secret = oauth.create_client(self.store, config.client_id, config.client_secret,
+                                                                 scopes=scopes, audience=config.audience)
         self.stats: dict[str, int] = {}
         """Calls served per endpoint ('METHOD /template'), for benchmarks."""
         for hook in _STARTUP_HOOKS:

@@ -28,7 +28,9 @@ class TenantConfig:
     """SQLite file; None keeps state in a temporary file that goes when the app is closed."""
     client_id: str | None = None
     client_secret: str | None = None
-    """The machine-to-machine client created with every scope; generated when not given."""
+    """The machine-to-machine client created at start-up; generated when not given."""
+    client_scopes: tuple[str, ...] | None = None
+    """The scopes of that client's grant for the Management API; None grants every scope the tenant checks."""
     base_url: str = "http://tenant.local"
     """Where the tenant is reached; audience is f"{base_url}/api/v2/" and download links start here."""
     clock: Clock = field(default=SYSTEM_CLOCK)

@@ -17,6 +17,31 @@ Routes (reference §6, OAS `/connections*`):
   that email; 204 whether or not one existed; 400 "The connection does not exist" for an unknown
   connection.
 
+* `PATCH /api/v2/connections/{id}` (update:connections): the OAS's writable properties; `options`
+  is replaced whole, `enabled_clients` replaces the set of enabled clients.
+* `GET /api/v2/connections/{id}/clients` (read:connections): checkpoint paged
+  (`take` 1-1000, default 50; `from`): `{"clients": [{"client_id": ...}], "next": ...}`.
+* `PATCH /api/v2/connections/{id}/clients` (update:connections): a list of at most 50
+  `{client_id, status}`; enables (`true`) or disables (`false`) the connection for each; 204.
+
+Enabled clients: Auth0 allows a bulk import only into a connection enabled for at least one
+application (its documented prerequisite). `POST /connections` without `enabled_clients` makes a
+connection enabled for NO client, as Auth0's API does ("If the property is not specified, no
+clients are enabled", the `enabled_clients` description in Auth0's API reference).
+
+Choices where Auth0 is silent:
+
+- an import job into a connection enabled for no client is refused at the POST with 400
+  `connection_not_enabled` and a message that names the connection and the fix (Auth0's exact
+  answer is undocumented: reference/real-auth0-traffic-and-user-data.md §4, open question 4, "job
+  `failed`, or 400 at the POST?"). Refusing at once, rather than making a job
+  that fails, is what a caller can act on and what the tool checks up front anyway;
+- `enabled_clients` naming a client the tenant does not have is 404 "The client does not exist"
+  (the OAS's answer for `PATCH /connections/{id}/clients`), on POST and PATCH of the connection too;
+- a connection made directly in the store (`directory.create_connection`, used by tests and seeding
+  code that bypasses the API) is enabled for no client either; `enable_clients` enables it;
+- `GET /connections/{id}/clients` lists clients in the order they were enabled.
+
 Connection ids look like Auth0's (`con_` + 16 letters or digits); a malformed id is a 400 path
 validation error, as Auth0 answers.
 
@@ -29,13 +54,15 @@ Example (official SDK)::
 from __future__ import annotations
 
 import base64
+import json
 import re
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.responses import Response
 
-from . import directory
+from . import directory, oauth
 from .http import ApiError, Ctx, _json_type, body_error, paged, query_error, router
 from .store import dumps, loads, register_schema
 
@@ -47,6 +74,15 @@ CREATE TABLE IF NOT EXISTS connection_attrs (
 );
 """
 register_schema(SCHEMA)
+
+CLIENTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS connection_clients (
+    connection_id TEXT NOT NULL REFERENCES connections(id) ON DELETE CASCADE,
+    client_id TEXT NOT NULL REFERENCES clients(client_id) ON DELETE CASCADE,
+    PRIMARY KEY (connection_id, client_id)
+);
+"""
+register_schema(CLIENTS_SCHEMA)
 
 ID_PATTERN = r"^con_[A-Za-z0-9]{16}$"
 NAME_PATTERN = r"^[a-zA-Z0-9](-[a-zA-Z0-9]|[a-zA-Z0-9])*$"
@@ -74,6 +110,48 @@ LIST_KEYS = ("name", "display_name", "options", "id", "strategy", "realms", "is_
 
 CREATE_PROPS = ("name", "display_name", "strategy", "options", "enabled_clients", "is_domain_connection",
                 "show_as_button", "realms", "metadata", "authentication", "connected_accounts")
+UPDATE_PROPS = ("display_name", "options", "enabled_clients", "is_domain_connection", "show_as_button", "realms",
+                "metadata", "authentication", "connected_accounts")
+ATTR_PROPS = ("display_name", "is_domain_connection", "show_as_button", "realms", "metadata", "authentication",
+              "connected_accounts")
+PROP_TYPES = {"name": "string", "display_name": "string", "strategy": "string", "options": "object",
+              "enabled_clients": "array", "is_domain_connection": "boolean", "show_as_button": "boolean",
+              "realms": "array", "metadata": "object", "authentication": "object", "connected_accounts": "object"}
+NOT_ENABLED = ('The connection "{name}" ({id}) is not enabled for any application, and Auth0 imports users only into'
+               ' a connection enabled for at least one. Enable it for an application (Dashboard > Authentication >'
+               ' Database > {name} > Applications, or PATCH /api/v2/connections/{id}/clients) and import again.')
+
+
+# --- enabled clients ------------------------------------------------------------------------
+
+def enabled_clients(store: Any, connection_id: str) -> list[str]:
+    return [r["client_id"] for r in store.query("SELECT client_id FROM connection_clients WHERE connection_id = ?"
+                                                " ORDER BY rowid", (connection_id,))]
+
+
+def enable_clients(store: Any, connection_id: str, client_ids: Sequence[str], enabled: bool = True) -> None:
+    """Enable (or disable) the connection for these clients."""
+    with store.tx() as db:
+        for client_id in client_ids:
+            if enabled:
+                db.execute("INSERT OR IGNORE INTO connection_clients (connection_id, client_id) VALUES (?, ?)",
+                           (connection_id, client_id))
+            else:
+                db.execute("DELETE FROM connection_clients WHERE connection_id = ? AND client_id = ?",
+                           (connection_id, client_id))
+
+
+def require_enabled_client(store: Any, connection: sqlite3.Row) -> None:
+    """Refuse work that Auth0 allows only on a connection enabled for an application (bulk import)."""
+    if not enabled_clients(store, connection["id"]):
+        raise ApiError(400, NOT_ENABLED.format(name=connection["name"], id=connection["id"]),
+                       "connection_not_enabled")
+
+
+def _check_clients_exist(store: Any, client_ids: Sequence[str]) -> None:
+    for client_id in client_ids:
+        if not oauth.client_exists(store, client_id):
+            raise ApiError(404, "The client does not exist", "inexistent_client")
 
 
 # --- shapes -----------------------------------------------------------------------------------
@@ -83,6 +161,7 @@ def connection_body(store: Any, row: sqlite3.Row, *, for_list: bool = False) -> 
     extra = store.one("SELECT attrs FROM connection_attrs WHERE id = ?", (row["id"],))
     if extra is not None:
         body.update(loads(extra["attrs"]))
+    body["enabled_clients"] = enabled_clients(store, row["id"])
     if for_list:
         body = {k: v for k, v in body.items() if k in LIST_KEYS}
     return body
@@ -188,23 +267,31 @@ def _validate_create(body: dict[str, Any]) -> None:
     for prop in ("name", "strategy"):
         if prop not in body:
             raise body_error(f"Missing required property: {prop}")
-    expected = {"name": "string", "display_name": "string", "strategy": "string", "options": "object",
-                "enabled_clients": "array", "is_domain_connection": "boolean", "show_as_button": "boolean",
-                "realms": "array", "metadata": "object", "authentication": "object",
-                "connected_accounts": "object"}
-    for prop, value in body.items():
-        if _json_type(value) != expected[prop]:
-            raise body_error(f"Expected type {expected[prop]} but found type {_json_type(value)}", prop)
     name = body["name"]
+    _validate_props(body)
     if len(name) > 128:
         raise body_error(f"String is too long ({len(name)} chars), maximum 128", "name")
     if not re.match(NAME_PATTERN, name):
         raise body_error(f"String does not match pattern {NAME_PATTERN}: {name}", "name")
+    if body["strategy"] not in STRATEGIES:
+        raise body_error(f'No enum match for: "{body["strategy"]}"', "strategy")
+    if body["strategy"] != "auth0":
+        raise ApiError(400, f'The local tenant only supports database connections (strategy "auth0"), not '
+                            f'"{body["strategy"]}".', "operation_not_supported")
+
+
+def _validate_props(body: dict[str, Any]) -> None:
+    """Types and limits of the properties POST and PATCH share."""
+    for prop, value in body.items():
+        if prop == "enabled_clients" and value is None:
+            continue  # PATCH allows null
+        if _json_type(value) != PROP_TYPES[prop]:
+            raise body_error(f"Expected type {PROP_TYPES[prop]} but found type {_json_type(value)}", prop)
     display = body.get("display_name", "")
     if len(display) > 128:
         raise body_error(f"String is too long ({len(display)} chars), maximum 128", "display_name")
     for prop in ("enabled_clients", "realms"):
-        for item in body.get(prop, []):
+        for item in body.get(prop) or []:
             if not isinstance(item, str):
                 raise body_error(f"Expected type string but found type {_json_type(item)}", prop)
     metadata = body.get("metadata", {})
@@ -217,27 +304,115 @@ def _validate_create(body: dict[str, Any]) -> None:
         purpose = body.get(prop)
         if purpose is not None and not isinstance(purpose.get("active"), bool):
             raise body_error("Missing required property: active", prop)
-    if body["strategy"] not in STRATEGIES:
-        raise body_error(f'No enum match for: "{body["strategy"]}"', "strategy")
-    if body["strategy"] != "auth0":
-        raise ApiError(400, f'The local tenant only supports database connections (strategy "auth0"), not '
-                            f'"{body["strategy"]}".', "operation_not_supported")
 
 
 @router.route("POST", "/api/v2/connections", scopes=["create:connections"])
 async def create_connection(ctx: Ctx) -> Response:
     body = await ctx.json_body()
     _validate_create(body)
-    attrs = {k: body[k] for k in ("display_name", "enabled_clients", "is_domain_connection", "show_as_button",
-                                  "realms", "metadata", "authentication", "connected_accounts") if k in body}
+    attrs = {k: body[k] for k in ATTR_PROPS if k in body}
     if not attrs.get("realms"):
         attrs.pop("realms", None)  # an empty list means "the connection name", the default
+    clients = list(dict.fromkeys(body.get("enabled_clients") or []))
+    _check_clients_exist(ctx.store, clients)
     with ctx.store.tx() as db:
         row = directory.create_connection(ctx.store, body["name"], "auth0", ctx.now,
                                           body.get("options") or {})
         if attrs:
             db.execute("INSERT INTO connection_attrs (id, attrs) VALUES (?, ?)", (row["id"], dumps(attrs)))
+        enable_clients(ctx.store, row["id"], clients)
     return ctx.json(connection_body(ctx.store, row), 201)
+
+
+# --- PATCH /connections/{id} ------------------------------------------------------------------
+
+def _require_connection(ctx: Ctx) -> sqlite3.Row:
+    row = directory.get_connection(ctx.store, _check_id(ctx))
+    if row is None:
+        raise ApiError(404, "The connection does not exist.", "inexistent_connection")
+    return row
+
+
+@router.route("PATCH", "/api/v2/connections/{id}", scopes=["update:connections"])
+async def update_connection(ctx: Ctx) -> Response:
+    row = _require_connection(ctx)
+    body = await ctx.json_body()
+    extra = [k for k in body if k not in UPDATE_PROPS]
+    if extra:
+        raise body_error(f"Additional properties not allowed: {','.join(extra)}")
+    _validate_props(body)
+    clients = body.get("enabled_clients")
+    if clients is not None:
+        clients = list(dict.fromkeys(clients))
+        _check_clients_exist(ctx.store, clients)
+    with ctx.store.tx() as db:
+        stored = ctx.store.one("SELECT attrs FROM connection_attrs WHERE id = ?", (row["id"],))
+        attrs = loads(stored["attrs"]) if stored is not None else {}
+        attrs.pop("enabled_clients", None)
+        attrs.update({k: body[k] for k in ATTR_PROPS if k in body})
+        if not attrs.get("realms"):
+            attrs.pop("realms", None)
+        db.execute("INSERT OR REPLACE INTO connection_attrs (id, attrs) VALUES (?, ?)", (row["id"], dumps(attrs)))
+        if "options" in body:
+            db.execute("UPDATE connections SET options = ? WHERE id = ?", (dumps(body["options"]), row["id"]))
+        if clients is not None:
+            db.execute("DELETE FROM connection_clients WHERE connection_id = ?", (row["id"],))
+            enable_clients(ctx.store, row["id"], clients)
+    return ctx.json(connection_body(ctx.store, directory.get_connection(ctx.store, row["id"])))
+
+
+# --- GET/PATCH /connections/{id}/clients ------------------------------------------------------
+
+@router.route("GET", "/api/v2/connections/{id}/clients", scopes=["read:connections"])
+async def list_enabled_clients(ctx: Ctx) -> Response:
+    row = _require_connection(ctx)
+    take = ctx.int_query("take", 50, 1, 1000)
+    start = ctx.query("from")
+    where, args = "connection_id = ?", [row["id"]]
+    if start:
+        try:
+            position = int(base64.urlsafe_b64decode(start + "=" * (-len(start) % 4)).decode().removeprefix("cc:"))
+        except ValueError:
+            raise query_error("from", f"Invalid checkpoint: {start}") from None
+        where += " AND rowid >= ?"
+        args.append(position)
+    rows = ctx.store.query(f"SELECT rowid AS pos, client_id FROM connection_clients WHERE {where} ORDER BY rowid"
+                           " LIMIT ?", [*args, take + 1])
+    body: dict[str, Any] = {"clients": [{"client_id": r["client_id"]} for r in rows[:take]]}
+    if len(rows) > take:
+        body["next"] = base64.urlsafe_b64encode(f"cc:{rows[take]['pos']}".encode()).decode().rstrip("=")
+    return ctx.json(body)
+
+
+@router.route("PATCH", "/api/v2/connections/{id}/clients", scopes=["update:connections"])
+async def update_enabled_clients(ctx: Ctx) -> Response:
+    row = _require_connection(ctx)
+    raw = await ctx.body()
+    try:
+        items = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "Invalid request payload JSON format", "invalid_body") from None
+    if not isinstance(items, list):
+        raise body_error(f"Expected type array but found type {_json_type(items)}")
+    if not items:
+        raise body_error("Array is too short (0), minimum 1")
+    if len(items) > 50:
+        raise body_error(f"Array is too long ({len(items)}), maximum 50")
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise body_error(f"Expected type object but found type {_json_type(item)}", f"[{i}]")
+        extra = [k for k in item if k not in ("client_id", "status")]
+        if extra:
+            raise body_error(f"Additional properties not allowed: {','.join(extra)}", f"[{i}]")
+        if not isinstance(item.get("client_id"), str):
+            raise body_error("Missing required property: client_id", f"[{i}]")
+        if not isinstance(item.get("status"), bool):
+            raise body_error("Missing required property: status", f"[{i}]")
+    _check_clients_exist(ctx.store, [item["client_id"] for item in items])
+    with ctx.store.tx():
+        for item in items:
+            enable_clients(ctx.store, row["id"], [item["client_id"]], item["status"])
+    return ctx.empty(204)
 
 
 # --- DELETE /connections/{id} -----------------------------------------------------------------

@@ -72,6 +72,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.responses import Response
 
 from .. import passwords
+from .connections import require_enabled_client
 from .directory import connection_names, get_connection, insert_user, iso, new_id, update_profile, user_json
 from .http import ApiError, Ctx, _json_type, body_error, router
 from .import_validation import parse_import_file, validate_user
@@ -305,6 +306,7 @@ async def create_import(ctx: Ctx) -> Response:
         raise ApiError(400, "Connection must be a database connection.", "invalid_body")
     if options.get("enabledDatabaseCustomization") and not options.get("import_mode"):
         raise ApiError(400, "Custom Database Connections without import mode are not allowed.", "invalid_body")
+    require_enabled_client(ctx.store, connection)  # choice and reason: tenant/connections.py
     params: dict[str, Any] = {name: _text(parts[name]) == "true" if name in parts else default
                               for name, default in _BOOLEAN_PARTS.items()}
     if "external_id" in parts:

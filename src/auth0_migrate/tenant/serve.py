@@ -19,9 +19,10 @@ from .faults import Faults
 
 def build_app(args: argparse.Namespace):  # noqa: ANN201
     base_url = f"http://{args.host}:{args.port}"
+    scopes = tuple(args.client_scopes.replace(",", " ").split()) if args.client_scopes else None
     config = TenantConfig(name=args.name, plan=args.plan, db_path=args.db, client_id=args.client_id,
-                          client_secret=args.client_secret, base_url=base_url, rate=args.rate, burst=args.burst,
-                          latency=args.latency, job_seconds=args.job_seconds)
+                          client_secret=args.client_secret, client_scopes=scopes, base_url=base_url, rate=args.rate,
+                          burst=args.burst, latency=args.latency, job_seconds=args.job_seconds)
     app = create_app(config)
     faults: Faults = app.state.tenant.faults
     for spec in args.fault:
