@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from auth0_migrate import import_schema, passwords
-from auth0_migrate.tenant import directory, import_validation
+from auth0_migrate.tenant import connections, directory, import_validation
 from auth0_migrate.tenant.import_validation import is_email, load_schema, validate_user
 
 BCRYPT_10 = "$2b$10$tK/RKhK3iOhhGjlUpS17uOcO2oQS4pnTP2qZo8QDjnqigKJ40uV4m"
@@ -23,7 +23,9 @@ BCRYPT_10 = "$2b$10$tK/RKhK3iOhhGjlUpS17uOcO2oQS4pnTP2qZo8QDjnqigKJ40uV4m"
 
 @pytest.fixture
 def cid(tenant, clock) -> str:  # noqa: ANN001
-    return directory.create_connection(tenant.store, "Target", now=clock.now())["id"]
+    connection_id = directory.create_connection(tenant.store, "Target", now=clock.now())["id"]
+    connections.enable_clients(tenant.store, connection_id, [tenant.client_id])  # Auth0 imports need one
+    return connection_id
 
 
 def run(mgmt, cid: str, users: list[Any]) -> tuple[Any, dict[str, list[dict[str, str]]]]:  # noqa: ANN001
