@@ -24,6 +24,7 @@ from typing import Any
 
 from .auth0.client import TenantClient
 from .errors import InsufficientScopeError, UsageError
+from .import_schema import _RESERVED_APP_METADATA as RESERVED_APP_METADATA
 from .ledger import Ledger
 from .model import (
     EXIT_FAILED_USERS,
@@ -37,9 +38,17 @@ from .model import (
 )
 from .stages import authz, cutover, export, idmap, join, load, prepare, restore, verify
 from .stages.context import Connection, Job
+from .stages.transform import _BAD_ID_CHAR as BAD_ID_CHAR
+from .stages.transform import MAX_USER_ID_CHARS
+from .stages.users_file import read_selection
 
 SOURCE_SCOPES = ("read:users", "read:roles", "read:connections")
 TARGET_SCOPES = ("read:users", "create:users", "update:users", "read:roles", "update:roles", "read:connections")
+#: Problem kinds that are facts about the input, not something the tool failed to carry: the hashes of
+#: users who are not selected (a `--users` subset, or users deleted since support made the file), and
+#: hash rows of users who have no password (the user's own state says what became of them: held back,
+#: or imported without one under `--missing-hash import`). Every other kind makes the exit code at least 3.
+INFORMATIONAL_PROBLEMS = frozenset({"hash-without-user", "hash-without-password"})
 
 
 def default_state_path(options: MigrationOptions, source: TenantClient, target: TenantClient) -> str:
@@ -52,12 +61,31 @@ def default_state_path(options: MigrationOptions, source: TenantClient, target: 
 
 
 def check_options(options: MigrationOptions, same_tenant: bool) -> None:
+    """Refuse, before anything is read or written, flags that cannot work or would fail every user.
+
+    The one check of the options (the transform's per-user checks still run: a fine prefix can still
+    make one long id too long). A wrong flag is one usage error naming the flag, not a million
+    per-user failures. The `--users` file is read here too, so a list naming nobody stops the run
+    before a ledger exists.
+    """
     if options.user_ids not in ("regenerate", "keep", "prefix"):
         raise UsageError(f"--user-ids must be regenerate, keep or prefix, not {options.user_ids!r}")
     if options.user_ids == "prefix" and not options.id_prefix:
         raise UsageError("--user-ids prefix needs --id-prefix STR (the new ids become auth0|STR<old id>)")
-    if options.id_prefix and options.user_ids != "prefix":
+    if options.id_prefix is not None and options.user_ids != "prefix":
         raise UsageError("--id-prefix only applies with --user-ids prefix")
+    if options.id_prefix and (BAD_ID_CHAR.search(options.id_prefix) or len(options.id_prefix) >= MAX_USER_ID_CHARS):
+        raise UsageError(f"--id-prefix {options.id_prefix!r}: a user id takes no whitespace, '|' or control "
+                         f"characters, and the prefix must leave room for the old id within {MAX_USER_ID_CHARS} "
+                         "characters")
+    key = options.record_source_id
+    if key is not None:
+        if not key or "." in key or "$" in key:
+            raise UsageError(f"--record-source-id {key!r}: an app_metadata key must be non-empty, without '.' or "
+                             "'$' (Auth0 refuses such metadata field names)")
+        if key in RESERVED_APP_METADATA:
+            raise UsageError(f"--record-source-id {key!r} is a reserved app_metadata key that Auth0's import "
+                             "refuses; choose another name, e.g. legacy_user_id")
     if options.user_ids == "keep" and same_tenant and not options.delete_source_users:
         raise UsageError(
             "--user-ids keep in one tenant needs --delete-source-users: until the source copy is deleted two users "
@@ -71,6 +99,8 @@ def check_options(options: MigrationOptions, same_tenant: bool) -> None:
                        ("--users", options.users_file)):
         if path and not os.path.isfile(path):
             raise UsageError(f"{flag} {path}: no such file")
+    if options.users_file:
+        read_selection(options.users_file)  # raises when it lists nobody; its bad lines are counted by the export
 
 
 async def resolve_connection(client: TenantClient, name: str) -> Connection:
@@ -207,11 +237,13 @@ def summarize(ledger: Ledger) -> RunResult:
               "status": r["status"]} for r in ledger.q("SELECT * FROM files ORDER BY file_id")]
     phases = sorted(k.removeprefix("phase:") for k in
                     (r["key"] for r in ledger.q("SELECT key FROM meta WHERE key LIKE 'phase:%'")))
-    reports = {"problems": problems, "import_files": files, "phases_done": phases,
-               "hash_file": ledger.get_meta("hashes")}
+    problem_counts = {kind: len(items) for kind, items in problems.items()}
+    reports = {"problems": problems, "problem_counts": problem_counts, "import_files": files,
+               "phases_done": phases, "hash_file": ledger.get_meta("hashes")}
+    dropped = any(kind not in INFORMATIONAL_PROBLEMS for kind in problem_counts)
     if differences:
         code = EXIT_VERIFY
-    elif users["failed"] or users["held_back"] or users["pending"]:
+    elif users["failed"] or users["held_back"] or users["pending"] or dropped:
         code = EXIT_FAILED_USERS
     else:
         code = EXIT_OK
