@@ -250,7 +250,8 @@ def _exit_on_sigterm(signum: int, frame: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    console = Console(file=sys.stderr, highlight=False)
+    # soft_wrap: a message is one line however long, so a log or a grep gets it whole (paths are long).
+    console = Console(file=sys.stderr, highlight=False, soft_wrap=True)
     try:
         if args.command in ("plan", "run", "verify"):
             signal.signal(signal.SIGTERM, _interrupt)  # before the event loop takes it over

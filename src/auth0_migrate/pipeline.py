@@ -40,7 +40,7 @@ from .stages import authz, cutover, export, idmap, join, load, prepare, restore,
 from .stages.context import Connection, Job
 from .stages.transform import _BAD_ID_CHAR as BAD_ID_CHAR
 from .stages.transform import MAX_USER_ID_CHARS
-from .stages.users_file import read_selection
+from .stages.users_file import check_users_file, read_selection
 
 SOURCE_SCOPES = ("read:users", "read:roles", "read:connections")
 TARGET_SCOPES = ("read:users", "create:users", "update:users", "read:roles", "update:roles", "read:connections")
@@ -101,6 +101,8 @@ def check_options(options: MigrationOptions, same_tenant: bool) -> None:
             raise UsageError(f"{flag} {path}: no such file")
     if options.users_file:
         read_selection(options.users_file)  # raises when it lists nobody; its bad lines are counted by the export
+    if options.from_file:
+        check_users_file(options.from_file)  # a file that is not a list of users at all
 
 
 async def resolve_connection(client: TenantClient, name: str) -> Connection:

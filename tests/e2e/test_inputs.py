@@ -436,6 +436,7 @@ def test_a_users_wrapper_document_is_refused_before_anything_runs(world: World, 
         migrate(world, options(tmp_path, from_file=str(path)))
     assert str(path) in str(info.value) and "jq '.users'" in str(info.value)
     assert info.value.exit_code == 2
+    assert not (tmp_path / "state.sqlite").exists()
     assert world.users(TARGET) == []
 
 
@@ -447,6 +448,7 @@ def test_a_utf16_from_file_is_refused_by_name(world: World, tmp_path) -> None:
     with pytest.raises(InputError, match="UTF-16") as info:
         migrate(world, options(tmp_path, from_file=str(path)))
     assert str(path) in str(info.value)
+    assert not (tmp_path / "state.sqlite").exists()
     assert world.users(TARGET) == []
 
 

@@ -74,8 +74,8 @@ from auth0_migrate.errors import InputError
 
 from .hashes import LineProblem, open_input
 
-__all__ = ["MAX_DEPTH", "Selection", "UsersFileItem", "credential_of", "iter_users_file", "read_selection",
-           "source_key"]
+__all__ = ["MAX_DEPTH", "Selection", "UsersFileItem", "check_users_file", "credential_of", "iter_users_file",
+           "read_selection", "source_key"]
 
 UsersFileItem: TypeAlias = tuple[int, dict[str, Any]] | LineProblem
 
@@ -199,6 +199,27 @@ def _first_char(stream: IO[bytes]) -> str:
         head = stream.read(4096)
     stream.seek(0)
     return first
+
+
+def check_users_file(path: str | os.PathLike[str]) -> None:
+    """Refuse, before anything runs, a ``--from-file`` whose shape is wrong as a whole (see the module notes).
+
+    Reads a line or one document at most; :func:`iter_users_file` checks the same again as it reads.
+    """
+    name = os.fspath(path)
+    try:
+        stream = open_input(path)
+    except OSError as exc:
+        raise InputError(f"cannot read the users file {name}: {exc.strerror}") from exc
+    with stream:
+        try:
+            _refuse_wide_encoding(stream, name)
+            if _first_char(stream) != "[":
+                _refuse_one_document(stream, name)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"the users file {name} is not valid UTF-8") from exc
+        except (OSError, EOFError) as exc:
+            raise InputError(f"cannot read the users file {name}: {exc}") from exc
 
 
 def _refuse_wide_encoding(stream: IO[bytes], name: str) -> None:
