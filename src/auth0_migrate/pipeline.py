@@ -3,7 +3,13 @@
 `run` walks the stages in order (DESIGN.md) and records each step in the ledger; running it again
 with the same state resumes where it stopped. It refuses, before writing anything, what cannot
 work: unknown connections, missing scopes (named), `keep` in one tenant without cutover, a prefix
-that is missing.
+that is missing, flags that would fail every user (`--id-prefix`, `--record-source-id`, named), a
+`--users` list naming nobody, a `--from-file` that is not a list of users, a `--state` that is not
+a ledger.
+
+Exit codes (`summarize`): 4 when verification found differences; else 3 when any user is failed,
+held back or pending, or the input had a problem the run could not carry (a bad line, a listed
+user not in the source...: every kind in `reports.problems` but `INFORMATIONAL_PROBLEMS`); else 0.
 
 Example::
 
