@@ -165,6 +165,7 @@ async def open_job(options: MigrationOptions, source: TenantClient, target: Tena
 
 async def ingest_source(job: Job) -> None:
     """Stages 1-2 and most of 4: hash file indexed, source read, joined, transformed and packed as it is read."""
+    _note_input_files(job)
     join.load_hashes(job)
     await export.export_source(job)
     join.join_hashes(job)
@@ -207,6 +208,27 @@ async def verify_again(options: MigrationOptions, *, source: TenantClient, targe
         return summarize(ledger)
     finally:
         job.ledger.close()
+
+
+def _note_input_files(job: Job) -> None:
+    """Say so when an input file changed since this ledger read it: a resumed run does not read it again.
+
+    An owner who fixes a bad line and runs the same command would otherwise wait for a user that
+    never comes. The files are told apart by size and modification time (reading a big file to
+    hash it on every resume would cost more than it tells).
+    """
+    options = job.options
+    files = {flag: path for flag, path in (("--from-file", options.from_file), ("--users", options.users_file),
+                                           ("--password-hashes", options.password_hashes)) if path}
+    stamps = {flag: [os.stat(path).st_size, os.stat(path).st_mtime_ns] for flag, path in files.items()}
+    stored = job.ledger.get_meta("input_files")
+    if stored is None:
+        job.ledger.set_meta("input_files", stamps)
+        return
+    for flag in sorted(f for f in stamps if stored.get(f) not in (None, stamps[f])):
+        job.reporter.warn(f"{flag} {files[flag]} changed since this ledger read it, and a resumed run does not "
+                          "read it again: to carry the changes, run with a new --state (users already in the "
+                          "target are recognised, not imported twice)")
 
 
 def summarize(ledger: Ledger) -> RunResult:

@@ -556,3 +556,39 @@ def test_a_state_that_cannot_be_a_ledger_is_refused_and_left_untouched(world: Wo
     empty = tmp_path / "empty.sqlite"
     empty.touch()
     assert migrate(world, options(tmp_path, state=str(empty), missing_hash="import")).exit_code == 0
+
+
+def test_a_fixed_input_file_is_carried_with_a_new_state(world: World, tmp_path) -> None:
+    """Recovery after a bad line: the same ledger says the file changed (it does not read it again), and a
+    new --state carries the fixed user while recognising the ones already moved."""
+    from auth0_migrate.model import QuietReporter
+    from auth0_migrate.pipeline import run
+
+    world.connection(SOURCE)
+    world.connection(TARGET)
+    good = [_file_user(n) for n in range(3)]
+    path = _write_lines(str(tmp_path / "users.ndjson"), [good[0], '{"email": "file1@example.com",', good[2]])
+    assert migrate(world, options(tmp_path, from_file=path)).exit_code == 3
+
+    _write_lines(path, good)  # the owner fixes line 2
+    os.utime(path, ns=(1, 1))  # a different modification time, whatever the file system's resolution
+    reporter = QuietReporter()
+
+    async def again(opts: Any) -> Any:
+        client = world.client()
+        try:
+            return await run(opts, source=client, reporter=reporter)
+        finally:
+            await client.aclose()
+    result = asyncio.run(again(options(tmp_path, from_file=path)))
+    assert result.exit_code == 3, dump(result)
+    assert [m for m in reporter.messages if "changed since this ledger read it" in m] == [
+        f"warning: --from-file {path} changed since this ledger read it, and a resumed run does not read it "
+        "again: to carry the changes, run with a new --state (users already in the target are recognised, not "
+        "imported twice)"]
+
+    result = migrate(world, options(tmp_path, from_file=path, state=str(tmp_path / "second.sqlite")))
+    assert result.exit_code == 0, dump(result)
+    assert (result.users["imported"], result.users["already_in_target"]) == (1, 2)
+    emails = [u["email"] for u in world.users(TARGET)]
+    assert sorted(emails) == sorted(u["email"] for u in good)
