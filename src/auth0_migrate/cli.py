@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -20,7 +22,7 @@ from rich.console import Console
 from . import __version__
 from .auth0.client import TenantClient, TenantCredentials
 from .errors import MigrationError, TransientError, UsageError
-from .model import EXIT_INTERRUPTED, EXIT_TRANSIENT, EXIT_USAGE, MigrationOptions
+from .model import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TRANSIENT, EXIT_USAGE, MigrationOptions
 
 RESUME_HINT = "run the same command again to resume; the ledger keeps every finished step"
 
@@ -143,6 +145,45 @@ def _options(args: argparse.Namespace) -> MigrationOptions:
 
 
 async def _migration_command(args: argparse.Namespace, console: Console) -> int:
+    """`plan`, `run` or `verify`; SIGTERM stops it as Ctrl-C does (see `_stop_on_sigterm`)."""
+    with _stop_on_sigterm():
+        return await _migration(args, console)
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM (a service manager, `kill`, a CI timeout) into the same clean stop as Ctrl-C.
+
+    The running task is cancelled, so every `finally` runs (the ledger is checkpointed and closed,
+    the clients are closed) and `main` reports the interruption and exits 130. Without this the
+    default action ends the process at once, silently, with -15.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    terminated: list[bool] = []
+
+    def stop() -> None:
+        terminated.append(True)
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, stop)
+    try:
+        yield
+    except asyncio.CancelledError:
+        if terminated:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, _interrupt)  # until the process ends: a late SIGTERM still stops cleanly
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+async def _migration(args: argparse.Namespace, console: Console) -> int:
     from . import pipeline
     from .report import ConsoleReporter, print_json, render_result
 
@@ -215,9 +256,11 @@ def _exit_on_sigterm(signum: int, frame: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    console = Console(file=sys.stderr, highlight=False)
+    # soft_wrap: a message is one line however long, so a log or a grep gets it whole (paths are long).
+    console = Console(file=sys.stderr, highlight=False, soft_wrap=True)
     try:
         if args.command in ("plan", "run", "verify"):
+            signal.signal(signal.SIGTERM, _interrupt)  # before the event loop takes it over
             return asyncio.run(_migration_command(args, console))
         if args.command == "status":
             return _status(args, console)
@@ -226,8 +269,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return demo_main(users=args.users, user_ids=args.user_ids, as_json=args.json, console=console)
         if args.command == "tenant" and args.tenant_command == "serve":
-            import signal
-
             from .tenant.serve import serve
 
             # uvicorn shuts down gracefully on SIGTERM and then re-raises it, which would kill the process before
@@ -246,6 +287,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MigrationError as exc:
         console.print(f"[red]error:[/] {exc}")
         return exc.exit_code
+    except OSError as exc:  # a file the command was pointed at (a folder, no permission...): named, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        console.print(f"[red]error:[/] {where}{exc.strerror or exc}")
+        return EXIT_ERROR
     return EXIT_USAGE
 
 

@@ -16,7 +16,8 @@ What it holds (schema version `SCHEMA_VERSION`):
   jobs and every per-user error Auth0 returned (Auth0 deletes them after 24 h).
 - `problems`: input problems (bad lines, hashes with no user, listed users not in the source).
 
-The file is created 0600 and locked (`flock`) while a run uses it.
+The file is created 0600 and locked (`flock`) while a run uses it. An existing `--state` that is not a
+ledger is refused and left untouched (`_check_ours`): no mode change, no `.lock` beside it.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 import orjson
 
-from .errors import LedgerError
+from .errors import LedgerError, UsageError
 
 SCHEMA_VERSION = 1
 
@@ -88,6 +90,51 @@ def dumps(value: Any) -> str:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=True)
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _check_ours(path: str, exists: bool) -> None:
+    """Refuse a `--state` that cannot be a ledger, naming it, without changing anything on disk.
+
+    A missing folder or a path under a regular file cannot hold one; an existing file is ours only
+    when it is empty (a ledger killed before its first write), or an SQLite database that is empty
+    too or has our `meta` table with a schema version. Anything else (a report, someone's other
+    database) is left exactly as it was: no mode change, no `.lock` beside it.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    if not exists:
+        if not os.path.isdir(folder):
+            what = "is a file, not a folder" if os.path.exists(folder) else "does not exist"
+            raise UsageError(f"--state {path}: cannot create the ledger there: {folder} {what}")
+        return
+    if not os.path.isfile(path):
+        raise UsageError(f"--state {path} is not a file; give the path of a ledger file")
+    if os.path.getsize(path) and not _is_ledger(path):
+        raise UsageError(f"--state {path} is not an auth0-migrate ledger and was left untouched; give a new "
+                         "file name, or the ledger of this migration")
+
+
+def _is_ledger(path: str) -> bool:
+    """Whether an existing file reads as a ledger (or an empty SQLite database), opened without side files."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
+                return False
+        # immutable=1: no locks, no -wal or -shm created beside a file that may not be ours.
+        conn = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro&immutable=1", uri=True)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not tables:
+                return True  # only a header: a ledger killed before its schema reached the file
+            if "meta" not in tables:
+                return False
+            return conn.execute("SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone() is not None
+        finally:
+            conn.close()
+    except (OSError, sqlite3.Error):
+        return False
+
+
 class Ledger:
     """Open (creating if needed) and lock a ledger file.
 
@@ -107,7 +154,9 @@ class Ledger:
         """Open for reading only (`status`), beside a run that may hold the lock and be writing."""
         if not os.path.exists(path):
             raise LedgerError(f"no state file at {path}: nothing has run with this --state yet")
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        if not os.path.isfile(path) or not _is_ledger(path):
+            raise UsageError(f"--state {path} is not an auth0-migrate ledger")
+        conn = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True)
         conn.row_factory = sqlite3.Row
         ledger = cls(path, conn, None)
         version = ledger._meta_raw("schema_version")
@@ -122,6 +171,7 @@ class Ledger:
         exists = os.path.exists(path)
         if not exists and not create:
             raise LedgerError(f"no state file at {path}: nothing has run with this --state yet")
+        _check_ours(path, exists)  # before any chmod, lock or write: never touch a file that is not ours
         if not exists:
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         os.chmod(path, 0o600)
@@ -156,7 +206,7 @@ class Ledger:
     def _meta_raw(self, key: str) -> str | None:
         try:
             row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        except sqlite3.OperationalError:
+        except sqlite3.DatabaseError:
             return None
         return None if row is None else str(row[0])
 

@@ -4,7 +4,13 @@
 with the same state resumes where it stopped. It refuses, before writing anything, what cannot
 work: unknown connections, missing scopes (named, exactly those the command will call on each
 tenant: `auth0/scopes.py`), a target connection enabled for no application, `keep` in one tenant
-without cutover, a prefix that is missing.
+without cutover, a prefix that is missing, flags that would fail every user (`--id-prefix`,
+`--record-source-id`, named), a `--users` list naming nobody, a `--from-file` that is not a list of
+users, a `--state` that is not a ledger.
+
+Exit codes (`summarize`): 4 when verification found differences; else 3 when any user is failed,
+held back or pending, or the input had a problem the run could not carry (a bad line, a listed
+user not in the source...: every kind in `reports.problems` but `INFORMATIONAL_PROBLEMS`); else 0.
 
 Example::
 
@@ -26,6 +32,7 @@ from typing import Any
 from .auth0 import scopes
 from .auth0.client import TenantClient
 from .errors import InsufficientScopeError, UsageError
+from .import_schema import _RESERVED_APP_METADATA as RESERVED_APP_METADATA
 from .ledger import Ledger
 from .model import (
     EXIT_FAILED_USERS,
@@ -39,6 +46,15 @@ from .model import (
 )
 from .stages import authz, cutover, export, idmap, join, load, prepare, restore, verify
 from .stages.context import Connection, Job
+from .stages.transform import _BAD_ID_CHAR as BAD_ID_CHAR
+from .stages.transform import MAX_USER_ID_CHARS
+from .stages.users_file import check_users_file, read_selection
+
+#: Problem kinds that are facts about the input, not something the tool failed to carry: the hashes of
+#: users who are not selected (a `--users` subset, or users deleted since support made the file), and
+#: hash rows of users who have no password (the user's own state says what became of them: held back,
+#: or imported without one under `--missing-hash import`). Every other kind makes the exit code at least 3.
+INFORMATIONAL_PROBLEMS = frozenset({"hash-without-user", "hash-without-password"})
 
 
 def default_state_path(options: MigrationOptions, source: TenantClient, target: TenantClient) -> str:
@@ -51,12 +67,31 @@ def default_state_path(options: MigrationOptions, source: TenantClient, target: 
 
 
 def check_options(options: MigrationOptions, same_tenant: bool) -> None:
+    """Refuse, before anything is read or written, flags that cannot work or would fail every user.
+
+    The one check of the options (the transform's per-user checks still run: a fine prefix can still
+    make one long id too long). A wrong flag is one usage error naming the flag, not a million
+    per-user failures. The `--users` file is read here too, so a list naming nobody stops the run
+    before a ledger exists.
+    """
     if options.user_ids not in ("regenerate", "keep", "prefix"):
         raise UsageError(f"--user-ids must be regenerate, keep or prefix, not {options.user_ids!r}")
     if options.user_ids == "prefix" and not options.id_prefix:
         raise UsageError("--user-ids prefix needs --id-prefix STR (the new ids become auth0|STR<old id>)")
-    if options.id_prefix and options.user_ids != "prefix":
+    if options.id_prefix is not None and options.user_ids != "prefix":
         raise UsageError("--id-prefix only applies with --user-ids prefix")
+    if options.id_prefix and (BAD_ID_CHAR.search(options.id_prefix) or len(options.id_prefix) >= MAX_USER_ID_CHARS):
+        raise UsageError(f"--id-prefix {options.id_prefix!r}: a user id takes no whitespace, '|' or control "
+                         f"characters, and the prefix must leave room for the old id within {MAX_USER_ID_CHARS} "
+                         "characters")
+    key = options.record_source_id
+    if key is not None:
+        if not key or "." in key or "$" in key:
+            raise UsageError(f"--record-source-id {key!r}: an app_metadata key must be non-empty, without '.' or "
+                             "'$' (Auth0 refuses such metadata field names)")
+        if key in RESERVED_APP_METADATA:
+            raise UsageError(f"--record-source-id {key!r} is a reserved app_metadata key that Auth0's import "
+                             "refuses; choose another name, e.g. legacy_user_id")
     if options.user_ids == "keep" and same_tenant and not options.delete_source_users:
         raise UsageError(
             "--user-ids keep in one tenant needs --delete-source-users: until the source copy is deleted two users "
@@ -70,6 +105,10 @@ def check_options(options: MigrationOptions, same_tenant: bool) -> None:
                        ("--users", options.users_file)):
         if path and not os.path.isfile(path):
             raise UsageError(f"{flag} {path}: no such file")
+    if options.users_file:
+        read_selection(options.users_file)  # raises when it lists nobody; its bad lines are counted by the export
+    if options.from_file:
+        check_users_file(options.from_file)  # a file that is not a list of users at all
 
 
 async def resolve_connection(client: TenantClient, name: str) -> Connection:
@@ -151,6 +190,7 @@ async def open_job(options: MigrationOptions, source: TenantClient, target: Tena
 
 async def ingest_source(job: Job) -> None:
     """Stages 1-2 and most of 4: hash file indexed, source read, joined, transformed and packed as it is read."""
+    _note_input_files(job)
     join.load_hashes(job)
     await export.export_source(job)
     join.join_hashes(job)
@@ -195,6 +235,27 @@ async def verify_again(options: MigrationOptions, *, source: TenantClient, targe
         job.ledger.close()
 
 
+def _note_input_files(job: Job) -> None:
+    """Say so when an input file changed since this ledger read it: a resumed run does not read it again.
+
+    An owner who fixes a bad line and runs the same command would otherwise wait for a user that
+    never comes. The files are told apart by size and modification time (reading a big file to
+    hash it on every resume would cost more than it tells).
+    """
+    options = job.options
+    files = {flag: path for flag, path in (("--from-file", options.from_file), ("--users", options.users_file),
+                                           ("--password-hashes", options.password_hashes)) if path}
+    stamps = {flag: [os.stat(path).st_size, os.stat(path).st_mtime_ns] for flag, path in files.items()}
+    stored = job.ledger.get_meta("input_files")
+    if stored is None:
+        job.ledger.set_meta("input_files", stamps)
+        return
+    for flag in sorted(f for f in stamps if stored.get(f) not in (None, stamps[f])):
+        job.reporter.warn(f"{flag} {files[flag]} changed since this ledger read it, and a resumed run does not "
+                          "read it again: to carry the changes, run with a new --state (users already in the "
+                          "target are recognised, not imported twice)")
+
+
 def summarize(ledger: Ledger) -> RunResult:
     """The run's numbers, failures and differences, read from the ledger (so `status` shows the same)."""
     count = lambda sql: int(ledger.scalar(sql) or 0)  # noqa: E731
@@ -233,11 +294,13 @@ def summarize(ledger: Ledger) -> RunResult:
               "status": r["status"]} for r in ledger.q("SELECT * FROM files ORDER BY file_id")]
     phases = sorted(k.removeprefix("phase:") for k in
                     (r["key"] for r in ledger.q("SELECT key FROM meta WHERE key LIKE 'phase:%'")))
-    reports = {"problems": problems, "import_files": files, "phases_done": phases,
-               "hash_file": ledger.get_meta("hashes")}
+    problem_counts = {kind: len(items) for kind, items in problems.items()}
+    reports = {"problems": problems, "problem_counts": problem_counts, "import_files": files,
+               "phases_done": phases, "hash_file": ledger.get_meta("hashes")}
+    dropped = any(kind not in INFORMATIONAL_PROBLEMS for kind in problem_counts)
     if differences:
         code = EXIT_VERIFY
-    elif users["failed"] or users["held_back"] or users["pending"] or users["deletion_not_confirmed"]:
+    elif users["failed"] or users["held_back"] or users["pending"] or users["deletion_not_confirmed"] or dropped:
         code = EXIT_FAILED_USERS
     else:
         code = EXIT_OK

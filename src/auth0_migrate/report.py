@@ -76,7 +76,9 @@ def render_result(result: RunResult, console: Console, *, title: str = "Migratio
         for d in result.differences[:limit]:
             console.print(f"  {d['user_id']} -> {d['target_id']} <{d['email']}>: {'; '.join(d['differences'])}")
     for kind, items in (result.reports.get("problems") or {}).items():
-        console.print(f"[yellow]{len(items)} × {kind}[/]" + (f": {items[0]['detail']}" if items else ""))
+        console.print(f"[yellow]{len(items)} × {kind}[/]" + (f" (first {limit}):" if len(items) > limit else ":"))
+        for item in items[:limit]:
+            console.print(f"  {item['detail']}", markup=False)  # details quote file names and input, not markup
     if result.state:
         console.print(f"state: {result.state}")
 

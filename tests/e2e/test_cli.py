@@ -294,3 +294,85 @@ def test_sigkill_at_any_moment_then_resume(server: Server, tmp_path: Path) -> No
     assert sorted(_connection_emails(server.db, "Kill-New")) == sorted(everyone)
     assert _connection_emails(server.db, "Kill-Legacy") == []
     assert summary["grants"]["roles_restored"] == seeded.role_members
+
+
+def test_sigterm_stops_cleanly_and_the_same_command_resumes(server: Server, tmp_path: Path) -> None:
+    """SIGTERM (a service manager, `kill`, a CI timeout) mid-run stops as Ctrl-C does: the message, exit 130,
+    the ledger closed; the same command then finishes with every user migrated once."""
+    seeded = _seed(server, "Term-Legacy", 150, "Term-New")
+    hashes = tmp_path / "hashes.ndjson"
+    _export_hashes(server, "Term-Legacy", hashes)
+    state = tmp_path / "state.sqlite"
+    command = [*_cli(), "run", "--json", "--source-connection", "Term-Legacy", "--target-connection", "Term-New",
+               "--state", str(state), "--password-hashes", str(hashes)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=server.env())
+    seen: list[str] = []
+    try:
+        for line in process.stderr:  # one line a phase: stderr is not a terminal
+            seen.append(line)
+            if "read direct permissions" in line:  # a phase of 150 calls: well inside the run
+                process.send_signal(signal.SIGTERM)
+                break
+        out, err = process.communicate(timeout=COMMAND_SECONDS)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+    err = "".join(seen) + err
+    assert any("read direct permissions" in line for line in seen), err  # the signal was sent mid-run
+    assert process.returncode == 130, err
+    assert "interrupted; run the same command again to resume" in err
+    assert "Traceback" not in err and out == ""
+    assert not os.path.exists(f"{state}-wal"), "the ledger was not closed (its write-ahead log is still there)"
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=COMMAND_SECONDS, env=server.env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert summary["users"]["verified"] == seeded.users
+    in_target = _connection_emails(server.db, "Term-New")
+    assert sorted(in_target) == sorted(seeded.passwords)  # every user, each once
+
+
+def test_ordinary_mistakes_give_a_message_and_an_exit_code_never_a_traceback(server: Server, tmp_path: Path) -> None:
+    server.call(lambda client: ensure_connection(client, "Oops-Legacy"))
+    server.call(lambda client: ensure_connection(client, "Oops-New"))
+    base = ["--source-connection", "Oops-Legacy", "--target-connection", "Oops-New"]
+    state = str(tmp_path / "state.sqlite")
+    report = tmp_path / "report.txt"
+    report.write_text("not a ledger\n")
+    report.chmod(0o644)
+    empty_list = tmp_path / "nobody.txt"
+    empty_list.write_text("# to be filled in\n")
+    wrapper = tmp_path / "page.json"
+    wrapper.write_text(json.dumps({"users": [{"email": "a@example.com"}], "total": 40}))
+    cases: list[tuple[list[str], int, str]] = [
+        (["run", *base, "--state", str(tmp_path / "missing" / "state.sqlite")], 2, "does not exist"),
+        (["run", *base, "--state", str(report / "state.sqlite")], 2, "is a file, not a folder"),
+        (["run", *base, "--state", str(report)], 2, "is not an auth0-migrate ledger"),
+        (["status", "--state", str(report)], 2, "is not an auth0-migrate ledger"),
+        (["status", "--state", str(tmp_path)], 2, "is not an auth0-migrate ledger"),
+        (["run", *base, "--state", state, "--users", str(empty_list)], 2, "lists no users"),
+        (["run", *base, "--state", state, "--from-file", str(wrapper)], 2, "holding a \"users\" array"),
+        (["run", *base, "--state", state, "--user-ids", "prefix", "--id-prefix", "old users_"], 2, "--id-prefix"),
+        (["run", *base, "--state", state, "--record-source-id", "app.legacy"], 2, "--record-source-id"),
+    ]
+    for args, code, text in cases:
+        done = server.run(*args)
+        assert (done.returncode, "Traceback" in done.stderr) == (code, False), (args, done.stderr[-2000:])
+        assert text in done.stderr, (args, done.stderr[-2000:])
+    assert report.read_text() == "not a ledger\n" and stat.S_IMODE(report.stat().st_mode) == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nobody.txt", "page.json", "report.txt"]
+
+    # Dropped input: the run goes on with the rest, and says what it did not carry, in --json and on stderr.
+    users = tmp_path / "users.ndjson"
+    good = {"email": "fine@example.com", "user_id": "fine-1"}
+    deep = '{"email": "deep@example.com", "user_metadata": {"x": ' + "[" * 100_000 + "]" * 100_000 + "}}"
+    users.write_text(json.dumps(good) + "\n" + deep + "\n[1, 2]\n")
+    done = server.run("run", "--json", *base, "--state", state, "--from-file", str(users))
+    assert (done.returncode, "Traceback" in done.stderr) == (3, False), done.stderr[-2000:]
+    summary = json.loads(done.stdout)
+    assert summary["exit_code"] == 3 and summary["users"]["imported"] == 1
+    assert summary["reports"]["problem_counts"] == {"users-file": 2}
+    assert "2 × users-file:" in done.stderr
+    assert f"{users}, line 2: nested more than 100 levels deep" in done.stderr
+    assert f"{users}, line 3: not a JSON object" in done.stderr

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from auth0_migrate.errors import InsufficientScopeError, UsageError
+from auth0_migrate.errors import InputError, InsufficientScopeError, UsageError
 from auth0_migrate.passwords import make_credential
 
 from .conftest import SOURCE, TARGET, World, dump, grants_of, migrate, options
@@ -150,7 +150,9 @@ def test_malformed_hash_lines_reported_by_line_without_hash_text(world: World, t
 
     result = migrate(world, options(tmp_path, password_hashes=hashes))
     assert result.exit_code == 3, dump(result)
-    problems = {p["ref"]: p["detail"] for p in result.reports["problems"]["hash-file"]}
+    problems = {p["ref"]: p["detail"] for kind in ("hash-file", "hash-without-password")
+                for p in result.reports["problems"][kind]}
+    assert result.reports["problem_counts"] == {"hash-file": 2, "hash-without-password": 1}
     assert set(problems) == {"2", "3", "4"}
     assert "not valid JSON" in problems["2"] and "hashes.ndjson" in problems["2"]
     assert "no passwordHash" in problems["3"] and ids[emails[1]] in problems["3"]
@@ -177,7 +179,9 @@ def test_malformed_from_file_lines(world: World, tmp_path) -> None:
                         good[3]]
     path = _write_lines(str(tmp_path / "users.ndjson"), lines)
     result = migrate(world, options(tmp_path, from_file=path))
-    assert result.exit_code == 0, dump(result)
+    # Every user that came is carried, but four lines were not: that is not a clean run.
+    assert result.exit_code == 3, dump(result)
+    assert result.reports["problem_counts"] == {"users-file": 4}
     problems = {p["ref"]: p["detail"] for p in result.reports["problems"]["users-file"]}
     assert set(problems) == {"2", "4", "5", "7"}
     assert "not valid JSON" in problems["2"]
@@ -234,7 +238,7 @@ def test_token_missing_scopes(world: World, tmp_path) -> None:
 # -- ids a prefix would make invalid ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("prefix", ["bad prefix_", "p" * 240])
+@pytest.mark.parametrize("prefix", ["p" * 240])  # a prefix wrong for every id is a usage error (test below)
 def test_prefix_making_invalid_ids(world: World, tmp_path, prefix: str) -> None:
     world.seed(users=5)
     world.connection(TARGET)
@@ -353,3 +357,237 @@ def test_ledger_is_private_and_keeps_no_hashes(world: World, tmp_path) -> None:
             for secret in secrets:
                 assert secret.encode() not in data, name
                 assert secret[7:29].encode() not in data, name  # the salt part alone
+
+
+# -- dropped input is counted and changes the exit code (issue 12, item 2 and 4) -------------------------
+
+
+def _file_user(n: int, **extra: Any) -> dict[str, Any]:
+    return {"email": f"file{n}@example.com", "user_id": f"file-{n}", **make_credential(f"pw-{n}", "md5"), **extra}
+
+
+def _nested(depth: int) -> str:
+    """JSON text of `depth` nested arrays, built without recursion."""
+    return "[" * depth + "1" + "]" * depth
+
+
+def test_dropped_from_file_lines_are_named_counted_and_exit_3(world: World, tmp_path) -> None:
+    world.connection(SOURCE)
+    world.connection(TARGET)
+    good = [_file_user(n) for n in range(4)]
+    parseable_but_deep: dict[str, Any] = {"leaf": 1}
+    for _ in range(150):
+        parseable_but_deep = {"a": parseable_but_deep}
+    lines: list[Any] = [
+        good[0],
+        "[" + json.dumps(_file_user(10)) + "]",                       # 2: an array, not a user
+        _file_user(11, email=42),                                      # 3: email not a string (id given)
+        {"email": ["file12@example.com"]},                            # 4: email not a string (no id)
+        good[1],
+        dict(good[1], given_name="Again"),                             # 6: the same user id twice
+        json.dumps(_file_user(13))[:-1] + ', "user_metadata": {"x": ' + _nested(100_000) + "}}",  # 7: too deep
+        _file_user(14, app_metadata=parseable_but_deep),               # 8: parseable, deeper than carried
+        good[2],
+        good[3],
+    ]
+    path = _write_lines(str(tmp_path / "users.ndjson"), lines)
+    result = migrate(world, options(tmp_path, from_file=path))
+
+    assert result.exit_code == 3, dump(result)
+    assert result.reports["problem_counts"] == {"users-file": 6}
+    problems = {p["ref"]: p["detail"] for p in result.reports["problems"]["users-file"]}
+    assert set(problems) == {"2", "3", "4", "6", "7", "8"}
+    assert all(d.startswith(f"{path}, ") for d in problems.values())
+    assert "line 2: not a JSON object" in problems["2"]
+    assert "line 3: email: expected a string, found a number (user auth0|file-11)" in problems["3"]
+    assert "line 4: email: expected a string, found an array" in problems["4"]
+    assert "auth0|file-1 appears again" in problems["6"]
+    assert "line 7: nested more than 100 levels deep" in problems["7"]
+    assert "line 8: app_metadata: nested more than 100 levels deep (user auth0|file-14)" in problems["8"]
+    # The others went on: one bad record fails that record only.
+    assert result.users["imported"] == result.users["verified"] == 4
+    assert {u["email"] for u in world.users(TARGET)} == {u["email"] for u in good}
+    assert world.login(TARGET, "file1@example.com", "pw-1") == 200
+
+
+def test_a_too_deep_user_in_a_json_array_fails_that_user_only(world: World, tmp_path) -> None:
+    world.connection(SOURCE)
+    world.connection(TARGET)
+    path = tmp_path / "users.json"
+    deep = json.dumps(_file_user(2))[:-1] + ', "user_metadata": {"s": "a [ { \\" ]", "x": ' + _nested(100_000) + "}}"
+    path.write_text("[" + json.dumps(_file_user(1)) + ",\n" + deep + ",\n" + json.dumps(_file_user(3)) + "]")
+    result = migrate(world, options(tmp_path, from_file=str(path)))
+    assert result.exit_code == 3, dump(result)
+    assert result.reports["problems"]["users-file"] == [
+        {"ref": "2", "detail": f"{path}, user 2: nested more than 100 levels deep"}]
+    assert {u["email"] for u in world.users(TARGET)} == {"file1@example.com", "file3@example.com"}
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_a_users_wrapper_document_is_refused_before_anything_runs(world: World, tmp_path, indent: Any) -> None:
+    """`{"users": [...]}` (a page of GET /users, say) is refused by name, not read as zero users with exit 0."""
+    world.connection(SOURCE)
+    world.connection(TARGET)
+    path = tmp_path / "users.json"
+    path.write_text(json.dumps({"users": [_file_user(1), _file_user(2)], "start": 0, "limit": 2, "total": 9},
+                               indent=indent))
+    with pytest.raises(InputError, match="holding a \"users\" array") as info:
+        migrate(world, options(tmp_path, from_file=str(path)))
+    assert str(path) in str(info.value) and "jq '.users'" in str(info.value)
+    assert info.value.exit_code == 2
+    assert not (tmp_path / "state.sqlite").exists()
+    assert world.users(TARGET) == []
+
+
+def test_a_utf16_from_file_is_refused_by_name(world: World, tmp_path) -> None:
+    world.connection(SOURCE)
+    world.connection(TARGET)
+    path = tmp_path / "users.ndjson"
+    path.write_bytes((json.dumps(_file_user(1)) + "\n").encode("utf-16"))
+    with pytest.raises(InputError, match="UTF-16") as info:
+        migrate(world, options(tmp_path, from_file=str(path)))
+    assert str(path) in str(info.value)
+    assert not (tmp_path / "state.sqlite").exists()
+    assert world.users(TARGET) == []
+
+
+def test_users_list_problems_are_counted(world: World, tmp_path) -> None:
+    world.seed(users=8)
+    world.connection(TARGET)
+    emails = sorted(_source_ids(world))
+    hashes = world.hash_file(str(tmp_path / "hashes.ndjson"))
+    users = tmp_path / "users.txt"
+    # A UTF-8 byte-order mark before the first entry (Windows editors write one): it still matches.
+    users.write_bytes(("\ufeff" + emails[0] + "\n" + emails[1] + "\n" + f"{emails[2]} {emails[3]}\n"
+                       + "nobody@example.com\n").encode("utf-8"))
+    result = migrate(world, options(tmp_path, users_file=str(users), password_hashes=hashes))
+    assert result.exit_code == 3, dump(result)
+    assert {u["email"] for u in world.users(TARGET)} == {emails[0], emails[1]}
+    counts = result.reports["problem_counts"]
+    assert {k: counts[k] for k in ("users-list", "not-in-source")} == {"users-list": 1, "not-in-source": 1}
+    assert result.reports["problems"]["users-list"] == [
+        {"ref": "3", "detail": f"{users}, line 3: 2 entries on one line; put one e-mail or user id on each line"}]
+    assert [p["ref"] for p in result.reports["problems"]["not-in-source"]] == ["nobody@example.com"]
+
+
+def test_a_utf16_users_list_is_read(world: World, tmp_path) -> None:
+    world.seed(users=5)
+    world.connection(TARGET)
+    emails = sorted(_source_ids(world))
+    hashes = world.hash_file(str(tmp_path / "hashes.ndjson"))
+    users = tmp_path / "users.txt"
+    users.write_bytes(("# chosen\r\n" + "\r\n".join(emails[:3]) + "\r\n").encode("utf-16"))
+    result = migrate(world, options(tmp_path, users_file=str(users), password_hashes=hashes))
+    assert result.exit_code == 0, dump(result)
+    assert result.reports["problem_counts"] == {"hash-without-user": 2}
+    assert {u["email"] for u in world.users(TARGET)} == set(emails[:3])
+
+
+@pytest.mark.parametrize("text", ["", "# nobody yet\n\n", "not-an-entry\n"])
+def test_a_users_list_naming_nobody_stops_before_anything_runs(world: World, tmp_path, text: str) -> None:
+    world.seed(users=3)
+    world.connection(TARGET)
+    users = tmp_path / "users.txt"
+    users.write_text(text)
+    with pytest.raises(InputError, match="lists no users") as info:
+        migrate(world, options(tmp_path, users_file=str(users)))
+    assert str(users) in str(info.value) and info.value.exit_code == 2
+    assert not (tmp_path / "state.sqlite").exists()
+    assert world.users(TARGET) == []
+
+
+# -- flags checked up front (issue 12, item 7) --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("flag", "kwargs"), [
+    ("--id-prefix", {"user_ids": "prefix", "id_prefix": "bad prefix_"}),
+    ("--id-prefix", {"user_ids": "prefix", "id_prefix": "m1|"}),
+    ("--record-source-id", {"record_source_id": "email"}),
+    ("--record-source-id", {"record_source_id": "legacy.id"}),
+    ("--record-source-id", {"record_source_id": "$id"}),
+])
+def test_a_flag_that_would_fail_every_user_fails_the_command(world: World, tmp_path, flag: str,
+                                                               kwargs: dict[str, Any]) -> None:
+    world.seed(users=5)
+    world.connection(TARGET)
+    with pytest.raises(UsageError) as info:
+        migrate(world, options(tmp_path, **kwargs))
+    assert str(info.value).startswith(flag), str(info.value)
+    assert info.value.exit_code == 2
+    assert not (tmp_path / "state.sqlite").exists()  # refused before a ledger, an export or an import
+    assert world.users(TARGET) == []
+
+
+# -- a --state that cannot be a ledger (issue 12, item 4) ------------------------------------------------
+
+
+def test_a_state_that_cannot_be_a_ledger_is_refused_and_left_untouched(world: World, tmp_path) -> None:
+    import sqlite3
+
+    world.seed(users=3)
+    world.connection(TARGET)
+    report = tmp_path / "report.txt"
+    report.write_text("the quarterly numbers\n")
+    os.chmod(report, 0o644)
+    other_db = tmp_path / "app.db"
+    conn = sqlite3.connect(other_db)
+    conn.execute("CREATE TABLE customers (name TEXT)")
+    conn.commit()
+    conn.close()
+    os.chmod(other_db, 0o664)
+    cases = {
+        str(tmp_path / "no-such-folder" / "state.sqlite"): "does not exist",
+        str(report / "state.sqlite"): "is a file, not a folder",
+        str(tmp_path): "is not a file",
+        str(report): "is not an auth0-migrate ledger",
+        str(other_db): "is not an auth0-migrate ledger",
+    }
+    before = {p: (p.read_bytes(), stat.S_IMODE(p.stat().st_mode)) for p in (report, other_db)}
+    listing = sorted(os.listdir(tmp_path))
+    for state, why in cases.items():
+        with pytest.raises(UsageError) as info:
+            migrate(world, options(tmp_path, state=state))
+        assert str(info.value).startswith(f"--state {state}") and why in str(info.value), str(info.value)
+    assert {p: (p.read_bytes(), stat.S_IMODE(p.stat().st_mode)) for p in (report, other_db)} == before
+    assert sorted(os.listdir(tmp_path)) == listing  # no .lock, no -wal, no folder made
+    assert world.users(TARGET) == []
+    # An empty file (a ledger killed before its first write) is ours: the run goes on there.
+    empty = tmp_path / "empty.sqlite"
+    empty.touch()
+    assert migrate(world, options(tmp_path, state=str(empty), missing_hash="import")).exit_code == 0
+
+
+def test_a_fixed_input_file_is_carried_with_a_new_state(world: World, tmp_path) -> None:
+    """Recovery after a bad line: the same ledger says the file changed (it does not read it again), and a
+    new --state carries the fixed user while recognising the ones already moved."""
+    from auth0_migrate.model import QuietReporter
+    from auth0_migrate.pipeline import run
+
+    world.connection(SOURCE)
+    world.connection(TARGET)
+    good = [_file_user(n) for n in range(3)]
+    path = _write_lines(str(tmp_path / "users.ndjson"), [good[0], '{"email": "file1@example.com",', good[2]])
+    assert migrate(world, options(tmp_path, from_file=path)).exit_code == 3
+
+    _write_lines(path, good)  # the owner fixes line 2
+    os.utime(path, ns=(1, 1))  # a different modification time, whatever the file system's resolution
+    reporter = QuietReporter()
+
+    async def again(opts: Any) -> Any:
+        client = world.client()
+        try:
+            return await run(opts, source=client, reporter=reporter)
+        finally:
+            await client.aclose()
+    result = asyncio.run(again(options(tmp_path, from_file=path)))
+    assert result.exit_code == 3, dump(result)
+    assert [m for m in reporter.messages if "changed since this ledger read it" in m] == [
+        f"warning: --from-file {path} changed since this ledger read it, and a resumed run does not read it "
+        "again: to carry the changes, run with a new --state (users already in the target are recognised, not "
+        "imported twice)"]
+
+    result = migrate(world, options(tmp_path, from_file=path, state=str(tmp_path / "second.sqlite")))
+    assert result.exit_code == 0, dump(result)
+    assert (result.users["imported"], result.users["already_in_target"]) == (1, 2)
+    emails = [u["email"] for u in world.users(TARGET)]
+    assert sorted(emails) == sorted(u["email"] for u in good)

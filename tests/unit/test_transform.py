@@ -12,7 +12,6 @@ from auth0_migrate.import_schema import validate_import_user
 from auth0_migrate.stages.transform import (
     TransformProblem,
     UserIdError,
-    check_options,
     import_user_id,
     target_user_id,
     to_import_record,
@@ -278,21 +277,6 @@ def test_missing_email_is_refused_naming_the_user(email: Any) -> None:
     record, problems = transform(exported(email=email))
     assert record is None
     assert [(p.code, p.field, p.user_id) for p in problems] == [("MISSING_EMAIL", "email", f"auth0|{OID}")]
-
-
-def test_check_options() -> None:
-    check_options("regenerate", None, "migrated_from")
-    check_options("prefix", "m1_", None)
-    for strategy, prefix, key in [
-        ("prefix", None, None),
-        ("prefix", "a b", None),
-        ("keep", "x", None),
-        ("nope", None, None),
-        ("regenerate", None, "a.b"),
-        ("regenerate", None, "email"),
-    ]:
-        with pytest.raises(UsageError):
-            check_options(strategy, prefix, key)
 
 
 def test_docstring_examples_hold() -> None:

@@ -126,7 +126,7 @@ def test_bad_ndjson_lines_are_problems_and_reading_goes_on(tmp_path: Path) -> No
         "line 2: not valid JSON",
         "line 3: not a JSON object",
         "line 4: no user_id and no email: the user cannot be identified",
-        "line 5: contains NaN or Infinity, which JSON does not allow",
+        "line 5: contains NaN or Infinity, which JSON does not allow (user email:n@example.com)",
     ]
     assert all(secret not in str(p) and secret not in repr(p) for p in problems)
     assert [o for o, _ in users_only(items)] == [1, 6]
@@ -137,7 +137,7 @@ def test_array_element_problems_name_the_user_position(tmp_path: Path) -> None:
     text = text.replace('"given_name"', '"app_metadata": {"x": Infinity}, "given_name"')
     items = list(iter_users_file(write(tmp_path / "u.json", text)))
     assert [str(i) for i in items if isinstance(i, LineProblem)] == [
-        "user 1: contains NaN or Infinity, which JSON does not allow",
+        "user 1: contains NaN or Infinity, which JSON does not allow (user auth0|legacy-1)",
         "user 2: not a JSON object",
         "user 3: no user_id and no email: the user cannot be identified",
     ]

@@ -13,9 +13,10 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -133,6 +134,31 @@ def translate(exc: BaseException, operation: str) -> Auth0Error:
     raise exc
 
 
+class _RenewedToken(httpx.Auth):
+    """A Management API call answered 401 gets a new token and goes once more; a second 401 stands.
+
+    Tokens are refused before they expire when the tenant's signing key rotates or a local tenant
+    restarts (its key is new). The SDK puts the cached token on each request; this flow, beneath
+    it, sees the 401, has the client drop that token and fetch another, and sends the same request
+    again, so paging and uploads resume where they were. A second 401 is returned as it is, and
+    the caller's `translate` makes it an `AuthenticationError`. Only `/api/v2/` requests qualify:
+    the token request itself and download links never go twice.
+    """
+
+    requires_request_body = True  # an upload is sent again whole
+
+    def __init__(self, client: TenantClient) -> None:
+        self._client = client
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncIterator[httpx.Request]:
+        response = yield request
+        if response.status_code != 401 or not request.url.path.startswith("/api/v2/"):
+            return
+        rejected = request.headers.get("authorization", "").removeprefix("Bearer ")
+        request.headers["authorization"] = f"Bearer {await self._client.renew_token(rejected)}"
+        yield request
+
+
 class TenantClient:
     """One tenant: its governed HTTP client, token and SDK."""
 
@@ -143,8 +169,9 @@ class TenantClient:
         self.governor = governor or Governor(clock=clock, rate=rate, concurrency=concurrency)
         inner = transport or httpx.AsyncHTTPTransport(retries=0, limits=httpx.Limits(max_connections=concurrency + 4))
         self.http = httpx.AsyncClient(transport=GovernedTransport(inner, self.governor), base_url=credentials.base_url,
-                                      timeout=timeout)
+                                      timeout=timeout, auth=_RenewedToken(self))
         self._token: str | None = None
+        self._renewing = asyncio.Lock()
         self._token_expires = 0.0
         self._clock = clock
         self.sdk = AsyncAuth0(base_url=f"{credentials.base_url}/api/v2", token="", async_token=self.token,
@@ -195,6 +222,13 @@ class TenantClient:
                     "the migration needs.")
         return (f"{self.name} refused the client credentials (HTTP {response.status_code}"
                 + (f": {description}" if description else "") + "); check AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET")
+
+    async def renew_token(self, rejected: str) -> str:
+        """A token other than `rejected`: one fetch however many calls saw it refused at once."""
+        async with self._renewing:
+            if self._token == rejected:
+                self._token = None
+            return await self.token()
 
     async def granted_scopes(self) -> frozenset[str]:
         await self.token()

@@ -13,12 +13,12 @@ from typing import Any
 import orjson
 
 from ..auth0 import jobs
-from ..errors import InputError
 from ..ledger import dumps
 from .context import Job
 from .join import credential_for
 from .pack import FilePacker, PackedFile
 from .prepare import transform_one
+from .users_file import read_selection
 
 BATCH = 5000
 
@@ -35,7 +35,11 @@ class _Ingest:
         self.job = job
         self.db = job.ledger.db
         self.options = job.options
-        self.selection = read_selection(job.options.users_file) if job.options.users_file else None
+        chosen = read_selection(job.options.users_file) if job.options.users_file else None
+        self.selection = (chosen.ids, chosen.emails) if chosen else None
+        if chosen:
+            job.ledger.add_problems(("users-list", str(p.line_no), f"{job.options.users_file}, {p}")
+                                    for p in chosen.problems)
         self.found: set[str] = set()
         self.packer = FilePacker()
         self.next_file = 1
@@ -118,7 +122,7 @@ def _start(job: Job) -> _Ingest:
     db = job.ledger.db
     for table in ("users", "files", "permissions", "role_members"):
         db.execute(f"DELETE FROM {table}")
-    db.execute("DELETE FROM problems WHERE kind IN ('export', 'users-file', 'not-in-source')")
+    db.execute("DELETE FROM problems WHERE kind IN ('export', 'users-file', 'users-list', 'not-in-source')")
     return _Ingest(job)
 
 
@@ -169,7 +173,8 @@ def _load_from_file(job: Job) -> None:
             ordinal, user = item
             key = source_key(user)
             if key in seen:
-                ledger.add_problem("users-file", str(ordinal), f"user {ordinal}: {key} appears twice in the file")
+                ledger.add_problem("users-file", str(ordinal), f"{job.options.from_file}, user {ordinal}: {key} "
+                                                               "appears again in the file; the first is used")
                 continue
             seen.add(key)
             email = user.get("email")
@@ -177,24 +182,3 @@ def _load_from_file(job: Job) -> None:
         ingest.finish()
         ledger.mark_phase("export")
 
-
-def read_selection(path: str) -> tuple[set[str], set[str]]:
-    """`--users FILE`: one email or user id per line ('#' comments allowed) -> (ids, emails)."""
-    ids: set[str] = set()
-    emails: set[str] = set()
-    try:
-        with open(path, encoding="utf-8") as lines:
-            for number, line in enumerate(lines, 1):
-                entry = line.split("#", 1)[0].strip()
-                if not entry:
-                    continue
-                if "|" in entry:
-                    ids.add(entry)
-                elif "@" in entry:
-                    emails.add(entry.lower())
-                else:
-                    raise InputError(f"{path}, line {number}: {entry!r} is neither an email nor a user id "
-                                     "(user ids look like auth0|...)")
-    except OSError as exc:
-        raise InputError(f"cannot read the --users file {path}: {exc.strerror}") from exc
-    return ids, emails

@@ -100,8 +100,8 @@ def join_hashes(job: Job) -> None:
                               WHERE h.credential IS NULL AND u.hash_match = 'email'
                                     AND h.user_id NOT IN (SELECT source_id FROM users)
                               ORDER BY 1""").fetchall()
-        ledger.add_problems(("hash-file", str(r["line_no"]), f"{path}, line {r['line_no']}: no passwordHash "
-                             f"(user {r['source_id']})") for r in empty)
+        ledger.add_problems(("hash-without-password", str(r["line_no"]),
+                             f"{path}, line {r['line_no']}: no passwordHash (user {r['source_id']})") for r in empty)
         # Hashes with no user: reported by id and line, never with the hash.
         orphans = db.execute("""SELECT user_id, line_no FROM hashes WHERE user_id NOT IN (SELECT source_id FROM users)
                                 AND (email IS NULL OR email NOT IN (SELECT email FROM users

@@ -55,7 +55,6 @@ __all__ = [
     "IdStrategy",
     "TransformProblem",
     "UserIdError",
-    "check_options",
     "import_user_id",
     "target_user_id",
     "to_import_record",
@@ -91,13 +90,6 @@ _STRATEGIES: Final = frozenset(get_args(IdStrategy))
 #: Conservative: Auth0's ``POST /users`` forbids whitespace; ``|`` separates provider and id in
 #: every Auth0 user id, and control characters have no place in an id (reference §2.6, §10).
 _BAD_ID_CHAR: Final = re.compile(r"[\s|\x00-\x1f\x7f]")
-_RESERVED_APP_METADATA: Final = frozenset(
-    {
-        "__tenant", "_id", "blocked", "clientID", "created_at", "email_verified", "email",
-        "globalClientID", "global_client_id", "identities", "lastIP", "lastLogin", "loginsCount",
-        "metadata", "multifactor_last_modified", "multifactor", "updated_at", "user_id",
-    }
-)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,31 +159,6 @@ def target_user_id(source_user_id: str, strategy: IdStrategy, prefix: str | None
     """
     value = import_user_id(source_user_id, strategy, prefix)
     return None if value is None else AUTH0_PREFIX + value
-
-
-def check_options(strategy: str, prefix: str | None, record_source_id: str | None) -> None:
-    """Refuse, before any user is read, option values that would fail every user.
-
-    The per-user checks in :func:`to_import_record` still run (a prefix can be fine and still make
-    one long id too long), but a wrong flag should be one usage error, not a million problems.
-    """
-    if strategy not in _STRATEGIES:
-        raise UsageError(f"unknown --user-ids {strategy!r}; use regenerate, keep or prefix")
-    if strategy == "prefix":
-        if not prefix:
-            raise UsageError("--user-ids prefix needs a non-empty --id-prefix")
-        if _BAD_ID_CHAR.search(prefix) or len(prefix) >= MAX_USER_ID_CHARS:
-            raise UsageError(
-                "--id-prefix must not contain whitespace, '|' or control characters, "
-                f"and must leave room for the old id within {MAX_USER_ID_CHARS} characters"
-            )
-    elif prefix is not None:
-        raise UsageError("--id-prefix is only used with --user-ids prefix")
-    if record_source_id is not None:
-        if not record_source_id or "." in record_source_id or "$" in record_source_id:
-            raise UsageError("--record-source-id must be a non-empty app_metadata key without '.' or '$'")
-        if record_source_id in _RESERVED_APP_METADATA:
-            raise UsageError(f"--record-source-id {record_source_id!r} is a reserved app_metadata key")
 
 
 def to_import_record(

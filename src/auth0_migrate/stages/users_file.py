@@ -19,7 +19,33 @@ pipeline treats those users like exported ones.
 * ``NaN``/``Infinity`` (which Python's json accepts but JSON does not) are refused per user: they
   would make an import file Auth0 cannot parse, failing a whole job of other users.
 * A user with neither ``user_id`` nor ``email`` cannot be identified, keyed or imported (Auth0
-  requires ``email``), so it is reported here rather than passed on.
+  requires ``email``), so it is reported here rather than passed on; so is an ``email`` that is
+  not a string (named as the field at fault).
+* A user nested deeper than :data:`MAX_DEPTH` levels is a problem of its own line, named with the
+  field; one so deep that Python's JSON reader gives up (``RecursionError``) is skipped the same
+  way, in NDJSON and in arrays alike, so one absurd record never stops the read of the others.
+* A file that is one JSON object (``{"users": [...]}``, or any object spread over several lines)
+  is refused with :class:`~auth0_migrate.errors.InputError` naming the file (see the choices below).
+  So is a file in UTF-16 or UTF-32 (told by its byte-order mark): it would otherwise read as one
+  bad line after another.
+
+``--users FILE`` (which users of the source to move, :func:`read_selection`) is read here too: one
+e-mail or user id a line, ``#`` comments, UTF-8 with or without a byte-order mark, or UTF-16/32
+with one. A line that is not one entry (two entries on a line, text that is neither an e-mail
+nor an id) is a :class:`LineProblem`, counted; a file that lists nobody refuses the run.
+
+Choices where Auth0 is silent
+-----------------------------
+* ``{"users": [...]}`` is refused, not unwrapped. It is the shape of a page of
+  ``GET /api/v2/users?include_totals=true`` (with ``start``, ``limit``, ``total``) and of many
+  other systems' paged answers: accepting it would quietly migrate one page and say nothing of
+  the rest. Auth0's own bulk import takes only an array; unwrapping is one ``jq '.users'``, done
+  by the owner who knows whether the page is the whole.
+* At most :data:`MAX_DEPTH` (100) levels of nesting in a user record, the record itself being
+  level 1. Auth0 documents no depth limit for metadata; the user store behind it is MongoDB (the
+  hash file's ``_id.$oid`` shows it), whose documents stop at 100 levels, and orjson, which this
+  tool writes import files with, stops at 254. Deeper than that cannot be carried, so the user is
+  named instead of crashing the run.
 
 No message quotes file content: such files carry password hashes.
 
@@ -35,18 +61,21 @@ Example::
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import os
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import IO, Any, Final, TypeAlias
 
 from auth0_migrate.errors import InputError
 
 from .hashes import LineProblem, open_input
 
-__all__ = ["UsersFileItem", "credential_of", "iter_users_file", "source_key"]
+__all__ = ["MAX_DEPTH", "Selection", "UsersFileItem", "check_users_file", "credential_of", "iter_users_file",
+           "read_selection", "source_key"]
 
 UsersFileItem: TypeAlias = tuple[int, dict[str, Any]] | LineProblem
 
@@ -56,6 +85,21 @@ _CHUNK_CHARS: Final = 1 << 20
 #: growing the buffer rather than read the rest of a broken file into memory.
 _MAX_ELEMENT_CHARS: Final = 16 << 20
 _WS: Final = re.compile(r"[ \t\r\n]*")
+#: Levels of nesting a user record may have, the record itself being level 1 (module docstring).
+MAX_DEPTH: Final = 100
+_TOO_DEEP_REASON: Final = f"nested more than {MAX_DEPTH} levels deep"
+#: Byte-order marks of encodings other than UTF-8, longest first (UTF-32-LE starts like UTF-16-LE).
+_WIDE_BOMS: Final = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                     (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+#: What separates two entries written on one line of a ``--users`` file.
+_SEPARATORS: Final = re.compile(r"[\s,;]+")
+
+
+class _TooDeep:
+    """Stands for an array element too deep for the JSON reader; the element itself was skipped."""
+
+
+_TOO_DEEP: Final = _TooDeep()
 
 
 class _Decoder:
@@ -127,12 +171,15 @@ def iter_users_file(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[st
         stream = open_input(path)
     except OSError as exc:
         raise InputError(f"cannot read the users file {os.fspath(path)}: {exc.strerror}") from exc
+    name = os.fspath(path)
     with stream:
         try:
+            _refuse_wide_encoding(stream, name)
             if _first_char(stream) == "[":
                 with io.TextIOWrapper(stream, encoding="utf-8-sig") as text:  # closes the stream too
-                    yield from _iter_array(text, os.fspath(path))
+                    yield from _iter_array(text, name)
             else:
+                _refuse_one_document(stream, name)
                 yield from _iter_ndjson(stream)
         except UnicodeDecodeError as exc:
             raise InputError(f"the users file {os.fspath(path)} is not valid UTF-8") from exc
@@ -154,16 +201,114 @@ def _first_char(stream: IO[bytes]) -> str:
     return first
 
 
+def check_users_file(path: str | os.PathLike[str]) -> None:
+    """Refuse, before anything runs, a ``--from-file`` whose shape is wrong as a whole (see the module notes).
+
+    Reads a line or one document at most; :func:`iter_users_file` checks the same again as it reads.
+    """
+    name = os.fspath(path)
+    try:
+        stream = open_input(path)
+    except OSError as exc:
+        raise InputError(f"cannot read the users file {name}: {exc.strerror}") from exc
+    with stream:
+        try:
+            _refuse_wide_encoding(stream, name)
+            if _first_char(stream) != "[":
+                _refuse_one_document(stream, name)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"the users file {name} is not valid UTF-8") from exc
+        except (OSError, EOFError) as exc:
+            raise InputError(f"cannot read the users file {name}: {exc}") from exc
+
+
+def _refuse_wide_encoding(stream: IO[bytes], name: str) -> None:
+    """A UTF-16/32 file (told by its byte-order mark) is refused by name rather than read as bad lines."""
+    head = stream.read(4)
+    stream.seek(0)
+    for bom, encoding in _WIDE_BOMS:
+        if head.startswith(bom):
+            raise InputError(f"the users file {name} is {encoding.upper()} text; --from-file reads UTF-8: "
+                             f"convert it first (iconv -f {encoding.upper()} -t UTF-8)")
+
+
+def _refuse_one_document(stream: IO[bytes], name: str) -> None:
+    """Refuse a file that is one JSON object rather than users: ``{"users": [...]}`` or a pretty-printed object.
+
+    Only two cheap shapes are looked at, so an NDJSON file costs one line of reading: a first line
+    that is a whole object holding a ``users`` array, and a first line that is a lone ``{`` (how
+    ``json.dump(indent=...)`` and ``jq`` begin an object), which is then read as one document.
+    """
+    first = b""
+    for raw in stream:
+        if raw.strip():
+            first = raw.removeprefix(b"\xef\xbb\xbf").strip()
+            break
+    try:
+        if first == b"{":
+            stream.seek(0)
+            text = io.TextIOWrapper(stream, encoding="utf-8-sig")
+            try:
+                document = _ArrayReader(text).value()
+            finally:
+                text.detach()  # the caller still owns (and closes) the stream
+        else:
+            document = json.loads(first) if first.startswith(b"{") else None
+    except (ValueError, RecursionError):
+        document = None  # not one document: read it line by line, and name the bad lines
+    stream.seek(0)
+    if not isinstance(document, dict):
+        return
+    if isinstance(document.get("users"), list) and "email" not in document and "user_id" not in document:
+        raise InputError(
+            f"the users file {name} is one JSON object holding a \"users\" array, not a list of users. "
+            "--from-file takes what Auth0's bulk import takes: a JSON array of users, or one user per line. "
+            "Such an object is often one page of a paged answer: if its array holds every user, extract it "
+            f"(jq '.users' {name} > users.json) and pass that file")
+    if first == b"{":
+        raise InputError(f"the users file {name} is one JSON object over several lines; --from-file takes a JSON "
+                         "array of users, or NDJSON (one user per line)")
+
+
+def _deepest_field(user: dict[str, Any]) -> str | None:
+    """The top-level field of ``user`` that nests deeper than :data:`MAX_DEPTH`, or None (no recursion)."""
+    stack: list[tuple[Any, int, str]] = [(value, 2, key) for key, value in user.items()
+                                         if isinstance(value, (dict, list))]
+    while stack:
+        value, depth, field = stack.pop()
+        if depth > MAX_DEPTH:
+            return field
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((child, depth + 1, field) for child in children if isinstance(child, (dict, list)))
+    return None
+
+
 def _user(ordinal: int, obj: Any, unit: str, non_finite: bool) -> tuple[int, dict[str, Any]] | LineProblem:
+    if obj is _TOO_DEEP:
+        return LineProblem(ordinal, _TOO_DEEP_REASON, unit=unit)
     if not isinstance(obj, dict):
         return LineProblem(ordinal, "not a JSON object", unit=unit)
     try:
-        source_key(obj)
+        key: str | None = source_key(obj)
     except ValueError:
+        key = None
+    email = obj.get("email")
+    if email is not None and not isinstance(email, str):
+        whose = f" (user {key})" if key else ""
+        return LineProblem(ordinal, f"email: expected a string, found {_json_type(email)}{whose}", unit=unit)
+    if key is None:
         return LineProblem(ordinal, "no user_id and no email: the user cannot be identified", unit=unit)
     if non_finite:
-        return LineProblem(ordinal, "contains NaN or Infinity, which JSON does not allow", unit=unit)
+        return LineProblem(ordinal, f"contains NaN or Infinity, which JSON does not allow (user {key})", unit=unit)
+    deep = _deepest_field(obj)
+    if deep is not None:
+        return LineProblem(ordinal, f"{deep}: {_TOO_DEEP_REASON} (user {key})", user_id=key, unit=unit)
     return ordinal, obj
+
+
+def _json_type(value: Any) -> str:
+    names = {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _iter_ndjson(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any]] | LineProblem]:
@@ -181,6 +326,9 @@ def _iter_ndjson(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any]] | Lin
         except ValueError:
             # Deliberately not the decoder's message: the line may hold a hash.
             yield LineProblem(line_no, "not valid JSON")
+            continue
+        except RecursionError:
+            yield LineProblem(line_no, _TOO_DEEP_REASON)
             continue
         yield _user(line_no, obj, "line", decoder.non_finite)
 
@@ -265,6 +413,8 @@ class _ArrayReader:
         while True:
             try:
                 obj, end = self._decoder.raw_decode(self._buf, self._pos)
+            except RecursionError:
+                return self._skip_deep_value()
             except ValueError:
                 if self._eof or len(self._buf) - self._pos > _MAX_ELEMENT_CHARS or not self._more():
                     raise
@@ -273,3 +423,106 @@ class _ArrayReader:
                 continue  # a number or literal cut by the chunk boundary may go on
             self._pos = end
             return obj
+
+    def _skip_deep_value(self) -> Any:
+        """Step over a value too deep to decode, by its brackets alone; :data:`_TOO_DEEP` stands for it.
+
+        Raises ``ValueError`` (as a broken value does) when its end is not within reach.
+        """
+        while True:
+            end = _value_end(self._buf, self._pos)
+            if end >= 0:
+                self._pos = end
+                return _TOO_DEEP
+            if len(self._buf) - self._pos > _MAX_ELEMENT_CHARS or not self._more():
+                raise ValueError("a value too deep to read, with no end in reach")
+
+
+_STRUCTURE: Final = re.compile(r'["\\\[\]{}]')
+
+
+def _value_end(text: str, start: int) -> int:
+    """The index just past the array or object starting at ``text[start]``, or -1 if it ends later."""
+    depth = 0
+    in_string = False
+    escaped_until = -1
+    for match in _STRUCTURE.finditer(text, start):
+        at = match.start()
+        if at < escaped_until:
+            continue
+        char = match.group()
+        if in_string:
+            if char == "\\":
+                escaped_until = at + 2
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+            if depth == 0:
+                return at + 1
+    return -1
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The users a ``--users`` file lists: user ids, lower-cased e-mails, and its lines that are not one entry."""
+
+    ids: frozenset[str]
+    emails: frozenset[str]
+    problems: tuple[LineProblem, ...]
+
+
+def read_selection(path: str) -> Selection:
+    """``--users FILE``: one e-mail or user id a line (``#`` comments allowed), read whole (it is a list of names).
+
+    UTF-8 with or without a byte-order mark, or UTF-16/32 with one. Raises :class:`InputError` when
+    the file cannot be read or lists nobody (nothing could run); a line that is not one entry is a
+    :class:`LineProblem` and the others are still selected.
+
+    >>> import tempfile, os
+    >>> with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+    ...     _ = f.write("\\ufeffAnn@Example.com\\nauth0|abc  # old account\\nbob@x.io cy@x.io\\n")
+    >>> chosen = read_selection(f.name); os.unlink(f.name)
+    >>> sorted(chosen.emails), sorted(chosen.ids), [str(p) for p in chosen.problems]
+    (['ann@example.com'], ['auth0|abc'], ['line 3: 2 entries on one line; put one e-mail or user id on each line'])
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise InputError(f"cannot read the --users file {path}: {exc.strerror}") from exc
+    encoding = next((enc for bom, enc in _WIDE_BOMS if data.startswith(bom)), "utf-8-sig")
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        raise InputError(f"the --users file {path} is not UTF-8 text (nor UTF-16 or UTF-32 with a byte-order "
+                         "mark); save it as UTF-8") from None
+    if "\x00" in text:
+        raise InputError(f"the --users file {path} holds NUL characters: UTF-16 without a byte-order mark? "
+                         "Save it as UTF-8")
+    ids: set[str] = set()
+    emails: set[str] = set()
+    problems: list[LineProblem] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        entry = line.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        parts = _SEPARATORS.split(entry)
+        if len(parts) > 1:
+            problems.append(LineProblem(number, f"{len(parts)} entries on one line; put one e-mail or user id on "
+                                                "each line"))
+        elif "|" in entry:
+            ids.add(entry)
+        elif "@" in entry:
+            emails.add(entry.lower())
+        else:
+            problems.append(LineProblem(number, f"{entry!r} is neither an e-mail nor a user id (user ids look "
+                                                "like auth0|...)"))
+    if not ids and not emails:
+        why = f"; {len(problems)} lines could not be read, the first: {problems[0]}" if problems else ""
+        raise InputError(f"the --users file {path} lists no users{why}: nothing to migrate")
+    return Selection(frozenset(ids), frozenset(emails), tuple(problems))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from typing import Any
 
 from starlette.applications import Starlette
@@ -62,6 +63,14 @@ class Tenant:
         """Calls served per endpoint ('METHOD /template'), for benchmarks."""
         for hook in _STARTUP_HOOKS:
             hook(self)
+
+    def rotate_signing_key(self) -> None:
+        """Sign tokens with a new key from now on: every token issued before is answered 401 "Invalid token".
+
+        What a real tenant does when its signing key is rotated, and what a restarted local tenant
+        does (its key is new each start).
+        """
+        self.config.signing_key = secrets.token_bytes(32)
 
     def close(self) -> None:
         self.store.close()
