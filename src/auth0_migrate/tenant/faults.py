@@ -46,6 +46,9 @@ class Faults:
     search_lag: float = 0.0
     """Seconds after creation before a user is visible to `GET /users?q=`."""
     jobs_created: int = 0
+    lose_import_answers: list[Action] = field(default_factory=list)
+    """One action per import job to come: the job is made and runs on the clock, then its answer is lost:
+    'drop' cuts the connection, a 5xx status answers instead (the next import job takes the next action)."""
 
     def fail_call(self, endpoint: str, nth: int = 1, action: Action = 500, times: int = 1) -> None:
         """Answer the `nth` call (1-based, counted from now) of `endpoint` and the `times - 1` after it."""
