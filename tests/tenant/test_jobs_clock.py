@@ -104,3 +104,33 @@ def test_download_says_content_encoding_only_when_configured(mgmt, app, tenant, 
     assert r.status_code == 200
     assert r.headers.get("content-encoding") == ("gzip" if encoded else None)
     assert gzip.decompress(raw) == b'{"email":"a@example.com"}\n'  # the same gzip bytes either way
+
+
+def test_tenant_serve_flags_switch_the_lost_answer_and_the_download_encoding(clock) -> None:  # noqa: ANN001
+    from starlette.testclient import TestClient
+
+    from auth0_migrate.cli import build_parser
+    from auth0_migrate.tenant.serve import build_app
+
+    args = build_parser().parse_args(["tenant", "serve", "--client-id", "c", "--client-secret", "s",
+                                      "--lose-import-answer", "drop", "--lose-import-answer", "503",
+                                      "--download-content-encoding"])
+    app, _ = build_app(args)
+    tenant = app.state.tenant
+    try:
+        assert tenant.faults.lose_import_answers == ["drop", 503]
+        assert tenant.config.download_content_encoding is True
+        cid = directory.create_connection(tenant.store, "Target", now=tenant.clock.now())["id"]
+        client = TestClient(app, base_url=tenant.config.base_url)
+        token = client.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": "c",
+                                                  "client_secret": "s", "audience": tenant.config.audience})
+        headers = {"authorization": f"Bearer {token.json()['access_token']}"}
+        files = {"users": ("u.json", b'[{"email":"a@example.com"}]', "application/json")}
+        with pytest.raises(OSError):
+            client.post("/api/v2/jobs/users-imports", headers=headers, data={"connection_id": cid}, files=files)
+        r = client.post("/api/v2/jobs/users-imports", headers=headers, data={"connection_id": cid}, files=files)
+        assert r.status_code == 503 and r.headers["x-injected-fault"] == "true"
+        assert tenant.faults.counts[LOST_ANSWER] == 2
+        assert tenant.store.one("SELECT COUNT(*) AS n FROM jobs")["n"] == 2  # both jobs were made
+    finally:
+        tenant.close()

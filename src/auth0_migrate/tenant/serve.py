@@ -21,7 +21,8 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201
     base_url = f"http://{args.host}:{args.port}"
     config = TenantConfig(name=args.name, plan=args.plan, db_path=args.db, client_id=args.client_id,
                           client_secret=args.client_secret, base_url=base_url, rate=args.rate, burst=args.burst,
-                          latency=args.latency, job_seconds=args.job_seconds)
+                          latency=args.latency, job_seconds=args.job_seconds,
+                          download_content_encoding=args.download_content_encoding)
     app = create_app(config)
     faults: Faults = app.state.tenant.faults
     for spec in args.fault:
@@ -31,6 +32,7 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201
     faults.job_pending_polls = args.job_pending_polls
     faults.expire_links_now = args.expire_links
     faults.search_lag = args.search_lag
+    faults.lose_import_answers.extend(a if a == "drop" else int(a) for a in args.lose_import_answer)
     return app, base_url
 
 
