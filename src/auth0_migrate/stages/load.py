@@ -42,6 +42,8 @@ SETTLE_PATIENCE = 600.0
 CLOCK_SKEW = 300.0
 """Seconds our clock may be ahead of Auth0's when telling the lost job's users from older ones."""
 SLOT_POLL = 5.0
+SLOT_MAX_WAIT = 60.0
+"""Longest sleep between uploads refused for want of a slot: each refused upload sends the file again."""
 SLOT_PATIENCE = 3 * 3600.0
 """Auth0 fails import jobs after 2 h, so slots free up within that; after this, stop (exit 75, resume later)."""
 ALREADY_CODES = frozenset({"CONFLICT", "CONFLICT_EMAIL", "CONFLICT_USERNAME", "DUPLICATED_USER"})
@@ -135,7 +137,7 @@ async def _submit(job: Job, file_id: int, body: bytes) -> str:
     clock = job.target.governor.clock
     external_id = f"auth0-migrate-{ledger.get_meta('run_id', 'run')}-{file_id}"
     waited_since = clock.now()
-    refusals = 0
+    refusals = busy = 0
     while True:
         ledger.db.execute("UPDATE files SET status = 'submitting', summary = ? WHERE file_id = ?",
                           (json.dumps({"sent_at": clock.now()}), file_id))
@@ -147,7 +149,8 @@ async def _submit(job: Job, file_id: int, body: bytes) -> str:
             ledger.db.execute("UPDATE files SET status = 'packed', summary = NULL WHERE file_id = ?", (file_id,))
             if clock.now() - waited_since > SLOT_PATIENCE:
                 raise
-            await _wait_for_slot(job)
+            busy += 1
+            await _wait_for_slot(job, busy)
         except TransientError as exc:  # a rate-limit 429: the upload was refused, so sending it again is safe
             ledger.db.execute("UPDATE files SET status = 'packed', summary = NULL WHERE file_id = ?", (file_id,))
             refusals += 1
@@ -157,16 +160,15 @@ async def _submit(job: Job, file_id: int, body: bytes) -> str:
             await clock.sleep(job.target.governor.backoff(refusals))
 
 
-async def _wait_for_slot(job: Job) -> None:
-    """Both import slots are taken: poll our own running jobs and sleep until the first is due to end."""
+async def _wait_for_slot(job: Job, busy: int) -> None:
+    """Both import slots are taken (the `busy`-th time in a row): poll our own running jobs and sleep
+    until the first is due to end; when none of ours runs (the slots are someone else's), back off."""
     clock = job.target.governor.clock
-    waits = [SLOT_POLL]
+    waits = [min(SLOT_MAX_WAIT, SLOT_POLL * 2 ** (busy - 1))]
     for row in job.ledger.q("SELECT job_id FROM files WHERE status = 'submitted' AND job_id IS NOT NULL"):
         state = await jobs.get_job(job.target, row["job_id"])
-        if state.status in ("pending", "processing"):
-            waits.append(state.time_left or SLOT_POLL)
-        else:
-            return  # one of ours has ended: its slot is free now
+        ended = state.status not in ("pending", "processing")
+        waits.append(1.0 if ended else state.time_left or SLOT_POLL)  # ended: its slot is free now
     await clock.sleep(max(1.0, min(waits)))
 
 
