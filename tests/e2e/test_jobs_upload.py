@@ -98,6 +98,20 @@ def test_an_upload_that_never_made_a_job_is_sent_again_after_patience(world: Wor
     _once_each(world, seeded, result)
 
 
+def test_a_rate_limited_upload_is_sent_again_at_once(world: World, tmp_path) -> None:
+    """A rate-limit 429 refused the upload (no job), unlike a lost answer: sent again after a short back-off."""
+    seeded, opts = _ready(world, tmp_path)
+    seeding_jobs = _import_jobs(world)
+    posts = world.tenant.faults.counts["POST /api/v2/jobs/users-imports"]
+    world.tenant.faults.fail_call("POST /api/v2/jobs/users-imports", nth=1, action=429)
+    started = world.clock.now()
+    result = migrate(world, opts)
+    assert world.tenant.faults.counts["POST /api/v2/jobs/users-imports"] - posts == 2  # the 429, then the job
+    assert _import_jobs(world) - seeding_jobs == _files(opts) == 1
+    assert world.clock.now() - started < load.SETTLE_PATIENCE  # nothing to settle: the 429 made no job
+    _once_each(world, seeded, result)
+
+
 def test_a_killed_run_that_left_a_file_submitting_settles_it_first(world: World, tmp_path, monkeypatch) -> None:
     """Killed after the upload reached the tenant, before the answer: the next run finds the users."""
     seeded, opts = _ready(world, tmp_path)

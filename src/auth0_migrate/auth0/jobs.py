@@ -35,6 +35,7 @@ EXPORT_FIELDS = ("user_id", "email", "email_verified", "username", "phone_number
 
 
 GZIP_MAGIC = b"\x1f\x8b"
+UPLOAD = "start a users import"
 SLOTS_BUSY = "active import users jobs"
 """What Auth0's 429 for a third concurrent import says ("There are 2 active import users jobs, ...")."""
 
@@ -173,11 +174,13 @@ async def export_connection(client: TenantClient, connection_id: str, fields: tu
 async def submit_import(client: TenantClient, connection_id: str, body: bytes, external_id: str) -> str:
     """POST one import file, once; its job id. `AnswerLost` when Auth0 may have made a job we cannot see."""
     try:
-        job = await client.call("start a users import", client.sdk.jobs.users_imports.create,
+        job = await client.call(UPLOAD, client.sdk.jobs.users_imports.create,
                                 users=("users.json", body, "application/json"), connection_id=connection_id,
                                 upsert=False, external_id=external_id, send_completion_email=False,
                                 request_options={"additional_headers": {SEND_ONCE: "1"}})
     except TransientError as exc:
+        if exc.operation != UPLOAD:  # e.g. no token: the upload never went out
+            raise
         if exc.status == 429 and SLOTS_BUSY in str(exc):
             raise ImportSlotsBusy(str(exc), status=429, code=exc.code, operation=exc.operation) from exc
         if exc.status != 429:  # no answer, a timeout or a 5xx: the job may exist

@@ -106,7 +106,8 @@ async def _import_file(job: Job, file_id: int) -> None:
                                   "checking the target before sending it again")
                 continue
             except TerminalError as exc:
-                ledger.db.execute("UPDATE files SET status = 'packed' WHERE file_id = ?", (file_id,))  # refused
+                if 400 <= exc.status < 500:  # refused, so no job was made; any other failure is settled later
+                    ledger.db.execute("UPDATE files SET status = 'packed' WHERE file_id = ?", (file_id,))
                 if exc.status == 413 and len(users) > 1:
                     _split(job, file_id, [u["ordinal"] for u in users])
                     continue
