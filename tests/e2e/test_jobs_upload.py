@@ -195,3 +195,20 @@ def _foreign_import(world: World, connection_id: str, email: str) -> None:
         finally:
             await client.aclose()
     asyncio.run(go())
+
+
+def test_the_tool_reads_a_204_from_the_errors_endpoint_as_no_errors(world: World) -> None:
+    from auth0_migrate.auth0 import jobs
+
+    target = world.connection(TARGET)
+
+    async def go() -> tuple[str, list, int]:
+        client = world.client()
+        try:
+            job_id = await jobs.submit_import(client, target, b'[{"email":"a@example.com"}]', "x")
+            state = await jobs.wait_for_job(client, job_id)
+            errors = await jobs.import_errors(client, job_id)
+            return state.status, errors, client.governor.stats.statuses[204]
+        finally:
+            await client.aclose()
+    assert asyncio.run(go()) == ("completed", [], 1)  # the errors endpoint answered 204, read as no errors
