@@ -9,7 +9,10 @@ app serves any request; so a poll, a users read, the active-import count of a ne
 all see its effects, and a job whose answer was lost (`faults.lose_import_answers`) still runs and
 holds one of the two import slots until then. Until it is due a poll answers `processing` with
 `percentage_done` and `time_left_seconds`. The fault outcome (`faults.next_job_outcome()`) is drawn
-when the job is created and applied when it finishes.
+when the job is created and applied when it finishes. Choices where Auth0 is silent: a job's work
+is dated when it became due (its users' `created_at`), however late it is observed; a job held by
+`job_pending_polls` is dated when its last pending poll released it; whether the export download
+carries `Content-Encoding: gzip` is a knob (`config.download_content_encoding`, off by default).
 Everything about a job (its row, the uploaded file until it is processed, the per-user errors,
 the export file) is deleted 24 h after creation, as Auth0 does; then every route answers 404.
 
