@@ -106,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--expire-links", type=int, default=0, metavar="N",
                    help="the first N export download links are born expired (0: none)")
     s.add_argument("--search-lag", type=float, default=0.0, metavar="S", help="new users unsearchable for S s")
+    s.add_argument("--lose-import-answer", action="append", default=[], metavar="drop|5xx",
+                   choices=("drop", "500", "502", "503", "504"),
+                   help="the next import job is made, then its answer is dropped or a 5xx (repeatable)")
+    s.add_argument("--download-content-encoding", action="store_true",
+                   help="export downloads also say Content-Encoding: gzip")
     e = tenant.add_parser("export-hashes", help="write a connection's support-ticket password-hash file")
     e.add_argument("--db", required=True, help="the tenant's SQLite file (tenant serve --db)")
     e.add_argument("--connection", required=True, help="connection name")

@@ -6,6 +6,8 @@
     ├── LedgerError                 the state file cannot be used: locked, newer schema, other job (exit 1)
     └── Auth0Error                  an answer from Auth0 (or the local tenant) we cannot go past
         ├── TransientError          429 after waiting, 5xx, timeouts, dropped connections (exit 75: run again)
+        │   ├── AnswerLost          a request the server may have acted on got no answer (an import upload)
+        │   └── ImportSlotsBusy     429 "There are 2 active import users jobs": wait for a slot, not a rate limit
         └── TerminalError           400, 401, 403, 404, 409, 413: retrying will not help (exit 1)
             ├── AuthenticationError bad client credentials, or a token the API refuses (401)
             ├── InsufficientScopeError  the token lacks scopes; `.scopes` names them (403)
@@ -54,6 +56,15 @@ class TransientError(Auth0Error):
     """Worth running again later: rate limits, server errors, timeouts, lost connections."""
 
     exit_code = 75
+
+
+class AnswerLost(TransientError):
+    """The request went out but its answer did not come (dropped connection, timeout, 5xx): what the
+    server did is unknown, so it is settled from the target, never sent again blindly."""
+
+
+class ImportSlotsBusy(TransientError):
+    """Auth0 runs at most two import jobs at once; the third is refused with a 429 that says so."""
 
 
 class TerminalError(Auth0Error):

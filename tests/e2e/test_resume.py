@@ -144,14 +144,27 @@ def test_import_submitted_but_not_recorded(world: World, tmp_path, monkeypatch) 
         raise Killed("after submit")
 
     monkeypatch.setattr(jobs, "submit_import", submit_then_die)
+    seeding_jobs = _import_jobs(world)
     with pytest.raises(Killed):
         migrate(world, opts)
-    # The lost job is still queued in the tenant; it runs when the tenant next looks at its jobs.
+    # The lost job runs on the tenant's clock; the next run settles the `submitting` file from the target.
     monkeypatch.setattr(jobs, "submit_import", original)
     result = migrate(world, opts)
-    # The resubmitted file met the users the lost job created: recognised, not failed, not duplicated.
-    assert result.users["already_in_target"] == seeded.users, dump(result)
+    # Its users were made by the lost job: recorded as imported, and the file was not sent a second time.
+    assert (result.users["imported"], result.users["already_in_target"]) == (seeded.users, 0), dump(result)
+    assert _import_jobs(world) - seeding_jobs == _files(opts) == 1
     _finished(world, seeded, before, grants, result)
+
+
+def _import_jobs(world: World) -> int:
+    return int(world.tenant.store.one("SELECT COUNT(*) AS n FROM jobs WHERE type = 'users_import'")["n"])
+
+
+def _files(opts) -> int:
+    import sqlite3
+
+    with sqlite3.connect(opts.state) as db:
+        return int(db.execute("SELECT COUNT(*) FROM files").fetchone()[0])
 
 
 def test_second_run_of_a_finished_migration_changes_nothing(world: World, tmp_path) -> None:

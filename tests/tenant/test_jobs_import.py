@@ -340,20 +340,23 @@ def test_duplicates_inside_one_file(mgmt, tenant, cid) -> None:  # noqa: ANN001
     assert tenant.store.one("SELECT COUNT(*) AS n FROM users")["n"] == 2
 
 
-def test_conflicts_with_existing_users_when_upsert_is_false(mgmt, tenant, cid) -> None:  # noqa: ANN001
+def test_existing_users_without_upsert_fail_as_recorded(mgmt, http, auth_headers, tenant, cid) -> None:  # noqa: ANN001
+    """DUPLICATED_USER, Auth0's message, no `path`: the go-auth0 recording TestJobManager_ReadErrors."""
     run(mgmt, cid, [{"email": "a@example.com", "username": "ann", "user_id": "u1", "phone_number": "+15550001"}])
     job = run(mgmt, cid, [
-        {"email": "a@example.com"},
+        {"email": "a@example.com", "email_verified": True},
         {"email": "x@example.com", "user_id": "u1"},
         {"email": "y@example.com", "username": "ann"},
         {"email": "z@example.com", "phone_number": "+15550001"},
         {"email": "new@example.com"},
     ])
     assert job.summary.model_dump() == {"failed": 4, "updated": 0, "inserted": 1, "total": 5}
-    errors = mgmt.jobs.errors.get(job.id)
-    assert {e.errors[0].code for e in errors} == {"CONFLICT"}
-    assert {e.errors[0].message for e in errors} == {"The user already exist and upsert parameter is false"}
-    assert [e.errors[0].path for e in errors] == ["email", "user_id", "username", "phone_number"]
+    raw = http.get(f"/api/v2/jobs/{job.id}/errors", headers=auth_headers).json()
+    assert raw[0] == {"user": {"email": "a@example.com", "email_verified": True}, "errors": [
+        {"code": "DUPLICATED_USER", "message": "The user already exist and upsert parameter is false"}]}
+    assert [item["errors"] for item in raw[1:]] == [
+        [{"code": "DUPLICATED_USER", "message": "The user already exist and upsert parameter is false"}]] * 3
+    assert [e.errors[0].path for e in mgmt.jobs.errors.get(job.id)] == [None] * 4  # the SDK takes it as recorded
 
 
 def test_same_email_in_another_connection_is_no_conflict(mgmt, tenant, cid, clock) -> None:  # noqa: ANN001

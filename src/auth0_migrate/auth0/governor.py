@@ -12,6 +12,8 @@ every stage goes through it:
 - On 429 it stops every sender until the reset time instead of hammering; 5xx, 408, timeouts and
   dropped connections are retried with exponential back-off and jitter. After `max_attempts` the
   last answer is handed back (the client turns it into `TransientError`).
+- A request with the `SEND_ONCE` header (an import upload: a job may exist even when the answer is
+  lost) is never re-sent: its answer, 429 included, or its transport error goes back to the caller.
 
 Time comes from an injected clock, so tests run without waiting.
 """
@@ -29,6 +31,9 @@ import httpx
 from ..clock import SYSTEM_CLOCK, Clock
 
 RETRY_STATUSES = frozenset({408, 500, 502, 503, 504})
+SEND_ONCE = "x-auth0-migrate-send-once"
+"""A request header (taken off before sending) for a request the server may act on even when the answer
+is lost, such as an import upload: sent once, every answer and transport error handed back as it came."""
 _ID_SEGMENT = re.compile(r"^/api/v2/(users|roles|jobs|connections|resource-servers|clients)/[^/]+")
 
 
@@ -180,6 +185,7 @@ class GovernedTransport(httpx.AsyncBaseTransport):
             gov.stats.calls[label] += 1
             return await self.inner.handle_async_request(request)
         paced = True
+        once = request.headers.pop(SEND_ONCE, None) is not None
         await request.aread()  # a body we can send again on retry
         attempt = 0
         while True:
@@ -197,14 +203,16 @@ class GovernedTransport(httpx.AsyncBaseTransport):
                     gov.in_flight -= 1
             except (httpx.TransportError, OSError):
                 gov.stats.transport_errors += 1
-                if attempt >= gov.max_attempts:
+                if once or attempt >= gov.max_attempts:
                     raise
                 gov.stats.retries += 1
                 await gov.clock.sleep(gov.backoff(attempt))
                 continue
             gov.stats.statuses[response.status_code] += 1
-            if paced:
+            if paced and not (once and response.status_code == 429):  # the caller reads that 429 itself
                 gov.observe(response)
+            if once:
+                return response
             if response.status_code == 429 and attempt < gov.max_attempts * 4:
                 gov.stats.retries += 1
                 continue

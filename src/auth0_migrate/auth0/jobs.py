@@ -2,7 +2,15 @@
 
 Polling never runs faster than a job can finish: it starts at `first_poll` seconds, follows the
 job's `time_left_seconds` when Auth0 gives one, and backs off to `max_poll`. An export's download
-link lives 60 s; a download that fails is retried with a fresh link from `GET /jobs/{id}`.
+link lives 60 s; a download that fails is retried with a fresh link from `GET /jobs/{id}`. The
+downloaded file is read as gzip when its first bytes are gzip's magic number (1f 8b) and as plain
+NDJSON otherwise: a client that honours `Content-Encoding: gzip` has already decoded it, and a file
+served without that header is still gzip (which the storage sends is not documented).
+
+An import upload is sent once (`SEND_ONCE`): when its answer is lost (dropped connection, timeout,
+5xx) Auth0 may have made the job, so `submit_import` raises `AnswerLost` and the caller settles what
+happened from the target. A 429 whose message says two import jobs are active raises
+`ImportSlotsBusy` (wait for a slot); any other 429 is a rate limit, and the upload was refused.
 """
 
 from __future__ import annotations
@@ -16,13 +24,20 @@ from typing import Any
 
 import orjson
 
-from ..errors import TransientError
+from ..errors import AnswerLost, ImportSlotsBusy, TransientError
 from .client import TenantClient
+from .governor import SEND_ONCE
 
 EXPORT_FIELDS = ("user_id", "email", "email_verified", "username", "phone_number", "phone_verified",
                  "given_name", "family_name", "name", "nickname", "picture", "blocked", "app_metadata",
                  "user_metadata", "identities", "created_at", "updated_at", "last_login", "logins_count")
 """Every profile field the import can carry, plus what the ledger needs (reference §1.5); always explicit."""
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+UPLOAD = "start a users import"
+SLOTS_BUSY = "active import users jobs"
+"""What Auth0's 429 for a third concurrent import says ("There are 2 active import users jobs, ...")."""
 
 
 @dataclass
@@ -115,7 +130,9 @@ def iter_export_lines(path: str) -> Iterator[tuple[int, str, dict[str, Any] | No
 
     The text is kept for a caller that stores the record as it came, without encoding it again.
     """
-    with gzip.open(path, "rt", encoding="utf-8") as lines:
+    with open(path, "rb") as raw:
+        gzipped = raw.read(2) == GZIP_MAGIC
+    with (gzip.open(path, "rt", encoding="utf-8") if gzipped else open(path, encoding="utf-8")) as lines:
         for number, line in enumerate(lines, 1):
             text = line.strip()
             if not text:
@@ -155,9 +172,20 @@ async def export_connection(client: TenantClient, connection_id: str, fields: tu
 
 
 async def submit_import(client: TenantClient, connection_id: str, body: bytes, external_id: str) -> str:
-    job = await client.call("start a users import", client.sdk.jobs.users_imports.create,
-                            users=("users.json", body, "application/json"), connection_id=connection_id,
-                            upsert=False, external_id=external_id, send_completion_email=False)
+    """POST one import file, once; its job id. `AnswerLost` when Auth0 may have made a job we cannot see."""
+    try:
+        job = await client.call(UPLOAD, client.sdk.jobs.users_imports.create,
+                                users=("users.json", body, "application/json"), connection_id=connection_id,
+                                upsert=False, external_id=external_id, send_completion_email=False,
+                                request_options={"additional_headers": {SEND_ONCE: "1"}})
+    except TransientError as exc:
+        if exc.operation != UPLOAD:  # e.g. no token: the upload never went out
+            raise
+        if exc.status == 429 and SLOTS_BUSY in str(exc):
+            raise ImportSlotsBusy(str(exc), status=429, code=exc.code, operation=exc.operation) from exc
+        if exc.status != 429:  # no answer, a timeout or a 5xx: the job may exist
+            raise AnswerLost(str(exc), status=exc.status, code=exc.code, operation=exc.operation) from exc
+        raise
     return str(job.id)
 
 

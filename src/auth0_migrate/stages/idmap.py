@@ -91,19 +91,25 @@ async def map_ids(job: Job, *, phase: str = "idmap") -> None:
     ledger.mark_phase(phase)
 
 
+async def find_in_target(job: Job, email: str) -> dict[str, Any] | None:
+    """The target connection's user with this email, from `GET /users-by-email` (immediately consistent)."""
+    connection = job.target_connection.name
+    users = await job.target.call(f"look up {email} in the target", job.target.sdk.users.list_users_by_email,
+                                  email=email)
+    for user in users or []:
+        data = user.model_dump(mode="json")
+        if any(i.get("connection") == connection for i in data.get("identities") or []):
+            return data
+    return None
+
+
 async def _look_up(job: Job, pending: dict[str, int]) -> None:
     """Per-user fallback for users the export did not show (e.g. created after it started)."""
     connection = job.target_connection.name
     found: list[dict[str, Any]] = []
 
     async def look(email: str) -> dict[str, Any] | None:
-        users = await job.target.call(f"look up {email} in the target", job.target.sdk.users.list_users_by_email,
-                                      email=email)
-        for user in users or []:
-            data = user.model_dump(mode="json")
-            if any(i.get("connection") == connection for i in data.get("identities") or []):
-                return data
-        return None
+        return await find_in_target(job, email)
 
     def done(email: str, user: dict[str, Any] | None) -> None:
         if user is not None:

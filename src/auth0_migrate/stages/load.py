@@ -1,25 +1,51 @@
 """Stage 5: import files as bulk import jobs, at most two in flight, every error kept.
 
 Each file's state is in the ledger before and after each step: `packed` -> `submitting` (about to
-POST) -> `submitted` (job id known) -> `done`. A run killed after a POST but before its job id was
-recorded resubmits the file: the users the lost job created then come back as CONFLICT errors and
-are recognised (by the id map) as already in the target, never imported twice. A 413 splits the
-file in two; a failed or expired job is submitted again, up to three times.
+POST, with the time it was sent) -> `submitted` (job id known) -> `done`. An upload is never sent
+again blindly: if its answer is lost (dropped connection, timeout, 5xx), or a killed run left the
+file `submitting`, Auth0 may have made a job we cannot see (it has no job list), which runs anyway.
+So the file is settled from the target first (`_settle`): its users are looked up by email until the
+lost job shows (a user created since the file was sent) or `SETTLE_PATIENCE` passes, and again while
+more keep appearing; those found are recorded, and only the rest are sent again, in a new job. A 429
+"There are 2 active import users jobs" waits for a slot (our jobs are polled meanwhile), it is not
+a rate limit. A 413 splits the file in two; a failed or expired job is submitted again, up to three
+times.
+
+Choices where Auth0 is silent:
+- `SETTLE_PATIENCE` (10 min of tenant clock) for a lost job to show: Auth0 publishes no queue delay;
+  a job that starts later than that meets a second job for the users not found, whose users then
+  fail `DUPLICATED_USER` and are recognised (by the id map) as already in the target: never twice.
+- A user found in the target counts as made by the lost job when it was created no earlier than
+  `CLOCK_SKEW` before the file was sent (our clock against Auth0's `created_at`); an older one was
+  there before, and is recorded as already in the target, as a resend would have found it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+from datetime import datetime
 from typing import Any
 
 from ..auth0 import jobs
-from ..errors import TerminalError
+from ..errors import AnswerLost, ImportSlotsBusy, TerminalError, TransientError
 from ..passwords import redact
 from .context import Job
+from .idmap import find_in_target
+from .pool import run_pool
 from .prepare import import_body
 
 MAX_IN_FLIGHT = 2
 MAX_ATTEMPTS = 3
+SETTLE_PATIENCE = 600.0
+"""Seconds (tenant clock) to wait for the job of a lost upload to show its users in the target."""
+CLOCK_SKEW = 300.0
+"""Seconds our clock may be ahead of Auth0's when telling the lost job's users from older ones."""
+SLOT_POLL = 5.0
+SLOT_MAX_WAIT = 60.0
+"""Longest sleep between uploads refused for want of a slot: each refused upload sends the file again."""
+SLOT_PATIENCE = 3 * 3600.0
+"""Auth0 fails import jobs after 2 h, so slots free up within that; after this, stop (exit 75, resume later)."""
 ALREADY_CODES = frozenset({"CONFLICT", "CONFLICT_EMAIL", "CONFLICT_USERNAME", "DUPLICATED_USER"})
 """Codes that mean 'a user like this already exists': confirmed against the target by the id map."""
 
@@ -57,28 +83,36 @@ async def _import_file(job: Job, file_id: int) -> None:
         row = ledger.one("SELECT * FROM files WHERE file_id = ?", (file_id,))
         if row is None or row["status"] == "done":
             return
+        if row["status"] == "submitting":  # an upload whose answer never came, in this run or a killed one
+            await _settle(job, file_id, row)
+            continue
         job_id = row["job_id"] if row["status"] == "submitted" else None
         if job_id is None:
             if row["attempts"] >= MAX_ATTEMPTS:
                 _fail_file(job, file_id, "JOB_FAILED", f"import job failed {row['attempts']} times")
                 return
-            users = ledger.q("SELECT ordinal, record, credential FROM users WHERE file_id = ? ORDER BY ordinal",
-                             (file_id,))
+            users = ledger.q("SELECT ordinal, record, credential FROM users WHERE file_id = ? AND status = 'ready' "
+                             "ORDER BY ordinal", (file_id,))
             if not users:
                 ledger.db.execute("UPDATE files SET status = 'done' WHERE file_id = ?", (file_id,))
                 return
             body = import_body(users)
-            ledger.db.execute("UPDATE files SET status = 'submitting', attempts = attempts + 1, bytes = ? "
-                              "WHERE file_id = ?", (len(body), file_id))
-            external_id = f"auth0-migrate-{ledger.get_meta('run_id', 'run')}-{file_id}"
+            ledger.db.execute("UPDATE files SET attempts = attempts + 1, bytes = ? WHERE file_id = ?",
+                              (len(body), file_id))
             try:
-                job_id = await jobs.submit_import(job.target, job.target_connection.id, body, external_id)
+                job_id = await _submit(job, file_id, body)
+            except AnswerLost as exc:
+                job.reporter.warn(f"the answer to the upload of file {file_id} was lost ({exc}); "
+                                  "checking the target before sending it again")
+                continue
             except TerminalError as exc:
+                if 400 <= exc.status < 500:  # refused, so no job was made; any other failure is settled later
+                    ledger.db.execute("UPDATE files SET status = 'packed' WHERE file_id = ?", (file_id,))
                 if exc.status == 413 and len(users) > 1:
                     _split(job, file_id, [u["ordinal"] for u in users])
                     continue
                 raise
-            ledger.db.execute("UPDATE files SET status = 'submitted', job_id = ? WHERE file_id = ?",
+            ledger.db.execute("UPDATE files SET status = 'submitted', job_id = ?, summary = NULL WHERE file_id = ?",
                               (job_id, file_id))
         state = await jobs.wait_for_job(job.target, job_id)
         if state.status != "completed":
@@ -93,6 +127,118 @@ async def _import_file(job: Job, file_id: int) -> None:
             continue
         _record_results(job, file_id, job_id, errors, state.summary or {})
         return
+
+
+async def _submit(job: Job, file_id: int, body: bytes) -> str:
+    """POST the file, recorded `submitting` (with the time) just before; wait for a slot while two jobs run.
+
+    `AnswerLost` leaves the file `submitting` for `_settle`; a refusal (429, 4xx) leaves it `packed`.
+    """
+    ledger = job.ledger
+    clock = job.target.governor.clock
+    external_id = f"auth0-migrate-{ledger.get_meta('run_id', 'run')}-{file_id}"
+    waited_since = clock.now()
+    refusals = busy = 0
+    while True:
+        ledger.db.execute("UPDATE files SET status = 'submitting', summary = ? WHERE file_id = ?",
+                          (json.dumps({"sent_at": clock.now()}), file_id))
+        try:
+            return await jobs.submit_import(job.target, job.target_connection.id, body, external_id)
+        except AnswerLost:
+            raise
+        except ImportSlotsBusy:
+            ledger.db.execute("UPDATE files SET status = 'packed', summary = NULL WHERE file_id = ?", (file_id,))
+            if clock.now() - waited_since > SLOT_PATIENCE:
+                raise
+            busy += 1
+            await _wait_for_slot(job, busy)
+        except TransientError as exc:  # a rate-limit 429: the upload was refused, so sending it again is safe
+            ledger.db.execute("UPDATE files SET status = 'packed', summary = NULL WHERE file_id = ?", (file_id,))
+            refusals += 1
+            if refusals >= job.target.governor.max_attempts:
+                raise
+            job.reporter.warn(f"upload of file {file_id} refused by the rate limit ({exc.status}); sending it again")
+            await clock.sleep(job.target.governor.backoff(refusals))
+
+
+async def _wait_for_slot(job: Job, busy: int) -> None:
+    """Both import slots are taken (the `busy`-th time in a row): poll our own running jobs and sleep
+    until the first is due to end; when none of ours runs (the slots are someone else's), back off."""
+    clock = job.target.governor.clock
+    waits = [min(SLOT_MAX_WAIT, SLOT_POLL * 2 ** (busy - 1))]
+    for row in job.ledger.q("SELECT job_id FROM files WHERE status = 'submitted' AND job_id IS NOT NULL"):
+        state = await jobs.get_job(job.target, row["job_id"])
+        ended = state.status not in ("pending", "processing")
+        waits.append(1.0 if ended else state.time_left or SLOT_POLL)  # ended: its slot is free now
+    await clock.sleep(max(1.0, min(waits)))
+
+
+def _epoch(value: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+async def _settle(job: Job, file_id: int, row: Any) -> None:
+    """Find out from the target what a `submitting` file's lost upload did, before anything is sent again.
+
+    Bounded: a small sample of the file's users is looked up until one shows that the lost job ran
+    (created since the file was sent) or `SETTLE_PATIENCE` passes; then every user not yet found is
+    looked up, again while each pass finds more (a job still running). Found users are recorded
+    (`imported` when made since the file was sent, `conflict` when older: already in the target);
+    the file is done when all were found, and otherwise `packed` with only the rest left to send.
+    """
+    ledger = job.ledger
+    clock = job.target.governor.clock
+    sent_at = (json.loads(row["summary"]) if row["summary"] else {}).get("sent_at")
+    users = {r["email"]: r["ordinal"] for r in ledger.q(
+        "SELECT ordinal, email FROM users WHERE file_id = ? AND status = 'ready' AND email IS NOT NULL "
+        "ORDER BY ordinal", (file_id,))}
+    emails = list(users)
+
+    def ours(user: dict[str, Any] | None) -> bool:
+        created = _epoch(user.get("created_at")) if user else None
+        return user is not None and (sent_at is None or (created is not None and created >= sent_at - CLOCK_SKEW))
+
+    found: dict[str, dict[str, Any]] = {}
+
+    async def look(wanted: list[str]) -> dict[str, dict[str, Any]]:
+        hits: dict[str, dict[str, Any]] = {}
+
+        def keep(email: str, user: dict[str, Any] | None) -> None:
+            if user is not None:
+                hits[email] = user
+
+        await run_pool(wanted, lambda email: find_in_target(job, email), on_result=keep)
+        return hits
+
+    deadline = clock.now() + SETTLE_PATIENCE
+    delay = SLOT_POLL
+    sample = list(dict.fromkeys(emails[i] for i in {0, len(emails) // 2, len(emails) - 1} if emails))
+    while sample and not any(ours(u) for u in (await look(sample)).values()) and clock.now() < deadline:
+        await clock.sleep(delay)
+        delay = min(60.0, delay * 2)
+    while True:
+        new = await look([e for e in emails if e not in found])
+        found.update(new)
+        if not new or len(found) == len(emails) or clock.now() >= deadline:
+            break
+        await clock.sleep(SLOT_POLL)  # the job may still be running: look again for the rest
+    with ledger.tx() as db:
+        for email, user in found.items():
+            if ours(user):
+                db.execute("UPDATE users SET status = 'imported', credential = NULL WHERE ordinal = ?", (users[email],))
+            else:
+                db.execute("UPDATE users SET status = 'conflict', stage = 'import', code = 'DUPLICATED_USER', "
+                           "message = ?, credential = NULL WHERE ordinal = ?",
+                           ("already in the target before this file was sent", users[email]))
+        left = len(emails) - len(found)
+        db.execute("UPDATE files SET status = ?, job_id = NULL, summary = ? WHERE file_id = ?",
+                   ("done" if left == 0 else "packed", json.dumps({"settled": len(found), "to_send": left}),
+                    file_id))
+    job.reporter.warn(f"file {file_id}: {len(found)} of its users are in the target after the lost upload; "
+                      f"{left} to send again")
 
 
 def _split(job: Job, file_id: int, ordinals: list[int]) -> None:

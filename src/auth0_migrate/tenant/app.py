@@ -137,6 +137,7 @@ def _wrap(tenant: Tenant, ep: Endpoint):  # noqa: ANN202
             if ep.auth:
                 ctx.claims = oauth.authenticate(ctx)
                 oauth.check_scopes(ctx)
+            jobs.advance(tenant)  # jobs run on the clock: whatever this request observes, due jobs have run
             response = await ep.handler(ctx)
         except ApiError as exc:
             return _error(exc.status, exc.body(), {**headers, **exc.headers})

@@ -43,6 +43,9 @@ class TenantConfig:
     job_seconds: float = 0.0
     """How long an import or export job takes to process, in clock seconds."""
     signing_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    download_content_encoding: bool = False
+    """Export downloads also say `Content-Encoding: gzip`, so an HTTP client decodes them on the way
+    (Auth0 does not say which its storage sends); off, they are plain `application/gzip` bytes."""
 
     def __post_init__(self) -> None:
         if self.plan not in PLANS:

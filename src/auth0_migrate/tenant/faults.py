@@ -63,6 +63,9 @@ class Faults:
     """Faults that fired, by endpoint (call faults) or switch name: see the module docstring."""
     deletes_ignored: int = 0
     """The next N `DELETE /connections/{id}/users?email=` answer 204 and delete nothing (counts down as each fires)."""
+    lose_import_answers: list[Action] = field(default_factory=list)
+    """One action per import job to come: the job is made and runs on the clock, then its answer is lost:
+    'drop' cuts the connection, a 5xx status answers instead (the next import job takes the next action)."""
 
     def fail_call(self, endpoint: str, nth: int = 1, action: Action = 500, times: int = 1) -> None:
         """Answer the `nth` call (1-based, counted from now) of `endpoint` and the `times - 1` after it."""

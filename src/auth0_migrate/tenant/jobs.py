@@ -2,12 +2,17 @@
 `GET /jobs/{id}/errors`, and the signed download of export files (`GET /exports/...`).
 
 A job lives in the `jobs` table and moves pending -> processing -> completed | failed | expired.
-Nothing runs in the background: a job may finish once the tenant clock reaches
-`created_at + config.job_seconds` and it has answered `faults.job_pending_polls` polls with
-`pending`; it is then run to completion, synchronously, the next time it is polled (GET /jobs/{id}
-or /errors) or when active import jobs are counted for the 2-job limit. Until it is due a poll
-answers `processing` with `percentage_done` and `time_left_seconds`. The fault outcome
-(`faults.next_job_outcome()`) is drawn when the job is created and applied when it finishes.
+It runs on the tenant clock whether or not anyone polls it, as on Auth0: once the clock reaches
+`created_at + config.job_seconds` (and it has answered `faults.job_pending_polls` polls with
+`pending`) it is due, and `advance` runs every due job, in the order they became due, before the
+app serves any request; so a poll, a users read, the active-import count of a new job or an export
+all see its effects, and a job whose answer was lost (`faults.lose_import_answers`) still runs and
+holds one of the two import slots until then. Until it is due a poll answers `processing` with
+`percentage_done` and `time_left_seconds`. The fault outcome (`faults.next_job_outcome()`) is drawn
+when the job is created and applied when it finishes. Choices where Auth0 is silent: a job's work
+is dated when it became due (its users' `created_at`), however late it is observed; a job held by
+`job_pending_polls` is dated when its last pending poll released it; whether the export download
+carries `Content-Encoding: gzip` is a knob (`config.download_content_encoding`, off by default).
 Everything about a job (its row, the uploaded file until it is processed, the per-user errors,
 the export file) is deleted 24 h after creation, as Auth0 does; then every route answers 404.
 
@@ -19,11 +24,14 @@ Import follows Auth0's rules (reference §2.3-2.7): per-user schema errors (`imp
 against the target connection's users:
 
 * upsert false: a match on email, user_id, username or phone number fails the user with code
-  `CONFLICT`, "The user already exist and upsert parameter is false". Auth0 also documents
-  `CONFLICT_EMAIL` and `CONFLICT_USERNAME`, but no source says when they are used (only a tenant
-  flag, `import_user_match_user_profile_on_user_id`, that this tenant does not model), while the
-  one real message seen in the wild comes with the generic code; so every match answers
-  `CONFLICT`, and `path` names the field that matched.
+  `DUPLICATED_USER`, "The user already exist and upsert parameter is false", and no `path`: what
+  real Auth0 answered for a match on email (go-auth0 recording TestJobManager_ReadErrors), and what
+  Auth0 support describes for any matching user (community.auth0.com/t/149738). The recording
+  matched on email only; the same answer for the other keys is our choice.
+* `CONFLICT`: Auth0 documents `CONFLICT`, `CONFLICT_EMAIL` and `CONFLICT_USERNAME` but no source
+  (docs, recordings, SDKs, community) says when they are answered (only a tenant flag,
+  `import_user_match_user_profile_on_user_id`, that this tenant does not model). So `CONFLICT` is
+  kept only for the two upsert refusals below, where Auth0 publishes a message but no code.
 * upsert true: a match on email updates only the upsertable fields (metadata replaced, not
   merged). A user that matches on another field only fails with `CONFLICT` (choice: inserting it
   would duplicate the key). `password_hash` is never updated (ignored). A `custom_password_hash`
@@ -34,8 +42,9 @@ against the target connection's users:
 * `email_verified` is false unless the file says true, also on upsert (the OAS: "with or without
   upsert ... set to false when the email address is added or updated").
 
-The errors endpoint answers 204 while a job has not finished (choice: Auth0 documents nothing for
-that case) and the generic job object for `failed` and `expired` jobs.
+The errors endpoint answers 204 with no body when a finished job has no per-user errors (the OAS:
+"The job was retrieved, but no errors were found"), and also while a job has not finished (choice:
+Auth0 documents nothing for that case); the generic job object for `failed` and `expired` jobs.
 
 Export files are gzipped NDJSON (or CSV with Auth0's OWASP escaping), named after the tenant and
 served at `{base_url}/exports/{job_id}/{tenant}.json.gz?expires=...&signature=...`: an HMAC of the
@@ -74,6 +83,7 @@ from starlette.responses import Response
 from .. import passwords
 from .connections import require_enabled_client
 from .directory import connection_names, get_connection, insert_user, iso, new_id, update_profile, user_json
+from .faults import DroppedConnection
 from .http import ApiError, Ctx, _json_type, body_error, router
 from .import_validation import parse_import_file, validate_user
 from .store import Store, dumps, loads, register_schema
@@ -99,6 +109,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at);
 CREATE INDEX IF NOT EXISTS jobs_active ON jobs(type, status);
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs(status, due_at);
 CREATE TABLE IF NOT EXISTS job_files (
     job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
     kind TEXT NOT NULL,
@@ -129,8 +140,11 @@ CONNECTION_ID_PATTERN = r"^con_[A-Za-z0-9]{16}$"
 _JOB_ID_RE = re.compile(JOB_ID_PATTERN)
 _CONNECTION_ID_RE = re.compile(CONNECTION_ID_PATTERN)
 
-CONFLICT_MESSAGE = "The user already exist and upsert parameter is false"
+EXISTS_MESSAGE = "The user already exist and upsert parameter is false"
+"""Recorded with code `DUPLICATED_USER` and no `path` (go-auth0 recording TestJobManager_ReadErrors)."""
 HASH_DEFINED_MESSAGE = "A custom_password_hash was provided, but the user already has password hash defined"
+LOST_ANSWER = "POST /api/v2/jobs/users-imports: answer lost"
+"""The key of `faults.injected` that counts import jobs made whose answer `faults.lose_import_answers` lost."""
 TOO_MANY_IMPORTS = (f"There are {MAX_ACTIVE_IMPORTS} active import users jobs, please wait until some of them"
                     " are finished and try again")
 
@@ -163,12 +177,36 @@ def _job_id(ctx: Ctx) -> str:
     return job_id
 
 
+def advance(tenant: Tenant, now: float | None = None) -> int:
+    """Run every job that is due by the tenant clock, in the order they became due; returns how many ran.
+
+    Jobs run on the tenant's clock whether or not anyone polls them, as on Auth0: the app calls this
+    before every request it serves, so any observation (a poll, a users read, the active-import count
+    of a new job, a download) sees the effects of every job due by then. A job held by
+    `faults.job_pending_polls` waits until it has answered that many polls.
+    """
+    now = tenant.config.clock.now() if now is None else now
+    held = tenant.faults.job_pending_polls
+    due = tenant.store.query("SELECT id FROM jobs WHERE status = 'pending' AND due_at <= ? AND polls >= ?"
+                             " ORDER BY due_at, created_at", (now, held))
+    if not due:
+        return 0
+    with tenant.store.tx() as db:
+        for found in due:
+            job = db.execute("SELECT * FROM jobs WHERE id = ? AND status = 'pending'", (found["id"],)).fetchone()
+            if job is not None:
+                # Unheld, it ran when it became due; a held job runs when its last pending poll released it.
+                _finish(tenant, db, job, job["due_at"] if held == 0 else now)
+    return len(due)
+
+
 def _poll(tenant: Tenant, job_id: str, now: float, missing: str) -> tuple[sqlite3.Row, bool]:
-    """Count one poll of the job and run it to completion if it is due; 404 if it is unknown or purged.
+    """Count one poll of the job (after `advance`); 404 if it is unknown or purged.
 
     Returns the job and whether this poll is one of the first `faults.job_pending_polls`, which
     answer `pending` whatever the clock says.
     """
+    advance(tenant, now)
     with tenant.store.tx() as db:
         _purge(db, now)
         db.execute("UPDATE jobs SET polls = polls + 1 WHERE id = ? AND status = 'pending'", (job_id,))
@@ -178,25 +216,16 @@ def _poll(tenant: Tenant, job_id: str, now: float, missing: str) -> tuple[sqlite
         held = job["status"] == "pending" and job["polls"] <= tenant.faults.job_pending_polls
         if held:
             tenant.faults.injected["job_pending_polls"] += 1
-        if job["status"] == "pending" and not held and now >= job["due_at"]:
-            _finish(tenant, db, job, now)
-            job = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
     return job, held
 
 
 def _active_imports(tenant: Tenant, now: float) -> int:
-    """Import jobs still pending or processing, after finishing those that are due."""
+    """Import jobs still pending or processing, after running those that are due."""
+    advance(tenant, now)
     with tenant.store.tx() as db:
         _purge(db, now)
-        pending = db.execute("SELECT * FROM jobs WHERE type = 'users_import' AND status = 'pending'"
-                             " ORDER BY created_at").fetchall()
-        active = 0
-        for job in pending:
-            if job["polls"] >= tenant.faults.job_pending_polls and now >= job["due_at"]:
-                _finish(tenant, db, job, now)
-            else:
-                active += 1
-    return active
+        return int(db.execute("SELECT COUNT(*) FROM jobs WHERE type = 'users_import' AND status = 'pending'")
+                   .fetchone()[0])
 
 
 def _finish(tenant: Tenant, db: sqlite3.Connection, job: sqlite3.Row, now: float) -> None:
@@ -315,6 +344,13 @@ async def create_import(ctx: Ctx) -> Response:
     if _active_imports(ctx.tenant, now) >= MAX_ACTIVE_IMPORTS:
         raise ApiError(429, TOO_MANY_IMPORTS)
     job = _create_job(ctx.tenant, "users_import", connection, params, now, upload=data)
+    faults = ctx.tenant.faults
+    if faults.lose_import_answers:
+        lost = faults.lose_import_answers.pop(0)
+        faults.injected[LOST_ANSWER] += 1
+        if lost == "drop":
+            raise DroppedConnection(f"fault switch dropped the answer of import job {job['id']}")
+        raise ApiError(int(lost), "Injected fault", "fault_injected", headers={"x-injected-fault": "true"})
     return ctx.json(_job_json(ctx.tenant, job, now), 202)
 
 
@@ -429,7 +465,7 @@ def _run_import(tenant: Tenant, db: sqlite3.Connection, job: sqlite3.Row,
         if match is not None:
             column, row = match
             if not upsert:
-                failures.append({"user": user, "errors": [_error("CONFLICT", CONFLICT_MESSAGE, column)]})
+                failures.append({"user": user, "errors": [_error("DUPLICATED_USER", EXISTS_MESSAGE)]})
                 continue
             if column != "email":
                 failures.append({"user": user, "errors": [_error(
@@ -699,6 +735,8 @@ async def download_export(ctx: Ctx) -> Response:
         found = db.execute("SELECT data FROM job_files WHERE job_id = ? AND kind = 'export'", (job_id,)).fetchone()
     if found is None:
         return _cdn_error(404, "NoSuchKey", "The specified key does not exist.")
-    return Response(found["data"], media_type="application/gzip",
-                    headers={"content-disposition": f'attachment; filename="{file_name}"'})
+    headers = {"content-disposition": f'attachment; filename="{file_name}"'}
+    if ctx.tenant.config.download_content_encoding:
+        headers["content-encoding"] = "gzip"
+    return Response(found["data"], media_type="application/gzip", headers=headers)
 

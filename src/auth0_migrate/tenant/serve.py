@@ -22,7 +22,8 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201
     scopes = tuple(args.client_scopes.replace(",", " ").split()) if args.client_scopes else None
     config = TenantConfig(name=args.name, plan=args.plan, db_path=args.db, client_id=args.client_id,
                           client_secret=args.client_secret, client_scopes=scopes, base_url=base_url, rate=args.rate,
-                          burst=args.burst, latency=args.latency, job_seconds=args.job_seconds)
+                          burst=args.burst, latency=args.latency, job_seconds=args.job_seconds,
+                          download_content_encoding=args.download_content_encoding)
     app = create_app(config)
     faults: Faults = app.state.tenant.faults
     for spec in args.fault:
@@ -32,6 +33,7 @@ def build_app(args: argparse.Namespace):  # noqa: ANN201
     faults.job_pending_polls = args.job_pending_polls
     faults.expire_links = args.expire_links
     faults.search_lag = args.search_lag
+    faults.lose_import_answers.extend(a if a == "drop" else int(a) for a in args.lose_import_answer)
     return app, base_url
 
 
