@@ -180,8 +180,9 @@ def test_a_client_without_a_grant_is_told_to_authorize_it(world: World) -> None:
 
 # -- the table of needed scopes is what the tool really calls ---------------------------------------
 
-CONDITIONAL = {("GET", "/jobs/{id}/errors"), ("GET", "/users-by-email")}
-"""Declared but called only when an import job reports failures / the id-map export misses a user."""
+CONDITIONAL = {("GET", "/jobs/{id}/errors"), ("GET", "/users-by-email"), ("GET", "/users/{id}")}
+"""Declared but called only when an import job reports failures / the id-map export misses a user / cutover
+confirms a deletion by id (under keep in one tenant the id is shared, so it confirms by email instead)."""
 
 
 def _calls_since(world: World, before: dict[str, int]) -> set[tuple[str, str]]:

@@ -59,6 +59,7 @@ OPERATIONS: dict[str, Operation] = {
     "give a user permissions": _op("POST", "/users/{id}/permissions", "update:users"),
     "list APIs": _op("GET", "/resource-servers", "read:resource_servers"),
     "find users by email": _op("GET", "/users-by-email", "read:users"),
+    "read a user": _op("GET", "/users/{id}", "read:users", "read:current_user", "read:user_idp_tokens"),
     "delete a connection's user by email": _op("DELETE", "/connections/{id}/users", "delete:users"),
 }
 
@@ -76,7 +77,9 @@ _VERIFY = (CROSS + "list roles", "list role members", "read a user's permissions
 
 USES: dict[Command, dict[Side, tuple[str, ...]]] = {
     "run": {
-        "source": (*_READ_SOURCE, *_SOURCE_GRANTS, CUTOVER + "delete a connection's user by email"),
+        # Cutover confirms each deletion by reading the user back (by id, or by email under keep in one tenant).
+        "source": (*_READ_SOURCE, *_SOURCE_GRANTS, CUTOVER + "delete a connection's user by email",
+                   CUTOVER + "read a user", CUTOVER + "find users by email"),
         "target": (*_IMPORT, *_ID_MAP, *_RESTORE, *_VERIFY),
     },
     "plan": {
