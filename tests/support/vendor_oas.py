@@ -6,6 +6,8 @@ every path, operation, response and schema -- as compact JSON, less what no chec
 
 * ``description`` and ``summary`` strings, ``example``/``examples`` and ``x-*`` extensions, all
   annotations that JSON Schema 2020-12 and OpenAPI validation ignore;
+* except a response's own ``description`` (``responses.403.description``): it is short, and it is
+  where Auth0 writes which scopes a 403 expects (``tests/unit/test_scopes.py`` reads it);
 * never a key of a name map (``properties``, ``schemas``, ``paths``, ``responses``...), so a property
   that happens to be called ``description`` or ``example`` stays.
 
@@ -31,12 +33,14 @@ NAME_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions"
 ANNOTATIONS = frozenset({"description", "summary", "example", "examples"})
 
 
-def reduce(node: Any, parent_key: str | None = None) -> Any:
-    """The spec without annotations (see the module docstring)."""
+def reduce(node: Any, parent_key: str | None = None, response: bool = False) -> Any:
+    """The spec without annotations (see the module docstring); `response` marks a response object."""
     if isinstance(node, dict):
         is_name_map = parent_key in NAME_MAPS
-        return {key: reduce(value, key) for key, value in node.items()
-                if is_name_map or not (key in ANNOTATIONS or (isinstance(key, str) and key.startswith("x-")))}
+        keep = {"description"} if response else set()
+        return {key: reduce(value, key, response=parent_key == "responses") for key, value in node.items()
+                if is_name_map or key in keep
+                or not (key in ANNOTATIONS or (isinstance(key, str) and key.startswith("x-")))}
     if isinstance(node, list):
         return [reduce(item) for item in node]
     return node
