@@ -8,8 +8,8 @@ What it holds (schema version `SCHEMA_VERSION`):
 
 - `meta`: the job's fingerprint (which tenants, connections and options) and the phases done.
 - `users`: one row per source user: the import record, its credential until the import is
-  confirmed (then cleared: the ledger keeps no hashes of imported users), the target id, status,
-  failure, and the progress flags of restore, verification and cutover.
+  confirmed (then cleared: the ledger keeps no hashes of imported users), the target id, status
+  (`UserStatus`), failure, and the progress flags of restore, verification and cutover.
 - `hashes`: the support-ticket hash file indexed on disk for the join; emptied once joined.
 - `permissions`, `roles`, `role_members`: each user's DIRECT permissions and role memberships.
 - `files`, `job_errors`: import files (users by `file_id`; bodies are rebuilt, never stored), their
@@ -17,6 +17,21 @@ What it holds (schema version `SCHEMA_VERSION`):
 - `problems`: input problems (bad lines, hashes with no user, listed users not in the source).
 
 The file is created 0600 and locked (`flock`) while a run uses it.
+
+User states, and which failures a re-run retries
+------------------------------------------------
+Every user ends a run migrated (`MIGRATED`), not carried with a reason (`NOT_CARRIED`), or still
+on its way (`UNFINISHED`, which the summary lists as not carried too). A failure is either
+*final* (Auth0 or the tool refused the user's data: it stays failed until the data changes) or
+*retryable* (`RETRYABLE_CODES`: the user's import job failed or expired as a whole, so nothing is
+known to be wrong with the user). `retryable()` is the one place that decides; a re-run puts
+retryable users back in line (`requeue_retryable`).
+
+Hash material leaves the ledger as soon as a user is migrated or finally refused, whichever path
+set the state: the `users_clear_hash_*` triggers empty `credential` and take
+`password_hash`/`custom_password_hash` out of `record` whenever a row enters such a state. A user
+failed for a retryable reason keeps both (in this 0600 file) because the retry has to rebuild
+its import file; nothing else can bring the hash back without the owner's files.
 """
 
 from __future__ import annotations
@@ -27,13 +42,43 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import Any, Final, Literal, get_args
 
 import orjson
 
 from .errors import LedgerError
 
 SCHEMA_VERSION = 1
+
+UserStatus = Literal["exported", "ready", "conflict", "imported", "already_in_target", "held_back", "failed",
+                     "invalid"]
+"""Where a user stands; every status a row can hold (the `users.status` CHECK of new ledgers)."""
+MIGRATED: Final = ("imported", "already_in_target")
+NOT_CARRIED: Final = ("failed", "invalid", "held_back")
+"""Ended without being carried, with a stage, a code and a message."""
+UNFINISHED: Final = ("exported", "ready", "conflict")
+"""On the way: a run that ends with users here did not finish them (the summary names each one)."""
+RETRYABLE_CODES: Final = frozenset({"JOB_FAILED", "JOB_EXPIRED"})
+"""Failure codes a re-run retries: the import job failed or expired as a whole (never a user's data)."""
+
+assert set(get_args(UserStatus)) == {*MIGRATED, *NOT_CARRIED, *UNFINISHED}
+
+
+def retryable(code: str | None) -> bool:
+    """Whether a failed user is put back in line by the next run (job-level) or stays failed (its data)."""
+    return code in RETRYABLE_CODES
+
+
+def _sql_list(values: Iterable[str]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in sorted(values)) + ")"
+
+
+_HASH_KEYS = "'$.password_hash', '$.custom_password_hash'"
+_FINAL_WITHOUT_HASH = (f"NEW.status IN {_sql_list((*MIGRATED, *NOT_CARRIED, 'conflict'))} "
+                       f"AND (NEW.code IS NULL OR NEW.code NOT IN {_sql_list(RETRYABLE_CODES)}) "
+                       "AND (NEW.credential IS NOT NULL OR instr(NEW.record, 'password_hash') > 0)")
+_CLEAR_HASH = (f"UPDATE users SET credential = NULL, record = CASE WHEN json_valid(record) "
+               f"THEN json_remove(record, {_HASH_KEYS}) ELSE NULL END WHERE ordinal = NEW.ordinal;")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,7 +92,7 @@ CREATE TABLE IF NOT EXISTS users (
     has_credential INTEGER NOT NULL DEFAULT 0,
     hash_match TEXT,
     target_id TEXT,
-    status TEXT NOT NULL DEFAULT 'exported',
+    status TEXT NOT NULL DEFAULT 'exported' CHECK (status IN STATUSES),
     file_id INTEGER,
     stage TEXT, code TEXT, message TEXT,
     perms_read INTEGER NOT NULL DEFAULT 0,
@@ -74,7 +119,12 @@ CREATE TABLE IF NOT EXISTS files (file_id INTEGER PRIMARY KEY, bytes INTEGER, us
 CREATE TABLE IF NOT EXISTS job_errors (job_id TEXT, file_id INTEGER, email TEXT, code TEXT, message TEXT,
     path TEXT);
 CREATE TABLE IF NOT EXISTS problems (kind TEXT NOT NULL, ref TEXT, detail TEXT NOT NULL);
-"""
+CREATE TRIGGER IF NOT EXISTS users_clear_hash_on_update AFTER UPDATE OF status ON users
+    WHEN FINAL_WITHOUT_HASH BEGIN CLEAR_HASH END;
+CREATE TRIGGER IF NOT EXISTS users_clear_hash_on_insert AFTER INSERT ON users
+    WHEN FINAL_WITHOUT_HASH BEGIN CLEAR_HASH END;
+""".replace("STATUSES", _sql_list(get_args(UserStatus))).replace("FINAL_WITHOUT_HASH", _FINAL_WITHOUT_HASH) \
+    .replace("CLEAR_HASH", _CLEAR_HASH)
 
 
 def dumps(value: Any) -> str:
@@ -241,6 +291,23 @@ class Ledger:
     def add_problems(self, rows: Iterable[tuple[str, str | None, str]]) -> None:
         self.db.executemany("INSERT INTO problems (kind, ref, detail) VALUES (?, ?, ?)", rows)
 
-    def fail_user(self, ordinal: int, stage: str, code: str, message: str, status: str = "failed") -> None:
-        self.db.execute("UPDATE users SET status = ?, stage = ?, code = ?, message = ?, credential = NULL"
-                        " WHERE ordinal = ?", (status, stage, code, message, ordinal))
+    def fail_user(self, ordinal: int, stage: str, code: str, message: str, status: UserStatus = "failed") -> None:
+        """Record why a user was not carried; its hash goes with it unless the failure is `retryable`."""
+        self.db.execute("UPDATE users SET status = ?, stage = ?, code = ?, message = ? WHERE ordinal = ?",
+                        (status, stage, code, message, ordinal))
+
+    def requeue_retryable(self) -> int:
+        """Put users whose import job failed or expired back in line (ready, no file); how many.
+
+        The phases after packing are opened again, so this run packs, imports, maps, restores and
+        verifies them (each phase skips what it already did for the others).
+        """
+        with self.tx() as db:
+            count = db.execute(f"UPDATE users SET status = 'ready', file_id = NULL, stage = NULL, code = NULL, "
+                               f"message = NULL WHERE status = 'failed' AND code IN {_sql_list(RETRYABLE_CODES)}"
+                               ).rowcount
+            if count:
+                db.execute("DELETE FROM meta WHERE key IN ('phase:pack', 'phase:import', 'phase:idmap', "
+                           "'idmap_export_job_id', 'phase:restore', 'phase:verify', 'phase:cutover', "
+                           "'phase:reapply', 'phase:verify-after-cutover')")
+        return count

@@ -4,12 +4,16 @@ Each file's state is in the ledger before and after each step: `packed` -> `subm
 POST) -> `submitted` (job id known) -> `done`. A run killed after a POST but before its job id was
 recorded resubmits the file: the users the lost job created then come back as CONFLICT errors and
 are recognised (by the id map) as already in the target, never imported twice. A 413 splits the
-file in two; a failed or expired job is submitted again, up to three times.
+file in two; a failed or expired job is submitted again, up to three times. After that its users
+fail with `JOB_FAILED`/`JOB_EXPIRED`, codes the ledger counts as retryable: the next run packs and
+imports them again (`Ledger.requeue_retryable`), while users Auth0 refused for their data keep
+Auth0's own code and stay failed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from ..auth0 import jobs
@@ -60,7 +64,7 @@ async def _import_file(job: Job, file_id: int) -> None:
         job_id = row["job_id"] if row["status"] == "submitted" else None
         if job_id is None:
             if row["attempts"] >= MAX_ATTEMPTS:
-                _fail_file(job, file_id, "JOB_FAILED", f"import job failed {row['attempts']} times")
+                _fail_file(job, file_id, row["attempts"], row["summary"])
                 return
             users = ledger.q("SELECT ordinal, record, credential FROM users WHERE file_id = ? ORDER BY ordinal",
                              (file_id,))
@@ -108,7 +112,12 @@ def _split(job: Job, file_id: int, ordinals: list[int]) -> None:
     job.reporter.warn(f"import file {file_id} was refused as too large (413); split it in two")
 
 
-def _fail_file(job: Job, file_id: int, code: str, message: str) -> None:
+def _fail_file(job: Job, file_id: int, attempts: int, summary: str | None) -> None:
+    """Every job of this file failed or expired: its users fail with a job-level (retryable) code."""
+    last = (json.loads(summary) if summary else {}).get("status") or "failed"
+    code = "JOB_EXPIRED" if last == "expired" else "JOB_FAILED"
+    message = (f"the import job of file {file_id} failed or expired {attempts} times (the last one {last}); "
+               "nothing is known to be wrong with the user: run the same command again to retry")
     with job.ledger.tx() as db:
         ready = db.execute("SELECT ordinal FROM users WHERE file_id = ? AND status = 'ready'", (file_id,)).fetchall()
         for row in ready:

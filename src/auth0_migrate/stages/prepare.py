@@ -132,10 +132,15 @@ def _ready(job: Job) -> Iterator[tuple[str, bytes]]:
 def pack_users(job: Job) -> None:
     """Assign every ready user to an import file as close to the size limit as is safe.
 
+    Users a failed or expired import job left behind are put back in line first (a re-run retries them).
+
     One transaction, written file by file as the packer hands them over: memory stays flat however
     many users there are.
     """
     ledger = job.ledger
+    retried = ledger.requeue_retryable()
+    if retried:
+        job.reporter.info(f"{retried} users whose import job failed or expired are packed and imported again")
     if ledger.phase_done("pack"):
         return
     job.reporter.phase("pack import files")
