@@ -24,7 +24,7 @@ from typing import Any
 
 from .auth0.client import TenantClient
 from .errors import InsufficientScopeError, UsageError
-from .ledger import Ledger
+from .ledger import MIGRATED, NOT_CARRIED, Ledger
 from .model import (
     EXIT_FAILED_USERS,
     EXIT_OK,
@@ -171,17 +171,36 @@ async def verify_again(options: MigrationOptions, *, source: TenantClient, targe
         job.ledger.close()
 
 
-def summarize(ledger: Ledger) -> RunResult:
-    """The run's numbers, failures and differences, read from the ledger (so `status` shows the same)."""
+def _unfinished_reason(row: Any) -> str:
+    """Why a user that is neither migrated nor refused is not in the target (the summary's guard)."""
+    status = row["status"]
+    if status == "exported":
+        return "read from the source but not yet transformed; run the same command again to continue"
+    if status == "ready":
+        where = f" (import file {row['file_id']})" if row["file_id"] else ""
+        return f"ready but not yet imported{where}; run the same command again to continue"
+    if status == "conflict":
+        said = f"{row['code']}: {row['message']}" if row["message"] else row["code"] or "a conflict"
+        return f"the import answered {said}, and the user was not yet found in the target"
+    return f"left in the state {status!r}, which this version of auth0-migrate does not know"
+
+
+def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True) -> RunResult:
+    """The run's numbers, failures and differences, read from the ledger (so `status` shows the same).
+
+    Every user is counted once: migrated (`imported`, `already_in_target`), `held_back`, `failed`, or
+    `pending` (anything else). Every user not migrated is in `failures` with a reason: a pending user
+    as `NOT_FINISHED` (unless `unfinished_are_failures` is False, as for `plan`, where all are pending).
+    """
     count = lambda sql: int(ledger.scalar(sql) or 0)  # noqa: E731
-    migrated = "status IN ('imported', 'already_in_target')"
+    migrated = f"status IN {MIGRATED!r}"
     users = {
         "selected": count("SELECT COUNT(*) FROM users"),
         "imported": count("SELECT COUNT(*) FROM users WHERE status = 'imported'"),
         "already_in_target": count("SELECT COUNT(*) FROM users WHERE status = 'already_in_target'"),
         "held_back": count("SELECT COUNT(*) FROM users WHERE status = 'held_back'"),
         "failed": count("SELECT COUNT(*) FROM users WHERE status IN ('failed', 'invalid')"),
-        "pending": count("SELECT COUNT(*) FROM users WHERE status IN ('exported', 'ready', 'conflict')"),
+        "pending": count(f"SELECT COUNT(*) FROM users WHERE status NOT IN {(*MIGRATED, *NOT_CARRIED)!r}"),
         "deleted_from_source": count("SELECT COUNT(*) FROM users WHERE deleted = 1"),
         "verified": count(f"SELECT COUNT(*) FROM users WHERE {migrated} AND profile_ok = 1 AND grants_ok = 1"),
         "with_password_hash": count("SELECT COUNT(*) FROM users WHERE has_credential = 1"),
@@ -194,8 +213,11 @@ def summarize(ledger: Ledger) -> RunResult:
         "role_memberships_in_source": count("SELECT COUNT(*) FROM role_members"),
     }
     failures = [Failure(r["source_id"], r["email"], r["stage"] or "", r["code"] or "", r["message"] or "")
-                for r in ledger.q("SELECT source_id, email, stage, code, message FROM users WHERE status IN "
-                                  "('failed', 'invalid', 'held_back') ORDER BY ordinal")]
+                if r["status"] in NOT_CARRIED else
+                Failure(r["source_id"], r["email"], r["stage"] or r["status"], "NOT_FINISHED", _unfinished_reason(r))
+                for r in ledger.q("SELECT source_id, email, status, stage, code, message, file_id FROM users "
+                                  f"WHERE status NOT IN {MIGRATED!r} ORDER BY ordinal")
+                if unfinished_are_failures or r["status"] in NOT_CARRIED]
     differences = [{"user_id": r["source_id"], "target_id": r["target_id"], "email": r["email"],
                     "differences": json.loads(r["diffs"])}
                    for r in ledger.q(f"SELECT source_id, target_id, email, diffs FROM users WHERE {migrated} AND "
@@ -252,7 +274,7 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
                 target_apis = {a for a, _ in (await restore.target_permissions(job) or set())}
                 source_apis = await _api_identifiers(job.source)
                 missing_apis = sorted(a for a in source_apis if a not in target_apis)
-            summary = summarize(ledger)
+            summary = summarize(ledger, unfinished_are_failures=False)
             n = summary.users["selected"] - summary.users["held_back"] - summary.users["failed"]
             files = len(summary.reports["import_files"])
             calls = _estimate_calls(n, files, len(source_roles), options)

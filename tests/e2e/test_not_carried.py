@@ -10,6 +10,8 @@ import json
 import os
 from typing import Any
 
+import pytest
+
 from auth0_migrate.passwords import make_credential
 from auth0_migrate.stages import transform
 
@@ -145,3 +147,64 @@ def test_refused_users_leave_no_hash_in_the_ledger(world: World, tmp_path) -> No
         for user in good + refused:
             for secret in _secrets({k: v for k, v in user.items() if k.endswith("password_hash")}):
                 assert secret.encode() not in data, (state, user["user_id"])
+
+
+# -- item 3: no user vanishes from the report --------------------------------------------------------------
+
+
+def test_two_users_with_one_email_the_second_is_refused_by_name(world: World, tmp_path) -> None:
+    world.connection(SOURCE)
+    world.connection(TARGET)
+    cred = make_credential("pw-same", "sha1", salt="salt-salt-salt")
+    users = [{"user_id": "first", "email": "Same@example.com", **cred},
+             {"user_id": "other", "email": "other@example.com", **cred},
+             {"user_id": "second", "email": "same@example.com", "given_name": "Second", **cred}]
+    result = migrate(world, options(tmp_path, from_file=_users_file(tmp_path, users)))
+    assert result.exit_code == 3, dump(result)
+    assert result.users["imported"] == result.users["verified"] == 2
+    assert result.users["failed"] == 1 and result.users["pending"] == 0
+    failures = _failures(result)
+    assert list(failures) == ["auth0|second"]
+    assert failures["auth0|second"]["code"] == "DUPLICATE_EMAIL"
+    assert failures["auth0|second"]["message"].startswith("email: same@example.com is also the email of auth0|first")
+    target = world.users(TARGET)
+    assert sorted(u["email"] for u in target) == ["other@example.com", "same@example.com"]
+    assert "Second" not in next(u["profile"] for u in target if u["email"] == "same@example.com")
+
+
+def test_a_stopped_run_lists_every_user_it_did_not_finish(world: World, tmp_path, monkeypatch) -> None:
+    """`status` of a run that stopped before the import: each user is a failure with a reason, none only a count."""
+    from auth0_migrate.pipeline import status
+    from auth0_migrate.stages import load
+
+    class Stopped(BaseException):
+        pass
+
+    async def stop(job):  # noqa: ANN001, ANN202
+        raise Stopped
+
+    world.connection(SOURCE)
+    world.connection(TARGET)
+    users = [{"user_id": f"s{n}", "email": f"s{n}@example.com", **make_credential(f"pw{n}", "md5")}
+             for n in range(3)]
+    users.append({"user_id": "bad", "email": "not-an-email", **make_credential("pw", "md5")})
+    opts = options(tmp_path, from_file=_users_file(tmp_path, users))
+    monkeypatch.setattr(load, "import_users", stop)
+    with pytest.raises(Stopped):
+        migrate(world, opts)
+    result = status(opts.state or "")
+    assert result.exit_code == 3, dump(result)
+    counts = result.users
+    assert counts["pending"] == 3 and counts["failed"] == 1
+    assert counts["imported"] + counts["already_in_target"] + counts["held_back"] + counts["failed"] \
+        + counts["pending"] == counts["selected"] == 4
+    failures = _failures(result)
+    assert set(failures) == {f"auth0|{u['user_id']}" for u in users}
+    assert failures["auth0|bad"]["code"] == "FORMAT"
+    for n in range(3):
+        assert failures[f"auth0|s{n}"]["code"] == "NOT_FINISHED"
+        assert "not yet imported" in failures[f"auth0|s{n}"]["message"]
+    # Running again finishes them.
+    monkeypatch.undo()
+    again = migrate(world, opts)
+    assert again.users["imported"] == 3 and list(_failures(again)) == ["auth0|bad"], dump(again)

@@ -129,6 +129,33 @@ def _ready(job: Job) -> Iterator[tuple[str, bytes]]:
             yield str(row["ordinal"]), combine(row["record"], row["credential"])
 
 
+def refuse_duplicate_emails(job: Job) -> int:
+    """Users ready to import whose email an earlier ready user has: refused, named, before any upload.
+
+    A connection holds one user per email, so the import would refuse all but one of them, and the
+    id map (which finds new ids by email) could give two source users one target user. The first
+    (in source order) goes on; each later one fails with `DUPLICATE_EMAIL`, naming the first.
+    Returns how many were refused.
+    """
+    ledger = job.ledger
+    rows = ledger.q("SELECT ordinal, source_id, email FROM users WHERE status = 'ready' AND email IN "
+                    "(SELECT email FROM users WHERE status = 'ready' AND email IS NOT NULL GROUP BY email "
+                    "HAVING COUNT(*) > 1) ORDER BY email, ordinal")
+    first: dict[str, Any] = {}
+    refused = 0
+    with ledger.tx():
+        for row in rows:
+            kept = first.setdefault(row["email"], row)
+            if kept is row:
+                continue
+            ledger.fail_user(row["ordinal"], "transform", "DUPLICATE_EMAIL",
+                             f"email: {row['email']} is also the email of {kept['source_id']}, which is "
+                             "imported in its place; a connection holds one user per email")
+            ledger.db.execute("UPDATE users SET file_id = NULL WHERE ordinal = ?", (row["ordinal"],))
+            refused += 1
+    return refused
+
+
 def pack_users(job: Job) -> None:
     """Assign every ready user to an import file as close to the size limit as is safe.
 
@@ -144,6 +171,7 @@ def pack_users(job: Job) -> None:
     if ledger.phase_done("pack"):
         return
     job.reporter.phase("pack import files")
+    refuse_duplicate_emails(job)
     with ledger.tx() as db:
         next_id = (ledger.scalar("SELECT MAX(file_id) FROM files") or 0) + 1
         for packed in pack_encoded(_ready(job)):
