@@ -208,3 +208,64 @@ def test_a_stopped_run_lists_every_user_it_did_not_finish(world: World, tmp_path
     monkeypatch.undo()
     again = migrate(world, opts)
     assert again.users["imported"] == 3 and list(_failures(again)) == ["auth0|bad"], dump(again)
+
+
+# -- item 6: a digest of the wrong length is refused by name, in plan and in run --------------------------
+
+
+def test_digests_of_impossible_length_are_refused_by_name(world: World, tmp_path) -> None:
+    import asyncio
+
+    from auth0_migrate.pipeline import plan
+
+    world.connection(SOURCE)
+    world.connection(TARGET)
+
+    def spoiled(password: str, algorithm: str, change, **params: Any) -> dict[str, Any]:  # noqa: ANN001
+        credential = make_credential(password, algorithm, **params)
+        value = credential["custom_password_hash"]["hash"]
+        value["value"] = change(value["value"])
+        return credential
+
+    users = [
+        {"user_id": "ok-md5", "email": "ok-md5@example.com", **make_credential("pw-ok", "md5")},
+        {"user_id": "md5-33", "email": "md5-33@example.com", **spoiled("pw1", "md5", lambda v: v + "0")},
+        {"user_id": "sha1-b64", "email": "sha1-b64@example.com",
+         **spoiled("pw2", "sha1", lambda v: v[:20], encoding="base64")},
+        {"user_id": "hmac-short", "email": "hmac-short@example.com", **spoiled("pw3", "hmac", lambda v: v[:-2])},
+        {"user_id": "pbkdf2-l", "email": "pbkdf2-l@example.com",
+         **spoiled("pw4", "pbkdf2", lambda v: v.replace("l=32", "l=64"), keylen=32)},
+        {"user_id": "ok-sha512", "email": "ok-sha512@example.com",
+         **make_credential("pw-ok2", "sha512", encoding="base64")},
+    ]
+    refused = {"auth0|md5-33", "auth0|sha1-b64", "auth0|hmac-short", "auth0|pbkdf2-l"}
+    opts = options(tmp_path, from_file=_users_file(tmp_path, users))
+
+    async def planned() -> dict[str, Any]:
+        client = world.client()
+        try:
+            return await plan(opts, source=client)
+        finally:
+            await client.aclose()
+
+    before = asyncio.run(planned())
+    assert before["users"]["will_fail"] == 4 and before["users"]["will_import"] == 2, before
+    assert {f["user_id"] for f in before["failures"]} == refused
+    assert world.users(TARGET) == []
+
+    result = migrate(world, opts)
+    assert result.exit_code == 3, dump(result)
+    assert result.users["imported"] == result.users["verified"] == 2
+    failures = _failures(result)
+    assert set(failures) == refused
+    for failure in failures.values():
+        assert failure["code"] == "DIGEST_LENGTH" and failure["stage"] == "transform"
+        assert failure["message"].startswith("custom_password_hash.hash.value: ")
+    assert "the md5 digest is 16 bytes, 32 hex characters; this value is 33 characters" \
+        in failures["auth0|md5-33"]["message"]
+    assert "l=64" in failures["auth0|pbkdf2-l"]["message"]
+    text = json.dumps(result.as_dict())
+    for user in users:
+        assert user["custom_password_hash"]["hash"]["value"] not in text
+    assert {u["email"] for u in world.users(TARGET)} == {"ok-md5@example.com", "ok-sha512@example.com"}
+    assert world.login(TARGET, "ok-sha512@example.com", "pw-ok2") == 200
