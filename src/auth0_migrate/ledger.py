@@ -10,7 +10,9 @@ What it holds (schema version `SCHEMA_VERSION`):
 - `users`: one row per source user: the import record, its credential until the import is
   confirmed (then cleared: the ledger keeps no hashes of imported users), the target id, status
   (`UserStatus`), failure, and the progress flags of restore, verification and cutover.
-- `hashes`: the support-ticket hash file indexed on disk for the join; emptied once joined.
+- `hashes`: the support-ticket hash file indexed on disk for the join, the first row of each user id;
+  `hash_repeats`: the later rows of a user id (kept by a trigger as the file is read), and
+  `hash_held`: users whose rows disagree, held back. All three are emptied once joined.
 - `permissions`, `roles`, `role_members`: each user's DIRECT permissions and role memberships.
 - `files`, `job_errors`: import files (users by `file_id`; bodies are rebuilt, never stored), their
   jobs and every per-user error Auth0 returned (Auth0 deletes them after 24 h).
@@ -108,6 +110,12 @@ CREATE INDEX IF NOT EXISTS users_status ON users(status);
 CREATE INDEX IF NOT EXISTS users_file ON users(file_id);
 CREATE TABLE IF NOT EXISTS hashes (user_id TEXT PRIMARY KEY, email TEXT, credential TEXT, line_no INTEGER);
 CREATE INDEX IF NOT EXISTS hashes_email ON hashes(email);
+CREATE TABLE IF NOT EXISTS hash_repeats (user_id TEXT NOT NULL, line_no INTEGER NOT NULL, credential TEXT);
+CREATE TABLE IF NOT EXISTS hash_held (user_id TEXT PRIMARY KEY, lines TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS hashes_keep_repeats BEFORE INSERT ON hashes
+    WHEN EXISTS (SELECT 1 FROM hashes WHERE user_id = NEW.user_id)
+    BEGIN INSERT INTO hash_repeats (user_id, line_no, credential) VALUES (NEW.user_id, NEW.line_no, NEW.credential);
+    END;
 CREATE TABLE IF NOT EXISTS permissions (ordinal INTEGER NOT NULL, api TEXT NOT NULL, name TEXT NOT NULL,
     PRIMARY KEY (ordinal, api, name));
 CREATE TABLE IF NOT EXISTS roles (source_role_id TEXT PRIMARY KEY, name TEXT NOT NULL, target_role_id TEXT,

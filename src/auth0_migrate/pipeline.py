@@ -67,6 +67,8 @@ def check_options(options: MigrationOptions, same_tenant: bool) -> None:
         raise UsageError("the source and target connections are the same connection")
     if options.missing_hash not in ("hold", "import"):
         raise UsageError("--missing-hash must be hold or import")
+    if options.duplicate_hash not in ("first", "last", "hold"):
+        raise UsageError("--duplicate-hash must be first, last or hold")
     for flag, path in (("--password-hashes", options.password_hashes), ("--from-file", options.from_file),
                        ("--users", options.users_file)):
         if path and not os.path.isfile(path):
@@ -100,7 +102,9 @@ def fingerprint(options: MigrationOptions, source: TenantClient, target: TenantC
             "password_hashes": os.path.abspath(options.password_hashes) if options.password_hashes else None,
             "from_file": os.path.abspath(options.from_file) if options.from_file else None,
             "users_file": os.path.abspath(options.users_file) if options.users_file else None,
-            "missing_hash": options.missing_hash}
+            "missing_hash": options.missing_hash,
+            # Only when chosen: ledgers written before the flag existed keep resuming.
+            **({"duplicate_hash": options.duplicate_hash} if options.duplicate_hash != "hold" else {})}
 
 
 async def open_job(options: MigrationOptions, source: TenantClient, target: TenantClient | None,

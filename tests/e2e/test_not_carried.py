@@ -269,3 +269,85 @@ def test_digests_of_impossible_length_are_refused_by_name(world: World, tmp_path
         assert user["custom_password_hash"]["hash"]["value"] not in text
     assert {u["email"] for u in world.users(TARGET)} == {"ok-md5@example.com", "ok-sha512@example.com"}
     assert world.login(TARGET, "ok-sha512@example.com", "pw-ok2") == 200
+
+
+# -- item 5: hash lines that disagree are never settled silently ------------------------------------------
+
+
+def _hash_file_with_repeats(world: World, tmp_path) -> tuple[str, dict[str, str], dict[str, str], list[str]]:
+    """The support file with, for one user, a second line holding another hash (an old password), and for
+    another user the same line twice. Returns (path, ids by email, passwords, every hash in the file)."""
+    from auth0_migrate.passwords import bcrypt_hash
+
+    with open(world.hash_file(str(tmp_path / "all.ndjson")), encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    ids = {u["email"]: u["user_id"] for u in world.users(SOURCE)}
+    emails = sorted(ids)
+    changed, repeated = emails[0], emails[1]
+    old = dict(next(r for r in rows if r["email"] == changed), passwordHash=bcrypt_hash("an-old-password"))
+    lines = [*rows, old, next(r for r in rows if r["email"] == repeated)]  # the old hash on the later line
+    path = _users_file(tmp_path, lines, "hashes.ndjson")
+    return path, ids, {"changed": changed, "repeated": repeated}, [r["passwordHash"] for r in lines]
+
+
+def test_disagreeing_hash_lines_hold_the_user_back_by_name(world: World, tmp_path) -> None:
+    seeded = world.seed(users=8)
+    world.connection(TARGET)
+    path, ids, who, hashes = _hash_file_with_repeats(world, tmp_path)
+    with open(path, encoding="utf-8") as f:
+        line_of = {}
+        for n, line in enumerate(f, 1):
+            line_of.setdefault(json.loads(line)["email"], []).append(n)
+    changed, repeated = who["changed"], who["repeated"]
+    assert len(line_of[changed]) == len(line_of[repeated]) == 2
+
+    result = migrate(world, options(tmp_path, password_hashes=path))
+    assert result.exit_code == 3, dump(result)
+    assert result.users["held_back"] == 1 and result.users["imported"] == result.users["verified"] == 7
+    failures = _failures(result)
+    assert list(failures) == [ids[changed]]
+    held = failures[ids[changed]]
+    assert held["code"] == "CONFLICTING_HASHES" and held["stage"] == "hashes"
+    first, second = line_of[changed]
+    assert f"lines {first} and {second} give {ids[changed]} different password hashes" in held["message"]
+    assert "--duplicate-hash" in held["message"]
+    # The identical repeat is no conflict: the user moved, and the repeated line is reported as a counted problem.
+    problems = result.reports["problems"]["hash-file"]
+    assert [p["ref"] for p in problems] == [str(line_of[repeated][1])]
+    assert f"repeats line {line_of[repeated][0]} for user {ids[repeated]}" in problems[0]["detail"]
+    assert changed not in {u["email"] for u in world.users(TARGET)}
+    blocked = '"blocked":true' in next(u["profile"] for u in world.users(SOURCE) if u["email"] == repeated)
+    assert world.login(TARGET, repeated, seeded.passwords[repeated]) == (401 if blocked else 200)
+    assert world.login(TARGET, repeated, "wrong") == 403
+    text = json.dumps(result.as_dict())
+    assert not [h for h in hashes if h in text or h[7:29] in text]
+    data = _ledger_bytes(str(tmp_path / "state.sqlite"))
+    assert not [h for h in hashes if h.encode() in data]
+
+
+def test_the_owner_can_choose_the_first_or_the_last_line(world: World, tmp_path) -> None:
+    seeded = world.seed(users=6)
+    world.connection(TARGET)
+    path, ids, who, _ = _hash_file_with_repeats(world, tmp_path)
+    changed = who["changed"]
+    blocked = '"blocked":true' in next(u["profile"] for u in world.users(SOURCE) if u["email"] == changed)
+    ok = 401 if blocked else 200
+
+    first = migrate(world, options(tmp_path, password_hashes=path, duplicate_hash="first",
+                                   state=str(tmp_path / "first.sqlite")))
+    assert first.exit_code == 0, dump(first)
+    assert first.users["imported"] == 6 and first.failures == []
+    chosen = [p for p in first.reports["problems"]["hash-file"] if "different password hashes" in p["detail"]]
+    assert len(chosen) == 1 and ids[changed] in chosen[0]["detail"]
+    assert "(--duplicate-hash first)" in chosen[0]["detail"]
+    assert world.login(TARGET, changed, seeded.passwords[changed]) == ok
+    assert world.login(TARGET, changed, "an-old-password") == 403
+
+    # `last`, into a fresh target connection: the later line (the old password) wins, as asked.
+    world.connection("Newer-DB")
+    last = migrate(world, options(tmp_path, password_hashes=path, duplicate_hash="last",
+                                  target_connection="Newer-DB", state=str(tmp_path / "last.sqlite")))
+    assert last.exit_code == 0, dump(last)
+    assert "(--duplicate-hash last)" in json.dumps(last.reports["problems"])
+    assert world.login("Newer-DB", changed, "an-old-password") == ok
+    assert world.login("Newer-DB", changed, seeded.passwords[changed]) == 403
