@@ -30,10 +30,12 @@ known to be wrong with the user). `retryable()` is the one place that decides; a
 retryable users back in line (`requeue_retryable`).
 
 Hash material leaves the ledger as soon as a user is migrated or finally refused, whichever path
-set the state: the `users_clear_hash_*` triggers empty `credential` and take
-`password_hash`/`custom_password_hash` out of `record` whenever a row enters such a state. A user
-failed for a retryable reason keeps both (in this 0600 file) because the retry has to rebuild
-its import file; nothing else can bring the hash back without the owner's files.
+set the state: the `users_clear_hash_on_update` trigger empties `credential` and takes
+`password_hash`/`custom_password_hash` out of `record` whenever a row's status changes to such a
+state, and `clear_refused_hashes` does the same for rows written refused in the first place (the
+export's ingest; a trigger on every insert would double the cost of ingesting a million users).
+A user failed for a retryable reason keeps both (in this 0600 file) because the retry has to
+rebuild its import file; nothing else can bring the hash back without the owner's files.
 """
 
 from __future__ import annotations
@@ -76,11 +78,15 @@ def _sql_list(values: Iterable[str]) -> str:
 
 
 _HASH_KEYS = "'$.password_hash', '$.custom_password_hash'"
+_NOT_RETRYABLE = f"(code IS NULL OR code NOT IN {_sql_list(RETRYABLE_CODES)})"
+_WITHOUT_HASH_RECORD = f"CASE WHEN json_valid(record) THEN json_remove(record, {_HASH_KEYS}) ELSE NULL END"
+# Only a record stored as it came (`exported`: a --from-file user waiting for the join) can hold hash keys:
+# transform moves them into `credential`. So the record is searched only when it leaves that state.
 _FINAL_WITHOUT_HASH = (f"NEW.status IN {_sql_list((*MIGRATED, *NOT_CARRIED, 'conflict'))} "
-                       f"AND (NEW.code IS NULL OR NEW.code NOT IN {_sql_list(RETRYABLE_CODES)}) "
-                       "AND (NEW.credential IS NOT NULL OR instr(NEW.record, 'password_hash') > 0)")
-_CLEAR_HASH = (f"UPDATE users SET credential = NULL, record = CASE WHEN json_valid(record) "
-               f"THEN json_remove(record, {_HASH_KEYS}) ELSE NULL END WHERE ordinal = NEW.ordinal;")
+                       f"AND {_NOT_RETRYABLE.replace('code', 'NEW.code')} "
+                       "AND (NEW.credential IS NOT NULL OR (OLD.status = 'exported' "
+                       "AND instr(NEW.record, 'password_hash') > 0))")
+_CLEAR_HASH = f"UPDATE users SET credential = NULL, record = {_WITHOUT_HASH_RECORD} WHERE ordinal = NEW.ordinal;"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -128,8 +134,6 @@ CREATE TABLE IF NOT EXISTS job_errors (job_id TEXT, file_id INTEGER, email TEXT,
     path TEXT);
 CREATE TABLE IF NOT EXISTS problems (kind TEXT NOT NULL, ref TEXT, detail TEXT NOT NULL);
 CREATE TRIGGER IF NOT EXISTS users_clear_hash_on_update AFTER UPDATE OF status ON users
-    WHEN FINAL_WITHOUT_HASH BEGIN CLEAR_HASH END;
-CREATE TRIGGER IF NOT EXISTS users_clear_hash_on_insert AFTER INSERT ON users
     WHEN FINAL_WITHOUT_HASH BEGIN CLEAR_HASH END;
 """.replace("STATUSES", _sql_list(get_args(UserStatus))).replace("FINAL_WITHOUT_HASH", _FINAL_WITHOUT_HASH) \
     .replace("CLEAR_HASH", _CLEAR_HASH)
@@ -303,6 +307,12 @@ class Ledger:
         """Record why a user was not carried; its hash goes with it unless the failure is `retryable`."""
         self.db.execute("UPDATE users SET status = ?, stage = ?, code = ?, message = ? WHERE ordinal = ?",
                         (status, stage, code, message, ordinal))
+
+    def clear_refused_hashes(self) -> int:
+        """Empty the hash material of users written already refused (not through a status change); how many."""
+        return self.db.execute(f"UPDATE users SET credential = NULL, record = {_WITHOUT_HASH_RECORD} "
+                               f"WHERE status IN {_sql_list(NOT_CARRIED)} AND {_NOT_RETRYABLE} "
+                               "AND (credential IS NOT NULL OR instr(record, 'password_hash') > 0)").rowcount
 
     def requeue_retryable(self) -> int:
         """Put users whose import job failed or expired back in line (ready, no file); how many.

@@ -124,6 +124,9 @@ def _refused_and_accepted(n: int = 2) -> tuple[list[dict[str, Any]], list[dict[s
         {"user_id": "dotted", "email": "dotted@example.com", "user_metadata": {"a.b": 1}, **cred("dotted")},
         {"user_id": "bademail", "email": "not-an-email", **cred("bademail")},
         {"user_id": "badbcrypt", "email": "badbcrypt@example.com", "password_hash": "$2b$10$" + "x" * 40},
+        # Refused by the packer as it reads the file (one user over the 500 KB file limit), not by a status change.
+        {"user_id": "huge", "email": "huge@example.com", "user_metadata": {f"k{i}": "v" * 1000 for i in range(520)},
+         **cred("huge")},
     ]
     return good, refused
 
@@ -141,7 +144,9 @@ def test_refused_users_leave_no_hash_in_the_ledger(world: World, tmp_path) -> No
         result = migrate(world, options(tmp_path, from_file=path, state=str(tmp_path / state), **extra))
         assert result.exit_code == 3, dump(result)
         assert set(_failures(result)) == {f"auth0|{u['user_id']}" for u in refused}, dump(result)
-        assert {f["stage"] for f in _failures(result).values()} == {"transform"}
+        assert {k: f["stage"] for k, f in _failures(result).items() if f["stage"] != "transform"} \
+            == {"auth0|huge": "pack"}
+        assert _failures(result)["auth0|huge"]["code"] == "USER_TOO_LARGE"
         data = _ledger_bytes(str(tmp_path / state))
         assert b"reserved@example.com" in data  # the users are in the ledger, only their hashes are not
         for user in good + refused:

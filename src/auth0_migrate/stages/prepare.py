@@ -86,8 +86,12 @@ def combine(record: str, credential: str | None) -> bytes:
 
 
 def transform_users(job: Job) -> None:
-    """Transform the users still waiting (those the export could not settle as it read them)."""
+    """Transform the users still waiting (those the export could not settle as it read them).
+
+    First, users the export wrote down as already refused lose any hash they were written with.
+    """
     ledger = job.ledger
+    ledger.clear_refused_hashes()
     if ledger.phase_done("transform"):
         return
     options = job.options
@@ -139,7 +143,7 @@ def refuse_duplicate_emails(job: Job) -> int:
     """
     ledger = job.ledger
     rows = ledger.q("SELECT ordinal, source_id, email FROM users WHERE status = 'ready' AND email IN "
-                    "(SELECT email FROM users WHERE status = 'ready' AND email IS NOT NULL GROUP BY email "
+                    "(SELECT email FROM users WHERE email IS NOT NULL GROUP BY email "
                     "HAVING COUNT(*) > 1) ORDER BY email, ordinal")
     first: dict[str, Any] = {}
     refused = 0
