@@ -29,13 +29,14 @@ on its way (`UNFINISHED`, which the summary lists as not carried too). A failure
 known to be wrong with the user). `retryable()` is the one place that decides; a re-run puts
 retryable users back in line (`requeue_retryable`).
 
-Hash material leaves the ledger as soon as a user is migrated or finally refused, whichever path
-set the state: the `users_clear_hash_on_update` trigger empties `credential` and takes
-`password_hash`/`custom_password_hash` out of `record` whenever a row's status changes to such a
-state, and `clear_refused_hashes` does the same for rows written refused in the first place (the
-export's ingest; a trigger on every insert would double the cost of ingesting a million users).
-A user failed for a retryable reason keeps both (in this 0600 file) because the retry has to
-rebuild its import file; nothing else can bring the hash back without the owner's files.
+Hash material leaves the ledger as soon as a user is migrated or finally refused: `fail_user`
+empties `credential` and takes `password_hash`/`custom_password_hash` out of `record`, the import
+clears the credential of the users it confirms, and `clear_refused_hashes` sweeps every refused
+row whatever path wrote it (a stage's own UPDATE, a row written refused by the export's ingest)
+after transform and packing and when the ledger is closed. (Triggers did the same in one place,
+but cost five times the CPU of the id map's per-user updates: they read the whole row.) A user
+failed for a retryable reason keeps both, in this 0600 file, because the retry has to rebuild its
+import file; nothing else could bring the hash back without the owner's files.
 """
 
 from __future__ import annotations
@@ -79,14 +80,10 @@ def _sql_list(values: Iterable[str]) -> str:
 
 _HASH_KEYS = "'$.password_hash', '$.custom_password_hash'"
 _NOT_RETRYABLE = f"(code IS NULL OR code NOT IN {_sql_list(RETRYABLE_CODES)})"
-_WITHOUT_HASH_RECORD = f"CASE WHEN json_valid(record) THEN json_remove(record, {_HASH_KEYS}) ELSE NULL END"
-# Only a record stored as it came (`exported`: a --from-file user waiting for the join) can hold hash keys:
-# transform moves them into `credential`. So the record is searched only when it leaves that state.
-_FINAL_WITHOUT_HASH = (f"NEW.status IN {_sql_list((*MIGRATED, *NOT_CARRIED, 'conflict'))} "
-                       f"AND {_NOT_RETRYABLE.replace('code', 'NEW.code')} "
-                       "AND (NEW.credential IS NOT NULL OR (OLD.status = 'exported' "
-                       "AND instr(NEW.record, 'password_hash') > 0))")
-_CLEAR_HASH = f"UPDATE users SET credential = NULL, record = {_WITHOUT_HASH_RECORD} WHERE ordinal = NEW.ordinal;"
+_WITHOUT_HASH = (f"credential = NULL, record = CASE WHEN instr(record, 'password_hash') = 0 THEN record "
+                 f"WHEN json_valid(record) THEN json_remove(record, {_HASH_KEYS}) ELSE NULL END")
+"""The SET clause that takes a user's hash material out: the credential, and any hash keys of a record
+stored as it came (a --from-file user that waited for the join still has them)."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -133,10 +130,7 @@ CREATE TABLE IF NOT EXISTS files (file_id INTEGER PRIMARY KEY, bytes INTEGER, us
 CREATE TABLE IF NOT EXISTS job_errors (job_id TEXT, file_id INTEGER, email TEXT, code TEXT, message TEXT,
     path TEXT);
 CREATE TABLE IF NOT EXISTS problems (kind TEXT NOT NULL, ref TEXT, detail TEXT NOT NULL);
-CREATE TRIGGER IF NOT EXISTS users_clear_hash_on_update AFTER UPDATE OF status ON users
-    WHEN FINAL_WITHOUT_HASH BEGIN CLEAR_HASH END;
-""".replace("STATUSES", _sql_list(get_args(UserStatus))).replace("FINAL_WITHOUT_HASH", _FINAL_WITHOUT_HASH) \
-    .replace("CLEAR_HASH", _CLEAR_HASH)
+""".replace("STATUSES", _sql_list(get_args(UserStatus)))
 
 
 def dumps(value: Any) -> str:
@@ -235,6 +229,8 @@ class Ledger:
 
     def close(self) -> None:
         if self._lock_fd is not None:
+            with suppress(sqlite3.Error):  # whatever path refused a user, its hash does not outlive the run
+                self.clear_refused_hashes()
             # Fold the write-ahead log into the file and empty it, so cleared hashes do not outlive the run there.
             with suppress(sqlite3.Error):
                 self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -305,14 +301,18 @@ class Ledger:
 
     def fail_user(self, ordinal: int, stage: str, code: str, message: str, status: UserStatus = "failed") -> None:
         """Record why a user was not carried; its hash goes with it unless the failure is `retryable`."""
-        self.db.execute("UPDATE users SET status = ?, stage = ?, code = ?, message = ? WHERE ordinal = ?",
+        clear = "" if retryable(code) else f", {_WITHOUT_HASH}"
+        self.db.execute(f"UPDATE users SET status = ?, stage = ?, code = ?, message = ?{clear} WHERE ordinal = ?",
                         (status, stage, code, message, ordinal))
 
     def clear_refused_hashes(self) -> int:
-        """Empty the hash material of users written already refused (not through a status change); how many."""
-        return self.db.execute(f"UPDATE users SET credential = NULL, record = {_WITHOUT_HASH_RECORD} "
-                               f"WHERE status IN {_sql_list(NOT_CARRIED)} AND {_NOT_RETRYABLE} "
-                               "AND (credential IS NOT NULL OR instr(record, 'password_hash') > 0)").rowcount
+        """Take the hash material out of every finally refused user that still has some; how many.
+
+        Through the status index: refused users are few, so this is cheap to run after each stage.
+        """
+        return self.db.execute(f"UPDATE users SET {_WITHOUT_HASH} WHERE (status IN {_sql_list(NOT_CARRIED)} "
+                               f"AND {_NOT_RETRYABLE} AND (credential IS NOT NULL OR instr(record, 'password_hash')"
+                               " > 0)) OR (status = 'conflict' AND credential IS NOT NULL)").rowcount
 
     def requeue_retryable(self) -> int:
         """Put users whose import job failed or expired back in line (ready, no file); how many.

@@ -88,10 +88,9 @@ def combine(record: str, credential: str | None) -> bytes:
 def transform_users(job: Job) -> None:
     """Transform the users still waiting (those the export could not settle as it read them).
 
-    First, users the export wrote down as already refused lose any hash they were written with.
+    Then every refused user loses any hash it was written with (here, or by the export's ingest).
     """
     ledger = job.ledger
-    ledger.clear_refused_hashes()
     if ledger.phase_done("transform"):
         return
     options = job.options
@@ -111,6 +110,7 @@ def transform_users(job: Job) -> None:
                            " WHERE ordinal = ?", [(o.status, o.stage, o.code, o.message, ordinal)
                                                    for ordinal, o in outcomes if o.status != "ready"])
         job.reporter.advance(len(rows))
+    ledger.clear_refused_hashes()
     ledger.mark_phase("transform")
 
 
@@ -188,4 +188,5 @@ def pack_users(job: Job) -> None:
                        (next_id, len(packed.body), len(packed.keys)))
             db.executemany("UPDATE users SET file_id = ? WHERE ordinal = ?", [(next_id, int(k)) for k in packed.keys])
             next_id += 1
+        ledger.clear_refused_hashes()
     ledger.mark_phase("pack")
