@@ -20,6 +20,7 @@ import os
 import re
 import secrets
 import tempfile
+from collections import Counter
 from typing import Any
 
 from .auth0.client import TenantClient
@@ -234,7 +235,8 @@ def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True) -> RunRes
     phases = sorted(k.removeprefix("phase:") for k in
                     (r["key"] for r in ledger.q("SELECT key FROM meta WHERE key LIKE 'phase:%'")))
     reports = {"problems": problems, "import_files": files, "phases_done": phases,
-               "hash_file": ledger.get_meta("hashes")}
+               "hash_file": ledger.get_meta("hashes"),
+               "failures_by_code": dict(sorted(Counter(f.code for f in failures).items()))}
     if differences:
         code = EXIT_VERIFY
     elif users["failed"] or users["held_back"] or users["pending"]:

@@ -79,6 +79,7 @@ def test_users_of_a_failed_import_job_are_retried_by_the_next_run(world: World, 
     failures = _failures(first)
     assert set(failures) == {f"auth0|{u['user_id']}" for u in users}
     assert {f["code"] for f in failures.values()} == {"JOB_FAILED"}
+    assert first.reports["failures_by_code"] == {"JOB_FAILED": 6}
     assert all("run the same command again" in f["message"] for f in failures.values())
     assert world.users(TARGET) == []
     # Chosen: a user failed for a job-level reason keeps its credential (0600 ledger) so the retry can rebuild
@@ -171,6 +172,7 @@ def test_two_users_with_one_email_the_second_is_refused_by_name(world: World, tm
     failures = _failures(result)
     assert list(failures) == ["auth0|second"]
     assert failures["auth0|second"]["code"] == "DUPLICATE_EMAIL"
+    assert result.reports["failures_by_code"] == {"DUPLICATE_EMAIL": 1}
     assert failures["auth0|second"]["message"].startswith("email: same@example.com is also the email of auth0|first")
     target = world.users(TARGET)
     assert sorted(u["email"] for u in target) == ["other@example.com", "same@example.com"]
@@ -206,6 +208,7 @@ def test_a_stopped_run_lists_every_user_it_did_not_finish(world: World, tmp_path
     failures = _failures(result)
     assert set(failures) == {f"auth0|{u['user_id']}" for u in users}
     assert failures["auth0|bad"]["code"] == "FORMAT"
+    assert result.reports["failures_by_code"] == {"FORMAT": 1, "NOT_FINISHED": 3}
     for n in range(3):
         assert failures[f"auth0|s{n}"]["code"] == "NOT_FINISHED"
         assert "not yet imported" in failures[f"auth0|s{n}"]["message"]
@@ -263,6 +266,7 @@ def test_digests_of_impossible_length_are_refused_by_name(world: World, tmp_path
     assert result.users["imported"] == result.users["verified"] == 2
     failures = _failures(result)
     assert set(failures) == refused
+    assert result.reports["failures_by_code"] == {"DIGEST_LENGTH": 4}
     for failure in failures.values():
         assert failure["code"] == "DIGEST_LENGTH" and failure["stage"] == "transform"
         assert failure["message"].startswith("custom_password_hash.hash.value: ")
@@ -313,6 +317,7 @@ def test_disagreeing_hash_lines_hold_the_user_back_by_name(world: World, tmp_pat
     assert list(failures) == [ids[changed]]
     held = failures[ids[changed]]
     assert held["code"] == "CONFLICTING_HASHES" and held["stage"] == "hashes"
+    assert result.reports["failures_by_code"] == {"CONFLICTING_HASHES": 1}
     first, second = line_of[changed]
     assert f"lines {first} and {second} give {ids[changed]} different password hashes" in held["message"]
     assert "--duplicate-hash" in held["message"]
