@@ -320,10 +320,15 @@ class Ledger:
         The phases after packing are opened again, so this run packs, imports, maps, restores and
         verifies them (each phase skips what it already did for the others).
         """
+        retry = f"status = 'failed' AND code IN {_sql_list(RETRYABLE_CODES)}"
         with self.tx() as db:
+            # A ledger of an older version cleared the credential of these users too: never import one hash-less.
+            db.execute(f"UPDATE users SET code = 'HASH_NOT_KEPT', message = message || '; its password hash is no "
+                       "longer in this ledger (an older auth0-migrate removed it), so it cannot be retried from "
+                       f"here: run the same command with a new --state' WHERE {retry} AND has_credential = 1 "
+                       "AND credential IS NULL")
             count = db.execute(f"UPDATE users SET status = 'ready', file_id = NULL, stage = NULL, code = NULL, "
-                               f"message = NULL WHERE status = 'failed' AND code IN {_sql_list(RETRYABLE_CODES)}"
-                               ).rowcount
+                               f"message = NULL WHERE {retry}").rowcount
             if count:
                 db.execute("DELETE FROM meta WHERE key IN ('phase:pack', 'phase:import', 'phase:idmap', "
                            "'idmap_export_job_id', 'phase:restore', 'phase:verify', 'phase:cutover', "

@@ -62,3 +62,23 @@ def test_summary_names_a_user_in_a_state_it_does_not_know(tmp_path) -> None:
     assert result.users["pending"] == 1 and result.exit_code == 3
     [failure] = result.failures
     assert failure.user_id == "auth0|x" and failure.code == "NOT_FINISHED" and "'limbo'" in failure.message
+
+
+def test_requeue_retries_job_failures_but_never_a_user_whose_hash_is_gone(tmp_path) -> None:
+    with Ledger.open(str(tmp_path / "l.sqlite")) as ledger:
+        rows = [  # ordinal, code, credential, has_credential
+            (1, "JOB_FAILED", '{"password_hash":"h"}', 1),
+            (2, "JOB_EXPIRED", None, 0),  # imported without a hash on purpose (--missing-hash import)
+            (3, "JOB_FAILED", None, 1),  # an older version cleared its hash
+            (4, "FORMAT", None, 1),  # refused for its data: final
+        ]
+        ledger.db.executemany("INSERT INTO users (ordinal, source_id, email, status, code, message, credential, "
+                              "has_credential, file_id) VALUES (?, ?, ?, 'failed', ?, 'why', ?, ?, 7)",
+                              [(o, f"auth0|{o}", f"{o}@example.com", c, cred, has) for o, c, cred, has in rows])
+        ledger.mark_phase("import")
+        assert ledger.requeue_retryable() == 2
+        states = {r["ordinal"]: (r["status"], r["code"], r["file_id"]) for r in ledger.q("SELECT * FROM users")}
+        assert states == {1: ("ready", None, None), 2: ("ready", None, None), 3: ("failed", "HASH_NOT_KEPT", 7),
+                          4: ("failed", "FORMAT", 7)}
+        assert not ledger.phase_done("import")
+        assert ledger.requeue_retryable() == 0
