@@ -37,6 +37,15 @@ after transform and packing and when the ledger is closed. (Triggers did the sam
 but cost five times the CPU of the id map's per-user updates: they read the whole row.) A user
 failed for a retryable reason keeps both, in this 0600 file, because the retry has to rebuild its
 import file; nothing else could bring the hash back without the owner's files.
+
+Choices where Auth0 is silent
+-----------------------------
+- A failed or expired import job says nothing about its users (Auth0 documents no partial
+  outcome of a failed job), so they are retried, not refused. If such a job did create some of
+  them, the retry meets them as DUPLICATED_USER/CONFLICT and the id map recognises them as
+  already in the target: never imported twice.
+- Users Auth0 refused one by one (the job's errors) are final: Auth0 judged their data, and the
+  same data would be refused again.
 """
 
 from __future__ import annotations

@@ -831,6 +831,11 @@ def _strict_length(value: str, encoding: str) -> int | None:
 def digest_length_problem(cph: Any) -> str | None:
     """Why a ``custom_password_hash`` can never match any password, judged on its length alone, or None.
 
+    Choices where Auth0 is silent: hex in either case, and base64 in the standard or the URL-safe
+    alphabet, padded or not, are all exact writings; anything Node would have to skip or cut
+    (a stray character, an odd hex digit, a partial base64 group) is not, and is refused with
+    the lengths. A salted ldap value needs at least one byte of salt after its digest.
+
     Where the algorithm fixes the digest's length (md4, md5, sha1, sha256, sha512; hmac by its
     ``hash.digest``; scrypt by ``keylen``; pbkdf2 by its ``l=``; unsalted ldap schemes) and the
     encoding fixes how it is written (hex, base64), a value of another length is a truncated or

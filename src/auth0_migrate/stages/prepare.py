@@ -4,6 +4,14 @@ Every user is transformed and checked against Auth0's import schema before anyth
 so a bad user fails here with a clear reason (stage `transform`) and does not poison a file. A
 user with no hash, when a hash file was given, is held back (left in the source) unless
 `--missing-hash import`: a user imported without a hash can never be given one later.
+
+Choices where Auth0 is silent
+-----------------------------
+- Two users ready to import with one email (possible only with `--from-file`: a connection
+  holds one user per email): the first in source order goes on and each later one is refused,
+  `DUPLICATE_EMAIL`, naming the first. The import would refuse one of them anyway, but which one
+  and with which code depends on the job's order, and the id map (by email) could then give two
+  source users one target user.
 """
 
 from __future__ import annotations
