@@ -114,7 +114,10 @@ def _split(job: Job, file_id: int, ordinals: list[int]) -> None:
 
 def _fail_file(job: Job, file_id: int, attempts: int, summary: str | None) -> None:
     """Every job of this file failed or expired: its users fail with a job-level (retryable) code."""
-    last = (json.loads(summary) if summary else {}).get("status") or "failed"
+    try:
+        last = str(json.loads(summary or "{}").get("status") or "failed")
+    except (ValueError, AttributeError):  # not the {"status": ...} a failed attempt writes
+        last = "failed"
     code = "JOB_EXPIRED" if last == "expired" else "JOB_FAILED"
     message = (f"the import job of file {file_id} failed or expired {attempts} times (the last one {last}); "
                "nothing is known to be wrong with the user: run the same command again to retry")
