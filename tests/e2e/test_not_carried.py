@@ -111,6 +111,23 @@ def test_users_of_a_failed_import_job_are_retried_by_the_next_run(world: World, 
     assert third.exit_code == 3
 
 
+def test_users_of_an_expired_import_job_are_retried_too(world: World, tmp_path) -> None:
+    world.connection(SOURCE)
+    world.connection(TARGET)
+    users = [{"user_id": f"e{n}", "email": f"e{n}@example.com", **make_credential(f"pw-{n}", "sha1")}
+             for n in range(3)]
+    opts = options(tmp_path, from_file=_users_file(tmp_path, users))
+    world.tenant.faults.expire_jobs.update({1, 2, 3})
+    first = migrate(world, opts)
+    assert world.tenant.stats[IMPORTS] == 3
+    assert first.exit_code == 3 and first.reports["failures_by_code"] == {"JOB_EXPIRED": 3}, dump(first)
+    assert "the last one expired" in first.failures[0].message
+    second = migrate(world, opts)
+    assert second.exit_code == 0, dump(second)
+    assert second.users["imported"] == second.users["verified"] == 3 and second.failures == []
+    assert world.login(TARGET, "e1@example.com", "pw-1") == 200
+
+
 # -- item 8: a refused user's hash leaves the ledger -----------------------------------------------------
 
 
