@@ -64,7 +64,7 @@ async def _import_file(job: Job, file_id: int) -> None:
         job_id = row["job_id"] if row["status"] == "submitted" else None
         if job_id is None:
             if row["attempts"] >= MAX_ATTEMPTS:
-                _fail_file(job, file_id, row["attempts"], row["summary"])
+                _fail_file(job, file_id, *_job_failure(file_id, row["attempts"], row["summary"]))
                 return
             users = ledger.q("SELECT ordinal, record, credential FROM users WHERE file_id = ? ORDER BY ordinal",
                              (file_id,))
@@ -112,15 +112,18 @@ def _split(job: Job, file_id: int, ordinals: list[int]) -> None:
     job.reporter.warn(f"import file {file_id} was refused as too large (413); split it in two")
 
 
-def _fail_file(job: Job, file_id: int, attempts: int, summary: str | None) -> None:
-    """Every job of this file failed or expired: its users fail with a job-level (retryable) code."""
+def _job_failure(file_id: int, attempts: int, summary: str | None) -> tuple[str, str]:
+    """(code, message) for the users of a file whose every job failed or expired: job-level, so retryable."""
     try:
         last = str(json.loads(summary or "{}").get("status") or "failed")
     except (ValueError, AttributeError):  # not the {"status": ...} a failed attempt writes
         last = "failed"
     code = "JOB_EXPIRED" if last == "expired" else "JOB_FAILED"
-    message = (f"the import job of file {file_id} failed or expired {attempts} times (the last one {last}); "
-               "nothing is known to be wrong with the user: run the same command again to retry")
+    return code, (f"the import job of file {file_id} failed or expired {attempts} times (the last one {last}); "
+                  "nothing is known to be wrong with the user: run the same command again to retry")
+
+
+def _fail_file(job: Job, file_id: int, code: str, message: str) -> None:
     with job.ledger.tx() as db:
         ready = db.execute("SELECT ordinal FROM users WHERE file_id = ? AND status = 'ready'", (file_id,)).fetchall()
         for row in ready:
