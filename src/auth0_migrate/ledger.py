@@ -8,9 +8,11 @@ What it holds (schema version `SCHEMA_VERSION`):
 
 - `meta`: the job's fingerprint (which tenants, connections and options) and the phases done.
 - `users`: one row per source user: the import record, its credential until the import is
-  confirmed (then cleared: the ledger keeps no hashes of imported users), the target id, status,
-  failure, and the progress flags of restore, verification and cutover.
-- `hashes`: the support-ticket hash file indexed on disk for the join; emptied once joined.
+  confirmed (then cleared: the ledger keeps no hashes of imported users), the target id, status
+  (`UserStatus`), failure, and the progress flags of restore, verification and cutover.
+- `hashes`: the support-ticket hash file indexed on disk for the join, the first row of each user id;
+  `hash_repeats`: the later rows of a user id (kept by a trigger as the file is read), and
+  `hash_held`: users whose rows disagree, held back. All three are emptied once joined.
 - `permissions`, `roles`, `role_members`: each user's DIRECT permissions and role memberships.
 - `files`, `job_errors`: import files (users by `file_id`; bodies are rebuilt, never stored), their
   jobs and every per-user error Auth0 returned (Auth0 deletes them after 24 h).
@@ -18,6 +20,33 @@ What it holds (schema version `SCHEMA_VERSION`):
 
 The file is created 0600 and locked (`flock`) while a run uses it. An existing `--state` that is not a
 ledger is refused and left untouched (`_check_ours`): no mode change, no `.lock` beside it.
+
+User states, and which failures a re-run retries
+------------------------------------------------
+Every user ends a run migrated (`MIGRATED`), not carried with a reason (`NOT_CARRIED`), or still
+on its way (`UNFINISHED`, which the summary lists as not carried too). A failure is either
+*final* (Auth0 or the tool refused the user's data: it stays failed until the data changes) or
+*retryable* (`RETRYABLE_CODES`: the user's import job failed or expired as a whole, so nothing is
+known to be wrong with the user). `retryable()` is the one place that decides; a re-run puts
+retryable users back in line (`requeue_retryable`).
+
+Hash material leaves the ledger as soon as a user is migrated or finally refused: `fail_user`
+empties `credential` and takes `password_hash`/`custom_password_hash` out of `record`, the import
+clears the credential of the users it confirms, and `clear_refused_hashes` sweeps every refused
+row whatever path wrote it (a stage's own UPDATE, a row written refused by the export's ingest)
+after transform and packing and when the ledger is closed. (Triggers did the same in one place,
+but cost five times the CPU of the id map's per-user updates: they read the whole row.) A user
+failed for a retryable reason keeps both, in this 0600 file, because the retry has to rebuild its
+import file; nothing else could bring the hash back without the owner's files.
+
+Choices where Auth0 is silent
+-----------------------------
+- A failed or expired import job says nothing about its users (Auth0 documents no partial
+  outcome of a failed job), so they are retried, not refused. If such a job did create some of
+  them, the retry meets them as DUPLICATED_USER/CONFLICT and the id map recognises them as
+  already in the target: never imported twice.
+- Users Auth0 refused one by one (the job's errors) are final: Auth0 judged their data, and the
+  same data would be refused again.
 """
 
 from __future__ import annotations
@@ -29,13 +58,43 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal, get_args
 
 import orjson
 
 from .errors import LedgerError, UsageError
 
 SCHEMA_VERSION = 1
+
+UserStatus = Literal["exported", "ready", "conflict", "imported", "already_in_target", "held_back", "failed",
+                     "invalid"]
+"""Where a user stands; every status a row can hold (the `users.status` CHECK of new ledgers)."""
+MIGRATED: Final = ("imported", "already_in_target")
+NOT_CARRIED: Final = ("failed", "invalid", "held_back")
+"""Ended without being carried, with a stage, a code and a message."""
+UNFINISHED: Final = ("exported", "ready", "conflict")
+"""On the way: a run that ends with users here did not finish them (the summary names each one)."""
+RETRYABLE_CODES: Final = frozenset({"JOB_FAILED", "JOB_EXPIRED"})
+"""Failure codes a re-run retries: the import job failed or expired as a whole (never a user's data)."""
+
+assert set(get_args(UserStatus)) == {*MIGRATED, *NOT_CARRIED, *UNFINISHED}
+
+
+def retryable(code: str | None) -> bool:
+    """Whether a failed user is put back in line by the next run (job-level) or stays failed (its data)."""
+    return code in RETRYABLE_CODES
+
+
+def _sql_list(values: Iterable[str]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in sorted(values)) + ")"
+
+
+_HASH_KEYS = "'$.password_hash', '$.custom_password_hash'"
+_NOT_RETRYABLE = f"(code IS NULL OR code NOT IN {_sql_list(RETRYABLE_CODES)})"
+_WITHOUT_HASH = (f"credential = NULL, record = CASE WHEN instr(record, 'password_hash') = 0 THEN record "
+                 f"WHEN json_valid(record) THEN json_remove(record, {_HASH_KEYS}) ELSE NULL END")
+"""The SET clause that takes a user's hash material out: the credential, and any hash keys of a record
+stored as it came (a --from-file user that waited for the join still has them)."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,7 +108,7 @@ CREATE TABLE IF NOT EXISTS users (
     has_credential INTEGER NOT NULL DEFAULT 0,
     hash_match TEXT,
     target_id TEXT,
-    status TEXT NOT NULL DEFAULT 'exported',
+    status TEXT NOT NULL DEFAULT 'exported' CHECK (status IN STATUSES),
     file_id INTEGER,
     stage TEXT, code TEXT, message TEXT,
     perms_read INTEGER NOT NULL DEFAULT 0,
@@ -65,6 +124,12 @@ CREATE INDEX IF NOT EXISTS users_status ON users(status);
 CREATE INDEX IF NOT EXISTS users_file ON users(file_id);
 CREATE TABLE IF NOT EXISTS hashes (user_id TEXT PRIMARY KEY, email TEXT, credential TEXT, line_no INTEGER);
 CREATE INDEX IF NOT EXISTS hashes_email ON hashes(email);
+CREATE TABLE IF NOT EXISTS hash_repeats (user_id TEXT NOT NULL, line_no INTEGER NOT NULL, credential TEXT);
+CREATE TABLE IF NOT EXISTS hash_held (user_id TEXT PRIMARY KEY, lines TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS hashes_keep_repeats BEFORE INSERT ON hashes
+    WHEN EXISTS (SELECT 1 FROM hashes WHERE user_id = NEW.user_id)
+    BEGIN INSERT INTO hash_repeats (user_id, line_no, credential) VALUES (NEW.user_id, NEW.line_no, NEW.credential);
+    END;
 CREATE TABLE IF NOT EXISTS permissions (ordinal INTEGER NOT NULL, api TEXT NOT NULL, name TEXT NOT NULL,
     PRIMARY KEY (ordinal, api, name));
 CREATE TABLE IF NOT EXISTS roles (source_role_id TEXT PRIMARY KEY, name TEXT NOT NULL, target_role_id TEXT,
@@ -76,7 +141,7 @@ CREATE TABLE IF NOT EXISTS files (file_id INTEGER PRIMARY KEY, bytes INTEGER, us
 CREATE TABLE IF NOT EXISTS job_errors (job_id TEXT, file_id INTEGER, email TEXT, code TEXT, message TEXT,
     path TEXT);
 CREATE TABLE IF NOT EXISTS problems (kind TEXT NOT NULL, ref TEXT, detail TEXT NOT NULL);
-"""
+""".replace("STATUSES", _sql_list(get_args(UserStatus)))
 
 
 def dumps(value: Any) -> str:
@@ -223,6 +288,8 @@ class Ledger:
 
     def close(self) -> None:
         if self._lock_fd is not None:
+            with suppress(sqlite3.Error):  # whatever path refused a user, its hash does not outlive the run
+                self.clear_refused_hashes()
             # Fold the write-ahead log into the file and empty it, so cleared hashes do not outlive the run there.
             with suppress(sqlite3.Error):
                 self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -291,6 +358,38 @@ class Ledger:
     def add_problems(self, rows: Iterable[tuple[str, str | None, str]]) -> None:
         self.db.executemany("INSERT INTO problems (kind, ref, detail) VALUES (?, ?, ?)", rows)
 
-    def fail_user(self, ordinal: int, stage: str, code: str, message: str, status: str = "failed") -> None:
-        self.db.execute("UPDATE users SET status = ?, stage = ?, code = ?, message = ?, credential = NULL"
-                        " WHERE ordinal = ?", (status, stage, code, message, ordinal))
+    def fail_user(self, ordinal: int, stage: str, code: str, message: str, status: UserStatus = "failed") -> None:
+        """Record why a user was not carried; its hash goes with it unless the failure is `retryable`."""
+        clear = "" if retryable(code) else f", {_WITHOUT_HASH}"
+        self.db.execute(f"UPDATE users SET status = ?, stage = ?, code = ?, message = ?{clear} WHERE ordinal = ?",
+                        (status, stage, code, message, ordinal))
+
+    def clear_refused_hashes(self) -> int:
+        """Take the hash material out of every finally refused user that still has some; how many.
+
+        Through the status index: refused users are few, so this is cheap to run after each stage.
+        """
+        return self.db.execute(f"UPDATE users SET {_WITHOUT_HASH} WHERE (status IN {_sql_list(NOT_CARRIED)} "
+                               f"AND {_NOT_RETRYABLE} AND (credential IS NOT NULL OR instr(record, 'password_hash')"
+                               " > 0)) OR (status = 'conflict' AND credential IS NOT NULL)").rowcount
+
+    def requeue_retryable(self) -> int:
+        """Put users whose import job failed or expired back in line (ready, no file); how many.
+
+        The phases after packing are opened again, so this run packs, imports, maps, restores and
+        verifies them (each phase skips what it already did for the others).
+        """
+        retry = f"status = 'failed' AND code IN {_sql_list(RETRYABLE_CODES)}"
+        with self.tx() as db:
+            # A ledger of an older version cleared the credential of these users too: never import one hash-less.
+            db.execute(f"UPDATE users SET code = 'HASH_NOT_KEPT', message = message || '; its password hash is no "
+                       "longer in this ledger (an older auth0-migrate removed it), so it cannot be retried from "
+                       f"here: run the same command with a new --state' WHERE {retry} AND has_credential = 1 "
+                       "AND credential IS NULL")
+            count = db.execute(f"UPDATE users SET status = 'ready', file_id = NULL, stage = NULL, code = NULL, "
+                               f"message = NULL WHERE {retry}").rowcount
+            if count:
+                db.execute("DELETE FROM meta WHERE key IN ('phase:pack', 'phase:import', 'phase:idmap', "
+                           "'idmap_export_job_id', 'phase:restore', 'phase:verify', 'phase:cutover', "
+                           "'phase:reapply', 'phase:verify-after-cutover')")
+        return count

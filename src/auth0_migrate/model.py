@@ -7,6 +7,7 @@ from typing import Any, Literal, Protocol
 
 IdStrategy = Literal["regenerate", "keep", "prefix"]
 MissingHash = Literal["hold", "import"]
+DuplicateHash = Literal["first", "last", "hold"]
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -28,6 +29,7 @@ class MigrationOptions:
     record_source_id: str | None = None
     password_hashes: str | None = None
     missing_hash: MissingHash = "hold"
+    duplicate_hash: DuplicateHash = "hold"
     from_file: str | None = None
     users_file: str | None = None
     delete_source_users: bool = False

@@ -27,13 +27,14 @@ import os
 import re
 import secrets
 import tempfile
+from collections import Counter
 from typing import Any
 
 from .auth0 import scopes
 from .auth0.client import TenantClient
 from .errors import InsufficientScopeError, UsageError
 from .import_schema import _RESERVED_APP_METADATA as RESERVED_APP_METADATA
-from .ledger import Ledger
+from .ledger import MIGRATED, NOT_CARRIED, Ledger
 from .model import (
     EXIT_FAILED_USERS,
     EXIT_OK,
@@ -101,6 +102,8 @@ def check_options(options: MigrationOptions, same_tenant: bool) -> None:
         raise UsageError("the source and target connections are the same connection")
     if options.missing_hash not in ("hold", "import"):
         raise UsageError("--missing-hash must be hold or import")
+    if options.duplicate_hash not in ("first", "last", "hold"):
+        raise UsageError("--duplicate-hash must be first, last or hold")
     for flag, path in (("--password-hashes", options.password_hashes), ("--from-file", options.from_file),
                        ("--users", options.users_file)):
         if path and not os.path.isfile(path):
@@ -166,7 +169,9 @@ def fingerprint(options: MigrationOptions, source: TenantClient, target: TenantC
             "password_hashes": os.path.abspath(options.password_hashes) if options.password_hashes else None,
             "from_file": os.path.abspath(options.from_file) if options.from_file else None,
             "users_file": os.path.abspath(options.users_file) if options.users_file else None,
-            "missing_hash": options.missing_hash}
+            "missing_hash": options.missing_hash,
+            # Only when chosen: ledgers written before the flag existed keep resuming.
+            **({"duplicate_hash": options.duplicate_hash} if options.duplicate_hash != "hold" else {})}
 
 
 async def open_job(options: MigrationOptions, source: TenantClient, target: TenantClient | None,
@@ -256,17 +261,37 @@ def _note_input_files(job: Job) -> None:
                           "target are recognised, not imported twice)")
 
 
-def summarize(ledger: Ledger) -> RunResult:
-    """The run's numbers, failures and differences, read from the ledger (so `status` shows the same)."""
+def _unfinished_reason(row: Any) -> str:
+    """Why a user that is neither migrated nor refused is not in the target (the summary's guard)."""
+    status = row["status"]
+    if status == "exported":
+        return "read from the source but not yet transformed; run the same command again to continue"
+    if status == "ready":
+        where = f" (import file {row['file_id']})" if row["file_id"] else ""
+        return f"ready but not yet imported{where}; run the same command again to continue"
+    if status == "conflict":
+        said = f"{row['code']}: {row['message']}" if row["message"] else row["code"] or "a conflict"
+        return f"the import answered {said}, and the user was not yet found in the target"
+    return f"left in the state {status!r}, which this version of auth0-migrate does not know"
+
+
+def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True) -> RunResult:
+    """The run's numbers, failures and differences, read from the ledger (so `status` shows the same).
+
+    Every user is counted once: migrated (`imported`, `already_in_target`), `held_back`, `failed`, or
+    `pending` (anything else). Every user not migrated is in `failures` with a reason: a pending user
+    as `NOT_FINISHED` (unless `unfinished_are_failures` is False, as for `plan`, where all are pending).
+    A migrated user whose source copy cutover could not confirm deleted is listed too, with its code.
+    """
     count = lambda sql: int(ledger.scalar(sql) or 0)  # noqa: E731
-    migrated = "status IN ('imported', 'already_in_target')"
+    migrated = f"status IN {MIGRATED!r}"
     users = {
         "selected": count("SELECT COUNT(*) FROM users"),
         "imported": count("SELECT COUNT(*) FROM users WHERE status = 'imported'"),
         "already_in_target": count("SELECT COUNT(*) FROM users WHERE status = 'already_in_target'"),
         "held_back": count("SELECT COUNT(*) FROM users WHERE status = 'held_back'"),
         "failed": count("SELECT COUNT(*) FROM users WHERE status IN ('failed', 'invalid')"),
-        "pending": count("SELECT COUNT(*) FROM users WHERE status IN ('exported', 'ready', 'conflict')"),
+        "pending": count(f"SELECT COUNT(*) FROM users WHERE status NOT IN {(*MIGRATED, *NOT_CARRIED)!r}"),
         "deleted_from_source": count("SELECT COUNT(*) FROM users WHERE deleted = 1"),
         "deletion_not_confirmed": count("SELECT COUNT(*) FROM users WHERE deleted = 0 AND stage = 'cutover'"),
         "verified": count(f"SELECT COUNT(*) FROM users WHERE {migrated} AND profile_ok = 1 AND grants_ok = 1"),
@@ -280,9 +305,12 @@ def summarize(ledger: Ledger) -> RunResult:
         "role_memberships_in_source": count("SELECT COUNT(*) FROM role_members"),
     }
     failures = [Failure(r["source_id"], r["email"], r["stage"] or "", r["code"] or "", r["message"] or "")
-                for r in ledger.q("SELECT source_id, email, stage, code, message FROM users WHERE status IN "
-                                  "('failed', 'invalid', 'held_back') OR (deleted = 0 AND stage = 'cutover') "
-                                  "ORDER BY ordinal")]
+                if r["status"] in NOT_CARRIED or r["status"] in MIGRATED else
+                Failure(r["source_id"], r["email"], r["stage"] or r["status"], "NOT_FINISHED", _unfinished_reason(r))
+                for r in ledger.q("SELECT source_id, email, status, stage, code, message, file_id FROM users "
+                                  f"WHERE status NOT IN {MIGRATED!r} OR (deleted = 0 AND stage = 'cutover') "
+                                  "ORDER BY ordinal")
+                if unfinished_are_failures or r["status"] in NOT_CARRIED or r["status"] in MIGRATED]
     differences = [{"user_id": r["source_id"], "target_id": r["target_id"], "email": r["email"],
                     "differences": json.loads(r["diffs"])}
                    for r in ledger.q(f"SELECT source_id, target_id, email, diffs FROM users WHERE {migrated} AND "
@@ -296,7 +324,8 @@ def summarize(ledger: Ledger) -> RunResult:
                     (r["key"] for r in ledger.q("SELECT key FROM meta WHERE key LIKE 'phase:%'")))
     problem_counts = {kind: len(items) for kind, items in problems.items()}
     reports = {"problems": problems, "problem_counts": problem_counts, "import_files": files,
-               "phases_done": phases, "hash_file": ledger.get_meta("hashes")}
+               "phases_done": phases, "hash_file": ledger.get_meta("hashes"),
+               "failures_by_code": dict(sorted(Counter(f.code for f in failures).items()))}
     dropped = any(kind not in INFORMATIONAL_PROBLEMS for kind in problem_counts)
     if differences:
         code = EXIT_VERIFY
@@ -341,7 +370,7 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
                 target_apis = {a for a, _ in (await restore.target_permissions(job) or set())}
                 source_apis = await _api_identifiers(job.source)
                 missing_apis = sorted(a for a in source_apis if a not in target_apis)
-            summary = summarize(ledger)
+            summary = summarize(ledger, unfinished_are_failures=False)
             n = summary.users["selected"] - summary.users["held_back"] - summary.users["failed"]
             files = len(summary.reports["import_files"])
             calls = _estimate_calls(n, files, len(source_roles), options)

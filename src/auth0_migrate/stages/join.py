@@ -7,11 +7,25 @@ written once. `join_hashes` then settles the rest in SQL: the email only as a fa
 when exactly one unclaimed hash row and exactly one unmatched user share it. Both directions are
 reported: users with no hash, hashes with no user. The table is emptied once the join is done, so
 hashes live only on the rows of users still waiting to be imported.
+
+A user id on two or more lines (`settle_repeats`): lines with the same hash are one hash, and the
+repeats are reported by line. Lines that disagree are never settled silently, since one of them
+may be an old password: by default (`--duplicate-hash hold`) the user is held back,
+`CONFLICTING_HASHES`, named with every line number and never with a hash; the owner may choose
+`first` or `last` instead, and each such choice is reported by line.
+
+Choices where Auth0 is silent
+-----------------------------
+- A line with no `passwordHash` and a line with one, for the same user id, disagree: the first may
+  mean "this user has no password any more".
+- `last` means the last line in the file, not the latest `password_set_date`: the file's order is
+  what support gives, and a date that is missing or equal would leave the choice open again.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from ..errors import InputError
 from ..ledger import Ledger, dumps
@@ -35,9 +49,10 @@ def load_hashes(job: Job) -> None:
         db = ledger.db
         db.execute("DELETE FROM hashes")
         db.execute("DELETE FROM problems WHERE kind = 'hash-file'")
+        db.execute("DELETE FROM hash_repeats")
+        db.execute("DELETE FROM hash_held")
         batch: list[tuple[str, str | None, str | None, int]] = []
         other_connections = 0
-        duplicates = 0
         for item in iter_hash_file(path):
             if not isinstance(item, HashRow):
                 whose = f" (user {item.user_id})" if item.user_id else ""
@@ -48,19 +63,55 @@ def load_hashes(job: Job) -> None:
                 continue
             batch.append((item.user_id, item.email, _cred(item), item.line_no))
             if len(batch) >= BATCH:
-                duplicates += _insert(db, batch)
-        duplicates += _insert(db, batch)
-        if duplicates:
-            ledger.add_problem("hash-file", None, f"{duplicates} hash rows repeat a user id already in the file; "
-                                                  "the first row of each was used")
+                _insert(db, batch)
+        _insert(db, batch)
+        settle_repeats(ledger, path, job.options.duplicate_hash)
         ledger.set_meta("hash_file", {"other_connections": other_connections})
         ledger.mark_phase("hashes-loaded")
 
 
+def settle_repeats(ledger: Ledger, path: str, rule: str) -> None:
+    """User ids on more than one line: the same hash is used once; different ones follow `rule`.
+
+    `hold` keeps the user's row with no credential and lists it in `hash_held`, for `join_hashes`
+    to hold the user back by name; `first` keeps the row as loaded; `last` takes the last line's.
+    """
+    db = ledger.db
+    repeats: dict[str, list[Any]] = {}
+    for row in db.execute("SELECT r.user_id, r.line_no, r.credential, h.line_no AS first_line, "
+                          "h.credential AS first_credential FROM hash_repeats r JOIN hashes h USING (user_id) "
+                          "ORDER BY r.user_id, r.line_no"):
+        repeats.setdefault(row["user_id"], []).append(row)
+    for user_id, rows in repeats.items():
+        first_line = rows[0]["first_line"]
+        lines = [first_line, *(r["line_no"] for r in rows)]
+        if all(r["credential"] == r["first_credential"] for r in rows):
+            ledger.add_problems(("hash-file", str(r["line_no"]), f"{path}, line {r['line_no']}: repeats line "
+                                 f"{first_line} for user {user_id} (the same hash); used once") for r in rows)
+            continue
+        listed = ", ".join(map(str, lines[:-1])) + f" and {lines[-1]}"
+        if rule == "hold":
+            db.execute("UPDATE hashes SET credential = NULL WHERE user_id = ?", (user_id,))
+            db.execute("INSERT OR REPLACE INTO hash_held (user_id, lines) VALUES (?, ?)", (user_id, listed))
+            continue
+        used = rows[-1] if rule == "last" else None
+        if used is not None:
+            db.execute("UPDATE hashes SET credential = ?, line_no = ? WHERE user_id = ?",
+                       (used["credential"], used["line_no"], user_id))
+        ledger.add_problem("hash-file", str(lines[-1] if used else first_line),
+                           f"{path}, lines {listed} give user {user_id} different password hashes; line "
+                           f"{lines[-1] if used else first_line} was used (--duplicate-hash {rule})")
+    db.execute("DELETE FROM hash_repeats")
+
+
 def credential_for(ledger: Ledger, source_id: str) -> tuple[bool, str | None]:
-    """(whether the hash file has a row for this user id, that row's credential JSON or None)."""
-    row = ledger.db.execute("SELECT credential FROM hashes WHERE user_id = ?", (source_id,)).fetchone()
-    return (False, None) if row is None else (True, row[0])
+    """(whether the hash file gives this user id a hash to use, that row's credential JSON or None).
+
+    A user whose lines disagree (held) is not known here: `join_hashes` holds it back by name.
+    """
+    row = ledger.db.execute("SELECT credential, (SELECT 1 FROM hash_held WHERE user_id = ?) AS held FROM hashes "
+                            "WHERE user_id = ?", (source_id, source_id)).fetchone()
+    return (False, None) if row is None or row["held"] else (True, row["credential"])
 
 
 def join_hashes(job: Job) -> None:
@@ -74,6 +125,13 @@ def join_hashes(job: Job) -> None:
     other_connections = (ledger.get_meta("hash_file") or {}).get("other_connections", 0)
     with ledger.tx():
         db = ledger.db
+        # 0. users whose hash lines disagree: held back by name (`settle_repeats`), never given either hash
+        db.executemany("UPDATE users SET status = 'held_back', stage = 'hashes', code = 'CONFLICTING_HASHES', "
+                       "message = ?, hash_match = 'conflict' WHERE source_id = ? AND status = 'exported'",
+                       [(f"{path}, lines {r['lines']} give {r['user_id']} different password hashes; held back "
+                         "(left in the source) rather than given one that may be old. Correct the file, or choose "
+                         "with --duplicate-hash first|last (with a new --state: users already moved are "
+                         "recognised)", r["user_id"]) for r in db.execute("SELECT * FROM hash_held").fetchall()])
         # 1. by id
         # (has_credential is set in the same statement: a second pass would rewrite every matched row again)
         db.execute("UPDATE users SET (credential, has_credential, hash_match) = (SELECT h.credential, "
@@ -82,7 +140,7 @@ def join_hashes(job: Job) -> None:
         # 2. by email, when unambiguous on both sides
         db.execute("""
             WITH free AS (SELECT * FROM hashes WHERE user_id NOT IN (SELECT source_id FROM users)
-                          AND email IS NOT NULL),
+                          AND email IS NOT NULL AND user_id NOT IN (SELECT user_id FROM hash_held)),
                  free_once AS (SELECT email FROM free GROUP BY email HAVING COUNT(*) = 1),
                  users_once AS (SELECT email FROM users WHERE hash_match IS NULL AND email IS NOT NULL
                                 GROUP BY email HAVING COUNT(*) = 1)
@@ -112,6 +170,7 @@ def join_hashes(job: Job) -> None:
         ledger.set_meta("hashes", {"rows": db.execute("SELECT COUNT(*) FROM hashes").fetchone()[0],
                                    "other_connections": other_connections, "without_user": len(orphans)})
         db.execute("DELETE FROM hashes")
+        db.execute("DELETE FROM hash_held")
         ledger.mark_phase("hashes")
 
 
@@ -119,10 +178,7 @@ def _cred(row: HashRow) -> str | None:
     return None if row.credential is None else dumps(row.credential)
 
 
-def _insert(db, batch: list[tuple[str, str | None, str | None, int]]) -> int:  # noqa: ANN001
-    before = db.total_changes
+def _insert(db, batch: list[tuple[str, str | None, str | None, int]]) -> None:  # noqa: ANN001
+    # The first row of a user id stays; later ones go to hash_repeats (trigger) for settle_repeats.
     db.executemany("INSERT OR IGNORE INTO hashes (user_id, email, credential, line_no) VALUES (?, ?, ?, ?)", batch)
-    inserted = db.total_changes - before
-    skipped = len(batch) - inserted
     batch.clear()
-    return skipped

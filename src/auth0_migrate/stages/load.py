@@ -9,7 +9,9 @@ lost job shows (a user created since the file was sent) or `SETTLE_PATIENCE` pas
 more keep appearing; those found are recorded, and only the rest are sent again, in a new job. A 429
 "There are 2 active import users jobs" waits for a slot (our jobs are polled meanwhile), it is not
 a rate limit. A 413 splits the file in two; a failed or expired job is submitted again, up to three
-times.
+times. After that its users fail with `JOB_FAILED`/`JOB_EXPIRED`, codes the ledger counts as
+retryable: the next run packs and imports them again (`Ledger.requeue_retryable`), while users Auth0
+refused for their data keep Auth0's own code and stay failed.
 
 Choices where Auth0 is silent:
 - `SETTLE_PATIENCE` (10 min of tenant clock) for a lost job to show: Auth0 publishes no queue delay;
@@ -89,7 +91,7 @@ async def _import_file(job: Job, file_id: int) -> None:
         job_id = row["job_id"] if row["status"] == "submitted" else None
         if job_id is None:
             if row["attempts"] >= MAX_ATTEMPTS:
-                _fail_file(job, file_id, "JOB_FAILED", f"import job failed {row['attempts']} times")
+                _fail_file(job, file_id, *_job_failure(file_id, row["attempts"], row["summary"]))
                 return
             users = ledger.q("SELECT ordinal, record, credential FROM users WHERE file_id = ? AND status = 'ready' "
                              "ORDER BY ordinal", (file_id,))
@@ -252,6 +254,17 @@ def _split(job: Job, file_id: int, ordinals: list[int]) -> None:
         db.execute("UPDATE files SET status = 'packed', users = ?, attempts = attempts - 1 WHERE file_id = ?",
                    (len(ordinals) - len(half), file_id))
     job.reporter.warn(f"import file {file_id} was refused as too large (413); split it in two")
+
+
+def _job_failure(file_id: int, attempts: int, summary: str | None) -> tuple[str, str]:
+    """(code, message) for the users of a file whose every job failed or expired: job-level, so retryable."""
+    try:
+        last = str(json.loads(summary or "{}").get("status") or "failed")
+    except (ValueError, AttributeError):  # not the {"status": ...} a failed attempt writes
+        last = "failed"
+    code = "JOB_EXPIRED" if last == "expired" else "JOB_FAILED"
+    return code, (f"the import job of file {file_id} failed or expired {attempts} times (the last one {last}); "
+                  "nothing is known to be wrong with the user: run the same command again to retry")
 
 
 def _fail_file(job: Job, file_id: int, code: str, message: str) -> None:

@@ -4,6 +4,14 @@ Every user is transformed and checked against Auth0's import schema before anyth
 so a bad user fails here with a clear reason (stage `transform`) and does not poison a file. A
 user with no hash, when a hash file was given, is held back (left in the source) unless
 `--missing-hash import`: a user imported without a hash can never be given one later.
+
+Choices where Auth0 is silent
+-----------------------------
+- Two users ready to import with one email (possible only with `--from-file`: a connection
+  holds one user per email): the first in source order goes on and each later one is refused,
+  `DUPLICATE_EMAIL`, naming the first. The import would refuse one of them anyway, but which one
+  and with which code depends on the job's order, and the id map (by email) could then give two
+  source users one target user.
 """
 
 from __future__ import annotations
@@ -86,7 +94,10 @@ def combine(record: str, credential: str | None) -> bytes:
 
 
 def transform_users(job: Job) -> None:
-    """Transform the users still waiting (those the export could not settle as it read them)."""
+    """Transform the users still waiting (those the export could not settle as it read them).
+
+    Then every refused user loses any hash it was written with (here, or by the export's ingest).
+    """
     ledger = job.ledger
     if ledger.phase_done("transform"):
         return
@@ -107,6 +118,7 @@ def transform_users(job: Job) -> None:
                            " WHERE ordinal = ?", [(o.status, o.stage, o.code, o.message, ordinal)
                                                    for ordinal, o in outcomes if o.status != "ready"])
         job.reporter.advance(len(rows))
+    ledger.clear_refused_hashes()
     ledger.mark_phase("transform")
 
 
@@ -129,16 +141,49 @@ def _ready(job: Job) -> Iterator[tuple[str, bytes]]:
             yield str(row["ordinal"]), combine(row["record"], row["credential"])
 
 
+def refuse_duplicate_emails(job: Job) -> int:
+    """Users ready to import whose email an earlier ready user has: refused, named, before any upload.
+
+    A connection holds one user per email, so the import would refuse all but one of them, and the
+    id map (which finds new ids by email) could give two source users one target user. The first
+    (in source order) goes on; each later one fails with `DUPLICATE_EMAIL`, naming the first.
+    Returns how many were refused.
+    """
+    ledger = job.ledger
+    rows = ledger.q("SELECT ordinal, source_id, email FROM users WHERE status = 'ready' AND email IN "
+                    "(SELECT email FROM users WHERE email IS NOT NULL GROUP BY email "
+                    "HAVING COUNT(*) > 1) ORDER BY email, ordinal")
+    first: dict[str, Any] = {}
+    refused = 0
+    with ledger.tx():
+        for row in rows:
+            kept = first.setdefault(row["email"], row)
+            if kept is row:
+                continue
+            ledger.fail_user(row["ordinal"], "transform", "DUPLICATE_EMAIL",
+                             f"email: {row['email']} is also the email of {kept['source_id']}, which is "
+                             "imported in its place; a connection holds one user per email")
+            ledger.db.execute("UPDATE users SET file_id = NULL WHERE ordinal = ?", (row["ordinal"],))
+            refused += 1
+    return refused
+
+
 def pack_users(job: Job) -> None:
     """Assign every ready user to an import file as close to the size limit as is safe.
+
+    Users a failed or expired import job left behind are put back in line first (a re-run retries them).
 
     One transaction, written file by file as the packer hands them over: memory stays flat however
     many users there are.
     """
     ledger = job.ledger
+    retried = ledger.requeue_retryable()
+    if retried:
+        job.reporter.info(f"{retried} users whose import job failed or expired are packed and imported again")
     if ledger.phase_done("pack"):
         return
     job.reporter.phase("pack import files")
+    refuse_duplicate_emails(job)
     with ledger.tx() as db:
         next_id = (ledger.scalar("SELECT MAX(file_id) FROM files") or 0) + 1
         for packed in pack_encoded(_ready(job)):
@@ -151,4 +196,5 @@ def pack_users(job: Job) -> None:
                        (next_id, len(packed.body), len(packed.keys)))
             db.executemany("UPDATE users SET file_id = ? WHERE ordinal = ?", [(next_id, int(k)) for k in packed.keys])
             next_id += 1
+        ledger.clear_refused_hashes()
     ledger.mark_phase("pack")

@@ -22,6 +22,11 @@ The result is then checked with :func:`auth0_migrate.import_schema.validate_impo
 same rules the local tenant applies and Auth0 documents, so a user Auth0 would refuse is caught
 here, reported with Auth0's own code and path, and never costs a job.
 
+Beyond Auth0's rules, a ``custom_password_hash`` whose digest cannot have the length its algorithm
+and encoding give (an md5 hex digest of 33 characters) is refused with ``DIGEST_LENGTH`` on
+``custom_password_hash.hash.value``: Auth0 would import it, and the user could never log in with it
+(:func:`auth0_migrate.passwords.digest_length_problem`).
+
 Refusals are data, not exceptions: :func:`to_import_record` returns ``(None, problems)``.
 Messages never carry hash material: what the validator says is scrubbed of every secret in the
 credential before it is returned.
@@ -47,7 +52,7 @@ from typing import Any, Final, get_args
 from auth0_migrate.errors import UsageError
 from auth0_migrate.import_schema import validate_import_user
 from auth0_migrate.model import IdStrategy
-from auth0_migrate.passwords import REDACTED
+from auth0_migrate.passwords import REDACTED, digest_length_problem
 
 __all__ = [
     "CARRIED_KEYS",
@@ -97,7 +102,7 @@ class TransformProblem:
     """Why one user cannot be imported: whose, which code, which field (a dotted path), why.
 
     ``code`` is one of this module's (``MISSING_EMAIL``, ``UNSUPPORTED_EXPORT_KEYS``,
-    ``INVALID_USER_ID``, ``MISSING_USER_ID``) or Auth0's import code from the validator
+    ``INVALID_USER_ID``, ``MISSING_USER_ID``, ``DIGEST_LENGTH``) or Auth0's import code from the validator
     (``FORMAT``, ``OBJECT_REQUIRED``...). ``field`` is ``None`` when no single field is at fault.
     """
 
@@ -226,7 +231,12 @@ def to_import_record(
 
     errors = validate_import_user(record)
     if not errors:
-        return record, []
+        # Beyond Auth0's own checks: a digest of the wrong length imports fine and never logs anyone in.
+        wrong_length = digest_length_problem(record.get("custom_password_hash"))
+        if wrong_length is None:
+            return record, []
+        return None, [TransformProblem(who_id, who_email, "DIGEST_LENGTH", "custom_password_hash.hash.value",
+                                       wrong_length + "; a hash that can never match is not imported")]
     secrets = list(_secrets(record))
     return None, [
         TransformProblem(who_id, who_email, e.code, e.path or None, _scrub(e.message, secrets))
