@@ -26,7 +26,7 @@ from starlette.testclient import TestClient
 from auth0_migrate import passwords
 from auth0_migrate.clock import ManualClock
 from auth0_migrate.import_schema import validate_import_user
-from auth0_migrate.tenant import TenantConfig, create_app, directory
+from auth0_migrate.tenant import TenantConfig, connections, create_app, directory
 from auth0_migrate.tenant.store import dumps
 
 BASE = "http://tenant.local"
@@ -95,6 +95,7 @@ def import_file(users: int = 1000) -> dict[str, Any]:
                 "user_metadata": {"lang": "en", "theme": "dark", "bio": "x" * 90}} for i in range(users)]
     with _tenant() as (tenant, _, mgmt, _):
         cid = directory.create_connection(tenant.store, "Target", now=tenant.clock.now())["id"]
+        connections.enable_clients(tenant.store, cid, [tenant.client_id])  # Auth0 imports need one
 
         def start(part: list[dict[str, Any]]) -> str:
             return mgmt.jobs.users_imports.create(users=("users.json", json.dumps(part).encode(), "application/json"),

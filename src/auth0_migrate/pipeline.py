@@ -54,8 +54,11 @@ from .stages.users_file import check_users_file, read_selection
 #: Problem kinds that are facts about the input, not something the tool failed to carry: the hashes of
 #: users who are not selected (a `--users` subset, or users deleted since support made the file), and
 #: hash rows of users who have no password (the user's own state says what became of them: held back,
-#: or imported without one under `--missing-hash import`). Every other kind makes the exit code at least 3.
-INFORMATIONAL_PROBLEMS = frozenset({"hash-without-user", "hash-without-password"})
+#: or imported without one under `--missing-hash import`), and a user id repeated in the hash file whose
+#: repeat was settled (the same hash used once, or the line the owner's `--duplicate-hash` rule picked; lines
+#: that disagree under the default rule hold the user back, and that user's state says so). Every other kind
+#: makes the exit code at least 3.
+INFORMATIONAL_PROBLEMS = frozenset({"hash-without-user", "hash-without-password", "hash-repeat"})
 
 
 def default_state_path(options: MigrationOptions, source: TenantClient, target: TenantClient) -> str:

@@ -339,7 +339,7 @@ def test_disagreeing_hash_lines_hold_the_user_back_by_name(world: World, tmp_pat
     assert f"lines {first} and {second} give {ids[changed]} different password hashes" in held["message"]
     assert "--duplicate-hash" in held["message"]
     # The identical repeat is no conflict: the user moved, and the repeated line is reported as a counted problem.
-    problems = result.reports["problems"]["hash-file"]
+    problems = result.reports["problems"]["hash-repeat"]
     assert [p["ref"] for p in problems] == [str(line_of[repeated][1])]
     assert f"repeats line {line_of[repeated][0]} for user {ids[repeated]}" in problems[0]["detail"]
     assert changed not in {u["email"] for u in world.users(TARGET)}
@@ -364,7 +364,7 @@ def test_the_owner_can_choose_the_first_or_the_last_line(world: World, tmp_path)
                                    state=str(tmp_path / "first.sqlite")))
     assert first.exit_code == 0, dump(first)
     assert first.users["imported"] == 6 and first.failures == []
-    chosen = [p for p in first.reports["problems"]["hash-file"] if "different password hashes" in p["detail"]]
+    chosen = [p for p in first.reports["problems"]["hash-repeat"] if "different password hashes" in p["detail"]]
     assert len(chosen) == 1 and ids[changed] in chosen[0]["detail"]
     assert "(--duplicate-hash first)" in chosen[0]["detail"]
     assert world.login(TARGET, changed, seeded.passwords[changed]) == ok

@@ -10,13 +10,15 @@ from typing import Any
 import pytest
 from auth0.management.core.api_error import ApiError as SdkApiError
 
-from auth0_migrate.tenant import directory
+from auth0_migrate.tenant import connections, directory
 from auth0_migrate.tenant.jobs import LOST_ANSWER
 
 
 @pytest.fixture
 def cid(tenant, clock) -> str:  # noqa: ANN001
-    return directory.create_connection(tenant.store, "Target", now=clock.now())["id"]
+    connection_id = directory.create_connection(tenant.store, "Target", now=clock.now())["id"]
+    connections.enable_clients(tenant.store, connection_id, [tenant.client_id])  # Auth0 imports need one
+    return connection_id
 
 
 def start(mgmt, cid: str, users: list[dict[str, Any]]) -> str:  # noqa: ANN001
@@ -121,6 +123,7 @@ def test_tenant_serve_flags_switch_the_lost_answer_and_the_download_encoding(clo
         assert tenant.faults.lose_import_answers == ["drop", 503]
         assert tenant.config.download_content_encoding is True
         cid = directory.create_connection(tenant.store, "Target", now=tenant.clock.now())["id"]
+        connections.enable_clients(tenant.store, cid, [tenant.client_id])
         client = TestClient(app, base_url=tenant.config.base_url)
         token = client.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": "c",
                                                   "client_secret": "s", "audience": tenant.config.audience})

@@ -55,6 +55,8 @@ def test_summary_names_a_user_in_a_state_it_does_not_know(tmp_path) -> None:
                 "INTEGER NOT NULL DEFAULT 0, profile_ok INTEGER, diffs TEXT, grants_ok INTEGER, deleted INTEGER NOT "
                 "NULL DEFAULT 0, reapplied INTEGER NOT NULL DEFAULT 0)")
     con.execute("INSERT INTO users (ordinal, source_id, status) VALUES (1, 'auth0|x', 'limbo')")
+    con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")  # what makes it a ledger
+    con.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '1')")
     con.commit()
     con.close()
     with Ledger.open(path) as ledger:

@@ -48,7 +48,7 @@ def load_hashes(job: Job) -> None:
     with ledger.tx():
         db = ledger.db
         db.execute("DELETE FROM hashes")
-        db.execute("DELETE FROM problems WHERE kind = 'hash-file'")
+        db.execute("DELETE FROM problems WHERE kind IN ('hash-file', 'hash-repeat')")
         db.execute("DELETE FROM hash_repeats")
         db.execute("DELETE FROM hash_held")
         batch: list[tuple[str, str | None, str | None, int]] = []
@@ -86,7 +86,7 @@ def settle_repeats(ledger: Ledger, path: str, rule: str) -> None:
         first_line = rows[0]["first_line"]
         lines = [first_line, *(r["line_no"] for r in rows)]
         if all(r["credential"] == r["first_credential"] for r in rows):
-            ledger.add_problems(("hash-file", str(r["line_no"]), f"{path}, line {r['line_no']}: repeats line "
+            ledger.add_problems(("hash-repeat", str(r["line_no"]), f"{path}, line {r['line_no']}: repeats line "
                                  f"{first_line} for user {user_id} (the same hash); used once") for r in rows)
             continue
         listed = ", ".join(map(str, lines[:-1])) + f" and {lines[-1]}"
@@ -98,7 +98,7 @@ def settle_repeats(ledger: Ledger, path: str, rule: str) -> None:
         if used is not None:
             db.execute("UPDATE hashes SET credential = ?, line_no = ? WHERE user_id = ?",
                        (used["credential"], used["line_no"], user_id))
-        ledger.add_problem("hash-file", str(lines[-1] if used else first_line),
+        ledger.add_problem("hash-repeat", str(lines[-1] if used else first_line),
                            f"{path}, lines {listed} give user {user_id} different password hashes; line "
                            f"{lines[-1] if used else first_line} was used (--duplicate-hash {rule})")
     db.execute("DELETE FROM hash_repeats")
