@@ -178,3 +178,28 @@ def test_endpoint_buckets_are_paced_apart(make: Any, clock: RecordingClock) -> N
     assert refused == 0  # connection reads waited for their own bucket, not for the users' room
     assert connections_waited >= 6 * 1.2 - 1.0  # one request back per 1.2 s (reset given in whole seconds)
     assert users_waited == 0.0  # no user read waited for the empty connections bucket
+
+
+def test_clock_offset_follows_a_stepped_clock(make: Any, clock: RecordingClock) -> None:
+    """The offset is a running estimate from every Date header: when the tenant's clock is stepped (an
+    hour behind, then an hour ahead), the estimate follows instead of averaging the two."""
+    world = make(clock_skew=-HOUR)
+
+    async def go() -> tuple[float, float]:
+        client = world.client(concurrency=1)
+        try:
+            for _ in range(3):
+                await client.sdk.users.list(per_page=1)
+                clock.advance(0.37)
+            behind = client.governor.offset.seconds
+            world.tenant.clock.skew = HOUR  # the tenant's clock is stepped two hours forward
+            for _ in range(3):
+                await client.sdk.users.list(per_page=1)
+                clock.advance(0.37)
+            return behind, client.governor.offset.seconds
+        finally:
+            await client.aclose()
+
+    behind, ahead = asyncio.run(go())
+    assert abs(behind + HOUR) <= 1.0
+    assert abs(ahead - HOUR) <= 1.0

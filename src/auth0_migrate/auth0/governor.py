@@ -274,19 +274,6 @@ class Governor:
             pacer._answers += 1  # an answer that took a token; a 429 took none (counting it overestimates the rate)
         pacer.observe(response.status_code, remaining, limit, reset, now)
 
-    # The single-bucket view (the first bucket seen), for callers and tests that look at one number.
-    @property
-    def rate(self) -> float | None:
-        return self._first.rate
-
-    @property
-    def learned(self) -> bool:
-        return self._first.learned
-
-    @property
-    def _first(self) -> Pacer:
-        return self._unclaimed or next(iter(self.pacers.values()))
-
     def backoff(self, attempt: int) -> float:
         return min(30.0, 0.5 * 2 ** (attempt - 1)) * self._random.uniform(0.8, 1.2)
 
