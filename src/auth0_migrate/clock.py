@@ -45,4 +45,25 @@ class ManualClock(Clock):
         await asyncio.sleep(0)
 
 
+class SkewedClock(Clock):
+    """Another clock's time plus a fixed offset: a machine whose clock is off by `skew` seconds.
+
+    Sleeping and monotonic time are the base clock's (a wrong wall clock does not change how long a
+    second lasts).
+    """
+
+    def __init__(self, base: Clock, skew: float) -> None:
+        self.base = base
+        self.skew = skew
+
+    def now(self) -> float:
+        return self.base.now() + self.skew
+
+    def monotonic(self) -> float:
+        return self.base.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await self.base.sleep(seconds)
+
+
 SYSTEM_CLOCK = Clock()

@@ -9,13 +9,29 @@ every stage goes through it:
 - It paces sends with a client-side token bucket at `rate` x `safety`. When no rate is given, it
   learns the refill rate from the headers (remaining over time, against the answers it got) and,
   until it knows, sends only what the server says remains.
-- On 429 it stops every sender until the reset time instead of hammering; 5xx, 408, timeouts and
-  dropped connections are retried with exponential back-off and jitter. After `max_attempts` the
-  last answer is handed back (the client turns it into `TransientError`).
+- On 429 it stops every sender of that bucket until the reset time instead of hammering; 5xx, 408,
+  timeouts and dropped connections are retried with exponential back-off and jitter. After
+  `max_attempts` the last answer is handed back (the client turns it into `TransientError`).
+- Auth0 has more than one bucket: a global one, and per-endpoint ones (organizations on every plan;
+  users, connections and "all other endpoints" on Essentials). The pacing state is kept per bucket,
+  told apart by `x-ratelimit-limit`, and each endpoint is paced by the bucket that last answered for
+  it, so a small endpoint bucket's headers never slow down (or speed up) the others.
+- `x-ratelimit-reset` is a time on Auth0's clock. The offset between Auth0's clock and ours is
+  estimated from the `Date` header of every answer (see `ClockOffset`) and taken off before a reset
+  becomes a wait; no single wait is longer than `MAX_WAIT` (60 s), after which the governor sends
+  again and reads fresh headers.
 - A request with the `SEND_ONCE` header (an import upload: a job may exist even when the answer is
   lost) is never re-sent: its answer, 429 included, or its transport error goes back to the caller.
 
 Time comes from an injected clock, so tests run without waiting.
+
+Choices where Auth0 is silent:
+- Buckets are told apart by their size (`x-ratelimit-limit`): two buckets of the same size behind
+  different endpoints share one pacer, which is cautious, not wrong (they are paced as one).
+- A 429 without rate-limit headers blocks its bucket for one second (Auth0 documents the headers on
+  every 429; a proxy's 429 may lack them).
+- 60 s as the longest wait: the SDK caps its own waits at 60 s too (reference §8.6), and Auth0's
+  slowest buckets that this tool meets add a request back well within a minute.
 """
 
 from __future__ import annotations
@@ -25,6 +41,7 @@ import random
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 
 import httpx
 
@@ -63,82 +80,108 @@ class CallStats:
         return self.statuses[429]
 
 
-class Governor:
-    """The pacing state of one tenant, shared by every request to it."""
+MAX_WAIT = 60.0
+"""The longest single wait the rate-limit headers can ask for: after it the governor sends again and
+reads fresh headers, so a wrong reset (or a clock far off) never parks a run for hours."""
 
-    def __init__(self, *, clock: Clock = SYSTEM_CLOCK, rate: float | None = None, burst: int | None = None,
-                 concurrency: int = 16, max_attempts: int = 8, safety: float = 0.97,
-                 jitter: random.Random | None = None) -> None:
-        self.clock = clock
-        self.safety = safety
-        self.max_attempts = max_attempts
-        self.slots = asyncio.Semaphore(concurrency)
-        self.concurrency = concurrency
-        self.rate = rate * safety if rate else None
+
+class ClockOffset:
+    """How far the server's clock is ahead of ours, from the `Date` headers of its answers.
+
+    `Date` has whole seconds: an answer stamped D was made at some server time in [D, D + 1), between
+    our send time s and receive time r, so offset = server - local lies in [D - r, D + 1 - s]. The
+    intervals of the answers seen are intersected (when a new one misses the intersection, one of the
+    clocks was stepped: it starts again from that one), and the estimate is the smallest correction
+    they prove: 0 while the intersection contains 0 (the clocks agree as far as whole seconds can
+    tell), else its bound nearest to 0. A guess inside the interval would be off by up to half a
+    second either way, which costs 429s or idle time for nothing when the clocks agree.
+    """
+
+    def __init__(self) -> None:
+        self.low: float | None = None
+        self.high = 0.0
+
+    def observe(self, date: str | None, sent: float, received: float) -> None:
+        if not date:
+            return
+        try:
+            stamp = parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return
+        low, high = stamp - received, stamp + 1.0 - sent
+        if self.low is None or low > self.high or high < self.low:
+            self.low, self.high = low, high
+        else:
+            self.low, self.high = max(self.low, low), min(self.high, high)
+
+    @property
+    def seconds(self) -> float:
+        """The estimate (0 until an answer with a `Date` came)."""
+        return 0.0 if self.low is None else min(max(0.0, self.low), self.high)
+
+
+class Pacer:
+    """The pacing state of one server bucket (one `x-ratelimit-limit` value), shared by its requests.
+
+    Auth0 answers from different buckets for different endpoints (Essentials gives users, connections
+    and "all other endpoints" their own; organizations have theirs on every plan): what is learned from
+    one bucket's headers (remaining, reset, refill rate, 429 waits) paces only the endpoints that
+    bucket answered for.
+    """
+
+    def __init__(self, governor: Governor, rate: float | None, burst: int | None) -> None:
+        self.gov = governor
+        self.rate = rate * governor.safety if rate else None
         self.learned = False
         self.burst = float(burst) if burst else None
         self.tokens = float(burst) if burst else 1.0
-        self.stamp = clock.monotonic()
+        self.stamp = governor.clock.monotonic()
         self.blocked_until = 0.0
         self.remaining: int | None = None
         self.limit: int | None = None
         self.reset = 0.0
+        """Server time (its epoch) of the next request added back, as the last header said."""
         self.sent_since_header = 0
         self.in_flight = 0
         """Requests sent and not yet answered: the server has (or will have) taken their tokens, but no
         header we have read says so yet."""
-        self.stats = CallStats()
         self._answers = 0
         self._window: tuple[float, int, int] | None = None
-        self._lock = asyncio.Lock()
-        self._random = jitter or random.Random()
-
-    # -- pacing -----------------------------------------------------------------------------------
 
     async def acquire(self) -> None:
-        """Wait until one more request may be sent."""
-        async with self._lock:
-            while True:
-                now = self.clock.now()
-                if now < self.blocked_until:
-                    await self.clock.sleep(self.blocked_until - now)
+        clock = self.gov.clock
+        while True:
+            now = clock.now()
+            if now < self.blocked_until:
+                await clock.sleep(min(MAX_WAIT, self.blocked_until - now))
+                continue
+            if self.rate:
+                mono = clock.monotonic()
+                cap = self.burst or max(1.0, self.rate)
+                self.tokens = min(cap, self.tokens + (mono - self.stamp) * self.rate)
+                self.stamp = mono
+                if self.tokens < 1.0 - 1e-6:
+                    # At least 1 ms: a shorter sleep can be lost in an epoch's float resolution (~2e-7 s).
+                    await clock.sleep(min(MAX_WAIT, max(0.001, (1.0 - self.tokens) / self.rate)))
                     continue
-                if self.rate:
-                    mono = self.clock.monotonic()
-                    cap = self.burst or max(1.0, self.rate)
-                    self.tokens = min(cap, self.tokens + (mono - self.stamp) * self.rate)
-                    self.stamp = mono
-                    if self.tokens < 1.0:
-                        await self.clock.sleep((1.0 - self.tokens) / self.rate)
-                        continue
-                    self.tokens -= 1.0
-                elif self.remaining is not None and self.remaining - self.sent_since_header <= 0:
-                    # Nothing left by the server's last word and no rate known yet: wait for the reset.
-                    await self.clock.sleep(max(0.05, self.reset - now))
-                    self.remaining = None
-                    continue
-                self.sent_since_header += 1
-                return
-
-    def observe(self, response: httpx.Response) -> None:
-        """Read the rate-limit headers of an answer; learn the refill rate when none was given."""
-        headers = response.headers
-        if response.status_code != 429:
-            self._answers += 1  # an answer that took a token; a 429 took none (counting it overestimates the rate)
-        try:
-            remaining = int(headers["x-ratelimit-remaining"])
-            limit = int(headers["x-ratelimit-limit"])
-            reset = float(headers["x-ratelimit-reset"])
-        except (KeyError, ValueError):
+                self.tokens = max(0.0, self.tokens - 1.0)
+            elif self.remaining is not None and self.remaining - self.sent_since_header <= 0:
+                # Nothing left by the server's last word and no rate known yet: wait for the reset.
+                await clock.sleep(max(0.05, self.gov.wait_until(self.reset, now)))
+                self.remaining = None
+                continue
+            self.sent_since_header += 1
             return
-        now = self.clock.now()
+
+    def observe(self, status: int, remaining: int, limit: int, reset: float, now: float) -> None:
         # Requests still in flight will take tokens this answer does not show yet: count them as spent.
         self.remaining, self.limit, self.reset, self.sent_since_header = remaining, limit, reset, self.in_flight
         if self.burst is None or not self.learned:
             self.burst = float(limit)
-        if response.status_code == 429:
-            self.blocked_until = max(self.blocked_until, reset if reset > now else now + 1.0)
-            self.blocked_until += self._random.uniform(0.0, 0.05)
+        if status == 429:
+            wait = self.gov.wait_until(reset, now)
+            self.blocked_until = max(self.blocked_until, now + (wait if wait > 0 else 1.0))
+            self.blocked_until += self.gov.jitter(0.0, 0.05)
             self.tokens = 0.0
         if self.rate is not None and not self.learned:
             return
@@ -159,12 +202,82 @@ class Governor:
         self._window = (now, remaining, self._answers)
         if estimate <= 0:
             return
-        previous = self.rate / self.safety if self.rate else None
+        safety = self.gov.safety
+        previous = self.rate / safety if self.rate else None
         blended = estimate if previous is None else 0.5 * previous + 0.5 * estimate
         if previous is None:
             self.tokens = float(max(0, remaining - self.in_flight))
-            self.stamp = self.clock.monotonic()
-        self.rate, self.learned = blended * self.safety, True
+            self.stamp = self.gov.clock.monotonic()
+        self.rate, self.learned = blended * safety, True
+
+
+class Governor:
+    """The pacing of one tenant, shared by every request to it: one `Pacer` per server bucket seen."""
+
+    def __init__(self, *, clock: Clock = SYSTEM_CLOCK, rate: float | None = None, burst: int | None = None,
+                 concurrency: int = 16, max_attempts: int = 8, safety: float = 0.97,
+                 jitter: random.Random | None = None) -> None:
+        self.clock = clock
+        self.safety = safety
+        self.max_attempts = max_attempts
+        self.slots = asyncio.Semaphore(concurrency)
+        self.concurrency = concurrency
+        self.given_rate = rate
+        self.offset = ClockOffset()
+        self.stats = CallStats()
+        self._lock = asyncio.Lock()
+        self._random = jitter or random.Random()
+        self.pacers: dict[int, Pacer] = {}
+        """By `x-ratelimit-limit`: the bucket size is what tells one bucket's headers from another's."""
+        self.routes: dict[str, int] = {}
+        """Endpoint label -> the bucket that last answered for it."""
+        self._unclaimed: Pacer | None = Pacer(self, rate, burst)
+        self._last: Pacer = self._unclaimed
+
+    def pacer_for(self, label: str) -> Pacer:
+        key = self.routes.get(label)
+        return self.pacers[key] if key is not None else self._last
+
+    async def acquire(self, label: str = "") -> Pacer:
+        """Wait until one more request for `label` may be sent; the pacer that let it go."""
+        async with self._lock:
+            pacer = self.pacer_for(label)
+            await pacer.acquire()
+            return pacer
+
+    def wait_until(self, server_time: float, now: float) -> float:
+        """Seconds from local `now` to `server_time` (server epoch, e.g. a reset), at most MAX_WAIT."""
+        return min(MAX_WAIT, server_time - self.offset.seconds - now)
+
+    def jitter(self, low: float, high: float) -> float:
+        return self._random.uniform(low, high)
+
+    def observe(self, response: httpx.Response, label: str = "", *, sent: float | None = None) -> None:
+        """Read the clock and rate-limit headers of an answer; pace the endpoint's bucket by them."""
+        headers = response.headers
+        now = self.clock.now()
+        self.offset.observe(headers.get("date"), now if sent is None else sent, now)
+        try:
+            remaining = int(headers["x-ratelimit-remaining"])
+            limit = int(headers["x-ratelimit-limit"])
+            reset = float(headers["x-ratelimit-reset"])
+        except (KeyError, ValueError):
+            if response.status_code == 429:  # a 429 without its headers: do not hammer either
+                pacer = self.pacer_for(label)
+                pacer.blocked_until = max(pacer.blocked_until, now + 1.0 + self.jitter(0.0, 0.05))
+            return
+        pacer = self.pacers.get(limit)
+        if pacer is None:
+            if self._unclaimed is not None:
+                pacer, self._unclaimed = self._unclaimed, None
+            else:
+                pacer = Pacer(self, self.given_rate, None)
+            self.pacers[limit] = pacer
+        self.routes[label] = limit
+        self._last = pacer
+        if response.status_code != 429:
+            pacer._answers += 1  # an answer that took a token; a 429 took none (counting it overestimates the rate)
+        pacer.observe(response.status_code, remaining, limit, reset, now)
 
     def backoff(self, attempt: int) -> float:
         return min(30.0, 0.5 * 2 ** (attempt - 1)) * self._random.uniform(0.8, 1.2)
@@ -190,17 +303,19 @@ class GovernedTransport(httpx.AsyncBaseTransport):
         attempt = 0
         while True:
             attempt += 1
-            if paced:
-                await gov.acquire()
+            pacer = await gov.acquire(label) if paced else None
             gov.stats.calls[label] += 1
-            gov.in_flight += 1  # from its token on, until answered (waiting for a slot counts too)
+            if pacer:
+                pacer.in_flight += 1  # from its token on, until answered (waiting for a slot counts too)
             try:
                 try:
                     async with gov.slots:
+                        sent = gov.clock.now()
                         response = await self.inner.handle_async_request(request)
                         await response.aread()
                 finally:
-                    gov.in_flight -= 1
+                    if pacer:
+                        pacer.in_flight -= 1
             except (httpx.TransportError, OSError):
                 gov.stats.transport_errors += 1
                 if once or attempt >= gov.max_attempts:
@@ -210,7 +325,7 @@ class GovernedTransport(httpx.AsyncBaseTransport):
                 continue
             gov.stats.statuses[response.status_code] += 1
             if paced and not (once and response.status_code == 429):  # the caller reads that 429 itself
-                gov.observe(response)
+                gov.observe(response, label, sent=sent)
             if once:
                 return response
             if response.status_code == 429 and attempt < gov.max_attempts * 4:

@@ -4,7 +4,9 @@ Every route declared with `http.router` is wrapped here, in this order: count th
 any fault switch (on every route: the token endpoint and downloads answer a fault in their own error
 shape), add the configured latency, take a token from the rate-limit bucket, check the
 bearer token and its scopes, run the handler, and turn `ApiError`/`OAuthError` (or anything
-unexpected) into Auth0's JSON error shape. Rate-limit headers go on every Management API answer.
+unexpected) into Auth0's JSON error shape. Rate-limit headers go on every Management API answer,
+and a `Date` header from the tenant's own clock on every answer (uvicorn's is turned off in
+`tenant serve`), so a client can tell how far its clock is from the tenant's, in-process too.
 
 Choices where Auth0 is silent (what a real tenant answers when its token endpoint or its CDN fails is
 not documented; these shapes are what the rest of each service uses):
@@ -26,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from email.utils import formatdate
 from typing import Any
 
 from starlette.applications import Starlette
@@ -165,9 +168,32 @@ def create_app(config: TenantConfig | None = None) -> Starlette:
     tenant = Tenant(config or TenantConfig())
     routes = [Route(ep.path, _wrap(tenant, ep), methods=[ep.method], name=ep.name) for ep in router.endpoints]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_exception},
-                    middleware=[Middleware(DropConnection)])
+                    middleware=[Middleware(DateHeader, clock=tenant.clock), Middleware(DropConnection)])
     app.state.tenant = tenant
     return app
+
+
+class DateHeader:
+    """Add `Date` (RFC 7231, whole seconds) from the tenant's clock to every answer that has none."""
+
+    def __init__(self, app: ASGIApp, clock: Any) -> None:
+        self.app = app
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def dated_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"date" for name, _ in headers):
+                    stamp = formatdate(self.clock.now(), usegmt=True).encode("latin-1")
+                    message = {**message, "headers": [*headers, (b"date", stamp)]}
+            await send(message)
+
+        await self.app(scope, receive, dated_send)
 
 
 class DropConnection:

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..clock import SYSTEM_CLOCK, Clock
+from ..clock import SYSTEM_CLOCK, Clock, SkewedClock
 
 Plan = Literal["free", "essentials", "enterprise", "unlimited"]
 PLANS: tuple[Plan, ...] = ("free", "essentials", "enterprise", "unlimited")
@@ -34,6 +34,10 @@ class TenantConfig:
     base_url: str = "http://tenant.local"
     """Where the tenant is reached; audience is f"{base_url}/api/v2/" and download links start here."""
     clock: Clock = field(default=SYSTEM_CLOCK)
+    clock_skew: float = 0.0
+    """Seconds the tenant's clock is ahead of `clock` (negative: behind). It stands for Auth0's clock
+    disagreeing with the tool's machine: every time the tenant reads (rate-limit resets, the `Date`
+    header, token and link expiry, jobs) is `clock.now() + clock_skew`."""
     rate: float | None = None
     """A sustained request rate (req/s) for one global bucket, overriding the plan's buckets."""
     burst: int | None = None
@@ -51,6 +55,8 @@ class TenantConfig:
         if self.plan not in PLANS:
             raise ValueError(f"unknown plan {self.plan!r}; expected one of {', '.join(PLANS)}")
         self.base_url = self.base_url.rstrip("/")
+        if self.clock_skew:
+            self.clock = SkewedClock(self.clock, self.clock_skew)
 
     @property
     def audience(self) -> str:

@@ -48,7 +48,8 @@ def serve(args: argparse.Namespace) -> int:
             await super().startup(sockets)
             print(base_url, flush=True)
 
-    server = Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="off"))
+    server = Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="off",
+                                   date_header=False))  # the app sends Date from the tenant's clock
     try:
         server.run()
     finally:

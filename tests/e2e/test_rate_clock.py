@@ -1,0 +1,205 @@
+"""The governor against Auth0's clock and buckets: a tenant whose clock is an hour off the tool's, a
+reset header that lies, and per-endpoint buckets that must not be mistaken for one another.
+
+Waits are read from the tool's injected clock (every `sleep` it was asked for), never wall time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from auth0_migrate.clock import ManualClock
+from auth0_migrate.tenant import TenantConfig, create_app
+
+from .conftest import TARGET, World, dump, migrate, options
+
+HOUR = 3600.0
+
+
+class RecordingClock(ManualClock):
+    """A ManualClock that remembers every sleep asked of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sleeps: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        await super().sleep(seconds)
+
+
+def skewed_world(oas_wrap: Any, clock: ManualClock, **config: Any) -> World:
+    base_url = "http://tenant.local"
+    app = create_app(TenantConfig(name="tenant.local", client_id="e2e-client", client_secret="e2e-secret",
+                                  clock=clock, base_url=base_url, **config))
+    return World(app, clock, base_url, "e2e-client", "e2e-secret", oas_wrap)
+
+
+@pytest.fixture
+def clock() -> RecordingClock:
+    return RecordingClock()
+
+
+@pytest.fixture
+def make(oas_wrap: Any, clock: RecordingClock) -> Iterator[Any]:
+    worlds: list[World] = []
+
+    def build(**config: Any) -> World:
+        worlds.append(skewed_world(oas_wrap, clock, **config))
+        return worlds[-1]
+
+    yield build
+    for w in worlds:
+        w.tenant.close()
+
+
+def _governed_run(world: World, tmp_path: Any, users: int) -> tuple[Any, Any]:
+    """Seed (unlimited), then migrate under a bucket of 1 refilled every 2 s: every call waits on a reset."""
+    from auth0_migrate.auth0 import client as client_module
+    from auth0_migrate.tenant.ratelimit import RateLimiter
+
+    seeded = world.seed(users=users)
+    world.connection(TARGET)
+    hashes = world.hash_file(str(tmp_path / "hashes.ndjson"))
+    tenant = world.tenant
+    tenant.limiter = RateLimiter(TenantConfig(rate=0.5, burst=1), tenant.clock)  # the tenant's (skewed) clock
+    governors: list[Any] = []
+    original = client_module.TenantClient.aclose
+
+    async def aclose(self: Any) -> None:
+        governors.append(self.governor)
+        await original(self)
+
+    client_module.TenantClient.aclose = aclose
+    try:
+        result = migrate(world, options(tmp_path, password_hashes=hashes))
+    finally:
+        client_module.TenantClient.aclose = original
+    assert result.exit_code == 0, dump(result)
+    assert result.users["verified"] == seeded.users
+    return result, governors[0]
+
+
+@pytest.mark.parametrize("skew", [HOUR, -HOUR], ids=["tenant-an-hour-ahead", "tenant-an-hour-behind"])
+def test_skewed_clock_neither_parks_nor_hammers(make: Any, clock: RecordingClock, tmp_path: Any,
+                                                skew: float) -> None:
+    world = make(clock_skew=skew)
+    clock.sleeps.clear()
+    started = clock.now()
+    _, gov = _governed_run(world, tmp_path, users=4)
+    # The skew is real: the tenant's Date and reset headers are an hour off the tool's clock.
+    assert abs(world.tenant.clock.now() - clock.now() - skew) < 1e-6
+    calls = gov.stats.total
+    assert calls >= 30
+    # No wait near an hour: none longer than the bucket's 2 s interval plus the Date header's second.
+    assert max(clock.sleeps) <= 3.0, sorted(clock.sleeps)[-5:]
+    # No hammering: a 429 is the exception (the reset is read on the tenant's clock, not taken for the past).
+    assert gov.stats.http_429 <= calls // 10, (gov.stats.http_429, calls)
+    # And the run took about what the bucket allows: one call per 2 s.
+    assert clock.now() - started <= calls * 2 * 1.5
+    # The governor found the skew out from the Date headers (to within their whole second).
+    assert abs(gov.offset.seconds - skew) <= 1.0
+
+
+def test_a_lying_reset_never_parks_the_run(make: Any, clock: RecordingClock, tmp_path: Any) -> None:
+    """A 429 whose reset says "in two hours" (clocks agree): one wait is at most 60 s, then a re-check."""
+    world = make()
+    seeded = world.seed(users=2)
+    world.tenant.faults.fail_call("GET /api/v2/users", nth=1, action=429, times=3)
+    lies = {"n": 0}
+
+    class LyingReset(httpx.AsyncBaseTransport):
+        def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+            self.inner = inner
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await self.inner.handle_async_request(request)
+            if response.status_code == 429:
+                lies["n"] += 1
+                await response.aread()
+                headers = dict(response.headers)
+                headers["x-ratelimit-reset"] = str(int(clock.now() + 2 * HOUR))
+                return httpx.Response(429, headers=headers, content=response.content)
+            return response
+
+    async def go() -> int:
+        from auth0_migrate.auth0.client import TenantClient, TenantCredentials
+
+        inner = LyingReset(world.oas_wrap(httpx.ASGITransport(app=world.app)))
+        client = TenantClient(TenantCredentials(world.base_url, world.client_id, world.client_secret),
+                              transport=inner, clock=clock, concurrency=4)
+        try:
+            found = await asyncio.gather(*[client.sdk.users.list(per_page=1) for _ in range(8)])
+            return len(found)
+        finally:
+            await client.aclose()
+
+    clock.sleeps.clear()
+    started = clock.now()
+    assert asyncio.run(go()) == 8
+    assert lies["n"] == 3  # the fault fired: three 429s said "two hours"
+    assert max(clock.sleeps) <= 60.0
+    assert clock.now() - started <= 3 * 61
+    assert seeded.users == 2
+
+
+def test_endpoint_buckets_are_paced_apart(make: Any, clock: RecordingClock) -> None:
+    """Essentials: Read Connections (5, 50/minute) runs dry while Read Users (40) has room. Alternating
+    the two, no user read waits for the connections bucket, and no connection read trusts the users'
+    headers (which show plenty left) to go before its own bucket has a request back."""
+    world = make(plan="essentials")
+    world.connection(TARGET)
+
+    async def go() -> tuple[float, float, int, int]:
+        client = world.client(concurrency=1)
+        try:
+            await client.sdk.users.list(per_page=1)  # the governor learns which bucket answers user reads
+            while world.tenant.limiter.buckets["read-connections"].tokens > 0:
+                await client.sdk.connections.list()
+            users_waited = connections_waited = 0.0
+            for _ in range(6):
+                first = len(clock.sleeps)
+                await client.sdk.connections.list()
+                connections_waited += sum(clock.sleeps[first:])
+                first = len(clock.sleeps)
+                await client.sdk.users.list(per_page=1)
+                users_waited += sum(clock.sleeps[first:])
+            return users_waited, connections_waited, client.governor.stats.http_429, len(client.governor.pacers)
+        finally:
+            await client.aclose()
+
+    users_waited, connections_waited, refused, buckets = asyncio.run(go())
+    assert buckets == 2  # read-connections (5) and read-users (40), each paced by its own headers
+    assert refused == 0  # connection reads waited for their own bucket, not for the users' room
+    assert connections_waited >= 6 * 1.2 - 1.0  # one request back per 1.2 s (reset given in whole seconds)
+    assert users_waited == 0.0  # no user read waited for the empty connections bucket
+
+
+def test_clock_offset_follows_a_stepped_clock(make: Any, clock: RecordingClock) -> None:
+    """The offset is a running estimate from every Date header: when the tenant's clock is stepped (an
+    hour behind, then an hour ahead), the estimate follows instead of averaging the two."""
+    world = make(clock_skew=-HOUR)
+
+    async def go() -> tuple[float, float]:
+        client = world.client(concurrency=1)
+        try:
+            for _ in range(3):
+                await client.sdk.users.list(per_page=1)
+                clock.advance(0.37)
+            behind = client.governor.offset.seconds
+            world.tenant.clock.skew = HOUR  # the tenant's clock is stepped two hours forward
+            for _ in range(3):
+                await client.sdk.users.list(per_page=1)
+                clock.advance(0.37)
+            return behind, client.governor.offset.seconds
+        finally:
+            await client.aclose()
+
+    behind, ahead = asyncio.run(go())
+    assert abs(behind + HOUR) <= 1.0
+    assert abs(ahead - HOUR) <= 1.0
