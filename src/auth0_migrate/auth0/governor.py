@@ -226,7 +226,7 @@ class Governor:
         self.offset = ClockOffset()
         self.stats = CallStats()
         self._lock = asyncio.Lock()
-        self._random = jitter or random.Random()
+        self._random: random.Random = jitter or random.Random()
         self.pacers: dict[int, Pacer] = {}
         """By `x-ratelimit-limit`: the bucket size is what tells one bucket's headers from another's."""
         self.routes: dict[str, int] = {}
@@ -266,8 +266,10 @@ class Governor:
                 pacer = self.pacer_for(label)
                 pacer.blocked_until = max(pacer.blocked_until, now + 1.0 + self.jitter(0.0, 0.05))
             return
-        pacer = self.pacers.get(limit)
-        if pacer is None:
+        known = self.pacers.get(limit)
+        if known is not None:
+            pacer = known
+        else:
             if self._unclaimed is not None:
                 pacer, self._unclaimed = self._unclaimed, None
             else:
@@ -280,7 +282,7 @@ class Governor:
         pacer.observe(response.status_code, remaining, limit, reset, now)
 
     def backoff(self, attempt: int) -> float:
-        return min(30.0, 0.5 * 2 ** (attempt - 1)) * self._random.uniform(0.8, 1.2)
+        return min(30.0, 0.5 * 2.0 ** (attempt - 1)) * self._random.uniform(0.8, 1.2)
 
 
 class GovernedTransport(httpx.AsyncBaseTransport):
