@@ -13,10 +13,11 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 
 from auth0_migrate.auth0 import jobs
-from auth0_migrate.auth0.client import TenantClient
+from auth0_migrate.auth0.client import TenantClient, TenantCredentials
 from auth0_migrate.auth0.paging import PER_PAGE, checkpoint_items, every, first, offset_items
 from auth0_migrate.errors import (
     BadRequest,
@@ -26,6 +27,7 @@ from auth0_migrate.errors import (
     RateLimited,
     Refused,
     TransientError,
+    UsageError,
 )
 from auth0_migrate.pipeline import plan
 from auth0_migrate.tenant import jobs as tenant_jobs
@@ -181,3 +183,24 @@ def test_a_file_the_target_finds_too_large_is_split_and_every_user_imported(worl
     assert files == made > 1  # split until each file fits, each imported once
     assert result.exit_code == 0, dump(result)
     assert result.users["imported"] == result.users["verified"] == seeded.users
+
+
+def test_flags_override_the_environment_and_a_half_given_tenant_is_named(world: World) -> None:
+    env = {"AUTH0_DOMAIN": "http://elsewhere.invalid", "AUTH0_CLIENT_ID": world.client_id,
+           "AUTH0_CLIENT_SECRET": "not-the-secret"}
+    creds = TenantCredentials.from_env(env=env, domain=world.base_url, client_secret=world.client_secret)
+    assert creds == TenantCredentials(world.base_url, world.client_id, world.client_secret)
+
+    async def scopes() -> frozenset[str]:
+        assert creds is not None
+        client = TenantClient(creds, transport=world.oas_wrap(httpx.ASGITransport(app=world.app)), clock=world.clock)
+        try:
+            return await client.granted_scopes()
+        finally:
+            await client.aclose()
+    assert "read:users" in asyncio.run(scopes())  # the flags' tenant and secret, not the environment's
+    assert TenantCredentials.from_env("TARGET_", env=env) is None  # no target: one tenant
+    with pytest.raises(UsageError) as info:
+        TenantCredentials.from_env("TARGET_", env={"TARGET_AUTH0_CLIENT_SECRET": "s3cret"}, domain="other.example")
+    assert str(info.value) == ("TARGET_AUTH0_DOMAIN is set but TARGET_AUTH0_CLIENT_ID is not (set it, or pass its "
+                               "command-line flag)")

@@ -8,7 +8,10 @@ local tenant in-process.
 Example::
 
     client = TenantClient(TenantCredentials.from_env())
-    users = await client.call("read role members", client.sdk.roles.users.list, role_id)
+    job = await client.call(f"read job {job_id}", client.sdk.jobs.get, job_id)
+
+Lists go through `auth0.paging` (every page, each one a `call`); errors come out as the classes of
+`errors` (`NotFoundError`, `PayloadTooLarge`, `RateLimited`...), never as a status to compare.
 """
 
 from __future__ import annotations
@@ -259,7 +262,7 @@ class TenantClient:
         return self.scopes
 
     async def call(self, operation: str, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        """Run one SDK call; errors come out as `TransientError`/`TerminalError` naming the operation."""
+        """Run one SDK call; errors come out as `translate` makes them, naming the operation."""
         try:
             return await fn(*args, **kwargs)
         except _TRANSLATED as exc:

@@ -11,7 +11,7 @@ every stage goes through it:
   until it knows, sends only what the server says remains.
 - On 429 it stops every sender of that bucket until the reset time instead of hammering; 5xx, 408,
   timeouts and dropped connections are retried with exponential back-off and jitter. After
-  `max_attempts` the last answer is handed back (the client turns it into `TransientError`).
+  `max_attempts` the last answer is handed back (the client turns it into `RateLimited` or `TransientError`).
 - Auth0 has more than one bucket: a global one, and per-endpoint ones (organizations on every plan;
   users, connections and "all other endpoints" on Essentials). The pacing state is kept per bucket,
   told apart by `x-ratelimit-limit`, and each endpoint is paced by the bucket that last answered for
