@@ -123,25 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _credentials(args: argparse.Namespace) -> tuple[TenantCredentials, TenantCredentials | None]:
-    def pick(flag: str | None, env: str) -> str | None:
-        return flag or os.environ.get(env) or None
-
-    source_domain = pick(args.domain, "AUTH0_DOMAIN")
-    source_id = pick(args.client_id, "AUTH0_CLIENT_ID")
-    source_secret = pick(args.client_secret, "AUTH0_CLIENT_SECRET")
-    if not (source_domain and source_id and source_secret):
+    """The source and (another tenant's) target credentials: flags override the environment."""
+    source = TenantCredentials.from_env(domain=args.domain, client_id=args.client_id,
+                                        client_secret=args.client_secret)
+    if source is None:
         raise UsageError("the source tenant needs a domain, client id and client secret: set AUTH0_DOMAIN, "
                          "AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET (or --domain, --client-id, --client-secret)")
-    source = TenantCredentials(source_domain, source_id, source_secret, pick(None, "AUTH0_AUDIENCE"))
-    target_domain = pick(args.target_domain, "TARGET_AUTH0_DOMAIN")
-    if not target_domain:
-        return source, None
-    target_id = pick(args.target_client_id, "TARGET_AUTH0_CLIENT_ID")
-    target_secret = pick(args.target_client_secret, "TARGET_AUTH0_CLIENT_SECRET")
-    if not (target_id and target_secret):
-        raise UsageError("TARGET_AUTH0_DOMAIN is set: the target also needs TARGET_AUTH0_CLIENT_ID and "
-                         "TARGET_AUTH0_CLIENT_SECRET (or --target-client-id, --target-client-secret)")
-    return source, TenantCredentials(target_domain, target_id, target_secret, pick(None, "TARGET_AUTH0_AUDIENCE"))
+    return source, TenantCredentials.from_env("TARGET_", domain=args.target_domain, client_id=args.target_client_id,
+                                              client_secret=args.target_client_secret)
 
 
 def _options(args: argparse.Namespace) -> MigrationOptions:

@@ -5,14 +5,22 @@
     ├── InputError                  a bad input file or line; names the file, line, user and field (exit 2)
     ├── LedgerError                 the state file cannot be used: locked, newer schema, other job (exit 1)
     └── Auth0Error                  an answer from Auth0 (or the local tenant) we cannot go past
-        ├── TransientError          429 after waiting, 5xx, timeouts, dropped connections (exit 75: run again)
-        │   ├── AnswerLost          a request the server may have acted on got no answer (an import upload)
-        │   └── ImportSlotsBusy     429 "There are 2 active import users jobs": wait for a slot, not a rate limit
-        └── TerminalError           400, 401, 403, 404, 409, 413: retrying will not help (exit 1)
-            ├── AuthenticationError bad client credentials, or a token the API refuses (401)
-            ├── InsufficientScopeError  the token lacks scopes; `.scopes` names them (403)
-            ├── NotFoundError       an unknown connection, job, user or role (404)
+        ├── TransientError          5xx, 408, timeouts, dropped connections (exit 75: run again)
+        │   ├── RateLimited         429, still refused after the governor's waits
+        │   │   └── ImportSlotsBusy 429 "There are 2 active import users jobs": wait for a slot, not a rate limit
+        │   └── AnswerLost          a request the server may have acted on got no answer (an import upload)
+        └── TerminalError           retrying will not help (exit 1)
+            ├── Refused             a 4xx: Auth0 refused the request and did nothing
+            │   ├── BadRequest      400: a body or query Auth0 will not take (e.g. too many users in one call)
+            │   ├── AuthenticationError  bad client credentials, or a token the API refuses (401)
+            │   ├── InsufficientScopeError  the token lacks scopes; `.scopes` names them (403)
+            │   ├── NotFoundError   an unknown connection, job, user or role (404)
+            │   ├── Conflict        409: it exists already
+            │   └── PayloadTooLarge 413: the body is over the endpoint's size limit (an import file)
             └── UnexpectedAnswerError  an answer the SDK cannot read (not JSON, or not the documented shape)
+
+Callers catch these classes, never an HTTP status: `auth0.client.translate` is the one place that
+maps a status to a class (`status` stays on the exception for messages and reports).
 
 Per-user failures are not exceptions: they are recorded in the ledger with a code and reported.
 Errors from the HTTP layer (httpx, the SDK's `ApiError` and `ParsingError`) are translated once, in
@@ -58,12 +66,16 @@ class TransientError(Auth0Error):
     exit_code = 75
 
 
+class RateLimited(TransientError):
+    """429 after the governor waited out the rate limit as long as it may: run again later."""
+
+
 class AnswerLost(TransientError):
     """The request went out but its answer did not come (dropped connection, timeout, 5xx): what the
     server did is unknown, so it is settled from the target, never sent again blindly."""
 
 
-class ImportSlotsBusy(TransientError):
+class ImportSlotsBusy(RateLimited):
     """Auth0 runs at most two import jobs at once; the third is refused with a 429 that says so."""
 
 
@@ -71,18 +83,34 @@ class TerminalError(Auth0Error):
     pass
 
 
-class AuthenticationError(TerminalError):
+class Refused(TerminalError):
+    """A 4xx answer: the request was refused, so nothing was done (no job made, nothing written)."""
+
+
+class BadRequest(Refused):
+    """400: Auth0 will not take this body or query as it is."""
+
+
+class AuthenticationError(Refused):
     pass
 
 
-class InsufficientScopeError(TerminalError):
+class InsufficientScopeError(Refused):
     def __init__(self, message: str, *, scopes: list[str], status: int = 403, operation: str = "") -> None:
         super().__init__(message, status=status, code="insufficient_scope", operation=operation)
         self.scopes = scopes
 
 
-class NotFoundError(TerminalError):
+class NotFoundError(Refused):
     pass
+
+
+class Conflict(Refused):
+    """409: what the request would create exists already."""
+
+
+class PayloadTooLarge(Refused):
+    """413: the body is larger than the endpoint takes (an import file over 500 KB)."""
 
 
 class UnexpectedAnswerError(TerminalError):

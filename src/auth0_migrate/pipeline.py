@@ -32,6 +32,7 @@ from typing import Any
 
 from .auth0 import scopes
 from .auth0.client import TenantClient
+from .auth0.paging import checkpoint_items, every, first, offset_items
 from .errors import InsufficientScopeError, UsageError
 from .import_schema import _RESERVED_APP_METADATA as RESERVED_APP_METADATA
 from .ledger import MIGRATED, NOT_CARRIED, Ledger
@@ -118,8 +119,8 @@ def check_options(options: MigrationOptions, same_tenant: bool) -> None:
 
 
 async def resolve_connection(client: TenantClient, name: str) -> Connection:
-    pager = await client.call(f"find connection {name!r}", client.sdk.connections.list, name=name, take=50)
-    for item in pager.items or []:
+    for item in await every(checkpoint_items(client, f"find connection {name!r}", client.sdk.connections.list,
+                                             name=name, take=50)):
         if item.name == name:
             if item.strategy != "auth0":
                 raise UsageError(f"connection {name!r} in {client.name} is a {item.strategy} connection; "
@@ -130,9 +131,9 @@ async def resolve_connection(client: TenantClient, name: str) -> Connection:
 
 async def check_enabled_clients(client: TenantClient, connection: Connection) -> None:
     """Auth0 imports users only into a connection enabled for at least one application: check it up front."""
-    pager = await client.call(f"list the applications enabled for {connection.name!r}",
-                              client.sdk.connections.clients.get, connection.id, take=1)
-    if not (pager.items or []):
+    if await first(checkpoint_items(client, f"list the applications enabled for {connection.name!r}",
+                                    client.sdk.connections.clients.get, connection.id, take=1,
+                                    include_totals=None)) is None:
         raise UsageError(
             f"the target connection {connection.name!r} in {client.name} is not enabled for any application, and "
             "Auth0 imports users only into a connection enabled for at least one. Enable it for an application "
@@ -399,8 +400,7 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
 
 
 async def _api_identifiers(client: TenantClient) -> set[str]:
-    pager = await client.call("list APIs", client.sdk.resource_servers.list, per_page=100, include_totals=True)
-    return {str(r.identifier) for r in pager.items or []}
+    return {str(r.identifier) async for r in offset_items(client, "list APIs", client.sdk.resource_servers.list)}
 
 
 def _estimate_calls(users: int, files: int, roles: int, options: MigrationOptions) -> dict[str, int]:

@@ -13,13 +13,15 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from dataclasses import dataclass, field
 from typing import Any
 
 from .auth0 import jobs
 from .auth0.client import TenantClient
-from .errors import TerminalError
+from .auth0.paging import checkpoint_items, every, offset_items
+from .errors import Conflict
 from .passwords import make_credential
 from .stages.pack import pack_files
 from .stages.pool import run_pool
@@ -92,8 +94,8 @@ async def ensure_connection(client: TenantClient, name: str) -> str:
     created through the API is enabled for none; `PATCH /connections/{id}/clients` (Auth0's way since
     `enabled_clients` on the connection was deprecated) enables it for the client we are.
     """
-    pager = await client.call("list connections", client.sdk.connections.list, name=name)
-    connection_id = next((str(item.id) for item in pager.items or [] if item.name == name), None)
+    connections = await every(checkpoint_items(client, "list connections", client.sdk.connections.list, name=name))
+    connection_id = next((str(item.id) for item in connections if item.name == name), None)
     if connection_id is None:
         created = await client.call(f"create connection {name}", client.sdk.connections.create, name=name,
                                     strategy="auth0")
@@ -106,14 +108,10 @@ async def ensure_connection(client: TenantClient, name: str) -> str:
 
 async def ensure_api_and_roles(client: TenantClient) -> dict[str, str]:
     """The example API with its scopes and the example roles; returns role name -> id."""
-    try:
+    with contextlib.suppress(Conflict):  # it exists already
         await client.call("create API", client.sdk.resource_servers.create, name="Example API",
                           identifier=API_IDENTIFIER, scopes=[{"value": s, "description": s} for s in API_SCOPES])
-    except TerminalError as exc:
-        if exc.status != 409:
-            raise
-    existing = await client.call("list roles", client.sdk.roles.list, per_page=100)
-    ids = {r.name: str(r.id) for r in existing.items or []}
+    ids = {r.name: str(r.id) async for r in offset_items(client, "list roles", client.sdk.roles.list)}
     for name, scopes in ROLES.items():
         if name in ids:
             continue

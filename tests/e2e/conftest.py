@@ -149,12 +149,13 @@ def options(tmp_path: Any, **kwargs: Any) -> MigrationOptions:
 def grants_of(world: World, user_id: str) -> tuple[set[str], set[tuple[str, str]]]:
     """(role names, DIRECT permissions) held under a user id in a tenant, read through the API."""
     async def go() -> tuple[set[str], set[tuple[str, str]]]:
+        from auth0_migrate.auth0.paging import offset_items
         from auth0_migrate.stages.authz import direct_permissions
 
         client = world.client()
         try:
-            pager = await client.sdk.users.roles.list(user_id, per_page=50)
-            roles = {r.name for r in pager.items or []}
+            roles = {r.name async for r in offset_items(client, f"read roles of {user_id}", client.sdk.users.roles.list,
+                                                        user_id)}
             return roles, set(await direct_permissions(client, user_id))
         finally:
             await client.aclose()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from auth0_migrate.auth0.paging import offset_items
 from auth0_migrate.stages.authz import direct_permissions, role_member_ids
 
 from .conftest import SOURCE, TARGET, World, dump, grants_of, migrate, options
@@ -53,16 +54,12 @@ def _read(world: World, fn: Any, *args: Any) -> Any:
 async def _sources(client: Any, user_id: str) -> dict[str, set[str]]:
     """permission name -> its source types, for the big API, across every page."""
     found: dict[str, set[str]] = {}
-    page = 0
-    while True:
-        pager = await client.sdk.users.permissions.list(user_id, page=page, per_page=100, include_totals=True)
-        items = [i.model_dump() for i in pager.items or []]
-        for item in items:
-            if item["resource_server_identifier"] == BIG_API:
-                found[item["permission_name"]] = {s["source_type"] for s in item.get("sources") or []}
-        if not items or (page + 1) * 100 >= (pager.response.total or 0):
-            return found
-        page += 1
+    async for item in offset_items(client, f"read permissions of {user_id}", client.sdk.users.permissions.list,
+                                   user_id):
+        data = item.model_dump()
+        if data["resource_server_identifier"] == BIG_API:
+            found[data["permission_name"]] = {s["source_type"] for s in data.get("sources") or []}
+    return found
 
 
 def test_many_direct_permissions_and_role_members(world: World, tmp_path) -> None:

@@ -8,7 +8,10 @@ local tenant in-process.
 Example::
 
     client = TenantClient(TenantCredentials.from_env())
-    users = await client.call("read role members", client.sdk.roles.users.list, role_id)
+    job = await client.call(f"read job {job_id}", client.sdk.jobs.get, job_id)
+
+Lists go through `auth0.paging` (every page, each one a `call`); errors come out as the classes of
+`errors` (`NotFoundError`, `PayloadTooLarge`, `RateLimited`...), never as a status to compare.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -30,8 +33,13 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import (
     Auth0Error,
     AuthenticationError,
+    BadRequest,
+    Conflict,
     InsufficientScopeError,
     NotFoundError,
+    PayloadTooLarge,
+    RateLimited,
+    Refused,
     TerminalError,
     TransientError,
     UnexpectedAnswerError,
@@ -44,7 +52,11 @@ T = TypeVar("T")
 # `ParsingError` (JSON of a shape its models refuse); pydantic's error where a model is built outside that
 # guard. `call` translates exactly these, plus the transport's failures, and lets our own bugs through.
 SDK_ERRORS: tuple[type[BaseException], ...] = (SdkApiError, SdkParsingError, PydanticValidationError)
+_TRANSLATED: tuple[type[BaseException], ...] = (*SDK_ERRORS, httpx.TransportError, httpx.DecodingError, OSError)
 _SCOPES = re.compile(r"expected (?:any|all) of: ([^;]+)")
+_REFUSALS: dict[int, type[Refused]] = {400: BadRequest, 401: AuthenticationError, 404: NotFoundError, 409: Conflict,
+                                       413: PayloadTooLarge}
+"""The 4xx statuses callers act on, each its own class; any other 4xx is a plain `Refused`."""
 
 
 @dataclass(frozen=True)
@@ -71,22 +83,35 @@ class TenantCredentials:
         return self.explicit_audience or f"{self.base_url}/api/v2/"
 
     @classmethod
-    def from_env(cls, prefix: str = "", env: dict[str, str] | None = None) -> TenantCredentials | None:
-        """Read `<prefix>AUTH0_DOMAIN`, `_CLIENT_ID`, `_CLIENT_SECRET` (and `_AUDIENCE`); None without a domain."""
-        env = dict(os.environ) if env is None else env
-        domain = env.get(f"{prefix}AUTH0_DOMAIN")
+    def from_env(cls, prefix: str = "", env: Mapping[str, str] | None = None, *, domain: str | None = None,
+                 client_id: str | None = None, client_secret: str | None = None) -> TenantCredentials | None:
+        """One tenant's credentials: `domain`, `client_id`, `client_secret` (command-line flags) where given,
+        else `<prefix>AUTH0_DOMAIN`, `_CLIENT_ID`, `_CLIENT_SECRET` (`_AUDIENCE` from the environment only).
+
+        None without a domain; a `UsageError` naming what is missing when a domain comes without the rest.
+        """
+        env = os.environ if env is None else env
+
+        def pick(given: str | None, name: str) -> str | None:
+            return given or env.get(f"{prefix}AUTH0_{name}") or None
+
+        domain = pick(domain, "DOMAIN")
         if not domain:
             return None
-        missing = [n for n in ("CLIENT_ID", "CLIENT_SECRET") if not env.get(f"{prefix}AUTH0_{n}")]
-        if missing:
-            raise UsageError(f"{prefix}AUTH0_DOMAIN is set but {', '.join(prefix + 'AUTH0_' + m for m in missing)}"
-                             " is not")
-        return cls(domain, env[f"{prefix}AUTH0_CLIENT_ID"], env[f"{prefix}AUTH0_CLIENT_SECRET"],
-                   env.get(f"{prefix}AUTH0_AUDIENCE") or None)
+        client_id, client_secret = pick(client_id, "CLIENT_ID"), pick(client_secret, "CLIENT_SECRET")
+        if not (client_id and client_secret):
+            missing = [f"{prefix}AUTH0_{n}" for n, v in (("CLIENT_ID", client_id), ("CLIENT_SECRET", client_secret))
+                       if not v]
+            raise UsageError(f"{prefix}AUTH0_DOMAIN is set but {' and '.join(missing)} is not (set it, or pass "
+                             "its command-line flag)")
+        return cls(domain, client_id, client_secret, pick(None, "AUDIENCE"))
 
 
 def translate(exc: BaseException, operation: str) -> Auth0Error:
     """Turn an SDK or httpx error into ours: terminal or transient, with the operation named.
+
+    The one place that reads an HTTP status: 429 is `RateLimited`, 5xx/408 `TransientError`, a 4xx a
+    `Refused` subclass (`BadRequest`, `NotFoundError`, `Conflict`, `PayloadTooLarge`...) that callers catch.
 
     An answer the SDK cannot read (not JSON, or JSON of another shape) is an `UnexpectedAnswerError`;
     its message names the operation, the status and the model, never the body (it may hold user data).
@@ -117,17 +142,17 @@ def translate(exc: BaseException, operation: str) -> Auth0Error:
         message = str(body.get("message") or body.get("error_description") or body.get("error") or "")
         code = body.get("errorCode") or body.get("error")
         text = f"{operation}: HTTP {status}" + (f": {message}" if message else "")
-        if status == 429 or status >= 500 or status == 408:
+        if status == 429:
+            return RateLimited(text, status=status, code=code, operation=operation)
+        if status >= 500 or status == 408:
             return TransientError(text, status=status, code=code, operation=operation)
         if status == 403 and "scope" in message.lower():
             match = _SCOPES.search(message)
             scopes = [s.strip() for s in match.group(1).split(",")] if match else []
             return InsufficientScopeError(f"{operation}: the token lacks a scope ({message}); grant the client "
                                           "these scopes in the Auth0 dashboard", scopes=scopes, operation=operation)
-        if status == 401:
-            return AuthenticationError(text, status=status, code=code, operation=operation)
-        if status == 404:
-            return NotFoundError(text, status=status, code=code, operation=operation)
+        if 400 <= status < 500:
+            return _REFUSALS.get(status, Refused)(text, status=status, code=code, operation=operation)
         return TerminalError(text, status=status, code=code, operation=operation)
     if isinstance(exc, (httpx.TransportError, OSError)):
         return TransientError(f"{operation}: {type(exc).__name__}: the connection failed", operation=operation)
@@ -150,7 +175,7 @@ class _RenewedToken(httpx.Auth):
     def __init__(self, client: TenantClient) -> None:
         self._client = client
 
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncIterator[httpx.Request]:
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         response = yield request
         if response.status_code != 401 or not request.url.path.startswith("/api/v2/"):
             return
@@ -191,7 +216,9 @@ class TenantClient:
                 "client_secret": self.credentials.client_secret, "audience": self.credentials.audience})
         except (httpx.TransportError, OSError) as exc:
             raise translate(exc, f"get a token from {self.name}") from exc
-        if response.status_code >= 500 or response.status_code == 429:
+        if response.status_code == 429:
+            raise RateLimited(f"get a token from {self.name}: HTTP 429", status=429, operation="token")
+        if response.status_code >= 500:
             raise TransientError(f"get a token from {self.name}: HTTP {response.status_code}",
                                  status=response.status_code, operation="token")
         if response.status_code != 200:
@@ -235,10 +262,10 @@ class TenantClient:
         return self.scopes
 
     async def call(self, operation: str, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        """Run one SDK call; errors come out as `TransientError`/`TerminalError` naming the operation."""
+        """Run one SDK call; errors come out as `translate` makes them, naming the operation."""
         try:
             return await fn(*args, **kwargs)
-        except (*SDK_ERRORS, httpx.TransportError, httpx.DecodingError, OSError) as exc:
+        except _TRANSLATED as exc:
             raise translate(exc, operation) from exc
 
     async def aclose(self) -> None:

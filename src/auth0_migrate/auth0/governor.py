@@ -11,7 +11,7 @@ every stage goes through it:
   until it knows, sends only what the server says remains.
 - On 429 it stops every sender of that bucket until the reset time instead of hammering; 5xx, 408,
   timeouts and dropped connections are retried with exponential back-off and jitter. After
-  `max_attempts` the last answer is handed back (the client turns it into `TransientError`).
+  `max_attempts` the last answer is handed back (the client turns it into `RateLimited` or `TransientError`).
 - Auth0 has more than one bucket: a global one, and per-endpoint ones (organizations on every plan;
   users, connections and "all other endpoints" on Essentials). The pacing state is kept per bucket,
   told apart by `x-ratelimit-limit`, and each endpoint is paced by the bucket that last answered for
@@ -226,7 +226,7 @@ class Governor:
         self.offset = ClockOffset()
         self.stats = CallStats()
         self._lock = asyncio.Lock()
-        self._random = jitter or random.Random()
+        self._random: random.Random = jitter or random.Random()
         self.pacers: dict[int, Pacer] = {}
         """By `x-ratelimit-limit`: the bucket size is what tells one bucket's headers from another's."""
         self.routes: dict[str, int] = {}
@@ -266,8 +266,10 @@ class Governor:
                 pacer = self.pacer_for(label)
                 pacer.blocked_until = max(pacer.blocked_until, now + 1.0 + self.jitter(0.0, 0.05))
             return
-        pacer = self.pacers.get(limit)
-        if pacer is None:
+        known = self.pacers.get(limit)
+        if known is not None:
+            pacer = known
+        else:
             if self._unclaimed is not None:
                 pacer, self._unclaimed = self._unclaimed, None
             else:
@@ -280,7 +282,7 @@ class Governor:
         pacer.observe(response.status_code, remaining, limit, reset, now)
 
     def backoff(self, attempt: int) -> float:
-        return min(30.0, 0.5 * 2 ** (attempt - 1)) * self._random.uniform(0.8, 1.2)
+        return min(30.0, 0.5 * 2.0 ** (attempt - 1)) * self._random.uniform(0.8, 1.2)
 
 
 class GovernedTransport(httpx.AsyncBaseTransport):

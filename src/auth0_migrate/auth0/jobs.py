@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import AnswerLost, ImportSlotsBusy, TransientError
+from ..errors import AnswerLost, ImportSlotsBusy, NotFoundError, RateLimited, TransientError
 from .client import TenantClient
 from .governor import SEND_ONCE
 
@@ -51,7 +51,7 @@ class JobState:
 
 
 def _state(job: Any) -> JobState:
-    data = job.model_dump() if hasattr(job, "model_dump") else dict(job)
+    data = job.model_dump()
     summary = data.get("summary")
     return JobState(id=data["id"], status=str(data.get("status")), location=data.get("location"),
                     summary=dict(summary) if summary else None, time_left=data.get("time_left_seconds"),
@@ -159,11 +159,9 @@ async def export_connection(client: TenantClient, connection_id: str, fields: tu
             job_id = await start_export(client, connection_id, fields)
         try:
             job = await wait_for_job(client, job_id)
-        except Exception as exc:
-            if getattr(exc, "status", None) == 404:  # purged (older than 24 h): start again
-                job_id = None
-                continue
-            raise
+        except NotFoundError:  # purged (older than 24 h): start again
+            job_id = None
+            continue
         if job.status == "completed":
             return job_id, await download_export(client, job)
         job_id = None
@@ -178,14 +176,15 @@ async def submit_import(client: TenantClient, connection_id: str, body: bytes, e
                                 users=("users.json", body, "application/json"), connection_id=connection_id,
                                 upsert=False, external_id=external_id, send_completion_email=False,
                                 request_options={"additional_headers": {SEND_ONCE: "1"}})
+    except RateLimited as exc:  # refused: no job was made
+        if exc.operation == UPLOAD and SLOTS_BUSY in str(exc):
+            raise ImportSlotsBusy(str(exc), status=exc.status, code=exc.code, operation=exc.operation) from exc
+        raise
     except TransientError as exc:
         if exc.operation != UPLOAD:  # e.g. no token: the upload never went out
             raise
-        if exc.status == 429 and SLOTS_BUSY in str(exc):
-            raise ImportSlotsBusy(str(exc), status=429, code=exc.code, operation=exc.operation) from exc
-        if exc.status != 429:  # no answer, a timeout or a 5xx: the job may exist
-            raise AnswerLost(str(exc), status=exc.status, code=exc.code, operation=exc.operation) from exc
-        raise
+        # no answer, a timeout or a 5xx: the job may exist
+        raise AnswerLost(str(exc), status=exc.status, code=exc.code, operation=exc.operation) from exc
     return str(job.id)
 
 
@@ -195,5 +194,5 @@ async def import_errors(client: TenantClient, job_id: str) -> list[dict[str, Any
     if result is None:
         return []
     if isinstance(result, list):
-        return [item.model_dump() if hasattr(item, "model_dump") else dict(item) for item in result]
-    return result.model_dump() if hasattr(result, "model_dump") else dict(result)
+        return [item.model_dump() for item in result]
+    return dict(result.model_dump())

@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from ..auth0 import jobs
-from ..errors import AnswerLost, ImportSlotsBusy, TerminalError, TransientError
+from ..errors import AnswerLost, ImportSlotsBusy, PayloadTooLarge, Refused, TransientError
 from ..passwords import redact
 from .context import Job
 from .idmap import find_in_target
@@ -107,10 +107,9 @@ async def _import_file(job: Job, file_id: int) -> None:
                 job.reporter.warn(f"the answer to the upload of file {file_id} was lost ({exc}); "
                                   "checking the target before sending it again")
                 continue
-            except TerminalError as exc:
-                if 400 <= exc.status < 500:  # refused, so no job was made; any other failure is settled later
-                    ledger.db.execute("UPDATE files SET status = 'packed' WHERE file_id = ?", (file_id,))
-                if exc.status == 413 and len(users) > 1:
+            except Refused as exc:  # no job was made; any other failure is settled later
+                ledger.db.execute("UPDATE files SET status = 'packed' WHERE file_id = ?", (file_id,))
+                if isinstance(exc, PayloadTooLarge) and len(users) > 1:
                     _split(job, file_id, [u["ordinal"] for u in users])
                     continue
                 raise
@@ -154,7 +153,7 @@ async def _submit(job: Job, file_id: int, body: bytes) -> str:
                 raise
             busy += 1
             await _wait_for_slot(job, busy)
-        except TransientError as exc:  # a rate-limit 429: the upload was refused, so sending it again is safe
+        except TransientError as exc:  # a 429 (or no token): the upload was refused, so sending it again is safe
             ledger.db.execute("UPDATE files SET status = 'packed', summary = NULL WHERE file_id = ?", (file_id,))
             refusals += 1
             if refusals >= job.target.governor.max_attempts:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from ..errors import TerminalError
+from ..auth0.paging import offset_items
+from ..errors import BadRequest
 from .authz import PAGE, list_roles
 from .context import Job
 from .pool import run_pool, together
@@ -44,18 +45,11 @@ async def target_permissions(job: Job) -> set[tuple[str, str]] | None:
     if job.same_tenant:
         return None
     known: set[tuple[str, str]] = set()
-    page = 0
-    while True:
-        pager = await job.target.call("list APIs in the target", job.target.sdk.resource_servers.list,
-                                      page=page, per_page=PAGE, include_totals=True)
-        items = [r.model_dump() for r in (pager.items or [])]
-        for api in items:
-            for scope in api.get("scopes") or []:
-                known.add((str(api.get("identifier")), str(scope.get("value"))))
-        total = getattr(pager.response, "total", None)
-        if not items or total is None or (page + 1) * PAGE >= total:
-            return known
-        page += 1
+    async for api in offset_items(job.target, "list APIs in the target", job.target.sdk.resource_servers.list,
+                                  per_page=PAGE):
+        for scope in api.scopes or []:
+            known.add((str(api.identifier), str(scope.value)))
+    return known
 
 
 async def assign_role(job: Job, role_id: str, user_ids: list[str]) -> None:
@@ -65,8 +59,8 @@ async def assign_role(job: Job, role_id: str, user_ids: list[str]) -> None:
         chunk = user_ids[start:start + batch]
         try:
             await job.target.call(f"assign role {role_id}", job.target.sdk.roles.users.assign, role_id, users=chunk)
-        except TerminalError as exc:
-            if exc.status == 400 and batch > 1:
+        except BadRequest:
+            if batch > 1:
                 batch //= 2
                 continue
             raise
