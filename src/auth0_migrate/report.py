@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, TextIO
+from typing import IO, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -21,7 +21,7 @@ from .model import RunResult
 class ConsoleReporter:
     """The CLI's reporter: a progress bar per phase on a terminal, plain lines elsewhere."""
 
-    def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
+    def __init__(self, stream: IO[str] | None = None, quiet: bool = False) -> None:
         self.console = Console(file=stream or sys.stderr, highlight=False)
         self.quiet = quiet
         self.live = self.console.is_terminal and not quiet
@@ -83,5 +83,5 @@ def render_result(result: RunResult, console: Console, *, title: str = "Migratio
         console.print(f"state: {result.state}")
 
 
-def print_json(value: Any, stream: TextIO | None = None) -> None:
+def print_json(value: Any, stream: IO[str] | None = None) -> None:
     (stream or sys.stdout).write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
