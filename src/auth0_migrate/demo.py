@@ -20,7 +20,7 @@ import httpx
 from rich.console import Console
 
 from .auth0.client import TenantClient, TenantCredentials
-from .model import IdStrategy, MigrationOptions
+from .model import EXIT_ERROR, IdStrategy, MigrationOptions
 from .pipeline import run
 from .report import ConsoleReporter, print_json, render_result
 from .seed import ensure_connection, seed_connection
@@ -79,27 +79,23 @@ async def demo(users: int = 300, user_ids: IdStrategy = "regenerate", console: C
         sample = rng.sample(sorted(seeded.passwords), min(12, len(seeded.passwords)))
         ok = await asyncio.gather(*(login(client, TARGET, e, seeded.passwords[e]) for e in sample))
         wrong = await asyncio.gather(*(login(client, TARGET, e, seeded.passwords[e] + "x") for e in sample[:4]))
-        blocked = {e for e in sample if _blocked(tenant, e)}
+        blocked = seeded.blocked.intersection(sample)
         expected_ok = [e not in blocked for e in sample]
         console.print(f"login on {TARGET} with original passwords: {sum(ok)}/{len(sample)} succeeded "
                       f"({len(blocked)} of the sample are blocked users, refused as they should be); "
                       f"wrong passwords refused: {len(wrong) - sum(wrong)}/{len(wrong)}")
         logins_ok = list(ok) == expected_ok and not any(wrong)
         seconds = time.monotonic() - started
-        console.print(f"demo finished in {seconds:.1f} s, exit code {result.exit_code if logins_ok else 1}")
+        exit_code = result.exit_code if logins_ok else EXIT_ERROR
+        console.print(f"demo finished in {seconds:.1f} s, exit code {exit_code}")
         return {"migration": result.as_dict(), "logins": {"sample": len(sample), "succeeded": sum(ok),
                                                           "blocked_in_sample": len(blocked),
                                                           "wrong_password_refused": len(wrong) - sum(wrong)},
                 "seconds": round(seconds, 1), "workdir": workdir,
-                "exit_code": result.exit_code if logins_ok else 1}
+                "exit_code": exit_code}
     finally:
         await client.aclose()
         tenant.close()
-
-
-def _blocked(tenant: Any, email: str) -> bool:
-    row = tenant.store.one("SELECT profile FROM users WHERE email = ? ORDER BY pk LIMIT 1", (email,))
-    return bool(row and '"blocked":true' in row["profile"])
 
 
 def main(*, users: int, user_ids: IdStrategy, as_json: bool, console: Console) -> int:
