@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .auth0.client import TenantClient, TenantCredentials
@@ -232,7 +233,7 @@ def _status(args: argparse.Namespace, console: Console) -> int:
 
     result = status(args.state)
     render_result(result, console, title="Status")
-    console.print("phases done: " + (", ".join(result.reports.get("phases_done") or []) or "none"))
+    console.print("phases done: " + (", ".join(result.reports.get("phases_done") or []) or "none"), markup=False)
     if args.json:
         print_json(result.as_dict())
     return result.exit_code
@@ -291,14 +292,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"interrupted; {RESUME_HINT}")
         return EXIT_INTERRUPTED
     except TransientError as exc:
-        console.print(f"[yellow]stopped on a transient problem:[/] {exc}\n{RESUME_HINT}")
+        console.print(f"[yellow]stopped on a transient problem:[/] {escape(str(exc))}\n{RESUME_HINT}")
         return EXIT_TRANSIENT
     except MigrationError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}")  # messages quote paths and input: text, not markup
         return exc.exit_code
     except OSError as exc:  # a file the command was pointed at (a folder, no permission...): named, no traceback
         where = f"{exc.filename}: " if exc.filename else ""
-        console.print(f"[red]error:[/] {where}{exc.strerror or exc}")
+        console.print(f"[red]error:[/] {escape(where + str(exc.strerror or exc))}")
         return EXIT_ERROR
     return EXIT_USAGE
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 
 from .auth0.client import TenantClient, TenantCredentials
 from .model import EXIT_ERROR, IdStrategy, MigrationOptions
@@ -50,7 +51,7 @@ async def demo(users: int = 300, user_ids: IdStrategy = "regenerate", console: C
     tenant = app.state.tenant
     client = TenantClient(TenantCredentials(DEMO_URL, "demo-client", secret), transport=httpx.ASGITransport(app=app))
     try:
-        console.print(f"[bold]local tenant[/] {DEMO_URL} (in-process), state in {workdir}")
+        console.print(f"[bold]local tenant[/] {DEMO_URL} (in-process), state in {escape(workdir)}")
         seeded = await seed_connection(client, SOURCE, users=users)
         console.print(f"seeded {seeded.users} users in {SOURCE}: {seeded.role_members} role memberships, "
                       f"{seeded.permissions} DIRECT permissions on {seeded.users_with_permissions} users, "
@@ -65,7 +66,7 @@ async def demo(users: int = 300, user_ids: IdStrategy = "regenerate", console: C
         hash_file = os.path.join(workdir, "password-hashes.ndjson")
         with open(hash_file, "w", encoding="utf-8", opener=lambda p, f: os.open(p, f, 0o600)) as out:  # noqa: ASYNC230
             lines = export_hashes(tenant.store, SOURCE, "demo-tenant", out)
-        console.print(f"support-ticket hash file: {lines} lines -> {hash_file} (mode 0600)")
+        console.print(f"support-ticket hash file: {lines} lines -> {hash_file} (mode 0600)", markup=False)
         options = MigrationOptions(source_connection=SOURCE, target_connection=TARGET, user_ids=user_ids,
                                    id_prefix="migrated_" if user_ids == "prefix" else None,
                                    record_source_id="legacy_user_id", password_hashes=hash_file,

@@ -12,7 +12,7 @@ import pytest
 from auth0_migrate.cli import main
 from auth0_migrate.ledger import Ledger
 
-from .conftest import TARGET, World, dump, migrate, options
+from .conftest import SOURCE, TARGET, World, dump, migrate, options
 
 
 def test_status_exits_with_the_runs_exit_code(world: World, tmp_path: Path,
@@ -49,3 +49,24 @@ def test_status_of_a_ledger_with_no_phase_done_says_none(tmp_path: Path, capsys:
     assert main(["status", "--state", state]) == 0
     err = capsys.readouterr().err
     assert "phases done: none" in err.splitlines()
+
+
+def test_status_names_users_whose_ids_look_like_markup(world: World, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """User ids come from input and may hold '[/]': the summary prints them, it does not crash on them."""
+    world.connection(SOURCE)
+    world.connection(TARGET)
+    users = tmp_path / "users.ndjson"
+    with open(users, "w", encoding="utf-8", opener=lambda p, f: os.open(p, f, 0o600)) as out:
+        out.write(json.dumps({"user_id": "[/]first", "email": "twin@example.com"}) + "\n")
+        out.write(json.dumps({"user_id": "[red]second", "email": "twin@example.com"}) + "\n")
+    state = str(tmp_path / "state.sqlite")
+    result = migrate(world, options(tmp_path, from_file=str(users), state=state))
+    assert result.exit_code == 3, dump(result)
+    (failure,) = result.failures
+    assert (failure.user_id, failure.code) == ("auth0|[red]second", "DUPLICATE_EMAIL")
+    assert "auth0|[/]first" in failure.message
+
+    assert main(["status", "--state", state]) == 3
+    err = capsys.readouterr().err
+    assert f"  auth0|[red]second <twin@example.com> {failure.stage}/DUPLICATE_EMAIL: {failure.message}\n" in err
