@@ -67,6 +67,8 @@ class QuietReporter:
 
 @dataclass
 class Failure:
+    """A user a run did not carry (or would not, in a plan): who, at which stage, a code and the reason."""
+
     user_id: str
     email: str | None
     stage: str
