@@ -18,11 +18,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .auth0.client import TenantClient, TenantCredentials
 from .errors import MigrationError, TransientError, UsageError
-from .model import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TRANSIENT, EXIT_USAGE, MigrationOptions
+from .model import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_TRANSIENT, EXIT_USAGE, MigrationOptions
 
 RESUME_HINT = "run the same command again to resume; the ledger keeps every finished step"
 
@@ -73,7 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     _migration_flags(p)
     p = sub.add_parser("verify", help="re-read the target and compare every migrated user again")
     _migration_flags(p)
-    p = sub.add_parser("status", help="where a run stands, from its ledger")
+    p = sub.add_parser("status", help="where a run stands, from its ledger",
+                       description="Where a run stands, from its ledger alone (no network). The exit code is the "
+                                   "run's as it stands: 0 done and verified, 3 users not migrated (failed, held "
+                                   "back or not yet finished) or input problems, 4 verification found differences.")
     p.add_argument("--state", required=True, metavar="FILE", help="the ledger of the run")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     p = sub.add_parser("demo", help="a full migration on a local tenant started for the purpose")
@@ -192,14 +196,10 @@ async def _migration(args: argparse.Namespace, console: Console) -> int:
     reporter = ConsoleReporter(console.file, quiet=False)
     try:
         if args.command == "plan":
-            result: Any = await pipeline.plan(options, source=source, target=target, reporter=reporter,
-                                              rate=args.rate)
+            planned = await pipeline.plan(options, source=source, target=target, reporter=reporter, rate=args.rate)
             reporter.close()
-            if args.json:
-                print_json(result)
-            else:
-                print_json(result, console.file)
-            return 0
+            print_json(planned.as_dict(), None if args.json else console.file)
+            return EXIT_OK
         if args.command == "run":
             outcome = await pipeline.run(options, source=source, target=target, reporter=reporter)
         else:
@@ -222,10 +222,10 @@ def _status(args: argparse.Namespace, console: Console) -> int:
 
     result = status(args.state)
     render_result(result, console, title="Status")
-    console.print("phases done: " + ", ".join(result.reports.get("phases_done") or []) or "none")
+    console.print("phases done: " + (", ".join(result.reports.get("phases_done") or []) or "none"), markup=False)
     if args.json:
         print_json(result.as_dict())
-    return 0
+    return result.exit_code
 
 
 def _export_hashes(args: argparse.Namespace) -> int:
@@ -237,13 +237,14 @@ def _export_hashes(args: argparse.Namespace) -> int:
     store = Store(args.db)
     try:
         if not args.out:
-            return 0 if export_hashes(store, args.connection, args.tenant_name, sys.stdout) >= 0 else 1
+            export_hashes(store, args.connection, args.tenant_name, sys.stdout)
+            return EXIT_OK
         # The file holds password hashes: private from its first byte, whatever the umask.
         fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)
         with open(fd, "w", encoding="utf-8") as out:
             export_hashes(store, args.connection, args.tenant_name, out)
-        return 0
+        return EXIT_OK
     finally:
         store.close()
 
@@ -280,14 +281,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"interrupted; {RESUME_HINT}")
         return EXIT_INTERRUPTED
     except TransientError as exc:
-        console.print(f"[yellow]stopped on a transient problem:[/] {exc}\n{RESUME_HINT}")
+        console.print(f"[yellow]stopped on a transient problem:[/] {escape(str(exc))}\n{RESUME_HINT}")
         return EXIT_TRANSIENT
     except MigrationError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}")  # messages quote paths and input: text, not markup
         return exc.exit_code
     except OSError as exc:  # a file the command was pointed at (a folder, no permission...): named, no traceback
         where = f"{exc.filename}: " if exc.filename else ""
-        console.print(f"[red]error:[/] {where}{exc.strerror or exc}")
+        console.print(f"[red]error:[/] {escape(where + str(exc.strerror or exc))}")
         return EXIT_ERROR
     return EXIT_USAGE
 

@@ -28,15 +28,23 @@ def commands() -> list[tuple[str, str | None, argparse.ArgumentParser]]:
 
 
 def render() -> str:
+    columns = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "100"  # stable wrapping, whatever the terminal
-    parts = ["# auth0-migrate command-line reference", "",
-             "Generated from `--help` by `python -m auth0_migrate.clidoc > docs/cli.md`; a test keeps it current.", ""]
-    for name, description, parser in commands():
-        parts += [f"## {name}", ""]
-        if description:
-            parts += [description, ""]
-        parts += ["```", parser.format_help().rstrip(), "```", ""]
-    return "\n".join(parts)
+    try:
+        parts = ["# auth0-migrate command-line reference", "",
+                 "Generated from `--help` by `python -m auth0_migrate.clidoc > docs/cli.md`; a test keeps it current.",
+                 ""]
+        for name, description, parser in commands():
+            parts += [f"## {name}", ""]
+            if description:
+                parts += [description, ""]
+            parts += ["```", parser.format_help().rstrip(), "```", ""]
+        return "\n".join(parts)
+    finally:  # the caller's terminal width (rich and argparse read it) is the caller's
+        if columns is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = columns
 
 
 if __name__ == "__main__":

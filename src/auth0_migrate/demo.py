@@ -18,9 +18,10 @@ from typing import Any
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 
 from .auth0.client import TenantClient, TenantCredentials
-from .model import IdStrategy, MigrationOptions
+from .model import EXIT_ERROR, IdStrategy, MigrationOptions
 from .pipeline import run
 from .report import ConsoleReporter, print_json, render_result
 from .seed import ensure_connection, seed_connection
@@ -50,7 +51,7 @@ async def demo(users: int = 300, user_ids: IdStrategy = "regenerate", console: C
     tenant = app.state.tenant
     client = TenantClient(TenantCredentials(DEMO_URL, "demo-client", secret), transport=httpx.ASGITransport(app=app))
     try:
-        console.print(f"[bold]local tenant[/] {DEMO_URL} (in-process), state in {workdir}")
+        console.print(f"[bold]local tenant[/] {DEMO_URL} (in-process), state in {escape(workdir)}")
         seeded = await seed_connection(client, SOURCE, users=users)
         console.print(f"seeded {seeded.users} users in {SOURCE}: {seeded.role_members} role memberships, "
                       f"{seeded.permissions} DIRECT permissions on {seeded.users_with_permissions} users, "
@@ -65,7 +66,7 @@ async def demo(users: int = 300, user_ids: IdStrategy = "regenerate", console: C
         hash_file = os.path.join(workdir, "password-hashes.ndjson")
         with open(hash_file, "w", encoding="utf-8", opener=lambda p, f: os.open(p, f, 0o600)) as out:  # noqa: ASYNC230
             lines = export_hashes(tenant.store, SOURCE, "demo-tenant", out)
-        console.print(f"support-ticket hash file: {lines} lines -> {hash_file} (mode 0600)")
+        console.print(f"support-ticket hash file: {lines} lines -> {hash_file} (mode 0600)", markup=False)
         options = MigrationOptions(source_connection=SOURCE, target_connection=TARGET, user_ids=user_ids,
                                    id_prefix="migrated_" if user_ids == "prefix" else None,
                                    record_source_id="legacy_user_id", password_hashes=hash_file,
@@ -79,27 +80,23 @@ async def demo(users: int = 300, user_ids: IdStrategy = "regenerate", console: C
         sample = rng.sample(sorted(seeded.passwords), min(12, len(seeded.passwords)))
         ok = await asyncio.gather(*(login(client, TARGET, e, seeded.passwords[e]) for e in sample))
         wrong = await asyncio.gather(*(login(client, TARGET, e, seeded.passwords[e] + "x") for e in sample[:4]))
-        blocked = {e for e in sample if _blocked(tenant, e)}
+        blocked = seeded.blocked.intersection(sample)
         expected_ok = [e not in blocked for e in sample]
         console.print(f"login on {TARGET} with original passwords: {sum(ok)}/{len(sample)} succeeded "
                       f"({len(blocked)} of the sample are blocked users, refused as they should be); "
                       f"wrong passwords refused: {len(wrong) - sum(wrong)}/{len(wrong)}")
         logins_ok = list(ok) == expected_ok and not any(wrong)
         seconds = time.monotonic() - started
-        console.print(f"demo finished in {seconds:.1f} s, exit code {result.exit_code if logins_ok else 1}")
+        exit_code = result.exit_code if logins_ok else EXIT_ERROR
+        console.print(f"demo finished in {seconds:.1f} s, exit code {exit_code}")
         return {"migration": result.as_dict(), "logins": {"sample": len(sample), "succeeded": sum(ok),
                                                           "blocked_in_sample": len(blocked),
                                                           "wrong_password_refused": len(wrong) - sum(wrong)},
                 "seconds": round(seconds, 1), "workdir": workdir,
-                "exit_code": result.exit_code if logins_ok else 1}
+                "exit_code": exit_code}
     finally:
         await client.aclose()
         tenant.close()
-
-
-def _blocked(tenant: Any, email: str) -> bool:
-    row = tenant.store.one("SELECT profile FROM users WHERE email = ? ORDER BY pk LIMIT 1", (email,))
-    return bool(row and '"blocked":true' in row["profile"])
 
 
 def main(*, users: int, user_ids: IdStrategy, as_json: bool, console: Console) -> int:

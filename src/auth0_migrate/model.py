@@ -34,7 +34,6 @@ class MigrationOptions:
     users_file: str | None = None
     delete_source_users: bool = False
     state: str | None = None
-    cross_tenant: bool = False
 
 
 class Reporter(Protocol):
@@ -68,6 +67,8 @@ class QuietReporter:
 
 @dataclass
 class Failure:
+    """A user a run did not carry (or would not, in a plan): who, at which stage, a code and the reason."""
+
     user_id: str
     email: str | None
     stage: str
@@ -95,3 +96,30 @@ class RunResult:
         return {"users": self.users, "grants": self.grants, "failures": [f.as_dict() for f in self.failures],
                 "differences": self.differences, "reports": self.reports, "state": self.state,
                 "exit_code": self.exit_code}
+
+
+@dataclass
+class PlanResult:
+    """What `plan` found, writing nothing; `as_dict()` is what `plan --json` prints.
+
+    `users` counts `selected`, `will_import`, `held_back`, `will_fail` and `with_password_hash`;
+    `failures` are the users a run would not carry, with the reason; `problems` the input problems by
+    kind (as in `RunResult.reports`); `import_files` the size in bytes of each import file a run would
+    upload; `calls` the Management API calls a run would make by kind (and `total`); `minutes_at` how
+    long those calls take at a sustained request rate ("2 req/s" -> minutes).
+    """
+
+    users: dict[str, int]
+    failures: list[Failure]
+    problems: dict[str, list[dict[str, Any]]]
+    import_files: list[int]
+    roles_missing_in_target: list[str]
+    apis_missing_in_target: list[str]
+    calls: dict[str, int]
+    minutes_at: dict[str, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"users": self.users, "failures": [f.as_dict() for f in self.failures], "problems": self.problems,
+                "import_files": self.import_files, "roles_missing_in_target": self.roles_missing_in_target,
+                "apis_missing_in_target": self.apis_missing_in_target, "calls": self.calls,
+                "minutes_at": self.minutes_at}

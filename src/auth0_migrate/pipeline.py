@@ -42,6 +42,7 @@ from .model import (
     EXIT_VERIFY,
     Failure,
     MigrationOptions,
+    PlanResult,
     QuietReporter,
     Reporter,
     RunResult,
@@ -183,7 +184,6 @@ async def open_job(options: MigrationOptions, source: TenantClient, target: Tena
                    create: bool = True) -> Job:
     target = target or source
     same = target is source
-    options.cross_tenant = not same
     check_options(options, same)
     await check_scopes(command, options, source, target)
     source_connection = await resolve_connection(source, options.source_connection)
@@ -348,7 +348,7 @@ def status(state: str) -> RunResult:
 
 
 async def plan(options: MigrationOptions, *, source: TenantClient, target: TenantClient | None = None,
-               reporter: Reporter | None = None, rate: float | None = None) -> dict[str, Any]:
+               reporter: Reporter | None = None, rate: float | None = None) -> PlanResult:
     """What `run` would do, writing nothing: counts, users that would fail, missing roles and APIs, calls, time.
 
     It exports the source (a read) into a throw-away ledger, joins and validates locally, and reads the
@@ -378,19 +378,18 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
             n = summary.users["selected"] - summary.users["held_back"] - summary.users["failed"]
             files = len(summary.reports["import_files"])
             calls = _estimate_calls(n, files, len(source_roles), options)
-            result = {
-                "users": {"selected": summary.users["selected"], "will_import": n,
-                          "held_back": summary.users["held_back"], "will_fail": summary.users["failed"],
-                          "with_password_hash": summary.users["with_password_hash"]},
-                "failures": [f.as_dict() for f in summary.failures],
-                "problems": summary.reports["problems"],
-                "import_files": [f["bytes"] for f in summary.reports["import_files"]],
-                "roles_missing_in_target": missing_roles, "apis_missing_in_target": missing_apis,
-                "calls": calls,
-                "minutes_at": {f"{r:g} req/s": round(calls["total"] / r / 60, 1)
-                               for r in ([rate] if rate else [2.0, 16.0])},
-            }
-            return result
+            return PlanResult(
+                users={"selected": summary.users["selected"], "will_import": n,
+                       "held_back": summary.users["held_back"], "will_fail": summary.users["failed"],
+                       "with_password_hash": summary.users["with_password_hash"]},
+                failures=summary.failures,
+                problems=summary.reports["problems"],
+                import_files=[f["bytes"] for f in summary.reports["import_files"]],
+                roles_missing_in_target=missing_roles, apis_missing_in_target=missing_apis,
+                calls=calls,
+                minutes_at={f"{r:g} req/s": round(calls["total"] / r / 60, 1)
+                            for r in ([rate] if rate else [2.0, 16.0])},
+            )
         finally:
             job.ledger.close()
     finally:

@@ -52,6 +52,8 @@ class Seeded:
     users: int
     passwords: dict[str, str] = field(default_factory=dict)
     algorithms: dict[str, str] = field(default_factory=dict)
+    blocked: set[str] = field(default_factory=set)
+    """The emails of the users created blocked (Auth0 refuses their logins)."""
     role_members: int = 0
     users_with_permissions: int = 0
     permissions: int = 0
@@ -143,6 +145,8 @@ async def seed_connection(client: TenantClient, connection: str, *, users: int, 
             user.pop("blocked")  # a blocked user could not have logged in to be re-hashed; keep the demo whole
         seeded.passwords[user["email"]] = password
         seeded.algorithms[user["email"]] = algorithm
+        if user.get("blocked"):
+            seeded.blocked.add(user["email"])
         records.append((user["email"], user))
     slots = asyncio.Semaphore(2)
 

@@ -15,6 +15,7 @@ import pytest
 from auth0_migrate.auth0.client import TenantClient, TenantCredentials
 from auth0_migrate.auth0.scopes import OPERATIONS, needed_operations
 from auth0_migrate.errors import AuthenticationError, InsufficientScopeError, UsageError
+from auth0_migrate.model import PlanResult
 from auth0_migrate.pipeline import plan
 from auth0_migrate.tenant.oauth import ALL_SCOPES
 
@@ -48,8 +49,8 @@ def jobs_started(world: World) -> tuple[int, int]:
     return world.tenant.stats.get(EXPORTS, 0), world.tenant.stats.get(IMPORTS, 0)
 
 
-def run_plan(source: World, target: World | None, opts: Any, **source_client: str) -> dict[str, Any]:
-    async def go() -> dict[str, Any]:
+def run_plan(source: World, target: World | None, opts: Any, **source_client: str) -> PlanResult:
+    async def go() -> PlanResult:
         src = source.client(**source_client)
         dst = target.client() if target is not None else None
         try:
@@ -94,7 +95,7 @@ def test_plan_in_one_tenant_needs_read_scopes_only(world: World, tmp_path) -> No
     world.connection(TARGET)
     reader = granted_client(world, ["read:users", "read:roles", "read:connections"])
     result = run_plan(world, None, options(tmp_path), **reader)
-    assert result["users"]["selected"] == 5 and result["users"]["will_import"] == 5
+    assert result.users["selected"] == 5 and result.users["will_import"] == 5
 
 
 def test_a_cross_tenant_plan_needs_read_resource_servers_on_the_source(world: World, other_world: World,
@@ -110,7 +111,7 @@ def test_a_cross_tenant_plan_needs_read_resource_servers_on_the_source(world: Wo
     assert jobs_started(world) == before  # refused before the first export job
     enough = granted_client(world, ["read:users", "read:roles", "read:connections", "read:resource_servers"],
                             name="enough")
-    assert run_plan(world, other_world, options(tmp_path), **enough)["users"]["selected"] == 3
+    assert run_plan(world, other_world, options(tmp_path), **enough).users["selected"] == 3
 
 
 def test_a_target_connection_enabled_for_no_application_is_refused(world: World, tmp_path) -> None:

@@ -211,6 +211,10 @@ def test_plan_writes_nothing(server: Server, tmp_path: Path) -> None:
                       "Plan-New", "--password-hashes", str(hashes), "--state", str(state), cwd=work)
     assert done.returncode == 0, done.stderr
     plan = json.loads(done.stdout)
+    assert sorted(plan) == ["apis_missing_in_target", "calls", "failures", "import_files", "minutes_at", "problems",
+                            "roles_missing_in_target", "users"]
+    assert sorted(plan["users"]) == ["held_back", "selected", "will_fail", "will_import", "with_password_hash"]
+    assert sorted(plan["minutes_at"]) == ["16 req/s", "2 req/s"]
     assert plan["users"]["selected"] == plan["users"]["will_import"] == seeded.users
     assert plan["users"]["will_fail"] == plan["users"]["held_back"] == 0
     assert plan["calls"]["total"] > 0

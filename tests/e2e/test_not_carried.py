@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from auth0_migrate.model import PlanResult
 from auth0_migrate.passwords import make_credential
 from auth0_migrate.stages import transform
 
@@ -266,7 +267,7 @@ def test_digests_of_impossible_length_are_refused_by_name(world: World, tmp_path
     refused = {"auth0|md5-33", "auth0|sha1-b64", "auth0|hmac-short", "auth0|pbkdf2-l"}
     opts = options(tmp_path, from_file=_users_file(tmp_path, users))
 
-    async def planned() -> dict[str, Any]:
+    async def planned() -> PlanResult:
         client = world.client()
         try:
             return await plan(opts, source=client)
@@ -274,8 +275,8 @@ def test_digests_of_impossible_length_are_refused_by_name(world: World, tmp_path
             await client.aclose()
 
     before = asyncio.run(planned())
-    assert before["users"]["will_fail"] == 4 and before["users"]["will_import"] == 2, before
-    assert {f["user_id"] for f in before["failures"]} == refused
+    assert before.users["will_fail"] == 4 and before.users["will_import"] == 2, before
+    assert {f.user_id for f in before.failures} == refused
     assert world.users(TARGET) == []
 
     result = migrate(world, opts)

@@ -1,6 +1,9 @@
 """The CLI reference cannot drift: docs/cli.md is what `--help` says, and every command has help."""
 
+import os
 from pathlib import Path
+
+import pytest
 
 from auth0_migrate import clidoc
 
@@ -21,3 +24,12 @@ def test_every_command_has_help() -> None:
         for action in parser._actions:
             if action.option_strings and action.dest != "help":
                 assert action.help, f"{name} {action.option_strings[0]} has no help text"
+
+
+def test_rendering_leaves_the_terminal_width_as_it_found_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "57")
+    clidoc.render()
+    assert os.environ["COLUMNS"] == "57"
+    monkeypatch.delenv("COLUMNS")
+    assert DOC.read_text() == clidoc.render()  # the same reference at any width
+    assert "COLUMNS" not in os.environ
