@@ -29,6 +29,7 @@ from auth0_migrate.errors import (
     TransientError,
     UsageError,
 )
+from auth0_migrate.model import PlanResult
 from auth0_migrate.pipeline import plan
 from auth0_migrate.tenant import jobs as tenant_jobs
 
@@ -119,7 +120,7 @@ def test_plan_lists_every_api_missing_in_the_target_past_the_first_page(world: W
     other_world.connection(TARGET)
     created = _make_apis(world, PER_PAGE + 20)
 
-    async def go() -> dict[str, Any]:
+    async def go() -> PlanResult:
         src, dst = world.client(), other_world.client()
         try:
             return await plan(options(tmp_path), source=src, target=dst)
@@ -127,7 +128,7 @@ def test_plan_lists_every_api_missing_in_the_target_past_the_first_page(world: W
             await src.aclose()
             await dst.aclose()
     result = asyncio.run(go())
-    missing = set(result["apis_missing_in_target"])
+    missing = set(result.apis_missing_in_target)
     assert set(created) <= missing, sorted(set(created) - missing)[:5]
 
 
