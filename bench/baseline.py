@@ -103,7 +103,7 @@ async def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
         prepare.transform_users(job)
         prepare.pack_users(job)
         await load.import_users(job)
-        users = [(r["source_id"], r["email"]) for r in job.ledger.q(
+        users = [(r["source_id"], r["email"]) for r in job.ledger.db.execute(
             "SELECT source_id, email FROM users WHERE status = 'imported' ORDER BY ordinal")]
     finally:
         job.ledger.close()

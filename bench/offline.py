@@ -119,13 +119,14 @@ async def run_local(spec: dict[str, Any]) -> dict[str, Any]:
         prepare.transform_users(job)
         prepare.pack_users(job)
         seconds = time.monotonic() - started
-        files = ledger.q("SELECT bytes, users FROM files ORDER BY file_id")
-        counts = {r["status"]: r["n"] for r in ledger.q("SELECT status, COUNT(*) AS n FROM users GROUP BY status")}
-        with_hash = int(ledger.scalar("SELECT COUNT(*) FROM users WHERE has_credential = 1") or 0)
+        files = ledger.files()
+        counts = {r["status"]: r["n"] for r in ledger.db.execute(
+            "SELECT status, COUNT(*) AS n FROM users GROUP BY status")}
+        with_hash = ledger.user_counts()["with_password_hash"]
     finally:
         ledger.close()
     return {"users": spec["users"], "seconds": round(seconds, 2), "peak_rss_mb": peak_rss_mb(),
-            "import_files": len(files), "import_bytes": sum(r["bytes"] for r in files),
+            "import_files": len(files), "import_bytes": sum(f.bytes or 0 for f in files),
             "statuses": counts, "with_password_hash": with_hash, "phases": reporter.durations(seconds)}
 
 

@@ -34,7 +34,7 @@ from .auth0 import scopes
 from .auth0.client import TenantClient
 from .errors import InsufficientScopeError, UsageError
 from .import_schema import _RESERVED_APP_METADATA as RESERVED_APP_METADATA
-from .ledger import MIGRATED, NOT_CARRIED, Ledger
+from .ledger import MIGRATED, NOT_CARRIED, Ledger, NotCarried
 from .model import (
     EXIT_FAILED_USERS,
     EXIT_OK,
@@ -235,7 +235,7 @@ async def verify_again(options: MigrationOptions, *, source: TenantClient, targe
     try:
         ledger = job.ledger
         for phase in ("reverify-idmap", "reverify-grants"):
-            ledger.db.execute("DELETE FROM meta WHERE key IN (?, ?)", (f"phase:{phase}", f"{phase}_export_job_id"))
+            ledger.forget_meta(f"phase:{phase}", f"{phase}_export_job_id")
         await idmap.map_ids(job, phase="reverify-idmap")
         await verify.verify_grants(job, phase="reverify-grants")
         return summarize(ledger)
@@ -264,16 +264,16 @@ def _note_input_files(job: Job) -> None:
                           "target are recognised, not imported twice)")
 
 
-def _unfinished_reason(row: Any) -> str:
+def _unfinished_reason(row: NotCarried) -> str:
     """Why a user that is neither migrated nor refused is not in the target (the summary's guard)."""
-    status = row["status"]
+    status = row.status
     if status == "exported":
         return "read from the source but not yet transformed; run the same command again to continue"
     if status == "ready":
-        where = f" (import file {row['file_id']})" if row["file_id"] else ""
+        where = f" (import file {row.file_id})" if row.file_id else ""
         return f"ready but not yet imported{where}; run the same command again to continue"
     if status == "conflict":
-        said = f"{row['code']}: {row['message']}" if row["message"] else row["code"] or "a conflict"
+        said = f"{row.code}: {row.message}" if row.message else row.code or "a conflict"
         return f"the import answered {said}, and the user was not yet found in the target"
     return f"left in the state {status!r}, which this version of auth0-migrate does not know"
 
@@ -286,45 +286,21 @@ def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True) -> RunRes
     as `NOT_FINISHED` (unless `unfinished_are_failures` is False, as for `plan`, where all are pending).
     A migrated user whose source copy cutover could not confirm deleted is listed too, with its code.
     """
-    count = lambda sql: int(ledger.scalar(sql) or 0)  # noqa: E731
-    migrated = f"status IN {MIGRATED!r}"
-    users = {
-        "selected": count("SELECT COUNT(*) FROM users"),
-        "imported": count("SELECT COUNT(*) FROM users WHERE status = 'imported'"),
-        "already_in_target": count("SELECT COUNT(*) FROM users WHERE status = 'already_in_target'"),
-        "held_back": count("SELECT COUNT(*) FROM users WHERE status = 'held_back'"),
-        "failed": count("SELECT COUNT(*) FROM users WHERE status IN ('failed', 'invalid')"),
-        "pending": count(f"SELECT COUNT(*) FROM users WHERE status NOT IN {(*MIGRATED, *NOT_CARRIED)!r}"),
-        "deleted_from_source": count("SELECT COUNT(*) FROM users WHERE deleted = 1"),
-        "deletion_not_confirmed": count("SELECT COUNT(*) FROM users WHERE deleted = 0 AND stage = 'cutover'"),
-        "verified": count(f"SELECT COUNT(*) FROM users WHERE {migrated} AND profile_ok = 1 AND grants_ok = 1"),
-        "with_password_hash": count("SELECT COUNT(*) FROM users WHERE has_credential = 1"),
-    }
-    grants = {
-        "permissions_restored": count("SELECT COUNT(*) FROM permissions p JOIN users u USING (ordinal) "
-                                      "WHERE u.perms_restored = 1"),
-        "roles_restored": count("SELECT COUNT(*) FROM role_members WHERE assigned >= 1"),
-        "permissions_in_source": count("SELECT COUNT(*) FROM permissions"),
-        "role_memberships_in_source": count("SELECT COUNT(*) FROM role_members"),
-    }
-    failures = [Failure(r["source_id"], r["email"], r["stage"] or "", r["code"] or "", r["message"] or "")
-                if r["status"] in NOT_CARRIED or r["status"] in MIGRATED else
-                Failure(r["source_id"], r["email"], r["stage"] or r["status"], "NOT_FINISHED", _unfinished_reason(r))
-                for r in ledger.q("SELECT source_id, email, status, stage, code, message, file_id FROM users "
-                                  f"WHERE status NOT IN {MIGRATED!r} OR (deleted = 0 AND stage = 'cutover') "
-                                  "ORDER BY ordinal")
-                if unfinished_are_failures or r["status"] in NOT_CARRIED or r["status"] in MIGRATED]
-    differences = [{"user_id": r["source_id"], "target_id": r["target_id"], "email": r["email"],
-                    "differences": json.loads(r["diffs"])}
-                   for r in ledger.q(f"SELECT source_id, target_id, email, diffs FROM users WHERE {migrated} AND "
-                                     "diffs IS NOT NULL ORDER BY ordinal")]
+    users = ledger.user_counts()
+    grants = ledger.grant_counts()
+    failures = [Failure(r.source_id, r.email, r.stage or "", r.code or "", r.message or "")
+                if r.status in NOT_CARRIED or r.status in MIGRATED else
+                Failure(r.source_id, r.email, r.stage or r.status, "NOT_FINISHED", _unfinished_reason(r))
+                for r in ledger.users_not_carried()
+                if unfinished_are_failures or r.status in NOT_CARRIED or r.status in MIGRATED]
+    differences = [{"user_id": r.source_id, "target_id": r.target_id, "email": r.email,
+                    "differences": json.loads(r.diffs)} for r in ledger.differences()]
     problems: dict[str, list[dict[str, Any]]] = {}
-    for r in ledger.q("SELECT kind, ref, detail FROM problems ORDER BY rowid"):
-        problems.setdefault(r["kind"], []).append({"ref": r["ref"], "detail": r["detail"]})
-    files = [{"file_id": r["file_id"], "bytes": r["bytes"], "users": r["users"], "job_id": r["job_id"],
-              "status": r["status"]} for r in ledger.q("SELECT * FROM files ORDER BY file_id")]
-    phases = sorted(k.removeprefix("phase:") for k in
-                    (r["key"] for r in ledger.q("SELECT key FROM meta WHERE key LIKE 'phase:%'")))
+    for p in ledger.problems():
+        problems.setdefault(p.kind, []).append({"ref": p.ref, "detail": p.detail})
+    files = [{"file_id": f.file_id, "bytes": f.bytes, "users": f.users, "job_id": f.job_id, "status": f.status}
+             for f in ledger.files()]
+    phases = ledger.phases_done()
     problem_counts = {kind: len(items) for kind, items in problems.items()}
     reports = {"problems": problems, "problem_counts": problem_counts, "import_files": files,
                "phases_done": phases, "hash_file": ledger.get_meta("hashes"),

@@ -94,7 +94,5 @@ def test_offline_smoke(tmp_path) -> None:  # noqa: ANN001
     assert r["with_password_hash"] == 300
     assert r["import_files"] >= 1
     with Ledger.open(state, lock=False, create=False) as ledger:
-        for f in ledger.q("SELECT file_id, bytes FROM files"):
-            rows = ledger.q("SELECT ordinal, record, credential FROM users WHERE file_id = ? ORDER BY ordinal",
-                            (f["file_id"],))
-            assert len(import_body(rows)) == f["bytes"]
+        for f in ledger.files():
+            assert len(import_body(ledger.users_of_file(f.file_id))) == f.bytes

@@ -84,30 +84,20 @@ async def read_grants(job: Job) -> None:
         if ledger.phase_done("roles"):
             return
         roles = await list_roles(job.source)
-        by_source_id = {r["source_id"]: r["ordinal"] for r in ledger.q("SELECT ordinal, source_id FROM users")}
+        by_source_id = ledger.ordinals_by_source_id()
         for role in roles:
-            if ledger.one("SELECT 1 FROM roles WHERE source_role_id = ? AND members_read = 1", (role["id"],)):
+            if ledger.role_members_read(role["id"]):
                 continue
             members = await role_member_ids(job.source, role["id"])
-            with ledger.tx() as db:
-                db.execute("INSERT OR REPLACE INTO roles (source_role_id, name, members_read) VALUES (?, ?, 1)",
-                           (role["id"], role["name"]))
-                db.executemany("INSERT OR IGNORE INTO role_members (source_role_id, ordinal) VALUES (?, ?)",
-                               [(role["id"], by_source_id[m]) for m in members if m in by_source_id])
+            ledger.add_role(role["id"], role["name"], [by_source_id[m] for m in members if m in by_source_id])
         ledger.mark_phase("roles")
 
-    todo = [(r["ordinal"], r["source_id"]) for r in
-            ledger.q("SELECT ordinal, source_id FROM users WHERE perms_read = 0 AND status NOT IN "
-                     "('held_back', 'invalid') ORDER BY ordinal")]
+    todo = ledger.users_to_read_permissions()
     job.reporter.phase("read direct permissions", total=len(todo))
     pending: list[tuple[int, list[tuple[str, str]]]] = []
 
     def flush() -> None:
-        with ledger.tx() as db:
-            for ordinal, perms in pending:
-                db.executemany("INSERT OR IGNORE INTO permissions (ordinal, api, name) VALUES (?, ?, ?)",
-                               [(ordinal, api, name) for api, name in perms])
-                db.execute("UPDATE users SET perms_read = 1 WHERE ordinal = ?", (ordinal,))
+        ledger.add_permissions(pending)
         job.reporter.advance(len(pending))
         pending.clear()
 

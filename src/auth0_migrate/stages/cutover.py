@@ -29,9 +29,8 @@ Choices where Auth0 is silent:
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..errors import NotFoundError
+from ..ledger import UserRef
 from .context import Job
 from .pool import run_pool, together
 from .restore import restore_permissions, restore_roles
@@ -67,37 +66,29 @@ async def delete_source_copies(job: Job) -> None:
     ledger = job.ledger
     if ledger.phase_done("cutover"):
         return
-    users = ledger.q("SELECT ordinal, source_id, email FROM users WHERE status IN ('imported', 'already_in_target') "
-                     "AND profile_ok = 1 AND grants_ok = 1 AND deleted = 0 AND email IS NOT NULL ORDER BY ordinal")
+    users = ledger.users_to_delete()
     job.reporter.phase("delete verified users from the source", total=len(users))
     connection = job.source_connection
     done: list[int] = []
     refused: list[tuple[str, int]] = []
 
-    async def delete(user: Any) -> bool:
-        await job.source.call(f"delete {user['email']} from {connection.name}",
-                              job.source.sdk.connections.users.delete_by_email, connection.id, email=user["email"])
-        return not await still_in_source(job, user["email"], user["source_id"])
+    async def delete(user: UserRef) -> bool:
+        email = user.email or ""  # users_to_delete gives only users with an email
+        await job.source.call(f"delete {email} from {connection.name}",
+                              job.source.sdk.connections.users.delete_by_email, connection.id, email=email)
+        return not await still_in_source(job, email, user.source_id)
 
-    def deleted(user: Any, gone: bool) -> None:
+    def deleted(user: UserRef, gone: bool) -> None:
         if gone:
-            done.append(user["ordinal"])
+            done.append(user.ordinal)
         else:
-            refused.append((f"{user['email']} is still in {connection.name} after its DELETE answered 204; not "
-                            "counted as deleted (run again to retry)", user["ordinal"]))
+            refused.append((f"{user.email} is still in {connection.name} after its DELETE answered 204; not "
+                            "counted as deleted (run again to retry)", user.ordinal))
         if len(done) + len(refused) >= 200:
             flush()
 
     def flush() -> None:
-        with ledger.tx() as db:
-            for ordinal in done:
-                db.execute("UPDATE users SET deleted = 1, reapplied = 0 WHERE ordinal = ?", (ordinal,))
-                db.execute("UPDATE users SET stage = NULL, code = NULL, message = NULL WHERE ordinal = ? AND "
-                           "code = ?", (ordinal, NOT_CONFIRMED))
-                # A later pass's deletion needs its roles applied again (see reapply_after_cutover).
-                db.execute("UPDATE role_members SET assigned = 1 WHERE ordinal = ? AND assigned = 2", (ordinal,))
-            db.executemany(f"UPDATE users SET stage = 'cutover', code = '{NOT_CONFIRMED}', message = ? "
-                           "WHERE ordinal = ?", refused)
+        ledger.record_deletions(done, refused, NOT_CONFIRMED)
         job.reporter.advance(len(done) + len(refused))
         done.clear()
         refused.clear()
@@ -106,7 +97,7 @@ async def delete_source_copies(job: Job) -> None:
         await run_pool(users, delete, on_result=deleted)
     finally:
         flush()
-    if not ledger.one("SELECT 1 FROM users WHERE code = ? AND deleted = 0", (NOT_CONFIRMED,)):
+    if not ledger.deletions_not_confirmed(NOT_CONFIRMED):
         ledger.mark_phase("cutover")
 
 
@@ -117,11 +108,11 @@ async def reapply_after_cutover(job: Job) -> None:
         return
     job.reporter.phase("re-apply roles and permissions after cutover")
     await together(restore_roles(job, again=True), restore_permissions(job, again=True))
-    ledger.db.execute("UPDATE users SET reapplied = 1 WHERE deleted = 1")
+    ledger.mark_reapplied()
     complete = ledger.phase_done("cutover")
     if complete:
         ledger.mark_phase("reapply")
     await verify_grants(job, phase="verify-after-cutover")
     if not complete:
         # Deletions are still due: the next run re-applies and verifies again for the users it deletes.
-        ledger.db.execute("DELETE FROM meta WHERE key = ?", ("phase:verify-after-cutover",))
+        ledger.reopen_phase("verify-after-cutover")

@@ -13,9 +13,8 @@ from typing import Any
 import orjson
 
 from ..auth0 import jobs
-from ..ledger import dumps
+from ..ledger import UserRow, dumps
 from .context import Job
-from .join import credential_for
 from .pack import FilePacker, PackedFile
 from .prepare import transform_one
 from .users_file import read_selection
@@ -33,7 +32,7 @@ class _Ingest:
 
     def __init__(self, job: Job) -> None:
         self.job = job
-        self.db = job.ledger.db
+        self.ledger = job.ledger
         self.options = job.options
         chosen = read_selection(job.options.users_file) if job.options.users_file else None
         self.selection = (chosen.ids, chosen.emails) if chosen else None
@@ -43,8 +42,8 @@ class _Ingest:
         self.found: set[str] = set()
         self.packer = FilePacker()
         self.next_file = 1
-        self.waiting: dict[str, tuple[Any, ...]] = {}  # ordinal -> row, for users of the open file
-        self.rows: list[tuple[Any, ...]] = []
+        self.waiting: dict[str, UserRow] = {}  # ordinal -> row, for users of the open file
+        self.rows: list[UserRow] = []
 
     def selected(self, source_id: str, email: str | None) -> bool:
         if self.selection is None:
@@ -60,7 +59,7 @@ class _Ingest:
         credential_text: str | None = None
         hash_match = None
         if self.options.password_hashes:
-            known, credential_text = credential_for(self.job.ledger, source_id)
+            known, credential_text = self.ledger.hash_for(source_id)
             if not known:
                 self.rows.append((ordinal, source_id, email, text, None, 0, None, None, "exported", None, None,
                                   None, None))
@@ -92,17 +91,13 @@ class _Ingest:
             return
         file_id = self.next_file
         self.next_file += 1
-        self.db.execute("INSERT INTO files (file_id, bytes, users) VALUES (?, ?, ?)",
-                        (file_id, len(packed.body), len(packed.keys)))
+        self.ledger.add_file(file_id, len(packed.body), len(packed.keys))
         for key in packed.keys:
             self.rows.append((*self.waiting.pop(key)[:12], file_id))
 
     def _flush_rows(self, force: bool = False) -> None:
         if len(self.rows) >= BATCH or (force and self.rows):
-            self.db.executemany(
-                "INSERT OR IGNORE INTO users (ordinal, source_id, email, record, credential, has_credential, "
-                "hash_match, target_id, status, stage, code, message, file_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self.rows)
+            self.ledger.add_users(self.rows)
             self.job.reporter.advance(len(self.rows))
             self.rows.clear()
 
@@ -119,10 +114,7 @@ class _Ingest:
 
 
 def _start(job: Job) -> _Ingest:
-    db = job.ledger.db
-    for table in ("users", "files", "permissions", "role_members"):
-        db.execute(f"DELETE FROM {table}")
-    db.execute("DELETE FROM problems WHERE kind IN ('export', 'users-file', 'users-list', 'not-in-source')")
+    job.ledger.reset_export()
     return _Ingest(job)
 
 

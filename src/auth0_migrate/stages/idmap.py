@@ -49,19 +49,15 @@ def _apply(job: Job, target_user: dict[str, Any], pending: dict[str, int]) -> bo
     if ordinal is None:
         return False
     ledger = job.ledger
-    row = ledger.one("SELECT record, target_id, status FROM users WHERE ordinal = ?", (ordinal,))
+    row = ledger.user_to_map(ordinal)
     if row is None:
         return False
     found_id = str(target_user.get("user_id"))
-    if row["target_id"] and row["target_id"] != found_id:
-        ledger.db.execute("UPDATE users SET status = 'failed', stage = 'idmap', code = 'ID_MISMATCH', message = ?,"
-                          " target_id = ? WHERE ordinal = ?",
-                          (f"expected {row['target_id']} in the target but {email} has {found_id}", found_id, ordinal))
+    if row.target_id and row.target_id != found_id:
+        ledger.id_mismatch(ordinal, found_id, f"expected {row.target_id} in the target but {email} has {found_id}")
         return True
-    diffs = profile_differences(json.loads(row["record"]), target_user)
-    status = "already_in_target" if row["status"] == "conflict" else "imported"
-    ledger.db.execute("UPDATE users SET target_id = ?, status = ?, profile_ok = ?, diffs = ? WHERE ordinal = ?",
-                      (found_id, status, 0 if diffs else 1, json.dumps(diffs) if diffs else None, ordinal))
+    diffs = profile_differences(json.loads(row.record), target_user)
+    ledger.mark_found(ordinal, found_id, "already_in_target" if row.status == "conflict" else "imported", diffs)
     return True
 
 
@@ -71,9 +67,7 @@ async def map_ids(job: Job, *, phase: str = "idmap") -> None:
     if ledger.phase_done(phase):
         return
     job.reporter.phase("map ids and check profiles in the target")
-    statuses = ("imported", "conflict", "already_in_target")
-    pending = {r["email"]: r["ordinal"] for r in ledger.q(
-        f"SELECT ordinal, email FROM users WHERE status IN {statuses!r} AND email IS NOT NULL")}
+    pending = ledger.emails_to_map()
     job_id = ledger.get_meta(f"{phase}_export_job_id")
     if job_id is None:
         job_id = await jobs.start_export(job.target, job.target_connection.id, TARGET_FIELDS)
@@ -121,9 +115,9 @@ async def _look_up(job: Job, pending: dict[str, int]) -> None:
         for user in found:
             _apply(job, user, pending)
         for email, ordinal in pending.items():
-            row = ledger.one("SELECT status, code, message FROM users WHERE ordinal = ?", (ordinal,))
-            if row is not None and row["status"] == "conflict":
-                ledger.fail_user(ordinal, "import", row["code"], row["message"] or "conflict in the target")
+            row = ledger.user_state(ordinal)
+            if row is not None and row.status == "conflict":
+                ledger.fail_user(ordinal, "import", row.code or "CONFLICT", row.message or "conflict in the target")
             else:
                 ledger.fail_user(ordinal, "idmap", "NOT_IN_TARGET",
                                  f"{email} was imported but is not in {connection}")

@@ -17,11 +17,11 @@ Choices where Auth0 is silent
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..ledger import dumps
+from ..ledger import ImportRow, UserRef, UserStatus, dumps
 from ..model import MigrationOptions
 from .context import Job
 from .pack import encode_record, pack_encoded
@@ -36,7 +36,7 @@ class Outcome:
     """What transform decided for one user: `ready` (with its record and credential as ledger JSON),
     `held_back` or `invalid` (with a code and a message naming the field)."""
 
-    status: str
+    status: UserStatus
     record: str | None = None
     credential: str | None = None
     target_id: str | None = None
@@ -102,21 +102,16 @@ def transform_users(job: Job) -> None:
     if ledger.phase_done("transform"):
         return
     options = job.options
-    total = ledger.scalar("SELECT COUNT(*) FROM users WHERE status = 'exported'")
+    total = ledger.count_users("exported")
     job.reporter.phase("transform and validate", total=total)
-    for rows in ledger.chunks("SELECT ordinal, source_id, email, record, credential FROM users WHERE status = "
-                              "'exported' AND ordinal > ? ORDER BY ordinal LIMIT ?", size=CHUNK):
-        outcomes = [(row["ordinal"], transform_one(options, row["source_id"], json.loads(row["record"]),
-                                                   json.loads(row["credential"]) if row["credential"] else None))
+    for rows in ledger.users_to_transform(CHUNK):
+        outcomes = [(row.ordinal, transform_one(options, row.source_id, json.loads(row.record),
+                                                json.loads(row.credential) if row.credential else None))
                     for row in rows]
-        with ledger.tx() as db:
-            db.executemany("UPDATE users SET record = ?, credential = ?, has_credential = ?, target_id = ?, "
-                           "status = 'ready' WHERE ordinal = ?",
-                           [(o.record, o.credential, 1 if o.credential else 0, o.target_id, ordinal)
-                            for ordinal, o in outcomes if o.status == "ready"])
-            db.executemany("UPDATE users SET status = ?, stage = ?, code = ?, message = ?, credential = NULL"
-                           " WHERE ordinal = ?", [(o.status, o.stage, o.code, o.message, ordinal)
-                                                   for ordinal, o in outcomes if o.status != "ready"])
+        ledger.record_transformed([(o.record, o.credential, 1 if o.credential else 0, o.target_id, ordinal)
+                                   for ordinal, o in outcomes if o.status == "ready"],
+                                  [(o.status, o.stage, o.code, o.message, ordinal)
+                                   for ordinal, o in outcomes if o.status != "ready"])
         job.reporter.advance(len(rows))
     ledger.clear_refused_hashes()
     ledger.mark_phase("transform")
@@ -128,17 +123,16 @@ def _target_id(record: dict[str, Any], strategy: str) -> str | None:
     return "auth0|" + str(record["user_id"])
 
 
-def import_body(rows: list[Any]) -> bytes:
+def import_body(rows: Iterable[ImportRow]) -> bytes:
     """The JSON array an import file carries for these ledger rows: byte for byte what the packer sized."""
-    return b"[" + b",".join(combine(row["record"], row["credential"]) for row in rows) + b"]"
+    return b"[" + b",".join(combine(row.record, row.credential) for row in rows) + b"]"
 
 
 def _ready(job: Job) -> Iterator[tuple[str, bytes]]:
     """(ordinal, the user's import record as `encode_record` encodes it) for every ready user not yet packed."""
-    for rows in job.ledger.chunks("SELECT ordinal, record, credential FROM users WHERE status = 'ready' AND "
-                                  "file_id IS NULL AND ordinal > ? ORDER BY ordinal LIMIT ?", size=CHUNK):
+    for rows in job.ledger.users_to_pack(CHUNK):
         for row in rows:
-            yield str(row["ordinal"]), combine(row["record"], row["credential"])
+            yield str(row.ordinal), combine(row.record, row.credential)
 
 
 def refuse_duplicate_emails(job: Job) -> int:
@@ -150,20 +144,17 @@ def refuse_duplicate_emails(job: Job) -> int:
     Returns how many were refused.
     """
     ledger = job.ledger
-    rows = ledger.q("SELECT ordinal, source_id, email FROM users WHERE status = 'ready' AND email IN "
-                    "(SELECT email FROM users WHERE email IS NOT NULL GROUP BY email "
-                    "HAVING COUNT(*) > 1) ORDER BY email, ordinal")
-    first: dict[str, Any] = {}
+    first: dict[str | None, UserRef] = {}
     refused = 0
     with ledger.tx():
-        for row in rows:
-            kept = first.setdefault(row["email"], row)
+        for row in ledger.ready_users_sharing_email():
+            kept = first.setdefault(row.email, row)
             if kept is row:
                 continue
-            ledger.fail_user(row["ordinal"], "transform", "DUPLICATE_EMAIL",
-                             f"email: {row['email']} is also the email of {kept['source_id']}, which is "
+            ledger.fail_user(row.ordinal, "transform", "DUPLICATE_EMAIL",
+                             f"email: {row.email} is also the email of {kept.source_id}, which is "
                              "imported in its place; a connection holds one user per email")
-            ledger.db.execute("UPDATE users SET file_id = NULL WHERE ordinal = ?", (row["ordinal"],))
+            ledger.take_out_of_file(row.ordinal)
             refused += 1
     return refused
 
@@ -184,17 +175,15 @@ def pack_users(job: Job) -> None:
         return
     job.reporter.phase("pack import files")
     refuse_duplicate_emails(job)
-    with ledger.tx() as db:
-        next_id = (ledger.scalar("SELECT MAX(file_id) FROM files") or 0) + 1
+    with ledger.tx():
+        next_id = ledger.next_file_id()
         for packed in pack_encoded(_ready(job)):
             if packed.oversize:
                 for key in packed.keys:
                     ledger.fail_user(int(key), "pack", "USER_TOO_LARGE",
                                      "the user's import record alone exceeds Auth0's 500 KB file limit")
                 continue
-            db.execute("INSERT INTO files (file_id, bytes, users) VALUES (?, ?, ?)",
-                       (next_id, len(packed.body), len(packed.keys)))
-            db.executemany("UPDATE users SET file_id = ? WHERE ordinal = ?", [(next_id, int(k)) for k in packed.keys])
+            ledger.add_file(next_id, len(packed.body), len(packed.keys), [int(k) for k in packed.keys])
             next_id += 1
         ledger.clear_refused_hashes()
     ledger.mark_phase("pack")
