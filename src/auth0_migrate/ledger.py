@@ -68,6 +68,7 @@ from typing import Any, Final, Literal, NamedTuple, get_args
 import orjson
 
 from .errors import LedgerError, UsageError
+from .sqlite import transaction
 
 SCHEMA_VERSION = 1
 
@@ -472,16 +473,8 @@ class Ledger:
     @contextmanager
     def tx(self) -> Iterator[None]:
         """One transaction (nested calls join the outer one): every write inside lands, or none does."""
-        if self.db.in_transaction:
+        with transaction(self.db):
             yield
-            return
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
 
     def _chunks(self, sql: str, size: int) -> Iterator[list[sqlite3.Row]]:
         """Rows of a query `... WHERE ordinal > ? ... ORDER BY ordinal LIMIT ?`, a chunk at a time (flat memory)."""

@@ -25,7 +25,7 @@ from ..ledger import ImportRow, UserRef, UserStatus, dumps
 from ..model import MigrationOptions
 from .context import Job
 from .pack import encode_record, pack_encoded
-from .transform import to_import_record
+from .transform import target_user_id, to_import_record
 from .users_file import credential_of
 
 CHUNK = 5000
@@ -70,8 +70,10 @@ def transform_one(options: MigrationOptions, source_id: str, export: dict[str, A
         return Outcome("invalid", code=problems[0].code, message=message)
     for key in ("password_hash", "custom_password_hash"):
         record.pop(key, None)  # the credential lives in its own column, cleared once imported
-    return Outcome("ready", dumps(record), dumps(credential) if credential else None,
-                   _target_id(record, options.user_ids))
+    # Valid, so any id the strategy gives is well formed (to_import_record built it from the same user_id).
+    target_id = None if options.user_ids == "regenerate" else \
+        target_user_id(str(export["user_id"]), options.user_ids, options.id_prefix)
+    return Outcome("ready", dumps(record), dumps(credential) if credential else None, target_id)
 
 
 def combine(record: str, credential: str | None) -> bytes:
@@ -115,12 +117,6 @@ def transform_users(job: Job) -> None:
         job.reporter.advance(len(rows))
     ledger.clear_refused_hashes()
     ledger.mark_phase("transform")
-
-
-def _target_id(record: dict[str, Any], strategy: str) -> str | None:
-    if strategy == "regenerate" or "user_id" not in record:
-        return None
-    return "auth0|" + str(record["user_id"])
 
 
 def import_body(rows: Iterable[ImportRow]) -> bytes:
