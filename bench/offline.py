@@ -5,8 +5,8 @@ about 1 KB a record with realistic fields, and a support-format password-hash fi
 per user (bcrypt cost 10, as Auth0 support hands them out). Then, timed, in a process of its own
 (so its peak RSS is its own): `pipeline.ingest_source` (the hash file indexed in the ledger, the
 export read with the download replaced by the file, each user joined, transformed, validated and
-packed as it is read, then the email fallback), and the stragglers' `stages.prepare.transform_users`
-and `pack_users`, on a `stages.context.Job` with a real `Ledger` and no clients.
+packed as it is read, then the email fallback), and the stragglers' `stages.transform.transform_users`
+and `pack_users`, on a `stages.context.Migration` with a real `Ledger` and no clients.
 
 Run as a worker: `python -m bench.offline SPEC.json` prints one JSON object.
 """
@@ -23,8 +23,8 @@ from typing import Any
 from auth0_migrate.ledger import Ledger
 from auth0_migrate.model import MigrationOptions
 from auth0_migrate.pipeline import ingest_source
-from auth0_migrate.stages import export, prepare
-from auth0_migrate.stages.context import Connection, Job
+from auth0_migrate.stages import export, transform
+from auth0_migrate.stages.context import Connection, Migration
 
 from .migration import PhaseClock, log, peak_rss_mb, run_worker
 
@@ -105,7 +105,7 @@ async def run_local(spec: dict[str, Any]) -> dict[str, Any]:
     options = MigrationOptions(source_connection=SOURCE, target_connection=TARGET, user_ids="regenerate",
                                password_hashes=hash_path, state=state)
 
-    async def downloaded(job: Job) -> tuple[str, str]:  # the export job's download, already on disk
+    async def downloaded(job: Migration) -> tuple[str, str]:  # the export job's download, already on disk
         return "job_offline", export_path
 
     export._fresh_export = downloaded  # type: ignore[assignment]  # the only network step of the loading path
@@ -113,11 +113,11 @@ async def run_local(spec: dict[str, Any]) -> dict[str, Any]:
     started = time.monotonic()
     ledger = Ledger.open(state, {"bench": "offline"})
     try:
-        job = Job(options, ledger, None, None, reporter,  # type: ignore[arg-type]  # no clients: no network
+        job = Migration(options, ledger, None, None, reporter,  # type: ignore[arg-type]  # no clients: no network
                   Connection("con_0000000000000001", SOURCE), Connection("con_0000000000000002", TARGET))
         await ingest_source(job)
-        prepare.transform_users(job)
-        prepare.pack_users(job)
+        transform.transform_users(job)
+        transform.pack_users(job)
         seconds = time.monotonic() - started
         files = ledger.files()
         counts = {r["status"]: r["n"] for r in ledger.db.execute(

@@ -33,6 +33,9 @@ from typing import Any
 from .auth0 import scopes
 from .auth0.client import TenantClient
 from .errors import InsufficientScopeError, UsageError
+from .formats.import_record import _BAD_ID_CHAR as BAD_ID_CHAR
+from .formats.import_record import MAX_USER_ID_CHARS
+from .formats.users_file import check_users_file, read_selection
 from .import_schema import _RESERVED_APP_METADATA as RESERVED_APP_METADATA
 from .ledger import MIGRATED, NOT_CARRIED, Ledger, NotCarried
 from .model import (
@@ -45,11 +48,8 @@ from .model import (
     Reporter,
     RunResult,
 )
-from .stages import authz, cutover, export, idmap, join, load, prepare, restore, verify
-from .stages.context import Connection, Job
-from .stages.transform import _BAD_ID_CHAR as BAD_ID_CHAR
-from .stages.transform import MAX_USER_ID_CHARS
-from .stages.users_file import check_users_file, read_selection
+from .stages import cutover, export, grants, hashes, idmap, import_jobs, restore, transform, verify
+from .stages.context import Connection, Migration
 
 #: Problem kinds that are facts about the input, not something the tool failed to carry: the hashes of
 #: users who are not selected (a `--users` subset, or users deleted since support made the file), and
@@ -177,9 +177,9 @@ def fingerprint(options: MigrationOptions, source: TenantClient, target: TenantC
             **({"duplicate_hash": options.duplicate_hash} if options.duplicate_hash != "hold" else {})}
 
 
-async def open_job(options: MigrationOptions, source: TenantClient, target: TenantClient | None,
-                   reporter: Reporter, *, command: scopes.Command = "run", state: str | None = None,
-                   create: bool = True) -> Job:
+async def open_migration(options: MigrationOptions, source: TenantClient, target: TenantClient | None,
+                         reporter: Reporter, *, command: scopes.Command = "run", state: str | None = None,
+                         create: bool = True) -> Migration:
     target = target or source
     same = target is source
     options.cross_tenant = not same
@@ -193,28 +193,28 @@ async def open_job(options: MigrationOptions, source: TenantClient, target: Tena
     ledger = Ledger.open(path, fingerprint(options, source, target), create=create)
     if ledger.get_meta("run_id") is None:
         ledger.set_meta("run_id", secrets.token_hex(4))
-    return Job(options, ledger, source, target, reporter, source_connection, target_connection)
+    return Migration(options, ledger, source, target, reporter, source_connection, target_connection)
 
 
-async def ingest_source(job: Job) -> None:
+async def ingest_source(job: Migration) -> None:
     """Stages 1-2 and most of 4: hash file indexed, source read, joined, transformed and packed as it is read."""
     _note_input_files(job)
-    join.load_hashes(job)
+    hashes.load_hashes(job)
     await export.export_source(job)
-    join.join_hashes(job)
+    hashes.join_hashes(job)
 
 
 async def run(options: MigrationOptions, *, source: TenantClient, target: TenantClient | None = None,
               reporter: Reporter | None = None) -> RunResult:
     """Migrate (or resume migrating) the users of one connection into another, and verify them."""
     reporter = reporter or QuietReporter()
-    job = await open_job(options, source, target, reporter, command="run")
+    job = await open_migration(options, source, target, reporter, command="run")
     try:
         await ingest_source(job)
-        await authz.read_grants(job)
-        prepare.transform_users(job)
-        prepare.pack_users(job)
-        await load.import_users(job)
+        await grants.read_grants(job)
+        transform.transform_users(job)
+        transform.pack_users(job)
+        await import_jobs.import_users(job)
         await idmap.map_ids(job)
         await restore.restore_grants(job)
         await verify.verify_grants(job)
@@ -231,7 +231,7 @@ async def verify_again(options: MigrationOptions, *, source: TenantClient, targe
                        reporter: Reporter | None = None, state: str | None = None) -> RunResult:
     """Re-read the target now and compare every migrated user again (the `verify` command)."""
     reporter = reporter or QuietReporter()
-    job = await open_job(options, source, target, reporter, command="verify", state=state, create=False)
+    job = await open_migration(options, source, target, reporter, command="verify", state=state, create=False)
     try:
         ledger = job.ledger
         for phase in ("reverify-idmap", "reverify-grants"):
@@ -243,7 +243,7 @@ async def verify_again(options: MigrationOptions, *, source: TenantClient, targe
         job.ledger.close()
 
 
-def _note_input_files(job: Job) -> None:
+def _note_input_files(job: Migration) -> None:
     """Say so when an input file changed since this ledger read it: a resumed run does not read it again.
 
     An owner who fixes a bad line and runs the same command would otherwise wait for a user that
@@ -334,17 +334,17 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
     os.close(fd)
     os.unlink(path)
     try:
-        job = await open_job(options, source, target, reporter, command="plan", state=path)
+        job = await open_migration(options, source, target, reporter, command="plan", state=path)
         try:
             await ingest_source(job)
-            prepare.transform_users(job)
-            prepare.pack_users(job)
+            transform.transform_users(job)
+            transform.pack_users(job)
             ledger = job.ledger
-            source_roles = await authz.list_roles(job.source)
+            source_roles = await grants.list_roles(job.source)
             missing_roles: list[str] = []
             missing_apis: list[str] = []
             if not job.same_tenant:
-                target_roles = {r["name"] for r in await authz.list_roles(job.target)}
+                target_roles = {r["name"] for r in await grants.list_roles(job.target)}
                 missing_roles = sorted(r["name"] for r in source_roles if r["name"] not in target_roles)
                 target_apis = {a for a, _ in (await restore.target_permissions(job) or set())}
                 source_apis = await _api_identifiers(job.source)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from auth0_migrate.stages.authz import direct_permissions, role_member_ids
+from auth0_migrate.stages.grants import direct_permissions, role_member_ids
 
 from .conftest import SOURCE, TARGET, World, dump, grants_of, migrate, options
 

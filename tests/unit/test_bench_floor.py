@@ -84,7 +84,7 @@ def test_baseline_smoke(tmp_path) -> None:  # noqa: ANN001
 def test_offline_smoke(tmp_path) -> None:  # noqa: ANN001
     """The local path end to end on 300 users; the packed sizes are those of the bodies the upload builds."""
     from auth0_migrate.ledger import Ledger
-    from auth0_migrate.stages.prepare import import_body
+    from auth0_migrate.stages.transform import import_body
     from bench.offline import run_local, write_inputs
 
     export_path, hash_path = write_inputs(str(tmp_path), 300)

@@ -1,4 +1,4 @@
-"""Stage 8: delete the source copy of each user, only once that user is verified in the target.
+"""Stage 9: delete the source copy of each user, only once that user is verified in the target.
 
 Deletion is by connection and email (`DELETE /connections/{source}/users?email=`), never by id:
 with `--user-ids keep` two users share an id until this is done, and id-only endpoints would be
@@ -31,15 +31,15 @@ from __future__ import annotations
 
 from ..errors import NotFoundError
 from ..ledger import UserRef
-from .context import Job
-from .pool import run_pool, together
+from ..pool import run_pool, together
+from .context import Migration
 from .restore import restore_permissions, restore_roles
 from .verify import verify_grants
 
 NOT_CONFIRMED = "DELETE_NOT_CONFIRMED"
 
 
-async def still_in_source(job: Job, email: str, source_id: str) -> bool:
+async def still_in_source(job: Migration, email: str, source_id: str) -> bool:
     """True when the source connection still holds this user (read after its DELETE answered)."""
     connection = job.source_connection.name
     operation = f"confirm {email} is gone from {connection}"
@@ -62,7 +62,7 @@ async def still_in_source(job: Job, email: str, source_id: str) -> bool:
     return False
 
 
-async def delete_source_copies(job: Job) -> None:
+async def delete_source_copies(job: Migration) -> None:
     ledger = job.ledger
     if ledger.phase_done("cutover"):
         return
@@ -101,7 +101,7 @@ async def delete_source_copies(job: Job) -> None:
         ledger.mark_phase("cutover")
 
 
-async def reapply_after_cutover(job: Job) -> None:
+async def reapply_after_cutover(job: Migration) -> None:
     """With kept ids: grants again on the surviving copy, then verify again."""
     ledger = job.ledger
     if ledger.phase_done("reapply"):

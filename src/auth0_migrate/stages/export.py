@@ -13,11 +13,11 @@ from typing import Any
 import orjson
 
 from ..auth0 import jobs
+from ..formats.import_file import FilePacker, PackedFile
+from ..formats.users_file import read_selection
 from ..ledger import UserRow, dumps
-from .context import Job
-from .pack import FilePacker, PackedFile
-from .prepare import transform_one
-from .users_file import read_selection
+from .context import Migration
+from .transform import transform_one
 
 BATCH = 5000
 
@@ -30,7 +30,7 @@ class _Ingest:
     with no file, for `pack_users` to pack with those.
     """
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Migration) -> None:
         self.job = job
         self.ledger = job.ledger
         self.options = job.options
@@ -113,12 +113,12 @@ class _Ingest:
                                      f"{self.job.source_connection.name}") for v in absent)
 
 
-def _start(job: Job) -> _Ingest:
+def _start(job: Migration) -> _Ingest:
     job.ledger.reset_export()
     return _Ingest(job)
 
 
-async def export_source(job: Job) -> None:
+async def export_source(job: Migration) -> None:
     ledger = job.ledger
     if ledger.phase_done("export"):
         return
@@ -145,14 +145,14 @@ async def export_source(job: Job) -> None:
             os.unlink(path)
 
 
-async def _fresh_export(job: Job) -> tuple[str, str]:
+async def _fresh_export(job: Migration) -> tuple[str, str]:
     job_id = await jobs.start_export(job.source, job.source_connection.id)
     job.ledger.set_meta("export_job_id", job_id)  # recorded before we wait: a resumed run polls this job
     return await jobs.export_connection(job.source, job.source_connection.id, job_id=job_id)
 
 
-def _load_from_file(job: Job) -> None:
-    from .users_file import iter_users_file, source_key
+def _load_from_file(job: Migration) -> None:
+    from ..formats.users_file import iter_users_file, source_key
 
     ledger = job.ledger
     with ledger.tx():

@@ -14,8 +14,8 @@ import os
 from typing import Any
 
 from ..auth0 import jobs
-from .context import Job
-from .pool import run_pool
+from ..pool import run_pool
+from .context import Migration
 
 PROFILE_FIELDS = ("email", "email_verified", "given_name", "family_name", "name", "nickname", "picture",
                   "blocked", "app_metadata", "user_metadata", "username", "phone_number", "phone_verified")
@@ -41,7 +41,7 @@ def profile_differences(expected: dict[str, Any], actual: dict[str, Any]) -> lis
     return diffs
 
 
-def _apply(job: Job, target_user: dict[str, Any], pending: dict[str, int]) -> bool:
+def _apply(job: Migration, target_user: dict[str, Any], pending: dict[str, int]) -> bool:
     email = target_user.get("email")
     if not isinstance(email, str):
         return False
@@ -61,7 +61,7 @@ def _apply(job: Job, target_user: dict[str, Any], pending: dict[str, int]) -> bo
     return True
 
 
-async def map_ids(job: Job, *, phase: str = "idmap") -> None:
+async def map_ids(job: Migration, *, phase: str = "idmap") -> None:
     """Read the target connection once and record every migrated user's target id and profile check."""
     ledger = job.ledger
     if ledger.phase_done(phase):
@@ -85,7 +85,7 @@ async def map_ids(job: Job, *, phase: str = "idmap") -> None:
     ledger.mark_phase(phase)
 
 
-async def find_in_target(job: Job, email: str) -> dict[str, Any] | None:
+async def find_in_target(job: Migration, email: str) -> dict[str, Any] | None:
     """The target connection's user with this email, from `GET /users-by-email` (immediately consistent)."""
     connection = job.target_connection.name
     users = await job.target.call(f"look up {email} in the target", job.target.sdk.users.list_users_by_email,
@@ -97,7 +97,7 @@ async def find_in_target(job: Job, email: str) -> dict[str, Any] | None:
     return None
 
 
-async def _look_up(job: Job, pending: dict[str, int]) -> None:
+async def _look_up(job: Migration, pending: dict[str, int]) -> None:
     """Per-user fallback for users the export did not show (e.g. created after it started)."""
     connection = job.target_connection.name
     found: list[dict[str, Any]] = []

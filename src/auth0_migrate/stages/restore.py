@@ -12,14 +12,14 @@ from collections import defaultdict
 from typing import Any
 
 from ..errors import TerminalError
-from .authz import PAGE, list_roles
-from .context import Job
-from .pool import run_pool, together
+from ..pool import run_pool, together
+from .context import Migration
+from .grants import PAGE, list_roles
 
 ROLE_BATCH = 100
 
 
-async def map_roles(job: Job) -> dict[str, str]:
+async def map_roles(job: Migration) -> dict[str, str]:
     """source role id -> target role id; missing roles are recorded as problems."""
     ledger = job.ledger
     rows = ledger.roles()
@@ -33,7 +33,7 @@ async def map_roles(job: Job) -> dict[str, str]:
     return {r.source_role_id: r.target_role_id for r in rows if r.target_role_id}
 
 
-async def target_permissions(job: Job) -> set[tuple[str, str]] | None:
+async def target_permissions(job: Migration) -> set[tuple[str, str]] | None:
     """Every (API identifier, scope) the target tenant defines; None in one tenant (no check needed)."""
     if job.same_tenant:
         return None
@@ -52,7 +52,7 @@ async def target_permissions(job: Job) -> set[tuple[str, str]] | None:
         page += 1
 
 
-async def assign_role(job: Job, role_id: str, user_ids: list[str]) -> None:
+async def assign_role(job: Migration, role_id: str, user_ids: list[str]) -> None:
     batch = ROLE_BATCH
     start = 0
     while start < len(user_ids):
@@ -67,7 +67,7 @@ async def assign_role(job: Job, role_id: str, user_ids: list[str]) -> None:
         start += len(chunk)
 
 
-async def restore_roles(job: Job, *, again: bool = False) -> int:
+async def restore_roles(job: Migration, *, again: bool = False) -> int:
     """Assign every migrated member to its role in the target; returns the memberships written."""
     ledger = job.ledger
     mapping = await map_roles(job)
@@ -85,7 +85,7 @@ async def restore_roles(job: Job, *, again: bool = False) -> int:
     return written
 
 
-async def restore_permissions(job: Job, *, again: bool = False) -> int:
+async def restore_permissions(job: Migration, *, again: bool = False) -> int:
     """One `POST /users/{id}/permissions` per migrated user that has DIRECT permissions."""
     ledger = job.ledger
     known = await target_permissions(job)
@@ -123,12 +123,12 @@ async def restore_permissions(job: Job, *, again: bool = False) -> int:
     return count
 
 
-def _mark(job: Job, ordinals: list[int], again: bool) -> None:
+def _mark(job: Migration, ordinals: list[int], again: bool) -> None:
     job.ledger.mark_permissions_restored(ordinals, again=again)
     ordinals.clear()
 
 
-async def restore_grants(job: Job) -> None:
+async def restore_grants(job: Migration) -> None:
     ledger = job.ledger
     if ledger.phase_done("restore"):
         return

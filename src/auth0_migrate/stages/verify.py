@@ -1,4 +1,4 @@
-"""Stage 9: every migrated user re-read in the target and compared with the source, user by user.
+"""Stage 8: every migrated user re-read in the target and compared with the source, user by user.
 
 Profiles were compared against the target's export by the id map (`profile_ok`, `diffs`). Here:
 each user's DIRECT permissions (one read per user) and role memberships (set-wise, by listing
@@ -12,13 +12,13 @@ import json
 from collections import defaultdict
 
 from ..ledger import MigratedUser
-from .authz import direct_permissions, role_member_ids
-from .context import Job
-from .pool import run_pool, together
+from ..pool import run_pool, together
+from .context import Migration
+from .grants import direct_permissions, role_member_ids
 from .restore import map_roles
 
 
-async def verify_grants(job: Job, *, phase: str = "verify") -> None:
+async def verify_grants(job: Migration, *, phase: str = "verify") -> None:
     ledger = job.ledger
     if ledger.phase_done(phase):
         return

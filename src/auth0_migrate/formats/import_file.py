@@ -1,7 +1,7 @@
-"""Stage 5 input: pack import records into bulk-import files that Auth0 will take.
+"""The import file: pack import records into bulk-import files that Auth0 will take (stages 4 and 5).
 
-Why this stage exists
----------------------
+Why this module exists
+----------------------
 Auth0 refuses an import request of 512,000 bytes or more with 413 ("Payload content length
 greater than maximum allowed: 512000", reference §2.1-2.2), and the limit cannot be raised.
 Each job also costs one of only two concurrent import slots and a poll loop, so files should

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from auth0_migrate.stages.pack import (
+from auth0_migrate.formats.import_file import (
     ENVELOPE_ALLOWANCE,
     FILE_BUDGET,
     MAX_REQUEST_BYTES,
@@ -167,7 +167,7 @@ def test_repr_hides_the_body() -> None:
 def test_docstring_examples_hold() -> None:
     import doctest
 
-    from auth0_migrate.stages import pack as module
+    from auth0_migrate.formats import import_file as module
 
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0

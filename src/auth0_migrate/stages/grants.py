@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..auth0.client import TenantClient
-from .context import Job
-from .pool import run_pool, together
+from ..pool import run_pool, together
+from .context import Migration
 
 PAGE = 100
 ROLE_PAGE = 100  # `take` is 1-100 in the OAS; a server that sends fewer per page is still followed by `next`
@@ -70,7 +70,7 @@ async def direct_permissions(client: TenantClient, user_id: str) -> list[tuple[s
         page += 1
 
 
-async def read_grants(job: Job) -> None:
+async def read_grants(job: Migration) -> None:
     ledger = job.ledger
     if ledger.phase_done("grants"):
         return

@@ -33,10 +33,10 @@ from ..auth0 import jobs
 from ..errors import AnswerLost, ImportSlotsBusy, TerminalError, TransientError
 from ..ledger import ImportFile, JobError
 from ..passwords import redact
-from .context import Job
+from ..pool import run_pool
+from .context import Migration
 from .idmap import find_in_target
-from .pool import run_pool
-from .prepare import import_body
+from .transform import import_body
 
 MAX_IN_FLIGHT = 2
 MAX_ATTEMPTS = 3
@@ -53,7 +53,7 @@ ALREADY_CODES = frozenset({"CONFLICT", "CONFLICT_EMAIL", "CONFLICT_USERNAME", "D
 """Codes that mean 'a user like this already exists': confirmed against the target by the id map."""
 
 
-async def import_users(job: Job) -> None:
+async def import_users(job: Migration) -> None:
     ledger = job.ledger
     if ledger.phase_done("import"):
         return
@@ -79,7 +79,7 @@ async def import_users(job: Job) -> None:
     ledger.mark_phase("import")
 
 
-async def _import_file(job: Job, file_id: int) -> None:
+async def _import_file(job: Migration, file_id: int) -> None:
     ledger = job.ledger
     while True:
         row = ledger.file(file_id)
@@ -128,7 +128,7 @@ async def _import_file(job: Job, file_id: int) -> None:
         return
 
 
-async def _submit(job: Job, file_id: int, body: bytes) -> str:
+async def _submit(job: Migration, file_id: int, body: bytes) -> str:
     """POST the file, recorded `submitting` (with the time) just before; wait for a slot while two jobs run.
 
     `AnswerLost` leaves the file `submitting` for `_settle`; a refusal (429, 4xx) leaves it `packed`.
@@ -159,7 +159,7 @@ async def _submit(job: Job, file_id: int, body: bytes) -> str:
             await clock.sleep(job.target.governor.backoff(refusals))
 
 
-async def _wait_for_slot(job: Job, busy: int) -> None:
+async def _wait_for_slot(job: Migration, busy: int) -> None:
     """Both import slots are taken (the `busy`-th time in a row): poll our own running jobs and sleep
     until the first is due to end; when none of ours runs (the slots are someone else's), back off."""
     clock = job.target.governor.clock
@@ -178,7 +178,7 @@ def _epoch(value: Any) -> float | None:
         return None
 
 
-async def _settle(job: Job, file_id: int, row: ImportFile) -> None:
+async def _settle(job: Migration, file_id: int, row: ImportFile) -> None:
     """Find out from the target what a `submitting` file's lost upload did, before anything is sent again.
 
     Bounded: a small sample of the file's users is looked up until one shows that the lost job ran
@@ -228,7 +228,7 @@ async def _settle(job: Job, file_id: int, row: ImportFile) -> None:
                       f"{left} to send again")
 
 
-def _split(job: Job, file_id: int, ordinals: list[int]) -> None:
+def _split(job: Migration, file_id: int, ordinals: list[int]) -> None:
     """After an unexpected 413: move the second half of the file's users to a new file."""
     half = ordinals[len(ordinals) // 2:]
     job.ledger.split_file(file_id, half, len(ordinals) - len(half))
@@ -252,7 +252,7 @@ def _error_email(item: dict[str, Any]) -> str | None:
     return email.lower() if isinstance(email, str) else None
 
 
-def _record_results(job: Job, file_id: int, job_id: str, errors: list[dict[str, Any]],
+def _record_results(job: Migration, file_id: int, job_id: str, errors: list[dict[str, Any]],
                     summary: dict[str, int]) -> None:
     ledger = job.ledger
     with ledger.tx():
