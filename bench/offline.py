@@ -56,7 +56,7 @@ def write_inputs(workdir: str, users: int, seed: int = 11) -> tuple[str, str]:
     hashes = _bcrypt_pool()
     export_path = os.path.join(workdir, f"export-{users}.json.gz")
     hash_path = os.path.join(workdir, f"hashes-{users}.ndjson")
-    with gzip.open(export_path, "wt", encoding="utf-8", compresslevel=1) as ex, \
+    with gzip.open(export_path, "wt", encoding="utf-8", compresslevel=1) as ex,\
             open(hash_path, "w", encoding="utf-8", opener=lambda p, f: os.open(p, f, 0o600)) as hf:
         out_e: list[str] = []
         out_h: list[str] = []
@@ -105,7 +105,7 @@ async def run_local(spec: dict[str, Any]) -> dict[str, Any]:
     options = MigrationOptions(source_connection=SOURCE, target_connection=TARGET, user_ids="regenerate",
                                password_hashes=hash_path, state=state)
 
-    async def downloaded(job: Migration) -> tuple[str, str]:  # the export job's download, already on disk
+    async def downloaded(migration: Migration) -> tuple[str, str]:  # the export job's download, already on disk
         return "job_offline", export_path
 
     export._fresh_export = downloaded  # type: ignore[assignment]  # the only network step of the loading path
@@ -113,11 +113,11 @@ async def run_local(spec: dict[str, Any]) -> dict[str, Any]:
     started = time.monotonic()
     ledger = Ledger.open(state, {"bench": "offline"})
     try:
-        job = Migration(options, ledger, None, None, reporter,  # type: ignore[arg-type]  # no clients: no network
+        migration = Migration(options, ledger, None, None, reporter,  # type: ignore[arg-type]  # no clients: no network
                   Connection("con_0000000000000001", SOURCE), Connection("con_0000000000000002", TARGET))
-        await ingest_source(job)
-        transform.transform_users(job)
-        transform.pack_users(job)
+        await ingest_source(migration)
+        transform.transform_users(migration)
+        transform.pack_users(migration)
         seconds = time.monotonic() - started
         files = ledger.files()
         counts = {r["status"]: r["n"] for r in ledger.db.execute(

@@ -196,72 +196,72 @@ async def open_migration(options: MigrationOptions, source: TenantClient, target
     return Migration(options, ledger, source, target, reporter, source_connection, target_connection)
 
 
-async def ingest_source(job: Migration) -> None:
+async def ingest_source(migration: Migration) -> None:
     """Stages 1-2 and most of 4: hash file indexed, source read, joined, transformed and packed as it is read."""
-    _note_input_files(job)
-    hashes.load_hashes(job)
-    await export.export_source(job)
-    hashes.join_hashes(job)
+    _note_input_files(migration)
+    hashes.load_hashes(migration)
+    await export.export_source(migration)
+    hashes.join_hashes(migration)
 
 
 async def run(options: MigrationOptions, *, source: TenantClient, target: TenantClient | None = None,
               reporter: Reporter | None = None) -> RunResult:
     """Migrate (or resume migrating) the users of one connection into another, and verify them."""
     reporter = reporter or QuietReporter()
-    job = await open_migration(options, source, target, reporter, command="run")
+    migration = await open_migration(options, source, target, reporter, command="run")
     try:
-        await ingest_source(job)
-        await grants.read_grants(job)
-        transform.transform_users(job)
-        transform.pack_users(job)
-        await import_jobs.import_users(job)
-        await idmap.map_ids(job)
-        await restore.restore_grants(job)
-        await verify.verify_grants(job)
+        await ingest_source(migration)
+        await grants.read_grants(migration)
+        transform.transform_users(migration)
+        transform.pack_users(migration)
+        await import_jobs.import_users(migration)
+        await idmap.map_ids(migration)
+        await restore.restore_grants(migration)
+        await verify.verify_grants(migration)
         if options.delete_source_users:
-            await cutover.delete_source_copies(job)
+            await cutover.delete_source_copies(migration)
             if options.user_ids == "keep":
-                await cutover.reapply_after_cutover(job)
-        return summarize(job.ledger)
+                await cutover.reapply_after_cutover(migration)
+        return summarize(migration.ledger)
     finally:
-        job.ledger.close()
+        migration.ledger.close()
 
 
 async def verify_again(options: MigrationOptions, *, source: TenantClient, target: TenantClient | None = None,
                        reporter: Reporter | None = None, state: str | None = None) -> RunResult:
     """Re-read the target now and compare every migrated user again (the `verify` command)."""
     reporter = reporter or QuietReporter()
-    job = await open_migration(options, source, target, reporter, command="verify", state=state, create=False)
+    migration = await open_migration(options, source, target, reporter, command="verify", state=state, create=False)
     try:
-        ledger = job.ledger
+        ledger = migration.ledger
         for phase in ("reverify-idmap", "reverify-grants"):
             ledger.forget_meta(f"phase:{phase}", f"{phase}_export_job_id")
-        await idmap.map_ids(job, phase="reverify-idmap")
-        await verify.verify_grants(job, phase="reverify-grants")
+        await idmap.map_ids(migration, phase="reverify-idmap")
+        await verify.verify_grants(migration, phase="reverify-grants")
         return summarize(ledger)
     finally:
-        job.ledger.close()
+        migration.ledger.close()
 
 
-def _note_input_files(job: Migration) -> None:
+def _note_input_files(migration: Migration) -> None:
     """Say so when an input file changed since this ledger read it: a resumed run does not read it again.
 
     An owner who fixes a bad line and runs the same command would otherwise wait for a user that
     never comes. The files are told apart by size and modification time (reading a big file to
     hash it on every resume would cost more than it tells).
     """
-    options = job.options
+    options = migration.options
     files = {flag: path for flag, path in (("--from-file", options.from_file), ("--users", options.users_file),
                                            ("--password-hashes", options.password_hashes)) if path}
     stamps = {flag: [os.stat(path).st_size, os.stat(path).st_mtime_ns] for flag, path in files.items()}
-    stored = job.ledger.get_meta("input_files")
+    stored = migration.ledger.get_meta("input_files")
     if stored is None:
-        job.ledger.set_meta("input_files", stamps)
+        migration.ledger.set_meta("input_files", stamps)
         return
     for flag in sorted(f for f in stamps if stored.get(f) not in (None, stamps[f])):
-        job.reporter.warn(f"{flag} {files[flag]} changed since this ledger read it, and a resumed run does not "
-                          "read it again: to carry the changes, run with a new --state (users already in the "
-                          "target are recognised, not imported twice)")
+        migration.reporter.warn(f"{flag} {files[flag]} changed since this ledger read it, and a resumed run does not "
+                                "read it again: to carry the changes, run with a new --state (users already in the "
+                                "target are recognised, not imported twice)")
 
 
 def _unfinished_reason(row: NotCarried) -> str:
@@ -334,20 +334,20 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
     os.close(fd)
     os.unlink(path)
     try:
-        job = await open_migration(options, source, target, reporter, command="plan", state=path)
+        migration = await open_migration(options, source, target, reporter, command="plan", state=path)
         try:
-            await ingest_source(job)
-            transform.transform_users(job)
-            transform.pack_users(job)
-            ledger = job.ledger
-            source_roles = await grants.list_roles(job.source)
+            await ingest_source(migration)
+            transform.transform_users(migration)
+            transform.pack_users(migration)
+            ledger = migration.ledger
+            source_roles = await grants.list_roles(migration.source)
             missing_roles: list[str] = []
             missing_apis: list[str] = []
-            if not job.same_tenant:
-                target_roles = {r["name"] for r in await grants.list_roles(job.target)}
+            if not migration.same_tenant:
+                target_roles = {r["name"] for r in await grants.list_roles(migration.target)}
                 missing_roles = sorted(r["name"] for r in source_roles if r["name"] not in target_roles)
-                target_apis = {a for a, _ in (await restore.target_permissions(job) or set())}
-                source_apis = await _api_identifiers(job.source)
+                target_apis = {a for a, _ in (await restore.target_permissions(migration) or set())}
+                source_apis = await _api_identifiers(migration.source)
                 missing_apis = sorted(a for a in source_apis if a not in target_apis)
             summary = summarize(ledger, unfinished_are_failures=False)
             n = summary.users["selected"] - summary.users["held_back"] - summary.users["failed"]
@@ -367,7 +367,7 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
             }
             return result
         finally:
-            job.ledger.close()
+            migration.ledger.close()
     finally:
         for suffix in ("", "-wal", "-shm", ".lock"):
             with contextlib.suppress(FileNotFoundError):

@@ -39,18 +39,18 @@ from .verify import verify_grants
 NOT_CONFIRMED = "DELETE_NOT_CONFIRMED"
 
 
-async def still_in_source(job: Migration, email: str, source_id: str) -> bool:
+async def still_in_source(migration: Migration, email: str, source_id: str) -> bool:
     """True when the source connection still holds this user (read after its DELETE answered)."""
-    connection = job.source_connection.name
+    connection = migration.source_connection.name
     operation = f"confirm {email} is gone from {connection}"
-    if not (job.same_tenant and job.options.user_ids == "keep"):
+    if not (migration.same_tenant and migration.options.user_ids == "keep"):
         try:
-            await job.source.call(operation, job.source.sdk.users.get, source_id, fields="user_id",
-                                  include_fields=True)
+            await migration.source.call(operation, migration.source.sdk.users.get, source_id, fields="user_id",
+                                        include_fields=True)
         except NotFoundError:
             return False
         return True
-    users = await job.source.call(operation, job.source.sdk.users.list_users_by_email, email=email)
+    users = await migration.source.call(operation, migration.source.sdk.users.list_users_by_email, email=email)
     for user in users or []:
         data = user.model_dump(mode="json")
         for identity in data.get("identities") or []:
@@ -62,21 +62,21 @@ async def still_in_source(job: Migration, email: str, source_id: str) -> bool:
     return False
 
 
-async def delete_source_copies(job: Migration) -> None:
-    ledger = job.ledger
+async def delete_source_copies(migration: Migration) -> None:
+    ledger = migration.ledger
     if ledger.phase_done("cutover"):
         return
     users = ledger.users_to_delete()
-    job.reporter.phase("delete verified users from the source", total=len(users))
-    connection = job.source_connection
+    migration.reporter.phase("delete verified users from the source", total=len(users))
+    connection = migration.source_connection
     done: list[int] = []
     refused: list[tuple[str, int]] = []
 
     async def delete(user: UserRef) -> bool:
         email = user.email or ""  # users_to_delete gives only users with an email
-        await job.source.call(f"delete {email} from {connection.name}",
-                              job.source.sdk.connections.users.delete_by_email, connection.id, email=email)
-        return not await still_in_source(job, email, user.source_id)
+        await migration.source.call(f"delete {email} from {connection.name}",
+                                    migration.source.sdk.connections.users.delete_by_email, connection.id, email=email)
+        return not await still_in_source(migration, email, user.source_id)
 
     def deleted(user: UserRef, gone: bool) -> None:
         if gone:
@@ -89,7 +89,7 @@ async def delete_source_copies(job: Migration) -> None:
 
     def flush() -> None:
         ledger.record_deletions(done, refused, NOT_CONFIRMED)
-        job.reporter.advance(len(done) + len(refused))
+        migration.reporter.advance(len(done) + len(refused))
         done.clear()
         refused.clear()
 
@@ -101,18 +101,18 @@ async def delete_source_copies(job: Migration) -> None:
         ledger.mark_phase("cutover")
 
 
-async def reapply_after_cutover(job: Migration) -> None:
+async def reapply_after_cutover(migration: Migration) -> None:
     """With kept ids: grants again on the surviving copy, then verify again."""
-    ledger = job.ledger
+    ledger = migration.ledger
     if ledger.phase_done("reapply"):
         return
-    job.reporter.phase("re-apply roles and permissions after cutover")
-    await together(restore_roles(job, again=True), restore_permissions(job, again=True))
+    migration.reporter.phase("re-apply roles and permissions after cutover")
+    await together(restore_roles(migration, again=True), restore_permissions(migration, again=True))
     ledger.mark_reapplied()
     complete = ledger.phase_done("cutover")
     if complete:
         ledger.mark_phase("reapply")
-    await verify_grants(job, phase="verify-after-cutover")
+    await verify_grants(migration, phase="verify-after-cutover")
     if not complete:
         # Deletions are still due: the next run re-applies and verifies again for the users it deletes.
         ledger.reopen_phase("verify-after-cutover")

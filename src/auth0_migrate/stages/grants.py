@@ -70,35 +70,35 @@ async def direct_permissions(client: TenantClient, user_id: str) -> list[tuple[s
         page += 1
 
 
-async def read_grants(job: Migration) -> None:
-    ledger = job.ledger
+async def read_grants(migration: Migration) -> None:
+    ledger = migration.ledger
     if ledger.phase_done("grants"):
         return
-    if job.options.from_file:
+    if migration.options.from_file:
         # File users come from another system: they are not users of the source tenant and hold no grants there.
         ledger.mark_phase("grants")
         return
-    job.reporter.phase("read roles and permissions")
+    migration.reporter.phase("read roles and permissions")
 
     async def read_roles() -> None:
         if ledger.phase_done("roles"):
             return
-        roles = await list_roles(job.source)
+        roles = await list_roles(migration.source)
         by_source_id = ledger.ordinals_by_source_id()
         for role in roles:
             if ledger.role_members_read(role["id"]):
                 continue
-            members = await role_member_ids(job.source, role["id"])
+            members = await role_member_ids(migration.source, role["id"])
             ledger.add_role(role["id"], role["name"], [by_source_id[m] for m in members if m in by_source_id])
         ledger.mark_phase("roles")
 
     todo = ledger.users_to_read_permissions()
-    job.reporter.phase("read direct permissions", total=len(todo))
+    migration.reporter.phase("read direct permissions", total=len(todo))
     pending: list[tuple[int, list[tuple[str, str]]]] = []
 
     def flush() -> None:
         ledger.add_permissions(pending)
-        job.reporter.advance(len(pending))
+        migration.reporter.advance(len(pending))
         pending.clear()
 
     def done(item: tuple[int, str], perms: list[tuple[str, str]]) -> None:
@@ -108,7 +108,7 @@ async def read_grants(job: Migration) -> None:
 
     async def read_permissions() -> None:
         try:
-            await run_pool(todo, lambda item: direct_permissions(job.source, item[1]), on_result=done)
+            await run_pool(todo, lambda item: direct_permissions(migration.source, item[1]), on_result=done)
         finally:
             flush()
 

@@ -34,16 +34,16 @@ from .context import Migration
 BATCH = 5000
 
 
-def load_hashes(job: Migration) -> None:
+def load_hashes(migration: Migration) -> None:
     """Index the hash file's rows of the source connection in the ledger (one transaction)."""
-    ledger = job.ledger
-    path = job.options.password_hashes
+    ledger = migration.ledger
+    path = migration.options.password_hashes
     if ledger.phase_done("hashes-loaded") or not path:
         return
     if not os.path.isfile(path):
         raise InputError(f"--password-hashes {path}: no such file")
-    job.reporter.phase("load password hashes")
-    connection = job.source_connection.name
+    migration.reporter.phase("load password hashes")
+    connection = migration.source_connection.name
     with ledger.tx():
         ledger.reset_hashes()
         batch: list[tuple[str, str | None, str | None, int]] = []
@@ -61,7 +61,7 @@ def load_hashes(job: Migration) -> None:
                 ledger.add_hashes(batch)
                 batch.clear()
         ledger.add_hashes(batch)
-        settle_repeats(ledger, path, job.options.duplicate_hash)
+        settle_repeats(ledger, path, migration.options.duplicate_hash)
         ledger.set_meta("hash_file", {"other_connections": other_connections})
         ledger.mark_phase("hashes-loaded")
 
@@ -95,14 +95,14 @@ def settle_repeats(ledger: Ledger, path: str, rule: str) -> None:
     ledger.forget_hash_repeats()
 
 
-def join_hashes(job: Migration) -> None:
+def join_hashes(migration: Migration) -> None:
     """The email fallback for users the export could not join by id, and the reports both ways."""
-    ledger = job.ledger
-    path = job.options.password_hashes
+    ledger = migration.ledger
+    path = migration.options.password_hashes
     if ledger.phase_done("hashes") or not path:
         return
-    job.reporter.phase("join password hashes")
-    connection = job.source_connection.name
+    migration.reporter.phase("join password hashes")
+    connection = migration.source_connection.name
     other_connections = (ledger.get_meta("hash_file") or {}).get("other_connections", 0)
     with ledger.tx():
         # 0. users whose hash lines disagree: held back by name (`settle_repeats`), never given either hash

@@ -53,18 +53,18 @@ ALREADY_CODES = frozenset({"CONFLICT", "CONFLICT_EMAIL", "CONFLICT_USERNAME", "D
 """Codes that mean 'a user like this already exists': confirmed against the target by the id map."""
 
 
-async def import_users(job: Migration) -> None:
-    ledger = job.ledger
+async def import_users(migration: Migration) -> None:
+    ledger = migration.ledger
     if ledger.phase_done("import"):
         return
     total = len(ledger.files_to_import())
-    job.reporter.phase("import files", total=total)
+    migration.reporter.phase("import files", total=total)
     slots = asyncio.Semaphore(MAX_IN_FLIGHT)
 
     async def one(file_id: int) -> None:
         async with slots:
-            await _import_file(job, file_id)
-            job.reporter.advance()
+            await _import_file(migration, file_id)
+            migration.reporter.advance()
 
     while True:
         todo = ledger.files_to_import()
@@ -79,14 +79,14 @@ async def import_users(job: Migration) -> None:
     ledger.mark_phase("import")
 
 
-async def _import_file(job: Migration, file_id: int) -> None:
-    ledger = job.ledger
+async def _import_file(migration: Migration, file_id: int) -> None:
+    ledger = migration.ledger
     while True:
         row = ledger.file(file_id)
         if row is None or row.status == "done":
             return
         if row.status == "submitting":  # an upload whose answer never came, in this run or a killed one
-            await _settle(job, file_id, row)
+            await _settle(migration, file_id, row)
             continue
         job_id = row.job_id if row.status == "submitted" else None
         if job_id is None:
@@ -101,47 +101,47 @@ async def _import_file(job: Migration, file_id: int) -> None:
             body = import_body(users)
             ledger.count_attempt(file_id, len(body))
             try:
-                job_id = await _submit(job, file_id, body)
+                job_id = await _submit(migration, file_id, body)
             except AnswerLost as exc:
-                job.reporter.warn(f"the answer to the upload of file {file_id} was lost ({exc}); "
-                                  "checking the target before sending it again")
+                migration.reporter.warn(f"the answer to the upload of file {file_id} was lost ({exc}); "
+                                        "checking the target before sending it again")
                 continue
             except TerminalError as exc:
                 if 400 <= exc.status < 500:  # refused, so no job was made; any other failure is settled later
                     ledger.file_refused(file_id)
                 if exc.status == 413 and len(users) > 1:
-                    _split(job, file_id, [u.ordinal for u in users])
+                    _split(migration, file_id, [u.ordinal for u in users])
                     continue
                 raise
             ledger.file_submitted(file_id, job_id)
-        state = await jobs.wait_for_job(job.target, job_id)
+        state = await jobs.wait_for_job(migration.target, job_id)
         if state.status != "completed":
             ledger.file_job_failed(file_id, state.status)
-            job.reporter.warn(f"import job {job_id} (file {file_id}) ended {state.status}; submitting it again")
+            migration.reporter.warn(f"import job {job_id} (file {file_id}) ended {state.status}; submitting it again")
             continue
         failed = (state.summary or {}).get("failed", 1)
-        errors = await jobs.import_errors(job.target, job_id) if failed else []
+        errors = await jobs.import_errors(migration.target, job_id) if failed else []
         if isinstance(errors, dict):  # a job-level failure reported on a completed job: treat as failed
             ledger.file_job_failed(file_id)
             continue
-        _record_results(job, file_id, job_id, errors, state.summary or {})
+        _record_results(migration, file_id, job_id, errors, state.summary or {})
         return
 
 
-async def _submit(job: Migration, file_id: int, body: bytes) -> str:
+async def _submit(migration: Migration, file_id: int, body: bytes) -> str:
     """POST the file, recorded `submitting` (with the time) just before; wait for a slot while two jobs run.
 
     `AnswerLost` leaves the file `submitting` for `_settle`; a refusal (429, 4xx) leaves it `packed`.
     """
-    ledger = job.ledger
-    clock = job.target.governor.clock
+    ledger = migration.ledger
+    clock = migration.target.governor.clock
     external_id = f"auth0-migrate-{ledger.get_meta('run_id', 'run')}-{file_id}"
     waited_since = clock.now()
     refusals = busy = 0
     while True:
         ledger.file_submitting(file_id, clock.now())
         try:
-            return await jobs.submit_import(job.target, job.target_connection.id, body, external_id)
+            return await jobs.submit_import(migration.target, migration.target_connection.id, body, external_id)
         except AnswerLost:
             raise
         except ImportSlotsBusy:
@@ -149,23 +149,24 @@ async def _submit(job: Migration, file_id: int, body: bytes) -> str:
             if clock.now() - waited_since > SLOT_PATIENCE:
                 raise
             busy += 1
-            await _wait_for_slot(job, busy)
+            await _wait_for_slot(migration, busy)
         except TransientError as exc:  # a rate-limit 429: the upload was refused, so sending it again is safe
             ledger.file_refused(file_id, forget_summary=True)
             refusals += 1
-            if refusals >= job.target.governor.max_attempts:
+            if refusals >= migration.target.governor.max_attempts:
                 raise
-            job.reporter.warn(f"upload of file {file_id} refused by the rate limit ({exc.status}); sending it again")
-            await clock.sleep(job.target.governor.backoff(refusals))
+            migration.reporter.warn(f"upload of file {file_id} refused by the rate limit ({exc.status}); "
+                                    "sending it again")
+            await clock.sleep(migration.target.governor.backoff(refusals))
 
 
-async def _wait_for_slot(job: Migration, busy: int) -> None:
+async def _wait_for_slot(migration: Migration, busy: int) -> None:
     """Both import slots are taken (the `busy`-th time in a row): poll our own running jobs and sleep
     until the first is due to end; when none of ours runs (the slots are someone else's), back off."""
-    clock = job.target.governor.clock
+    clock = migration.target.governor.clock
     waits = [min(SLOT_MAX_WAIT, SLOT_POLL * 2 ** (busy - 1))]
-    for job_id in job.ledger.submitted_job_ids():
-        state = await jobs.get_job(job.target, job_id)
+    for job_id in migration.ledger.submitted_job_ids():
+        state = await jobs.get_job(migration.target, job_id)
         ended = state.status not in ("pending", "processing")
         waits.append(1.0 if ended else state.time_left or SLOT_POLL)  # ended: its slot is free now
     await clock.sleep(max(1.0, min(waits)))
@@ -178,7 +179,7 @@ def _epoch(value: Any) -> float | None:
         return None
 
 
-async def _settle(job: Migration, file_id: int, row: ImportFile) -> None:
+async def _settle(migration: Migration, file_id: int, row: ImportFile) -> None:
     """Find out from the target what a `submitting` file's lost upload did, before anything is sent again.
 
     Bounded: a small sample of the file's users is looked up until one shows that the lost job ran
@@ -187,8 +188,8 @@ async def _settle(job: Migration, file_id: int, row: ImportFile) -> None:
     (`imported` when made since the file was sent, `conflict` when older: already in the target);
     the file is done when all were found, and otherwise `packed` with only the rest left to send.
     """
-    ledger = job.ledger
-    clock = job.target.governor.clock
+    ledger = migration.ledger
+    clock = migration.target.governor.clock
     sent_at = (json.loads(row.summary) if row.summary else {}).get("sent_at")
     users = ledger.ready_emails_of_file(file_id)
     emails = list(users)
@@ -206,7 +207,7 @@ async def _settle(job: Migration, file_id: int, row: ImportFile) -> None:
             if user is not None:
                 hits[email] = user
 
-        await run_pool(wanted, lambda email: find_in_target(job, email), on_result=keep)
+        await run_pool(wanted, lambda email: find_in_target(migration, email), on_result=keep)
         return hits
 
     deadline = clock.now() + SETTLE_PATIENCE
@@ -224,15 +225,15 @@ async def _settle(job: Migration, file_id: int, row: ImportFile) -> None:
     left = len(emails) - len(found)
     ledger.record_settled(file_id, [users[e] for e, u in found.items() if ours(u)],
                           [users[e] for e, u in found.items() if not ours(u)], left)
-    job.reporter.warn(f"file {file_id}: {len(found)} of its users are in the target after the lost upload; "
-                      f"{left} to send again")
+    migration.reporter.warn(f"file {file_id}: {len(found)} of its users are in the target after the lost upload; "
+                            f"{left} to send again")
 
 
-def _split(job: Migration, file_id: int, ordinals: list[int]) -> None:
+def _split(migration: Migration, file_id: int, ordinals: list[int]) -> None:
     """After an unexpected 413: move the second half of the file's users to a new file."""
     half = ordinals[len(ordinals) // 2:]
-    job.ledger.split_file(file_id, half, len(ordinals) - len(half))
-    job.reporter.warn(f"import file {file_id} was refused as too large (413); split it in two")
+    migration.ledger.split_file(file_id, half, len(ordinals) - len(half))
+    migration.reporter.warn(f"import file {file_id} was refused as too large (413); split it in two")
 
 
 def _job_failure(file_id: int, attempts: int, summary: str | None) -> tuple[str, str]:
@@ -252,9 +253,9 @@ def _error_email(item: dict[str, Any]) -> str | None:
     return email.lower() if isinstance(email, str) else None
 
 
-def _record_results(job: Migration, file_id: int, job_id: str, errors: list[dict[str, Any]],
+def _record_results(migration: Migration, file_id: int, job_id: str, errors: list[dict[str, Any]],
                     summary: dict[str, int]) -> None:
-    ledger = job.ledger
+    ledger = migration.ledger
     with ledger.tx():
         by_email = ledger.emails_of_file(file_id)
         for item in errors:
@@ -265,8 +266,8 @@ def _record_results(job: Migration, file_id: int, job_id: str, errors: list[dict
             ledger.add_job_error(job_id, file_id, error)
             ordinal = by_email.get(error.email) if error.email else None
             if ordinal is None:
-                job.reporter.warn(f"job {job_id} reported an error for a user not in file {file_id}: "
-                                  f"{redact(item.get('user') or {}).get('email', '?')} {error.code}")
+                migration.reporter.warn(f"job {job_id} reported an error for a user not in file {file_id}: "
+                                        f"{redact(item.get('user') or {}).get('email', '?')} {error.code}")
                 continue
             if error.code in ALREADY_CODES:
                 ledger.mark_conflict(ordinal, error.code, error.message)

@@ -19,29 +19,29 @@ from .grants import PAGE, list_roles
 ROLE_BATCH = 100
 
 
-async def map_roles(job: Migration) -> dict[str, str]:
+async def map_roles(migration: Migration) -> dict[str, str]:
     """source role id -> target role id; missing roles are recorded as problems."""
-    ledger = job.ledger
+    ledger = migration.ledger
     rows = ledger.roles()
-    if job.same_tenant:
+    if migration.same_tenant:
         ledger.map_roles(None)
         return {r.source_role_id: r.source_role_id for r in rows}
     if any(r.target_role_id is None for r in rows):
-        by_name = {r["name"]: r["id"] for r in await list_roles(job.target)}
+        by_name = {r["name"]: r["id"] for r in await list_roles(migration.target)}
         ledger.map_roles([(r.source_role_id, by_name.get(r.name)) for r in rows])
         rows = ledger.roles()
     return {r.source_role_id: r.target_role_id for r in rows if r.target_role_id}
 
 
-async def target_permissions(job: Migration) -> set[tuple[str, str]] | None:
+async def target_permissions(migration: Migration) -> set[tuple[str, str]] | None:
     """Every (API identifier, scope) the target tenant defines; None in one tenant (no check needed)."""
-    if job.same_tenant:
+    if migration.same_tenant:
         return None
     known: set[tuple[str, str]] = set()
     page = 0
     while True:
-        pager = await job.target.call("list APIs in the target", job.target.sdk.resource_servers.list,
-                                      page=page, per_page=PAGE, include_totals=True)
+        pager = await migration.target.call("list APIs in the target", migration.target.sdk.resource_servers.list,
+                                            page=page, per_page=PAGE, include_totals=True)
         items = [r.model_dump() for r in (pager.items or [])]
         for api in items:
             for scope in api.get("scopes") or []:
@@ -52,13 +52,14 @@ async def target_permissions(job: Migration) -> set[tuple[str, str]] | None:
         page += 1
 
 
-async def assign_role(job: Migration, role_id: str, user_ids: list[str]) -> None:
+async def assign_role(migration: Migration, role_id: str, user_ids: list[str]) -> None:
     batch = ROLE_BATCH
     start = 0
     while start < len(user_ids):
         chunk = user_ids[start:start + batch]
         try:
-            await job.target.call(f"assign role {role_id}", job.target.sdk.roles.users.assign, role_id, users=chunk)
+            await migration.target.call(f"assign role {role_id}", migration.target.sdk.roles.users.assign, role_id,
+                                        users=chunk)
         except TerminalError as exc:
             if exc.status == 400 and batch > 1:
                 batch //= 2
@@ -67,10 +68,10 @@ async def assign_role(job: Migration, role_id: str, user_ids: list[str]) -> None
         start += len(chunk)
 
 
-async def restore_roles(job: Migration, *, again: bool = False) -> int:
+async def restore_roles(migration: Migration, *, again: bool = False) -> int:
     """Assign every migrated member to its role in the target; returns the memberships written."""
-    ledger = job.ledger
-    mapping = await map_roles(job)
+    ledger = migration.ledger
+    mapping = await map_roles(migration)
     for name in [r.name for r in ledger.roles() if r.target_role_id is None]:
         ledger.add_problem_once("role-missing-in-target", name, f"role {name!r} does not exist in the target "
                                                                 "tenant; its members were not given it")
@@ -79,16 +80,16 @@ async def restore_roles(job: Migration, *, again: bool = False) -> int:
         members = ledger.members_to_assign(source_role, again=again)
         for start in range(0, len(members), ROLE_BATCH * 10):
             chunk = members[start:start + ROLE_BATCH * 10]
-            await assign_role(job, target_role, [m.target_id for m in chunk])
+            await assign_role(migration, target_role, [m.target_id for m in chunk])
             ledger.mark_assigned(source_role, [m.ordinal for m in chunk], again=again)
             written += len(chunk)
     return written
 
 
-async def restore_permissions(job: Migration, *, again: bool = False) -> int:
+async def restore_permissions(migration: Migration, *, again: bool = False) -> int:
     """One `POST /users/{id}/permissions` per migrated user that has DIRECT permissions."""
-    ledger = job.ledger
-    known = await target_permissions(job)
+    ledger = migration.ledger
+    known = await target_permissions(migration)
     grants: dict[tuple[int, str], list[dict[str, str]]] = defaultdict(list)
     for r in ledger.permissions_to_restore(again=again):
         if known is not None and (r.api, r.name) not in known:
@@ -100,8 +101,8 @@ async def restore_permissions(job: Migration, *, again: bool = False) -> int:
 
     async def write(item: tuple[tuple[int, str], list[dict[str, str]]]) -> int:
         (ordinal, target_id), perms = item
-        await job.target.call(f"restore permissions of {target_id}", job.target.sdk.users.permissions.create,
-                              target_id, permissions=perms)
+        await migration.target.call(f"restore permissions of {target_id}",
+                                    migration.target.sdk.users.permissions.create, target_id, permissions=perms)
         return len(perms)
 
     count = 0
@@ -111,28 +112,28 @@ async def restore_permissions(job: Migration, *, again: bool = False) -> int:
         done.append(item[0][0])
         count += n
         if len(done) >= 200:
-            _mark(job, done, again)
+            _mark(migration, done, again)
 
     try:
         await run_pool(list(grants.items()), write, on_result=finished)
     finally:
-        _mark(job, done, again)
+        _mark(migration, done, again)
     if not again:
         # Users with no DIRECT permissions need no write: mark them too.
         ledger.mark_without_permissions_restored()
     return count
 
 
-def _mark(job: Migration, ordinals: list[int], again: bool) -> None:
-    job.ledger.mark_permissions_restored(ordinals, again=again)
+def _mark(migration: Migration, ordinals: list[int], again: bool) -> None:
+    migration.ledger.mark_permissions_restored(ordinals, again=again)
     ordinals.clear()
 
 
-async def restore_grants(job: Migration) -> None:
-    ledger = job.ledger
+async def restore_grants(migration: Migration) -> None:
+    ledger = migration.ledger
     if ledger.phase_done("restore"):
         return
-    job.reporter.phase("restore roles and permissions")
+    migration.reporter.phase("restore roles and permissions")
     # Role batches go one after another; the permission writes fill the rest of the rate limit meanwhile.
-    await together(restore_roles(job), restore_permissions(job))
+    await together(restore_roles(migration), restore_permissions(migration))
     ledger.mark_phase("restore")

@@ -71,7 +71,7 @@ def transform_one(options: MigrationOptions, source_id: str, export: dict[str, A
     for key in ("password_hash", "custom_password_hash"):
         record.pop(key, None)  # the credential lives in its own column, cleared once imported
     # Valid, so any id the strategy gives is well formed (to_import_record built it from the same user_id).
-    target_id = None if options.user_ids == "regenerate" else \
+    target_id = None if options.user_ids == "regenerate" else\
         target_user_id(str(export["user_id"]), options.user_ids, options.id_prefix)
     return Outcome("ready", dumps(record), dumps(credential) if credential else None, target_id)
 
@@ -95,17 +95,17 @@ def combine(record: str, credential: str | None) -> bytes:
         return encode_record(user)
 
 
-def transform_users(job: Migration) -> None:
+def transform_users(migration: Migration) -> None:
     """Transform the users still waiting (those the export could not settle as it read them).
 
     Then every refused user loses any hash it was written with (here, or by the export's ingest).
     """
-    ledger = job.ledger
+    ledger = migration.ledger
     if ledger.phase_done("transform"):
         return
-    options = job.options
+    options = migration.options
     total = ledger.count_users("exported")
-    job.reporter.phase("transform and validate", total=total)
+    migration.reporter.phase("transform and validate", total=total)
     for rows in ledger.users_to_transform(CHUNK):
         outcomes = [(row.ordinal, transform_one(options, row.source_id, json.loads(row.record),
                                                 json.loads(row.credential) if row.credential else None))
@@ -114,7 +114,7 @@ def transform_users(job: Migration) -> None:
                                    for ordinal, o in outcomes if o.status == "ready"],
                                   [(o.status, o.stage, o.code, o.message, ordinal)
                                    for ordinal, o in outcomes if o.status != "ready"])
-        job.reporter.advance(len(rows))
+        migration.reporter.advance(len(rows))
     ledger.clear_refused_hashes()
     ledger.mark_phase("transform")
 
@@ -124,14 +124,14 @@ def import_body(rows: Iterable[ImportRow]) -> bytes:
     return b"[" + b",".join(combine(row.record, row.credential) for row in rows) + b"]"
 
 
-def _ready(job: Migration) -> Iterator[tuple[str, bytes]]:
+def _ready(migration: Migration) -> Iterator[tuple[str, bytes]]:
     """(ordinal, the user's import record as `encode_record` encodes it) for every ready user not yet packed."""
-    for rows in job.ledger.users_to_pack(CHUNK):
+    for rows in migration.ledger.users_to_pack(CHUNK):
         for row in rows:
             yield str(row.ordinal), combine(row.record, row.credential)
 
 
-def refuse_duplicate_emails(job: Migration) -> int:
+def refuse_duplicate_emails(migration: Migration) -> int:
     """Users ready to import whose email an earlier ready user has: refused, named, before any upload.
 
     A connection holds one user per email, so the import would refuse all but one of them, and the
@@ -139,7 +139,7 @@ def refuse_duplicate_emails(job: Migration) -> int:
     (in source order) goes on; each later one fails with `DUPLICATE_EMAIL`, naming the first.
     Returns how many were refused.
     """
-    ledger = job.ledger
+    ledger = migration.ledger
     first: dict[str | None, UserRef] = {}
     refused = 0
     with ledger.tx():
@@ -155,7 +155,7 @@ def refuse_duplicate_emails(job: Migration) -> int:
     return refused
 
 
-def pack_users(job: Migration) -> None:
+def pack_users(migration: Migration) -> None:
     """Assign every ready user to an import file as close to the size limit as is safe.
 
     Users a failed or expired import job left behind are put back in line first (a re-run retries them).
@@ -163,17 +163,17 @@ def pack_users(job: Migration) -> None:
     One transaction, written file by file as the packer hands them over: memory stays flat however
     many users there are.
     """
-    ledger = job.ledger
+    ledger = migration.ledger
     retried = ledger.requeue_retryable()
     if retried:
-        job.reporter.info(f"{retried} users whose import job failed or expired are packed and imported again")
+        migration.reporter.info(f"{retried} users whose import job failed or expired are packed and imported again")
     if ledger.phase_done("pack"):
         return
-    job.reporter.phase("pack import files")
-    refuse_duplicate_emails(job)
+    migration.reporter.phase("pack import files")
+    refuse_duplicate_emails(migration)
     with ledger.tx():
         next_id = ledger.next_file_id()
-        for packed in pack_encoded(_ready(job)):
+        for packed in pack_encoded(_ready(migration)):
             if packed.oversize:
                 for key in packed.keys:
                     ledger.fail_user(int(key), "pack", "USER_TOO_LARGE",

@@ -18,12 +18,12 @@ from .grants import direct_permissions, role_member_ids
 from .restore import map_roles
 
 
-async def verify_grants(job: Migration, *, phase: str = "verify") -> None:
-    ledger = job.ledger
+async def verify_grants(migration: Migration, *, phase: str = "verify") -> None:
+    ledger = migration.ledger
     if ledger.phase_done(phase):
         return
-    job.reporter.phase("verify users in the target")
-    mapping = await map_roles(job)
+    migration.reporter.phase("verify users in the target")
+    mapping = await map_roles(migration)
     names = {r.source_role_id: r.name for r in ledger.roles()}
     expected_roles: dict[int, set[str]] = defaultdict(set)
     for source_role_id, ordinal in ledger.role_memberships():
@@ -34,7 +34,7 @@ async def verify_grants(job: Migration, *, phase: str = "verify") -> None:
 
     async def read_roles() -> None:
         for source_role, target_role in mapping.items():
-            for member in await role_member_ids(job.target, target_role):
+            for member in await role_member_ids(migration.target, target_role):
                 if member in by_target:
                     actual_roles[by_target[member]].add(names[source_role])
 
@@ -44,12 +44,12 @@ async def verify_grants(job: Migration, *, phase: str = "verify") -> None:
     actual_perms: dict[int, set[tuple[str, str]]] = {}
 
     async def read(user: MigratedUser) -> set[tuple[str, str]]:
-        return set(await direct_permissions(job.target, user.target_id))
+        return set(await direct_permissions(migration.target, user.target_id))
 
     def got(user: MigratedUser, perms: set[tuple[str, str]]) -> None:
         actual_perms[user.ordinal] = perms
 
-    job.reporter.phase("verify permissions in the target", total=len(users))
+    migration.reporter.phase("verify permissions in the target", total=len(users))
     # Role-member pages (one after another) run beside the permission reads: both fill the same rate limit.
     await together(read_roles(), run_pool(users, read, on_result=got))
     results: list[tuple[int, bool, list[str]]] = []
