@@ -246,6 +246,13 @@ _WITHOUT_HASH = (f"credential = NULL, record = CASE WHEN instr(record, 'password
 """The SET clause that takes a user's hash material out: the credential, and any hash keys of a record
 stored as it came (a --from-file user that waited for the join still has them)."""
 
+_PERMISSIONS_TO_RESTORE = ("SELECT u.ordinal, u.target_id, p.api, p.name FROM users u JOIN permissions p USING "
+                           f"(ordinal) WHERE u.status IN {_MIGRATED} AND u.target_id IS NOT NULL AND "
+                           "u.perms_restored = 0 ORDER BY u.ordinal")
+_PERMISSIONS_TO_REAPPLY = ("SELECT u.ordinal, u.target_id, p.api, p.name FROM users u JOIN permissions p USING "
+                           f"(ordinal) WHERE u.status IN {_MIGRATED} AND u.target_id IS NOT NULL AND "
+                           "u.reapplied = 0 ORDER BY u.ordinal")
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (
@@ -884,10 +891,8 @@ class Ledger:
 
     def permissions_to_restore(self, *, again: bool) -> list[PermissionToRestore]:
         """DIRECT permissions of migrated users not yet written to the target (`again`: after cutover)."""
-        flag = "u.reapplied" if again else "u.perms_restored"
         return [PermissionToRestore(*r) for r in self.db.execute(
-            "SELECT u.ordinal, u.target_id, p.api, p.name FROM users u JOIN permissions p USING (ordinal) "
-            f"WHERE u.status IN {_MIGRATED} AND u.target_id IS NOT NULL AND {flag} = 0 ORDER BY u.ordinal")]
+            _PERMISSIONS_TO_REAPPLY if again else _PERMISSIONS_TO_RESTORE)]
 
     def mark_permissions_restored(self, ordinals: Iterable[int], *, again: bool) -> None:
         sql = ("UPDATE users SET reapplied = 1 WHERE ordinal = ?" if again else

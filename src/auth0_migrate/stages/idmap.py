@@ -92,7 +92,7 @@ async def find_in_target(migration: Migration, email: str) -> dict[str, Any] | N
     users = await migration.target.call(f"look up {email} in the target",
                                         migration.target.sdk.users.list_users_by_email, email=email)
     for user in users or []:
-        data = user.model_dump(mode="json")
+        data: dict[str, Any] = user.model_dump(mode="json")
         if any(i.get("connection") == connection for i in data.get("identities") or []):
             return data
     return None
