@@ -29,8 +29,8 @@ import httpx
 from auth0.management import AsyncAuth0
 
 from auth0_migrate.auth0.governor import endpoint_label
-from auth0_migrate.pipeline import ingest_source, open_job
-from auth0_migrate.stages import load, prepare
+from auth0_migrate.pipeline import ingest_source, open_migration
+from auth0_migrate.stages import import_jobs, transform
 
 from .migration import (
     BASE_URL,
@@ -97,16 +97,16 @@ async def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
     reporter = PhaseClock()
     # 1. the import, done the same way as ours
     started = time.monotonic()
-    job = await open_job(options, client, None, reporter)
+    migration = await open_migration(options, client, None, reporter)
     try:
-        await ingest_source(job)
-        prepare.transform_users(job)
-        prepare.pack_users(job)
-        await load.import_users(job)
-        users = [(r["source_id"], r["email"]) for r in job.ledger.q(
+        await ingest_source(migration)
+        transform.transform_users(migration)
+        transform.pack_users(migration)
+        await import_jobs.import_users(migration)
+        users = [(r["source_id"], r["email"]) for r in migration.ledger.db.execute(
             "SELECT source_id, email FROM users WHERE status = 'imported' ORDER BY ordinal")]
     finally:
-        job.ledger.close()
+        migration.ledger.close()
         await client.aclose()
     import_seconds = time.monotonic() - started
     import_stats = client.governor.stats

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from auth0_migrate.auth0.client import TenantClient, TenantCredentials
-from auth0_migrate.ledger import Ledger
+from auth0_migrate.ledger import MIGRATED, Ledger
 from auth0_migrate.model import MigrationOptions, QuietReporter
 from auth0_migrate.pipeline import run
 from auth0_migrate.seed import credential_pool, ensure_connection, seed_connection
@@ -153,16 +153,17 @@ def options_for(strategy: str, hashes: str, state: str) -> MigrationOptions:
 def floor_inputs(state: str) -> FloorInputs:
     """N, m_r, P and B of a finished run, from its ledger (the source side of the data)."""
     with Ledger.open(state, lock=False, create=False) as ledger:
-        migrated = "status IN ('imported', 'already_in_target')"
-        n = int(ledger.scalar(f"SELECT COUNT(*) FROM users WHERE {migrated}") or 0)
-        members = [int(r[1]) for r in ledger.q(
+        migrated = f"status IN {MIGRATED!r}"  # a tuple of two strings reads as an SQL list
+        counts = ledger.user_counts()
+        n = counts["imported"] + counts["already_in_target"]
+        members = [int(r[1]) for r in ledger.db.execute(
             f"SELECT r.source_role_id, (SELECT COUNT(*) FROM role_members m JOIN users u USING (ordinal) "
             f"WHERE m.source_role_id = r.source_role_id AND u.{migrated}) FROM roles r")]
-        p = int(ledger.scalar(f"SELECT COUNT(DISTINCT p.ordinal) FROM permissions p JOIN users u USING (ordinal) "
-                              f"WHERE u.{migrated}") or 0)
-        b = int(ledger.scalar("SELECT SUM(bytes) FROM files") or 0)
-        failed_jobs = sum(1 for r in ledger.q("SELECT summary FROM files WHERE summary IS NOT NULL")
-                          if (json.loads(r["summary"]) or {}).get("failed"))
+        p = int(ledger.db.execute(f"SELECT COUNT(DISTINCT p.ordinal) FROM permissions p JOIN users u USING (ordinal) "
+                                  f"WHERE u.{migrated}").fetchone()[0] or 0)
+        files = ledger.files()
+        b = sum(f.bytes or 0 for f in files)
+        failed_jobs = sum(1 for f in files if f.summary and (json.loads(f.summary) or {}).get("failed"))
     return FloorInputs(users=n, role_members=members, users_with_permissions=p, import_bytes=b,
                        jobs_with_failures=failed_jobs)
 

@@ -5,8 +5,8 @@ about 1 KB a record with realistic fields, and a support-format password-hash fi
 per user (bcrypt cost 10, as Auth0 support hands them out). Then, timed, in a process of its own
 (so its peak RSS is its own): `pipeline.ingest_source` (the hash file indexed in the ledger, the
 export read with the download replaced by the file, each user joined, transformed, validated and
-packed as it is read, then the email fallback), and the stragglers' `stages.prepare.transform_users`
-and `pack_users`, on a `stages.context.Job` with a real `Ledger` and no clients.
+packed as it is read, then the email fallback), and the stragglers' `stages.transform.transform_users`
+and `pack_users`, on a `stages.context.Migration` with a real `Ledger` and no clients.
 
 Run as a worker: `python -m bench.offline SPEC.json` prints one JSON object.
 """
@@ -23,8 +23,8 @@ from typing import Any
 from auth0_migrate.ledger import Ledger
 from auth0_migrate.model import MigrationOptions
 from auth0_migrate.pipeline import ingest_source
-from auth0_migrate.stages import export, prepare
-from auth0_migrate.stages.context import Connection, Job
+from auth0_migrate.stages import export, transform
+from auth0_migrate.stages.context import Connection, Migration
 
 from .migration import PhaseClock, log, peak_rss_mb, run_worker
 
@@ -56,7 +56,7 @@ def write_inputs(workdir: str, users: int, seed: int = 11) -> tuple[str, str]:
     hashes = _bcrypt_pool()
     export_path = os.path.join(workdir, f"export-{users}.json.gz")
     hash_path = os.path.join(workdir, f"hashes-{users}.ndjson")
-    with gzip.open(export_path, "wt", encoding="utf-8", compresslevel=1) as ex, \
+    with gzip.open(export_path, "wt", encoding="utf-8", compresslevel=1) as ex,\
             open(hash_path, "w", encoding="utf-8", opener=lambda p, f: os.open(p, f, 0o600)) as hf:
         out_e: list[str] = []
         out_h: list[str] = []
@@ -105,7 +105,7 @@ async def run_local(spec: dict[str, Any]) -> dict[str, Any]:
     options = MigrationOptions(source_connection=SOURCE, target_connection=TARGET, user_ids="regenerate",
                                password_hashes=hash_path, state=state)
 
-    async def downloaded(job: Job) -> tuple[str, str]:  # the export job's download, already on disk
+    async def downloaded(migration: Migration) -> tuple[str, str]:  # the export job's download, already on disk
         return "job_offline", export_path
 
     fresh_export = export._fresh_export
@@ -114,20 +114,21 @@ async def run_local(spec: dict[str, Any]) -> dict[str, Any]:
     started = time.monotonic()
     ledger = Ledger.open(state, {"bench": "offline"})
     try:
-        job = Job(options, ledger, None, None, reporter,  # type: ignore[arg-type]  # no clients: no network
+        migration = Migration(options, ledger, None, None, reporter,  # type: ignore[arg-type]  # no clients: no network
                   Connection("con_0000000000000001", SOURCE), Connection("con_0000000000000002", TARGET))
-        await ingest_source(job)
-        prepare.transform_users(job)
-        prepare.pack_users(job)
+        await ingest_source(migration)
+        transform.transform_users(migration)
+        transform.pack_users(migration)
         seconds = time.monotonic() - started
-        files = ledger.q("SELECT bytes, users FROM files ORDER BY file_id")
-        counts = {r["status"]: r["n"] for r in ledger.q("SELECT status, COUNT(*) AS n FROM users GROUP BY status")}
-        with_hash = int(ledger.scalar("SELECT COUNT(*) FROM users WHERE has_credential = 1") or 0)
+        files = ledger.files()
+        counts = {r["status"]: r["n"] for r in ledger.db.execute(
+            "SELECT status, COUNT(*) AS n FROM users GROUP BY status")}
+        with_hash = ledger.user_counts()["with_password_hash"]
     finally:
         ledger.close()
         export._fresh_export = fresh_export  # a later export in this process (the test suite) reads the network
     return {"users": spec["users"], "seconds": round(seconds, 2), "peak_rss_mb": peak_rss_mb(),
-            "import_files": len(files), "import_bytes": sum(r["bytes"] for r in files),
+            "import_files": len(files), "import_bytes": sum(f.bytes or 0 for f in files),
             "statuses": counts, "with_password_hash": with_hash, "phases": reporter.durations(seconds)}
 
 

@@ -4,6 +4,11 @@ Every side effect is recorded before and after it happens, so a run killed at an
 started again with the same command and continue: users are never imported twice, never lost, and
 never deleted from the source before they are verified in the target.
 
+Stages ask the ledger in their own words (`users_ready_for_file`, `mark_imported`, `fail_file_users`,
+`user_counts`...) and get small typed records back (`ImportRow`, `ImportFile`, `Role`...), never
+SQL rows: no SQL text lives outside this module. The hot paths (the export's user rows, the hash
+index, packing) write with `executemany` and plain tuples, as many rows a statement as before.
+
 What it holds (schema version `SCHEMA_VERSION`):
 
 - `meta`: the job's fingerprint (which tenants, connections and options) and the phases done.
@@ -15,7 +20,7 @@ What it holds (schema version `SCHEMA_VERSION`):
   `hash_held`: users whose rows disagree, held back. All three are emptied once joined.
 - `permissions`, `roles`, `role_members`: each user's DIRECT permissions and role memberships.
 - `files`, `job_errors`: import files (users by `file_id`; bodies are rebuilt, never stored), their
-  jobs and every per-user error Auth0 returned (Auth0 deletes them after 24 h).
+  state (`FileStatus`), jobs and every per-user error Auth0 returned (Auth0 deletes them after 24 h).
 - `problems`: input problems (bad lines, hashes with no user, listed users not in the source).
 
 The file is created 0600 and locked (`flock`) while a run uses it. An existing `--state` that is not a
@@ -33,7 +38,7 @@ retryable users back in line (`requeue_retryable`).
 Hash material leaves the ledger as soon as a user is migrated or finally refused: `fail_user`
 empties `credential` and takes `password_hash`/`custom_password_hash` out of `record`, the import
 clears the credential of the users it confirms, and `clear_refused_hashes` sweeps every refused
-row whatever path wrote it (a stage's own UPDATE, a row written refused by the export's ingest)
+row whatever path wrote it (a transform's refusal, a row written refused by the export's ingest)
 after transform and packing and when the ledger is closed. (Triggers did the same in one place,
 but cost five times the CPU of the id map's per-user updates: they read the whole row.) A user
 failed for a retryable reason keeps both, in this 0600 file, because the retry has to rebuild its
@@ -58,11 +63,12 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final, Literal, NamedTuple, get_args
 
 import orjson
 
 from .errors import LedgerError, UsageError
+from .sqlite import transaction
 
 SCHEMA_VERSION = 1
 
@@ -79,6 +85,149 @@ RETRYABLE_CODES: Final = frozenset({"JOB_FAILED", "JOB_EXPIRED"})
 
 assert set(get_args(UserStatus)) == {*MIGRATED, *NOT_CARRIED, *UNFINISHED}
 
+FileStatus = Literal["packed", "submitting", "submitted", "done"]
+"""Where an import file stands: `packed` (to send) -> `submitting` (POST about to go, or its answer lost)
+-> `submitted` (job id known) -> `done` (its users settled)."""
+
+UserRow = tuple[int, str, "str | None", "str | None", "str | None", int, "str | None", "str | None", str,
+                "str | None", "str | None", "str | None", "int | None"]
+"""A user as the export writes it: ordinal, source_id, email, record, credential, has_credential, hash_match,
+target_id, status, stage, code, message, file_id (a plain tuple: a million of them are built in the hot path)."""
+
+
+class HashRepeat(NamedTuple):
+    """A later line of a user id in the hash file, beside the first line kept for it."""
+
+    user_id: str
+    line_no: int
+    credential: str | None
+    first_line: int
+    first_credential: str | None
+
+
+class HeldHash(NamedTuple):
+    user_id: str
+    lines: str
+
+
+class HashLine(NamedTuple):
+    """A hash-file line named in a report: its line number and the user id it gives or matched."""
+
+    line_no: int
+    user_id: str
+
+
+class WaitingUser(NamedTuple):
+    """A user the export could not settle as it read it, for the transform."""
+
+    ordinal: int
+    source_id: str
+    email: str | None
+    record: str
+    credential: str | None
+
+
+class ImportRow(NamedTuple):
+    """A user's import record and credential, as ledger JSON (`stages.transform.import_body` joins them)."""
+
+    ordinal: int
+    record: str
+    credential: str | None
+
+
+class UserRef(NamedTuple):
+    ordinal: int
+    source_id: str
+    email: str | None
+
+
+class ImportFile(NamedTuple):
+    file_id: int
+    bytes: int | None
+    users: int | None
+    job_id: str | None
+    status: FileStatus
+    attempts: int
+    summary: str | None
+
+
+class JobError(NamedTuple):
+    """One per-user error of an import job, as Auth0 reported it."""
+
+    email: str | None
+    code: str
+    message: str
+    path: str
+
+
+class MappedUser(NamedTuple):
+    """What the id map needs of a user it found in the target."""
+
+    record: str
+    target_id: str | None
+    status: UserStatus
+
+
+class UserState(NamedTuple):
+    status: UserStatus
+    code: str | None
+    message: str | None
+
+
+class Role(NamedTuple):
+    source_role_id: str
+    name: str
+    target_role_id: str | None
+
+
+class Member(NamedTuple):
+    ordinal: int
+    target_id: str
+
+
+class Permission(NamedTuple):
+    ordinal: int
+    api: str
+    name: str
+
+
+class PermissionToRestore(NamedTuple):
+    ordinal: int
+    target_id: str
+    api: str
+    name: str
+
+
+class MigratedUser(NamedTuple):
+    ordinal: int
+    target_id: str
+    diffs: str | None
+
+
+class NotCarried(NamedTuple):
+    """A user the summary lists: not migrated, or migrated but its source deletion not confirmed."""
+
+    source_id: str
+    email: str | None
+    status: UserStatus
+    stage: str | None
+    code: str | None
+    message: str | None
+    file_id: int | None
+
+
+class Difference(NamedTuple):
+    source_id: str
+    target_id: str | None
+    email: str | None
+    diffs: str
+
+
+class Problem(NamedTuple):
+    kind: str
+    ref: str | None
+    detail: str
+
 
 def retryable(code: str | None) -> bool:
     """Whether a failed user is put back in line by the next run (job-level) or stays failed (its data)."""
@@ -89,12 +238,20 @@ def _sql_list(values: Iterable[str]) -> str:
     return "(" + ", ".join(f"'{v}'" for v in sorted(values)) + ")"
 
 
+_MIGRATED = _sql_list(MIGRATED)
 _HASH_KEYS = "'$.password_hash', '$.custom_password_hash'"
 _NOT_RETRYABLE = f"(code IS NULL OR code NOT IN {_sql_list(RETRYABLE_CODES)})"
 _WITHOUT_HASH = (f"credential = NULL, record = CASE WHEN instr(record, 'password_hash') = 0 THEN record "
                  f"WHEN json_valid(record) THEN json_remove(record, {_HASH_KEYS}) ELSE NULL END")
 """The SET clause that takes a user's hash material out: the credential, and any hash keys of a record
 stored as it came (a --from-file user that waited for the join still has them)."""
+
+_PERMISSIONS_TO_RESTORE = ("SELECT u.ordinal, u.target_id, p.api, p.name FROM users u JOIN permissions p USING "
+                           f"(ordinal) WHERE u.status IN {_MIGRATED} AND u.target_id IS NOT NULL AND "
+                           "u.perms_restored = 0 ORDER BY u.ordinal")
+_PERMISSIONS_TO_REAPPLY = ("SELECT u.ordinal, u.target_id, p.api, p.name FROM users u JOIN permissions p USING "
+                           f"(ordinal) WHERE u.status IN {_MIGRATED} AND u.target_id IS NOT NULL AND "
+                           "u.reapplied = 0 ORDER BY u.ordinal")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -137,11 +294,12 @@ CREATE TABLE IF NOT EXISTS roles (source_role_id TEXT PRIMARY KEY, name TEXT NOT
 CREATE TABLE IF NOT EXISTS role_members (source_role_id TEXT NOT NULL, ordinal INTEGER NOT NULL,
     assigned INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (source_role_id, ordinal));
 CREATE TABLE IF NOT EXISTS files (file_id INTEGER PRIMARY KEY, bytes INTEGER, users INTEGER, job_id TEXT,
-    status TEXT NOT NULL DEFAULT 'packed', attempts INTEGER NOT NULL DEFAULT 0, summary TEXT);
+    status TEXT NOT NULL DEFAULT 'packed' CHECK (status IN FILE_STATUSES), attempts INTEGER NOT NULL DEFAULT 0,
+    summary TEXT);
 CREATE TABLE IF NOT EXISTS job_errors (job_id TEXT, file_id INTEGER, email TEXT, code TEXT, message TEXT,
     path TEXT);
 CREATE TABLE IF NOT EXISTS problems (kind TEXT NOT NULL, ref TEXT, detail TEXT NOT NULL);
-""".replace("STATUSES", _sql_list(get_args(UserStatus)))
+""".replace("FILE_STATUSES", _sql_list(get_args(FileStatus))).replace("STATUSES", _sql_list(get_args(UserStatus)))
 
 
 def dumps(value: Any) -> str:
@@ -320,37 +478,27 @@ class Ledger:
         self.set_meta(f"phase:{phase}", True)
 
     @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
-        if self.db.in_transaction:
-            yield self.db
-            return
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+    def tx(self) -> Iterator[None]:
+        """One transaction (nested calls join the outer one): every write inside lands, or none does."""
+        with transaction(self.db):
+            yield
 
-    def q(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        return self.db.execute(sql, params).fetchall()
-
-    def one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
-        return self.db.execute(sql, params).fetchone()
-
-    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        row = self.db.execute(sql, params).fetchone()
-        return None if row is None else row[0]
-
-    def chunks(self, sql: str, params: Sequence[Any] = (), size: int = 5000) -> Iterator[list[sqlite3.Row]]:
+    def _chunks(self, sql: str, size: int) -> Iterator[list[sqlite3.Row]]:
         """Rows of a query `... WHERE ordinal > ? ... ORDER BY ordinal LIMIT ?`, a chunk at a time (flat memory)."""
         last = -1
         while True:
-            rows = self.db.execute(sql, (*params, last, size)).fetchall()
+            rows = self.db.execute(sql, (last, size)).fetchall()
             if not rows:
                 return
             yield rows
             last = rows[-1]["ordinal"]
+
+    def forget_meta(self, *keys: str) -> None:
+        """Remove meta keys (a phase opened again, a job id no longer to follow)."""
+        self.db.executemany("DELETE FROM meta WHERE key = ?", [(k,) for k in keys])
+
+    def reopen_phase(self, phase: str) -> None:
+        self.forget_meta(f"phase:{phase}")
 
     def add_problem(self, kind: str, ref: str | None, detail: str) -> None:
         self.db.execute("INSERT INTO problems (kind, ref, detail) VALUES (?, ?, ?)", (kind, ref, detail))
@@ -380,16 +528,477 @@ class Ledger:
         verifies them (each phase skips what it already did for the others).
         """
         retry = f"status = 'failed' AND code IN {_sql_list(RETRYABLE_CODES)}"
-        with self.tx() as db:
+        with self.tx():
             # A ledger of an older version cleared the credential of these users too: never import one hash-less.
-            db.execute(f"UPDATE users SET code = 'HASH_NOT_KEPT', message = message || '; its password hash is no "
-                       "longer in this ledger (an older auth0-migrate removed it), so it cannot be retried from "
-                       f"here: run the same command with a new --state' WHERE {retry} AND has_credential = 1 "
-                       "AND credential IS NULL")
-            count = db.execute(f"UPDATE users SET status = 'ready', file_id = NULL, stage = NULL, code = NULL, "
-                               f"message = NULL WHERE {retry}").rowcount
+            self.db.execute(f"UPDATE users SET code = 'HASH_NOT_KEPT', message = message || '; its password hash is "
+                            "no longer in this ledger (an older auth0-migrate removed it), so it cannot be retried "
+                            f"from here: run the same command with a new --state' WHERE {retry} "
+                            "AND has_credential = 1 AND credential IS NULL")
+            count = self.db.execute("UPDATE users SET status = 'ready', file_id = NULL, stage = NULL, code = NULL, "
+                                    f"message = NULL WHERE {retry}").rowcount
             if count:
-                db.execute("DELETE FROM meta WHERE key IN ('phase:pack', 'phase:import', 'phase:idmap', "
-                           "'idmap_export_job_id', 'phase:restore', 'phase:verify', 'phase:cutover', "
-                           "'phase:reapply', 'phase:verify-after-cutover')")
+                self.forget_meta("phase:pack", "phase:import", "phase:idmap", "idmap_export_job_id", "phase:restore",
+                                 "phase:verify", "phase:cutover", "phase:reapply", "phase:verify-after-cutover")
         return count
+
+    # -- export (stage 1) --------------------------------------------------------------------------
+
+    def reset_export(self) -> None:
+        """Forget what an interrupted export wrote: its users, their files and grants, its problems."""
+        for sql in ("DELETE FROM users", "DELETE FROM files", "DELETE FROM permissions", "DELETE FROM role_members",
+                    "DELETE FROM problems WHERE kind IN ('export', 'users-file', 'users-list', 'not-in-source')"):
+            self.db.execute(sql)
+
+    def add_users(self, rows: Sequence[UserRow]) -> None:
+        """Write exported users (a row already written stays as it is: a resumed export reads them again)."""
+        self.db.executemany(
+            "INSERT OR IGNORE INTO users (ordinal, source_id, email, record, credential, has_credential, "
+            "hash_match, target_id, status, stage, code, message, file_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    # -- hashes (stage 2) --------------------------------------------------------------------------
+
+    def reset_hashes(self) -> None:
+        for sql in ("DELETE FROM hashes", "DELETE FROM problems WHERE kind IN ('hash-file', 'hash-repeat')",
+                    "DELETE FROM hash_repeats", "DELETE FROM hash_held"):
+            self.db.execute(sql)
+
+    def add_hashes(self, rows: Iterable[tuple[str, str | None, str | None, int]]) -> None:
+        """(user_id, email, credential JSON, line_no) of hash-file lines; the first line of a user id stays,
+        later ones go to `hash_repeats` (trigger) for `hash_repeats()`."""
+        self.db.executemany("INSERT OR IGNORE INTO hashes (user_id, email, credential, line_no) VALUES (?, ?, ?, ?)",
+                            rows)
+
+    def hash_repeats(self) -> list[HashRepeat]:
+        return [HashRepeat(*r) for r in self.db.execute(
+            "SELECT r.user_id, r.line_no, r.credential, h.line_no, h.credential FROM hash_repeats r "
+            "JOIN hashes h USING (user_id) ORDER BY r.user_id, r.line_no")]
+
+    def hold_hash(self, user_id: str, lines: str) -> None:
+        """A user id whose lines disagree: no hash kept for it, and listed for `hold_back_conflicting_hashes`."""
+        self.db.execute("UPDATE hashes SET credential = NULL WHERE user_id = ?", (user_id,))
+        self.db.execute("INSERT OR REPLACE INTO hash_held (user_id, lines) VALUES (?, ?)", (user_id, lines))
+
+    def use_hash_line(self, user_id: str, credential: str | None, line_no: int) -> None:
+        self.db.execute("UPDATE hashes SET credential = ?, line_no = ? WHERE user_id = ?",
+                        (credential, line_no, user_id))
+
+    def forget_hash_repeats(self) -> None:
+        self.db.execute("DELETE FROM hash_repeats")
+
+    def hash_for(self, source_id: str) -> tuple[bool, str | None]:
+        """(whether the hash file gives this user id a hash to use, that row's credential JSON or None)."""
+        row = self.db.execute("SELECT credential, (SELECT 1 FROM hash_held WHERE user_id = ?) AS held FROM hashes "
+                              "WHERE user_id = ?", (source_id, source_id)).fetchone()
+        return (False, None) if row is None or row[1] else (True, row[0])
+
+    def held_hashes(self) -> list[HeldHash]:
+        return [HeldHash(*r) for r in self.db.execute("SELECT user_id, lines FROM hash_held")]
+
+    def hold_back_conflicting_hashes(self, rows: Iterable[tuple[str, str]]) -> None:
+        """(message, source_id): exported users whose hash lines disagree, held back with the message."""
+        self.db.executemany("UPDATE users SET status = 'held_back', stage = 'hashes', code = 'CONFLICTING_HASHES', "
+                            "message = ?, hash_match = 'conflict' WHERE source_id = ? AND status = 'exported'", rows)
+
+    def join_hashes(self) -> None:
+        """Give the exported users their hash: by id, then by email when unambiguous on both sides; the rest
+        are marked as matched by nothing."""
+        # (has_credential is set in the same statement: a second pass would rewrite every matched row again)
+        self.db.execute("UPDATE users SET (credential, has_credential, hash_match) = (SELECT h.credential, "
+                        "h.credential IS NOT NULL, 'id' FROM hashes h WHERE h.user_id = users.source_id) "
+                        "WHERE status = 'exported' AND source_id IN (SELECT user_id FROM hashes)")
+        self.db.execute("""
+            WITH free AS (SELECT * FROM hashes WHERE user_id NOT IN (SELECT source_id FROM users)
+                          AND email IS NOT NULL AND user_id NOT IN (SELECT user_id FROM hash_held)),
+                 free_once AS (SELECT email FROM free GROUP BY email HAVING COUNT(*) = 1),
+                 users_once AS (SELECT email FROM users WHERE hash_match IS NULL AND email IS NOT NULL
+                                GROUP BY email HAVING COUNT(*) = 1)
+            UPDATE users SET (credential, has_credential, hash_match) =
+                             (SELECT f.credential, f.credential IS NOT NULL, 'email' FROM free f
+                              WHERE f.email = users.email)
+            WHERE hash_match IS NULL AND status = 'exported' AND email IN (SELECT email FROM free_once)
+                  AND email IN (SELECT email FROM users_once)""")
+        self.db.execute("UPDATE users SET hash_match = 'none' WHERE hash_match IS NULL")
+
+    def hash_lines_without_password(self) -> list[HashLine]:
+        """Lines that matched a user (by id or email) but carry no passwordHash, by line number."""
+        return [HashLine(*r) for r in self.db.execute("""
+            SELECT h.line_no, u.source_id FROM hashes h JOIN users u ON u.source_id = h.user_id
+            WHERE h.credential IS NULL AND u.hash_match = 'id'
+            UNION ALL
+            SELECT h.line_no, u.source_id FROM hashes h JOIN users u ON u.email = h.email
+            WHERE h.credential IS NULL AND u.hash_match = 'email' AND h.user_id NOT IN (SELECT source_id FROM users)
+            ORDER BY 1""")]
+
+    def hashes_without_user(self) -> list[HashLine]:
+        return [HashLine(r[1], r[0]) for r in self.db.execute(
+            "SELECT user_id, line_no FROM hashes WHERE user_id NOT IN (SELECT source_id FROM users) "
+            "AND (email IS NULL OR email NOT IN (SELECT email FROM users WHERE hash_match = 'email'))")]
+
+    def hash_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM hashes").fetchone()[0])
+
+    def forget_hashes(self) -> None:
+        """Empty the hash index once joined: hashes then live only on the rows of users still to import."""
+        self.db.execute("DELETE FROM hashes")
+        self.db.execute("DELETE FROM hash_held")
+
+    # -- grants (stage 3) --------------------------------------------------------------------------
+
+    def ordinals_by_source_id(self) -> dict[str, int]:
+        return {r[1]: r[0] for r in self.db.execute("SELECT ordinal, source_id FROM users")}
+
+    def role_members_read(self, role_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM roles WHERE source_role_id = ? AND members_read = 1",
+                               (role_id,)).fetchone() is not None
+
+    def add_role(self, role_id: str, name: str, members: Iterable[int]) -> None:
+        """A source role and its members (ordinals), read in full."""
+        with self.tx():
+            self.db.execute("INSERT OR REPLACE INTO roles (source_role_id, name, members_read) VALUES (?, ?, 1)",
+                            (role_id, name))
+            self.db.executemany("INSERT OR IGNORE INTO role_members (source_role_id, ordinal) VALUES (?, ?)",
+                                [(role_id, m) for m in members])
+
+    def users_to_read_permissions(self) -> list[tuple[int, str]]:
+        """(ordinal, source id) of users whose DIRECT permissions are still to read (not refused ones)."""
+        return [(r[0], r[1]) for r in self.db.execute(
+            "SELECT ordinal, source_id FROM users WHERE perms_read = 0 AND status NOT IN ('held_back', 'invalid') "
+            "ORDER BY ordinal")]
+
+    def add_permissions(self, read: Iterable[tuple[int, list[tuple[str, str]]]]) -> None:
+        """(ordinal, [(API identifier, permission name)]) of users whose permissions were read."""
+        with self.tx():
+            for ordinal, perms in read:
+                self.db.executemany("INSERT OR IGNORE INTO permissions (ordinal, api, name) VALUES (?, ?, ?)",
+                                    [(ordinal, api, name) for api, name in perms])
+                self.db.execute("UPDATE users SET perms_read = 1 WHERE ordinal = ?", (ordinal,))
+
+    # -- transform and pack (stage 4) --------------------------------------------------------------
+
+    def count_users(self, status: UserStatus) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM users WHERE status = ?", (status,)).fetchone()[0])
+
+    def users_to_transform(self, size: int) -> Iterator[list[WaitingUser]]:
+        for rows in self._chunks("SELECT ordinal, source_id, email, record, credential FROM users WHERE status = "
+                                 "'exported' AND ordinal > ? ORDER BY ordinal LIMIT ?", size):
+            yield [WaitingUser(*r) for r in rows]
+
+    def record_transformed(self, ready: Iterable[tuple[str | None, str | None, int, str | None, int]],
+                           refused: Iterable[tuple[UserStatus, str, str | None, str | None, int]]) -> None:
+        """Ready users (record, credential, has_credential, target_id, ordinal) and refused ones (status,
+        stage, code, message, ordinal; their credential goes)."""
+        with self.tx():
+            self.db.executemany("UPDATE users SET record = ?, credential = ?, has_credential = ?, target_id = ?, "
+                                "status = 'ready' WHERE ordinal = ?", ready)
+            self.db.executemany("UPDATE users SET status = ?, stage = ?, code = ?, message = ?, credential = NULL"
+                                " WHERE ordinal = ?", refused)
+
+    def users_to_pack(self, size: int) -> Iterator[list[ImportRow]]:
+        """Ready users in no import file yet, in source order, a chunk at a time."""
+        for rows in self._chunks("SELECT ordinal, record, credential FROM users WHERE status = 'ready' AND "
+                                 "file_id IS NULL AND ordinal > ? ORDER BY ordinal LIMIT ?", size):
+            yield [ImportRow(*r) for r in rows]
+
+    def ready_users_sharing_email(self) -> list[UserRef]:
+        """Ready users whose email another user has, by email then source order."""
+        return [UserRef(*r) for r in self.db.execute(
+            "SELECT ordinal, source_id, email FROM users WHERE status = 'ready' AND email IN "
+            "(SELECT email FROM users WHERE email IS NOT NULL GROUP BY email HAVING COUNT(*) > 1) "
+            "ORDER BY email, ordinal")]
+
+    def take_out_of_file(self, ordinal: int) -> None:
+        self.db.execute("UPDATE users SET file_id = NULL WHERE ordinal = ?", (ordinal,))
+
+    def next_file_id(self) -> int:
+        return int(self.db.execute("SELECT MAX(file_id) FROM files").fetchone()[0] or 0) + 1
+
+    def add_file(self, file_id: int, size: int | None, users: int, ordinals: Iterable[int] = ()) -> None:
+        """An import file of `users` users (`size` bytes when known), and the users given to it."""
+        self.db.execute("INSERT INTO files (file_id, bytes, users) VALUES (?, ?, ?)", (file_id, size, users))
+        self.db.executemany("UPDATE users SET file_id = ? WHERE ordinal = ?", [(file_id, o) for o in ordinals])
+
+    # -- import (stage 5) --------------------------------------------------------------------------
+
+    def files_to_import(self) -> list[int]:
+        """Files not done, those with a job already submitted first."""
+        return [r[0] for r in self.db.execute(
+            "SELECT file_id FROM files WHERE status != 'done' ORDER BY (status = 'submitted') DESC, file_id")]
+
+    def file(self, file_id: int) -> ImportFile | None:
+        row = self.db.execute("SELECT file_id, bytes, users, job_id, status, attempts, summary FROM files "
+                              "WHERE file_id = ?", (file_id,)).fetchone()
+        return None if row is None else ImportFile(*row)
+
+    def files(self) -> list[ImportFile]:
+        return [ImportFile(*r) for r in self.db.execute(
+            "SELECT file_id, bytes, users, job_id, status, attempts, summary FROM files ORDER BY file_id")]
+
+    def users_ready_for_file(self, file_id: int) -> list[ImportRow]:
+        return [ImportRow(*r) for r in self.db.execute(
+            "SELECT ordinal, record, credential FROM users WHERE file_id = ? AND status = 'ready' ORDER BY ordinal",
+            (file_id,))]
+
+    def users_of_file(self, file_id: int) -> list[ImportRow]:
+        """Every user of a file, whatever its state (as it was packed)."""
+        return [ImportRow(*r) for r in self.db.execute(
+            "SELECT ordinal, record, credential FROM users WHERE file_id = ? ORDER BY ordinal", (file_id,))]
+
+    def ready_emails_of_file(self, file_id: int) -> dict[str, int]:
+        """email -> ordinal of a file's users still ready (those with an email)."""
+        return {r[1]: r[0] for r in self.db.execute(
+            "SELECT ordinal, email FROM users WHERE file_id = ? AND status = 'ready' AND email IS NOT NULL "
+            "ORDER BY ordinal", (file_id,))}
+
+    def count_attempt(self, file_id: int, size: int) -> None:
+        """An upload of this file is about to be built and sent (`size` bytes)."""
+        self.db.execute("UPDATE files SET attempts = attempts + 1, bytes = ? WHERE file_id = ?", (size, file_id))
+
+    def file_submitting(self, file_id: int, sent_at: float) -> None:
+        self.db.execute("UPDATE files SET status = 'submitting', summary = ? WHERE file_id = ?",
+                        (dumps({"sent_at": sent_at}), file_id))
+
+    def file_submitted(self, file_id: int, job_id: str) -> None:
+        self.db.execute("UPDATE files SET status = 'submitted', job_id = ?, summary = NULL WHERE file_id = ?",
+                        (job_id, file_id))
+
+    def file_refused(self, file_id: int, *, forget_summary: bool = False) -> None:
+        """The upload was refused, so no job was made: the file is to send again (`packed`)."""
+        if forget_summary:
+            self.db.execute("UPDATE files SET status = 'packed', summary = NULL WHERE file_id = ?", (file_id,))
+        else:
+            self.db.execute("UPDATE files SET status = 'packed' WHERE file_id = ?", (file_id,))
+
+    def file_job_failed(self, file_id: int, job_status: str | None = None) -> None:
+        """The file's job failed or expired as a whole: to send again; `job_status` is kept for the last failure."""
+        if job_status is None:
+            self.db.execute("UPDATE files SET status = 'packed', job_id = NULL WHERE file_id = ?", (file_id,))
+        else:
+            self.db.execute("UPDATE files SET status = 'packed', job_id = NULL, summary = ? WHERE file_id = ?",
+                            (dumps({"status": job_status}), file_id))
+
+    def file_done(self, file_id: int) -> None:
+        self.db.execute("UPDATE files SET status = 'done' WHERE file_id = ?", (file_id,))
+
+    def submitted_job_ids(self) -> list[str]:
+        return [r[0] for r in self.db.execute(
+            "SELECT job_id FROM files WHERE status = 'submitted' AND job_id IS NOT NULL")]
+
+    def record_settled(self, file_id: int, made: Sequence[int], older: Sequence[int], left: int) -> None:
+        """A lost upload settled from the target: users its job `made`, users found `older` than the file
+        (already in the target), and `left` users to send again (the file is done when none)."""
+        with self.tx():
+            self.db.executemany("UPDATE users SET status = 'imported', credential = NULL WHERE ordinal = ?",
+                                [(o,) for o in made])
+            self.db.executemany("UPDATE users SET status = 'conflict', stage = 'import', code = 'DUPLICATED_USER', "
+                                "message = 'already in the target before this file was sent', credential = NULL "
+                                "WHERE ordinal = ?", [(o,) for o in older])
+            self.db.execute("UPDATE files SET status = ?, job_id = NULL, summary = ? WHERE file_id = ?",
+                            ("done" if left == 0 else "packed",
+                             dumps({"settled": len(made) + len(older), "to_send": left}), file_id))
+
+    def split_file(self, file_id: int, moved: Sequence[int], kept: int) -> int:
+        """Move these users of a file to a new file (after a 413); the old keeps `kept` users. The new id."""
+        with self.tx():
+            new_id = self.next_file_id()
+            self.add_file(new_id, None, len(moved), moved)
+            self.db.execute("UPDATE files SET status = 'packed', users = ?, attempts = attempts - 1 "
+                            "WHERE file_id = ?", (kept, file_id))
+        return new_id
+
+    def fail_file_users(self, file_id: int, code: str, message: str) -> None:
+        """Every user of the file still ready fails with this code; the file is done."""
+        with self.tx():
+            for (ordinal,) in self.db.execute("SELECT ordinal FROM users WHERE file_id = ? AND status = 'ready'",
+                                              (file_id,)).fetchall():
+                self.fail_user(ordinal, "import", code, message)
+            self.file_done(file_id)
+
+    def emails_of_file(self, file_id: int) -> dict[str | None, int]:
+        return {r[1]: r[0] for r in self.db.execute("SELECT ordinal, email FROM users WHERE file_id = ?",
+                                                    (file_id,))}
+
+    def add_job_error(self, job_id: str, file_id: int, error: JobError) -> None:
+        self.db.execute("INSERT INTO job_errors (job_id, file_id, email, code, message, path) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (job_id, file_id, error.email, error.code, error.message, error.path))
+
+    def mark_conflict(self, ordinal: int, code: str, message: str) -> None:
+        """The import said a user like this one exists already: for the id map to confirm."""
+        self.db.execute("UPDATE users SET status = 'conflict', stage = 'import', code = ?, message = ?, "
+                        "credential = NULL WHERE ordinal = ?", (code, message, ordinal))
+
+    def mark_imported(self, file_id: int, summary: dict[str, Any]) -> None:
+        """The file's job completed: its users still ready are imported (credential cleared); the file is done."""
+        self.db.execute("UPDATE users SET status = 'imported', credential = NULL WHERE file_id = ? "
+                        "AND status = 'ready'", (file_id,))
+        self.db.execute("UPDATE files SET status = 'done', summary = ? WHERE file_id = ?", (dumps(summary), file_id))
+
+    # -- id map (stage 6) --------------------------------------------------------------------------
+
+    def emails_to_map(self) -> dict[str, int]:
+        """email -> ordinal of users the import made or met in the target (to find there)."""
+        return {r[1]: r[0] for r in self.db.execute(
+            f"SELECT ordinal, email FROM users WHERE status IN {_sql_list((*MIGRATED, 'conflict'))} "
+            "AND email IS NOT NULL")}
+
+    def user_to_map(self, ordinal: int) -> MappedUser | None:
+        row = self.db.execute("SELECT record, target_id, status FROM users WHERE ordinal = ?", (ordinal,)).fetchone()
+        return None if row is None else MappedUser(*row)
+
+    def user_state(self, ordinal: int) -> UserState | None:
+        row = self.db.execute("SELECT status, code, message FROM users WHERE ordinal = ?", (ordinal,)).fetchone()
+        return None if row is None else UserState(*row)
+
+    def id_mismatch(self, ordinal: int, found_id: str, message: str) -> None:
+        self.db.execute("UPDATE users SET status = 'failed', stage = 'idmap', code = 'ID_MISMATCH', message = ?, "
+                        "target_id = ? WHERE ordinal = ?", (message, found_id, ordinal))
+
+    def mark_found(self, ordinal: int, target_id: str, status: UserStatus, diffs: list[str]) -> None:
+        """The user is in the target with this id; its profile differs in `diffs` (field names)."""
+        self.db.execute("UPDATE users SET target_id = ?, status = ?, profile_ok = ?, diffs = ? WHERE ordinal = ?",
+                        (target_id, status, 0 if diffs else 1, json.dumps(diffs) if diffs else None, ordinal))
+
+    # -- restore and verify (stages 7, 8) ----------------------------------------------------------
+
+    def roles(self) -> list[Role]:
+        return [Role(*r) for r in self.db.execute("SELECT source_role_id, name, target_role_id FROM roles")]
+
+    def map_roles(self, mapping: Iterable[tuple[str, str | None]] | None) -> None:
+        """(source role id, target role id or None) pairs; None: one tenant, each role is itself."""
+        with self.tx():
+            if mapping is None:
+                self.db.execute("UPDATE roles SET target_role_id = source_role_id")
+            else:
+                self.db.executemany("UPDATE roles SET target_role_id = ? WHERE source_role_id = ?",
+                                    [(t, s) for s, t in mapping])
+
+    def add_problem_once(self, kind: str, ref: str, detail: str) -> None:
+        if self.db.execute("SELECT 1 FROM problems WHERE kind = ? AND ref = ?", (kind, ref)).fetchone() is None:
+            self.add_problem(kind, ref, detail)
+
+    def members_to_assign(self, source_role_id: str, *, again: bool) -> list[Member]:
+        """Migrated members of a role not yet given it in the target (`again`: after cutover)."""
+        return [Member(*r) for r in self.db.execute(
+            "SELECT m.ordinal, u.target_id FROM role_members m JOIN users u USING (ordinal) "
+            f"WHERE m.source_role_id = ? AND m.assigned = ? AND u.status IN {_MIGRATED} "
+            "AND u.target_id IS NOT NULL ORDER BY m.ordinal", (source_role_id, 1 if again else 0))]
+
+    def mark_assigned(self, source_role_id: str, ordinals: Iterable[int], *, again: bool) -> None:
+        with self.tx():
+            self.db.executemany("UPDATE role_members SET assigned = ? WHERE source_role_id = ? AND ordinal = ?",
+                                [(2 if again else 1, source_role_id, o) for o in ordinals])
+
+    def permissions_to_restore(self, *, again: bool) -> list[PermissionToRestore]:
+        """DIRECT permissions of migrated users not yet written to the target (`again`: after cutover)."""
+        return [PermissionToRestore(*r) for r in self.db.execute(
+            _PERMISSIONS_TO_REAPPLY if again else _PERMISSIONS_TO_RESTORE)]
+
+    def mark_permissions_restored(self, ordinals: Iterable[int], *, again: bool) -> None:
+        sql = ("UPDATE users SET reapplied = 1 WHERE ordinal = ?" if again else
+               "UPDATE users SET perms_restored = 1 WHERE ordinal = ?")
+        with self.tx():
+            self.db.executemany(sql, [(o,) for o in ordinals])
+
+    def mark_without_permissions_restored(self) -> None:
+        """Migrated users with no DIRECT permissions need no write: restored as they are."""
+        self.db.execute(f"UPDATE users SET perms_restored = 1 WHERE status IN {_MIGRATED} AND ordinal NOT IN "
+                        "(SELECT ordinal FROM permissions)")
+
+    def role_memberships(self) -> list[tuple[str, int]]:
+        """(source role id, ordinal) of every membership read from the source."""
+        return [(r[0], r[1]) for r in self.db.execute("SELECT source_role_id, ordinal FROM role_members")]
+
+    def permissions(self) -> list[Permission]:
+        return [Permission(*r) for r in self.db.execute("SELECT ordinal, api, name FROM permissions")]
+
+    def migrated_users(self) -> list[MigratedUser]:
+        """Migrated users with a target id, in source order, with the profile differences found so far."""
+        return [MigratedUser(*r) for r in self.db.execute(
+            f"SELECT ordinal, target_id, diffs FROM users WHERE status IN {_MIGRATED} AND target_id IS NOT NULL "
+            "ORDER BY ordinal")]
+
+    def record_grants_check(self, results: Iterable[tuple[int, bool, list[str]]]) -> None:
+        """(ordinal, grants all there, every difference found) of verified users."""
+        with self.tx():
+            self.db.executemany("UPDATE users SET grants_ok = ?, diffs = ? WHERE ordinal = ?",
+                                [(1 if ok else 0, json.dumps(diffs) if diffs else None, ordinal)
+                                 for ordinal, ok, diffs in results])
+
+    # -- cutover (stage 9) -------------------------------------------------------------------------
+
+    def users_to_delete(self) -> list[UserRef]:
+        """Migrated users verified in the target whose source copy is not yet deleted."""
+        return [UserRef(*r) for r in self.db.execute(
+            f"SELECT ordinal, source_id, email FROM users WHERE status IN {_MIGRATED} AND profile_ok = 1 "
+            "AND grants_ok = 1 AND deleted = 0 AND email IS NOT NULL ORDER BY ordinal")]
+
+    def record_deletions(self, deleted: Iterable[int], not_confirmed: Iterable[tuple[str, int]], code: str) -> None:
+        """Users confirmed gone from the source, and (message, ordinal) of those still there (failed `code`)."""
+        with self.tx():
+            for ordinal in deleted:
+                self.db.execute("UPDATE users SET deleted = 1, reapplied = 0 WHERE ordinal = ?", (ordinal,))
+                self.db.execute("UPDATE users SET stage = NULL, code = NULL, message = NULL WHERE ordinal = ? AND "
+                                "code = ?", (ordinal, code))
+                # A later pass's deletion needs its roles applied again (see cutover.reapply_after_cutover).
+                self.db.execute("UPDATE role_members SET assigned = 1 WHERE ordinal = ? AND assigned = 2", (ordinal,))
+            self.db.executemany("UPDATE users SET stage = 'cutover', code = ?, message = ? WHERE ordinal = ?",
+                                [(code, message, ordinal) for message, ordinal in not_confirmed])
+
+    def deletions_not_confirmed(self, code: str) -> bool:
+        return self.db.execute("SELECT 1 FROM users WHERE code = ? AND deleted = 0", (code,)).fetchone() is not None
+
+    def mark_reapplied(self) -> None:
+        self.db.execute("UPDATE users SET reapplied = 1 WHERE deleted = 1")
+
+    # -- the summary -------------------------------------------------------------------------------
+
+    def _count(self, sql: str) -> int:
+        return int(self.db.execute(sql).fetchone()[0] or 0)
+
+    def user_counts(self) -> dict[str, int]:
+        """Users by where they stand, as the summary names them (each user in exactly one of the first six
+        but `selected`, which counts all)."""
+        counts = {status: n for status, n in self.db.execute("SELECT status, COUNT(*) FROM users GROUP BY status")}
+        one = self._count
+        return {
+            "selected": sum(counts.values()),
+            "imported": counts.get("imported", 0),
+            "already_in_target": counts.get("already_in_target", 0),
+            "held_back": counts.get("held_back", 0),
+            "failed": counts.get("failed", 0) + counts.get("invalid", 0),
+            "pending": sum(n for s, n in counts.items() if s not in MIGRATED and s not in NOT_CARRIED),
+            "deleted_from_source": one("SELECT COUNT(*) FROM users WHERE deleted = 1"),
+            "deletion_not_confirmed": one("SELECT COUNT(*) FROM users WHERE deleted = 0 AND stage = 'cutover'"),
+            "verified": one(f"SELECT COUNT(*) FROM users WHERE status IN {_MIGRATED} AND profile_ok = 1 "
+                            "AND grants_ok = 1"),
+            "with_password_hash": one("SELECT COUNT(*) FROM users WHERE has_credential = 1"),
+        }
+
+    def grant_counts(self) -> dict[str, int]:
+        one = self._count
+        return {
+            "permissions_restored": one("SELECT COUNT(*) FROM permissions p JOIN users u USING (ordinal) "
+                                        "WHERE u.perms_restored = 1"),
+            "roles_restored": one("SELECT COUNT(*) FROM role_members WHERE assigned >= 1"),
+            "permissions_in_source": one("SELECT COUNT(*) FROM permissions"),
+            "role_memberships_in_source": one("SELECT COUNT(*) FROM role_members"),
+        }
+
+    def users_not_carried(self) -> list[NotCarried]:
+        """Users not migrated, and migrated users whose source deletion was not confirmed, in source order."""
+        return [NotCarried(*r) for r in self.db.execute(
+            "SELECT source_id, email, status, stage, code, message, file_id FROM users "
+            f"WHERE status NOT IN {_MIGRATED} OR (deleted = 0 AND stage = 'cutover') ORDER BY ordinal")]
+
+    def differences(self) -> list[Difference]:
+        return [Difference(*r) for r in self.db.execute(
+            f"SELECT source_id, target_id, email, diffs FROM users WHERE status IN {_MIGRATED} AND "
+            "diffs IS NOT NULL ORDER BY ordinal")]
+
+    def problems(self) -> list[Problem]:
+        return [Problem(*r) for r in self.db.execute("SELECT kind, ref, detail FROM problems ORDER BY rowid")]
+
+    def phases_done(self) -> list[str]:
+        return sorted(r[0].removeprefix("phase:") for r in self.db.execute(
+            "SELECT key FROM meta WHERE key LIKE 'phase:%'"))

@@ -34,8 +34,11 @@ from .auth0 import scopes
 from .auth0.client import TenantClient
 from .auth0.paging import checkpoint_items, every, first, offset_items
 from .errors import InsufficientScopeError, UsageError
+from .formats.import_record import _BAD_ID_CHAR as BAD_ID_CHAR
+from .formats.import_record import MAX_USER_ID_CHARS
+from .formats.users_file import check_users_file, read_selection
 from .import_schema import _RESERVED_APP_METADATA as RESERVED_APP_METADATA
-from .ledger import MIGRATED, NOT_CARRIED, Ledger
+from .ledger import MIGRATED, NOT_CARRIED, Ledger, NotCarried
 from .model import (
     EXIT_FAILED_USERS,
     EXIT_OK,
@@ -47,11 +50,8 @@ from .model import (
     Reporter,
     RunResult,
 )
-from .stages import authz, cutover, export, idmap, join, load, prepare, restore, verify
-from .stages.context import Connection, Job
-from .stages.transform import _BAD_ID_CHAR as BAD_ID_CHAR
-from .stages.transform import MAX_USER_ID_CHARS
-from .stages.users_file import check_users_file, read_selection
+from .stages import cutover, export, grants, hashes, idmap, import_jobs, restore, transform, verify
+from .stages.context import Connection, Migration
 
 #: Problem kinds that are facts about the input, not something the tool failed to carry: the hashes of
 #: users who are not selected (a `--users` subset, or users deleted since support made the file), and
@@ -179,9 +179,9 @@ def fingerprint(options: MigrationOptions, source: TenantClient, target: TenantC
             **({"duplicate_hash": options.duplicate_hash} if options.duplicate_hash != "hold" else {})}
 
 
-async def open_job(options: MigrationOptions, source: TenantClient, target: TenantClient | None,
-                   reporter: Reporter, *, command: scopes.Command = "run", state: str | None = None,
-                   create: bool = True) -> Job:
+async def open_migration(options: MigrationOptions, source: TenantClient, target: TenantClient | None,
+                         reporter: Reporter, *, command: scopes.Command = "run", state: str | None = None,
+                         create: bool = True) -> Migration:
     target = target or source
     same = target is source
     check_options(options, same)
@@ -194,87 +194,87 @@ async def open_job(options: MigrationOptions, source: TenantClient, target: Tena
     ledger = Ledger.open(path, fingerprint(options, source, target), create=create)
     if ledger.get_meta("run_id") is None:
         ledger.set_meta("run_id", secrets.token_hex(4))
-    return Job(options, ledger, source, target, reporter, source_connection, target_connection)
+    return Migration(options, ledger, source, target, reporter, source_connection, target_connection)
 
 
-async def ingest_source(job: Job) -> None:
+async def ingest_source(migration: Migration) -> None:
     """Stages 1-2 and most of 4: hash file indexed, source read, joined, transformed and packed as it is read."""
-    _note_input_files(job)
-    join.load_hashes(job)
-    await export.export_source(job)
-    join.join_hashes(job)
+    _note_input_files(migration)
+    hashes.load_hashes(migration)
+    await export.export_source(migration)
+    hashes.join_hashes(migration)
 
 
 async def run(options: MigrationOptions, *, source: TenantClient, target: TenantClient | None = None,
               reporter: Reporter | None = None) -> RunResult:
     """Migrate (or resume migrating) the users of one connection into another, and verify them."""
     reporter = reporter or QuietReporter()
-    job = await open_job(options, source, target, reporter, command="run")
+    migration = await open_migration(options, source, target, reporter, command="run")
     try:
-        await ingest_source(job)
-        await authz.read_grants(job)
-        prepare.transform_users(job)
-        prepare.pack_users(job)
-        await load.import_users(job)
-        await idmap.map_ids(job)
-        await restore.restore_grants(job)
-        await verify.verify_grants(job)
+        await ingest_source(migration)
+        await grants.read_grants(migration)
+        transform.transform_users(migration)
+        transform.pack_users(migration)
+        await import_jobs.import_users(migration)
+        await idmap.map_ids(migration)
+        await restore.restore_grants(migration)
+        await verify.verify_grants(migration)
         if options.delete_source_users:
-            await cutover.delete_source_copies(job)
+            await cutover.delete_source_copies(migration)
             if options.user_ids == "keep":
-                await cutover.reapply_after_cutover(job)
-        return summarize(job.ledger)
+                await cutover.reapply_after_cutover(migration)
+        return summarize(migration.ledger)
     finally:
-        job.ledger.close()
+        migration.ledger.close()
 
 
 async def verify_again(options: MigrationOptions, *, source: TenantClient, target: TenantClient | None = None,
                        reporter: Reporter | None = None, state: str | None = None) -> RunResult:
     """Re-read the target now and compare every migrated user again (the `verify` command)."""
     reporter = reporter or QuietReporter()
-    job = await open_job(options, source, target, reporter, command="verify", state=state, create=False)
+    migration = await open_migration(options, source, target, reporter, command="verify", state=state, create=False)
     try:
-        ledger = job.ledger
+        ledger = migration.ledger
         for phase in ("reverify-idmap", "reverify-grants"):
-            ledger.db.execute("DELETE FROM meta WHERE key IN (?, ?)", (f"phase:{phase}", f"{phase}_export_job_id"))
-        await idmap.map_ids(job, phase="reverify-idmap")
-        await verify.verify_grants(job, phase="reverify-grants")
+            ledger.forget_meta(f"phase:{phase}", f"{phase}_export_job_id")
+        await idmap.map_ids(migration, phase="reverify-idmap")
+        await verify.verify_grants(migration, phase="reverify-grants")
         return summarize(ledger)
     finally:
-        job.ledger.close()
+        migration.ledger.close()
 
 
-def _note_input_files(job: Job) -> None:
+def _note_input_files(migration: Migration) -> None:
     """Say so when an input file changed since this ledger read it: a resumed run does not read it again.
 
     An owner who fixes a bad line and runs the same command would otherwise wait for a user that
     never comes. The files are told apart by size and modification time (reading a big file to
     hash it on every resume would cost more than it tells).
     """
-    options = job.options
+    options = migration.options
     files = {flag: path for flag, path in (("--from-file", options.from_file), ("--users", options.users_file),
                                            ("--password-hashes", options.password_hashes)) if path}
     stamps = {flag: [os.stat(path).st_size, os.stat(path).st_mtime_ns] for flag, path in files.items()}
-    stored = job.ledger.get_meta("input_files")
+    stored = migration.ledger.get_meta("input_files")
     if stored is None:
-        job.ledger.set_meta("input_files", stamps)
+        migration.ledger.set_meta("input_files", stamps)
         return
     for flag in sorted(f for f in stamps if stored.get(f) not in (None, stamps[f])):
-        job.reporter.warn(f"{flag} {files[flag]} changed since this ledger read it, and a resumed run does not "
-                          "read it again: to carry the changes, run with a new --state (users already in the "
-                          "target are recognised, not imported twice)")
+        migration.reporter.warn(f"{flag} {files[flag]} changed since this ledger read it, and a resumed run does not "
+                                "read it again: to carry the changes, run with a new --state (users already in the "
+                                "target are recognised, not imported twice)")
 
 
-def _unfinished_reason(row: Any) -> str:
+def _unfinished_reason(row: NotCarried) -> str:
     """Why a user that is neither migrated nor refused is not in the target (the summary's guard)."""
-    status = row["status"]
+    status = row.status
     if status == "exported":
         return "read from the source but not yet transformed; run the same command again to continue"
     if status == "ready":
-        where = f" (import file {row['file_id']})" if row["file_id"] else ""
+        where = f" (import file {row.file_id})" if row.file_id else ""
         return f"ready but not yet imported{where}; run the same command again to continue"
     if status == "conflict":
-        said = f"{row['code']}: {row['message']}" if row["message"] else row["code"] or "a conflict"
+        said = f"{row.code}: {row.message}" if row.message else row.code or "a conflict"
         return f"the import answered {said}, and the user was not yet found in the target"
     return f"left in the state {status!r}, which this version of auth0-migrate does not know"
 
@@ -287,45 +287,21 @@ def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True) -> RunRes
     as `NOT_FINISHED` (unless `unfinished_are_failures` is False, as for `plan`, where all are pending).
     A migrated user whose source copy cutover could not confirm deleted is listed too, with its code.
     """
-    count = lambda sql: int(ledger.scalar(sql) or 0)  # noqa: E731
-    migrated = f"status IN {MIGRATED!r}"
-    users = {
-        "selected": count("SELECT COUNT(*) FROM users"),
-        "imported": count("SELECT COUNT(*) FROM users WHERE status = 'imported'"),
-        "already_in_target": count("SELECT COUNT(*) FROM users WHERE status = 'already_in_target'"),
-        "held_back": count("SELECT COUNT(*) FROM users WHERE status = 'held_back'"),
-        "failed": count("SELECT COUNT(*) FROM users WHERE status IN ('failed', 'invalid')"),
-        "pending": count(f"SELECT COUNT(*) FROM users WHERE status NOT IN {(*MIGRATED, *NOT_CARRIED)!r}"),
-        "deleted_from_source": count("SELECT COUNT(*) FROM users WHERE deleted = 1"),
-        "deletion_not_confirmed": count("SELECT COUNT(*) FROM users WHERE deleted = 0 AND stage = 'cutover'"),
-        "verified": count(f"SELECT COUNT(*) FROM users WHERE {migrated} AND profile_ok = 1 AND grants_ok = 1"),
-        "with_password_hash": count("SELECT COUNT(*) FROM users WHERE has_credential = 1"),
-    }
-    grants = {
-        "permissions_restored": count("SELECT COUNT(*) FROM permissions p JOIN users u USING (ordinal) "
-                                      "WHERE u.perms_restored = 1"),
-        "roles_restored": count("SELECT COUNT(*) FROM role_members WHERE assigned >= 1"),
-        "permissions_in_source": count("SELECT COUNT(*) FROM permissions"),
-        "role_memberships_in_source": count("SELECT COUNT(*) FROM role_members"),
-    }
-    failures = [Failure(r["source_id"], r["email"], r["stage"] or "", r["code"] or "", r["message"] or "")
-                if r["status"] in NOT_CARRIED or r["status"] in MIGRATED else
-                Failure(r["source_id"], r["email"], r["stage"] or r["status"], "NOT_FINISHED", _unfinished_reason(r))
-                for r in ledger.q("SELECT source_id, email, status, stage, code, message, file_id FROM users "
-                                  f"WHERE status NOT IN {MIGRATED!r} OR (deleted = 0 AND stage = 'cutover') "
-                                  "ORDER BY ordinal")
-                if unfinished_are_failures or r["status"] in NOT_CARRIED or r["status"] in MIGRATED]
-    differences = [{"user_id": r["source_id"], "target_id": r["target_id"], "email": r["email"],
-                    "differences": json.loads(r["diffs"])}
-                   for r in ledger.q(f"SELECT source_id, target_id, email, diffs FROM users WHERE {migrated} AND "
-                                     "diffs IS NOT NULL ORDER BY ordinal")]
+    users = ledger.user_counts()
+    grants = ledger.grant_counts()
+    failures = [Failure(r.source_id, r.email, r.stage or "", r.code or "", r.message or "")
+                if r.status in NOT_CARRIED or r.status in MIGRATED else
+                Failure(r.source_id, r.email, r.stage or r.status, "NOT_FINISHED", _unfinished_reason(r))
+                for r in ledger.users_not_carried()
+                if unfinished_are_failures or r.status in NOT_CARRIED or r.status in MIGRATED]
+    differences = [{"user_id": r.source_id, "target_id": r.target_id, "email": r.email,
+                    "differences": json.loads(r.diffs)} for r in ledger.differences()]
     problems: dict[str, list[dict[str, Any]]] = {}
-    for r in ledger.q("SELECT kind, ref, detail FROM problems ORDER BY rowid"):
-        problems.setdefault(r["kind"], []).append({"ref": r["ref"], "detail": r["detail"]})
-    files = [{"file_id": r["file_id"], "bytes": r["bytes"], "users": r["users"], "job_id": r["job_id"],
-              "status": r["status"]} for r in ledger.q("SELECT * FROM files ORDER BY file_id")]
-    phases = sorted(k.removeprefix("phase:") for k in
-                    (r["key"] for r in ledger.q("SELECT key FROM meta WHERE key LIKE 'phase:%'")))
+    for p in ledger.problems():
+        problems.setdefault(p.kind, []).append({"ref": p.ref, "detail": p.detail})
+    files = [{"file_id": f.file_id, "bytes": f.bytes, "users": f.users, "job_id": f.job_id, "status": f.status}
+             for f in ledger.files()]
+    phases = ledger.phases_done()
     problem_counts = {kind: len(items) for kind, items in problems.items()}
     reports = {"problems": problems, "problem_counts": problem_counts, "import_files": files,
                "phases_done": phases, "hash_file": ledger.get_meta("hashes"),
@@ -359,20 +335,20 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
     os.close(fd)
     os.unlink(path)
     try:
-        job = await open_job(options, source, target, reporter, command="plan", state=path)
+        migration = await open_migration(options, source, target, reporter, command="plan", state=path)
         try:
-            await ingest_source(job)
-            prepare.transform_users(job)
-            prepare.pack_users(job)
-            ledger = job.ledger
-            source_roles = await authz.list_roles(job.source)
+            await ingest_source(migration)
+            transform.transform_users(migration)
+            transform.pack_users(migration)
+            ledger = migration.ledger
+            source_roles = await grants.list_roles(migration.source)
             missing_roles: list[str] = []
             missing_apis: list[str] = []
-            if not job.same_tenant:
-                target_roles = {r["name"] for r in await authz.list_roles(job.target)}
+            if not migration.same_tenant:
+                target_roles = {r["name"] for r in await grants.list_roles(migration.target)}
                 missing_roles = sorted(r["name"] for r in source_roles if r["name"] not in target_roles)
-                target_apis = {a for a, _ in (await restore.target_permissions(job) or set())}
-                source_apis = await _api_identifiers(job.source)
+                target_apis = {a for a, _ in (await restore.target_permissions(migration) or set())}
+                source_apis = await _api_identifiers(migration.source)
                 missing_apis = sorted(a for a in source_apis if a not in target_apis)
             summary = summarize(ledger, unfinished_are_failures=False)
             n = summary.users["selected"] - summary.users["held_back"] - summary.users["failed"]
@@ -391,7 +367,7 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
                             for r in ([rate] if rate else [2.0, 16.0])},
             )
         finally:
-            job.ledger.close()
+            migration.ledger.close()
     finally:
         for suffix in ("", "-wal", "-shm", ".lock"):
             with contextlib.suppress(FileNotFoundError):

@@ -22,9 +22,9 @@ from .auth0 import jobs
 from .auth0.client import TenantClient
 from .auth0.paging import checkpoint_items, every, offset_items
 from .errors import Conflict
+from .formats.import_file import pack_files
 from .passwords import make_credential
-from .stages.pack import pack_files
-from .stages.pool import run_pool
+from .pool import run_pool
 
 API_IDENTIFIER = "https://api.example.com/"
 API_SCOPES = ("read:reports", "write:reports", "delete:reports", "read:billing", "write:billing", "admin:users")

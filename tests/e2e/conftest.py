@@ -150,7 +150,7 @@ def grants_of(world: World, user_id: str) -> tuple[set[str], set[tuple[str, str]
     """(role names, DIRECT permissions) held under a user id in a tenant, read through the API."""
     async def go() -> tuple[set[str], set[tuple[str, str]]]:
         from auth0_migrate.auth0.paging import offset_items
-        from auth0_migrate.stages.authz import direct_permissions
+        from auth0_migrate.stages.grants import direct_permissions
 
         client = world.client()
         try:

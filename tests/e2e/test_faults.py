@@ -3,6 +3,8 @@ expired links, jobs pending for many polls, search lag, and a tenant on the Free
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from auth0_migrate.errors import TransientError
@@ -172,3 +174,37 @@ def test_link_expiring_between_poll_and_download_is_refetched(world: World, tmp_
     # the stale link refused, a fresh one served, then the target's export
     assert world.tenant.stats[DOWNLOAD] - before == 3
     _all_there(world, seeded, result)
+
+
+def test_an_unexpected_413_splits_the_file_in_two_and_every_user_goes_in(world: World, tmp_path,
+                                                                         monkeypatch) -> None:
+    """A file within our budget that the tenant refuses as too large anyway (it counts bytes otherwise than we
+    inferred): its users are split between two files (the first half stays, the rest move to a new file), both
+    imported, nobody lost or sent twice."""
+    import asyncio
+
+    from auth0_migrate.ledger import Ledger
+    from auth0_migrate.pipeline import plan
+    from auth0_migrate.tenant import jobs as tenant_jobs
+
+    seeded, opts = _ready(world, tmp_path)
+
+    async def planned() -> list[int]:
+        client = world.client()
+        try:
+            return (await plan(opts, source=client))["import_files"]
+        finally:
+            await client.aclose()
+
+    (size,) = asyncio.run(planned())  # one file of 25 users, `size` bytes of JSON
+    monkeypatch.setattr(tenant_jobs, "IMPORT_MAX_BYTES", size)  # the whole file is refused, each half is not
+    uploads = "POST /api/v2/jobs/users-imports"
+    before = world.tenant.stats.get(uploads, 0)
+    result = migrate(world, opts)
+    assert world.tenant.stats[uploads] - before == 3  # the refused file, then its two halves
+    _all_there(world, seeded, result)
+    files = result.reports["import_files"]
+    assert [f["users"] for f in files] == [12, 13] and all(f["status"] == "done" for f in files)
+    with Ledger.open_readonly(opts.state or "") as ledger:
+        assert [len(ledger.users_of_file(f["file_id"])) for f in files] == [12, 13]
+        assert [json.loads(f.summary or "{}").get("inserted") for f in ledger.files()] == [12, 13]

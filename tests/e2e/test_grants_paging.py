@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 from auth0_migrate.auth0.paging import offset_items
-from auth0_migrate.stages.authz import direct_permissions, role_member_ids
+from auth0_migrate.stages.grants import direct_permissions, role_member_ids
 
 from .conftest import SOURCE, TARGET, World, dump, grants_of, migrate, options
 

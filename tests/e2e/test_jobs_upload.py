@@ -14,8 +14,8 @@ import sqlite3
 import pytest
 
 from auth0_migrate.auth0 import client as client_module
-from auth0_migrate.stages import export, load
-from auth0_migrate.stages.pack import FilePacker
+from auth0_migrate.formats.import_file import FilePacker
+from auth0_migrate.stages import export, import_jobs
 from auth0_migrate.tenant.jobs import LOST_ANSWER
 
 from .conftest import TARGET, World, dump, migrate, options
@@ -94,7 +94,7 @@ def test_an_upload_that_never_made_a_job_is_sent_again_after_patience(world: Wor
     # The fault fired (the 503 reached the tool, which sent no second POST at once), then one more POST.
     assert world.tenant.faults.counts["POST /api/v2/jobs/users-imports"] - posts == 2
     assert _import_jobs(world) - seeding_jobs == _files(opts) == 1
-    assert world.clock.now() - started >= load.SETTLE_PATIENCE  # it waited for a job that might show
+    assert world.clock.now() - started >= import_jobs.SETTLE_PATIENCE  # it waited for a job that might show
     _once_each(world, seeded, result)
 
 
@@ -108,7 +108,7 @@ def test_a_rate_limited_upload_is_sent_again_at_once(world: World, tmp_path) -> 
     result = migrate(world, opts)
     assert world.tenant.faults.counts["POST /api/v2/jobs/users-imports"] - posts == 2  # the 429, then the job
     assert _import_jobs(world) - seeding_jobs == _files(opts) == 1
-    assert world.clock.now() - started < load.SETTLE_PATIENCE  # nothing to settle: the 429 made no job
+    assert world.clock.now() - started < import_jobs.SETTLE_PATIENCE  # nothing to settle: the 429 made no job
     _once_each(world, seeded, result)
 
 
@@ -164,7 +164,7 @@ def test_the_two_active_jobs_429_waits_for_a_slot(world: World, tmp_path) -> Non
         client_module.TenantClient.call = original
     assert refused and all("2 active import users jobs" in r for r in refused)  # the tenant refused, at first
     assert world.clock.now() - started >= 1200  # it waited for a slot ...
-    assert len(refused) <= 1200 / load.SLOT_MAX_WAIT + 5  # ... sending the file again at a measured pace
+    assert len(refused) <= 1200 / import_jobs.SLOT_MAX_WAIT + 5  # ... sending the file again at a measured pace
     _once_each(world, seeded, result)
 
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from auth0_migrate.formats import import_record
 from auth0_migrate.model import PlanResult
 from auth0_migrate.passwords import make_credential
-from auth0_migrate.stages import transform
 
 from .conftest import SOURCE, TARGET, World, dump, migrate, options
 
@@ -66,8 +66,8 @@ def test_users_of_a_failed_import_job_are_retried_by_the_next_run(world: World, 
     users.append({"user_id": "bad", "email": "bad@example.com", "app_metadata": {"blocked": True},
                   **make_credential("pw-bad", "md5", salt="salt-of-the-bad-user")})
     path = _users_file(tmp_path, users)
-    real_validate = transform.validate_import_user
-    monkeypatch.setattr(transform, "validate_import_user",
+    real_validate = import_record.validate_import_user
+    monkeypatch.setattr(import_record, "validate_import_user",
                         lambda user: [] if user.get("email") == "bad@example.com" else real_validate(user))
     opts = options(tmp_path, from_file=path)
 
@@ -200,7 +200,7 @@ def test_two_users_with_one_email_the_second_is_refused_by_name(world: World, tm
 def test_a_stopped_run_lists_every_user_it_did_not_finish(world: World, tmp_path, monkeypatch) -> None:
     """`status` of a run that stopped before the import: each user is a failure with a reason, none only a count."""
     from auth0_migrate.pipeline import status
-    from auth0_migrate.stages import load
+    from auth0_migrate.stages import import_jobs
 
     class Stopped(BaseException):
         pass
@@ -214,7 +214,7 @@ def test_a_stopped_run_lists_every_user_it_did_not_finish(world: World, tmp_path
              for n in range(3)]
     users.append({"user_id": "bad", "email": "not-an-email", **make_credential("pw", "md5")})
     opts = options(tmp_path, from_file=_users_file(tmp_path, users))
-    monkeypatch.setattr(load, "import_users", stop)
+    monkeypatch.setattr(import_jobs, "import_users", stop)
     with pytest.raises(Stopped):
         migrate(world, opts)
     result = status(opts.state or "")

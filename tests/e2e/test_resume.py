@@ -11,7 +11,7 @@ import pytest
 
 from auth0_migrate.auth0 import client as client_module
 from auth0_migrate.auth0 import jobs
-from auth0_migrate.stages import authz, cutover, export, idmap, join, load, prepare, restore, verify
+from auth0_migrate.stages import cutover, export, grants, hashes, idmap, import_jobs, restore, transform, verify
 
 from .conftest import SOURCE, TARGET, World, dump, grants_of, migrate, options
 
@@ -20,8 +20,8 @@ class Killed(BaseException):
     pass
 
 
-STAGES = [(join, "load_hashes"), (export, "export_source"), (join, "join_hashes"), (authz, "read_grants"),
-          (prepare, "transform_users"), (prepare, "pack_users"), (load, "import_users"), (idmap, "map_ids"),
+STAGES = [(hashes, "load_hashes"), (export, "export_source"), (hashes, "join_hashes"), (grants, "read_grants"),
+          (transform, "transform_users"), (transform, "pack_users"), (import_jobs, "import_users"), (idmap, "map_ids"),
           (restore, "restore_grants"), (verify, "verify_grants"), (cutover, "delete_source_copies"),
           (cutover, "reapply_after_cutover")]
 

@@ -84,7 +84,7 @@ def test_baseline_smoke(tmp_path) -> None:  # noqa: ANN001
 def test_offline_smoke(tmp_path) -> None:  # noqa: ANN001
     """The local path end to end on 300 users; the packed sizes are those of the bodies the upload builds."""
     from auth0_migrate.ledger import Ledger
-    from auth0_migrate.stages.prepare import import_body
+    from auth0_migrate.stages.transform import import_body
     from bench.offline import run_local, write_inputs
 
     export_path, hash_path = write_inputs(str(tmp_path), 300)
@@ -94,7 +94,5 @@ def test_offline_smoke(tmp_path) -> None:  # noqa: ANN001
     assert r["with_password_hash"] == 300
     assert r["import_files"] >= 1
     with Ledger.open(state, lock=False, create=False) as ledger:
-        for f in ledger.q("SELECT file_id, bytes FROM files"):
-            rows = ledger.q("SELECT ordinal, record, credential FROM users WHERE file_id = ? ORDER BY ordinal",
-                            (f["file_id"],))
-            assert len(import_body(rows)) == f["bytes"]
+        for f in ledger.files():
+            assert len(import_body(ledger.users_of_file(f.file_id))) == f.bytes

@@ -79,7 +79,8 @@ def test_requeue_retries_job_failures_but_never_a_user_whose_hash_is_gone(tmp_pa
                               [(o, f"auth0|{o}", f"{o}@example.com", c, cred, has) for o, c, cred, has in rows])
         ledger.mark_phase("import")
         assert ledger.requeue_retryable() == 2
-        states = {r["ordinal"]: (r["status"], r["code"], r["file_id"]) for r in ledger.q("SELECT * FROM users")}
+        states = {r["ordinal"]: (r["status"], r["code"], r["file_id"])
+                  for r in ledger.db.execute("SELECT * FROM users")}
         assert states == {1: ("ready", None, None), 2: ("ready", None, None), 3: ("failed", "HASH_NOT_KEPT", 7),
                           4: ("failed", "FORMAT", 7)}
         assert not ledger.phase_done("import")

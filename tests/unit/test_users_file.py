@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from auth0_migrate.errors import InputError
-from auth0_migrate.stages import users_file
-from auth0_migrate.stages.hashes import LineProblem
-from auth0_migrate.stages.users_file import credential_of, iter_users_file, source_key
+from auth0_migrate.formats import users_file
+from auth0_migrate.formats.hash_file import LineProblem
+from auth0_migrate.formats.users_file import credential_of, iter_users_file, source_key
 
 ARGON = {
     "algorithm": "argon2",
@@ -192,7 +192,7 @@ def test_credential_of_lifts_any_algorithm_out_of_the_user() -> None:
 def test_docstring_examples_hold() -> None:
     import doctest
 
-    from auth0_migrate.stages import users_file as module
+    from auth0_migrate.formats import users_file as module
 
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0

@@ -1,4 +1,8 @@
-"""What every stage of a run is handed: options, ledger, the two tenant clients, the reporter."""
+"""What every stage of a run is handed: the `Migration` (options, ledger, the two tenant clients, the reporter).
+
+A `Migration` is this tool's run, one ledger from start to end; the word "job" is kept for Auth0's bulk
+export and import jobs, which a migration starts several of.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,9 @@ class Connection:
 
 
 @dataclass
-class Job:
+class Migration:
+    """One migration of the users of `source_connection` into `target_connection`, as a run sees it."""
+
     options: MigrationOptions
     ledger: Ledger
     source: TenantClient

@@ -1,4 +1,4 @@
-"""Stage 8: delete the source copy of each user, only once that user is verified in the target.
+"""Stage 9: delete the source copy of each user, only once that user is verified in the target.
 
 Deletion is by connection and email (`DELETE /connections/{source}/users?email=`), never by id:
 with `--user-ids keep` two users share an id until this is done, and id-only endpoints would be
@@ -29,29 +29,28 @@ Choices where Auth0 is silent:
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..errors import NotFoundError
-from .context import Job
-from .pool import run_pool, together
+from ..ledger import UserRef
+from ..pool import run_pool, together
+from .context import Migration
 from .restore import restore_permissions, restore_roles
 from .verify import verify_grants
 
 NOT_CONFIRMED = "DELETE_NOT_CONFIRMED"
 
 
-async def still_in_source(job: Job, email: str, source_id: str) -> bool:
+async def still_in_source(migration: Migration, email: str, source_id: str) -> bool:
     """True when the source connection still holds this user (read after its DELETE answered)."""
-    connection = job.source_connection.name
+    connection = migration.source_connection.name
     operation = f"confirm {email} is gone from {connection}"
-    if not (job.same_tenant and job.options.user_ids == "keep"):
+    if not (migration.same_tenant and migration.options.user_ids == "keep"):
         try:
-            await job.source.call(operation, job.source.sdk.users.get, source_id, fields="user_id",
-                                  include_fields=True)
+            await migration.source.call(operation, migration.source.sdk.users.get, source_id, fields="user_id",
+                                        include_fields=True)
         except NotFoundError:
             return False
         return True
-    users = await job.source.call(operation, job.source.sdk.users.list_users_by_email, email=email)
+    users = await migration.source.call(operation, migration.source.sdk.users.list_users_by_email, email=email)
     for user in users or []:
         data = user.model_dump(mode="json")
         for identity in data.get("identities") or []:
@@ -63,42 +62,34 @@ async def still_in_source(job: Job, email: str, source_id: str) -> bool:
     return False
 
 
-async def delete_source_copies(job: Job) -> None:
-    ledger = job.ledger
+async def delete_source_copies(migration: Migration) -> None:
+    ledger = migration.ledger
     if ledger.phase_done("cutover"):
         return
-    users = ledger.q("SELECT ordinal, source_id, email FROM users WHERE status IN ('imported', 'already_in_target') "
-                     "AND profile_ok = 1 AND grants_ok = 1 AND deleted = 0 AND email IS NOT NULL ORDER BY ordinal")
-    job.reporter.phase("delete verified users from the source", total=len(users))
-    connection = job.source_connection
+    users = ledger.users_to_delete()
+    migration.reporter.phase("delete verified users from the source", total=len(users))
+    connection = migration.source_connection
     done: list[int] = []
     refused: list[tuple[str, int]] = []
 
-    async def delete(user: Any) -> bool:
-        await job.source.call(f"delete {user['email']} from {connection.name}",
-                              job.source.sdk.connections.users.delete_by_email, connection.id, email=user["email"])
-        return not await still_in_source(job, user["email"], user["source_id"])
+    async def delete(user: UserRef) -> bool:
+        email = user.email or ""  # users_to_delete gives only users with an email
+        await migration.source.call(f"delete {email} from {connection.name}",
+                                    migration.source.sdk.connections.users.delete_by_email, connection.id, email=email)
+        return not await still_in_source(migration, email, user.source_id)
 
-    def deleted(user: Any, gone: bool) -> None:
+    def deleted(user: UserRef, gone: bool) -> None:
         if gone:
-            done.append(user["ordinal"])
+            done.append(user.ordinal)
         else:
-            refused.append((f"{user['email']} is still in {connection.name} after its DELETE answered 204; not "
-                            "counted as deleted (run again to retry)", user["ordinal"]))
+            refused.append((f"{user.email} is still in {connection.name} after its DELETE answered 204; not "
+                            "counted as deleted (run again to retry)", user.ordinal))
         if len(done) + len(refused) >= 200:
             flush()
 
     def flush() -> None:
-        with ledger.tx() as db:
-            for ordinal in done:
-                db.execute("UPDATE users SET deleted = 1, reapplied = 0 WHERE ordinal = ?", (ordinal,))
-                db.execute("UPDATE users SET stage = NULL, code = NULL, message = NULL WHERE ordinal = ? AND "
-                           "code = ?", (ordinal, NOT_CONFIRMED))
-                # A later pass's deletion needs its roles applied again (see reapply_after_cutover).
-                db.execute("UPDATE role_members SET assigned = 1 WHERE ordinal = ? AND assigned = 2", (ordinal,))
-            db.executemany(f"UPDATE users SET stage = 'cutover', code = '{NOT_CONFIRMED}', message = ? "
-                           "WHERE ordinal = ?", refused)
-        job.reporter.advance(len(done) + len(refused))
+        ledger.record_deletions(done, refused, NOT_CONFIRMED)
+        migration.reporter.advance(len(done) + len(refused))
         done.clear()
         refused.clear()
 
@@ -106,22 +97,22 @@ async def delete_source_copies(job: Job) -> None:
         await run_pool(users, delete, on_result=deleted)
     finally:
         flush()
-    if not ledger.one("SELECT 1 FROM users WHERE code = ? AND deleted = 0", (NOT_CONFIRMED,)):
+    if not ledger.deletions_not_confirmed(NOT_CONFIRMED):
         ledger.mark_phase("cutover")
 
 
-async def reapply_after_cutover(job: Job) -> None:
+async def reapply_after_cutover(migration: Migration) -> None:
     """With kept ids: grants again on the surviving copy, then verify again."""
-    ledger = job.ledger
+    ledger = migration.ledger
     if ledger.phase_done("reapply"):
         return
-    job.reporter.phase("re-apply roles and permissions after cutover")
-    await together(restore_roles(job, again=True), restore_permissions(job, again=True))
-    ledger.db.execute("UPDATE users SET reapplied = 1 WHERE deleted = 1")
+    migration.reporter.phase("re-apply roles and permissions after cutover")
+    await together(restore_roles(migration, again=True), restore_permissions(migration, again=True))
+    ledger.mark_reapplied()
     complete = ledger.phase_done("cutover")
     if complete:
         ledger.mark_phase("reapply")
-    await verify_grants(job, phase="verify-after-cutover")
+    await verify_grants(migration, phase="verify-after-cutover")
     if not complete:
         # Deletions are still due: the next run re-applies and verifies again for the users it deletes.
-        ledger.db.execute("DELETE FROM meta WHERE key = ?", ("phase:verify-after-cutover",))
+        ledger.reopen_phase("verify-after-cutover")

@@ -13,12 +13,11 @@ from typing import Any
 import orjson
 
 from ..auth0 import jobs
-from ..ledger import dumps
-from .context import Job
-from .join import credential_for
-from .pack import FilePacker, PackedFile
-from .prepare import transform_one
-from .users_file import read_selection
+from ..formats.import_file import FilePacker, PackedFile
+from ..formats.users_file import read_selection
+from ..ledger import UserRow, dumps
+from .context import Migration
+from .transform import transform_one
 
 BATCH = 5000
 
@@ -31,20 +30,20 @@ class _Ingest:
     with no file, for `pack_users` to pack with those.
     """
 
-    def __init__(self, job: Job) -> None:
-        self.job = job
-        self.db = job.ledger.db
-        self.options = job.options
-        chosen = read_selection(job.options.users_file) if job.options.users_file else None
+    def __init__(self, migration: Migration) -> None:
+        self.migration = migration
+        self.ledger = migration.ledger
+        self.options = migration.options
+        chosen = read_selection(migration.options.users_file) if migration.options.users_file else None
         self.selection = (chosen.ids, chosen.emails) if chosen else None
         if chosen:
-            job.ledger.add_problems(("users-list", str(p.line_no), f"{job.options.users_file}, {p}")
-                                    for p in chosen.problems)
+            migration.ledger.add_problems(("users-list", str(p.line_no), f"{migration.options.users_file}, {p}")
+                                          for p in chosen.problems)
         self.found: set[str] = set()
         self.packer = FilePacker()
         self.next_file = 1
-        self.waiting: dict[str, tuple[Any, ...]] = {}  # ordinal -> row, for users of the open file
-        self.rows: list[tuple[Any, ...]] = []
+        self.waiting: dict[str, UserRow] = {}  # ordinal -> row, for users of the open file
+        self.rows: list[UserRow] = []
 
     def selected(self, source_id: str, email: str | None) -> bool:
         if self.selection is None:
@@ -60,7 +59,7 @@ class _Ingest:
         credential_text: str | None = None
         hash_match = None
         if self.options.password_hashes:
-            known, credential_text = credential_for(self.job.ledger, source_id)
+            known, credential_text = self.ledger.hash_for(source_id)
             if not known:
                 self.rows.append((ordinal, source_id, email, text, None, 0, None, None, "exported", None, None,
                                   None, None))
@@ -92,18 +91,14 @@ class _Ingest:
             return
         file_id = self.next_file
         self.next_file += 1
-        self.db.execute("INSERT INTO files (file_id, bytes, users) VALUES (?, ?, ?)",
-                        (file_id, len(packed.body), len(packed.keys)))
+        self.ledger.add_file(file_id, len(packed.body), len(packed.keys))
         for key in packed.keys:
             self.rows.append((*self.waiting.pop(key)[:12], file_id))
 
     def _flush_rows(self, force: bool = False) -> None:
         if len(self.rows) >= BATCH or (force and self.rows):
-            self.db.executemany(
-                "INSERT OR IGNORE INTO users (ordinal, source_id, email, record, credential, has_credential, "
-                "hash_match, target_id, status, stage, code, message, file_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self.rows)
-            self.job.reporter.advance(len(self.rows))
+            self.ledger.add_users(self.rows)
+            self.migration.reporter.advance(len(self.rows))
             self.rows.clear()
 
     def finish(self) -> None:
@@ -113,33 +108,30 @@ class _Ingest:
         if self.selection is not None:
             ids, emails = self.selection
             absent = sorted((ids | emails) - self.found)
-            self.job.ledger.add_problems(
+            self.migration.ledger.add_problems(
                 ("not-in-source", v, f"{v} is listed in {self.options.users_file} but is not a user of "
-                                     f"{self.job.source_connection.name}") for v in absent)
+                                     f"{self.migration.source_connection.name}") for v in absent)
 
 
-def _start(job: Job) -> _Ingest:
-    db = job.ledger.db
-    for table in ("users", "files", "permissions", "role_members"):
-        db.execute(f"DELETE FROM {table}")
-    db.execute("DELETE FROM problems WHERE kind IN ('export', 'users-file', 'users-list', 'not-in-source')")
-    return _Ingest(job)
+def _start(migration: Migration) -> _Ingest:
+    migration.ledger.reset_export()
+    return _Ingest(migration)
 
 
-async def export_source(job: Job) -> None:
-    ledger = job.ledger
+async def export_source(migration: Migration) -> None:
+    ledger = migration.ledger
     if ledger.phase_done("export"):
         return
-    job.reporter.phase("export source users")
-    if job.options.from_file:
-        _load_from_file(job)
+    migration.reporter.phase("export source users")
+    if migration.options.from_file:
+        _load_from_file(migration)
     else:
         job_id = ledger.get_meta("export_job_id")
-        job_id, path = await jobs.export_connection(job.source, job.source_connection.id, job_id=job_id) \
-            if job_id else await _fresh_export(job)
+        job_id, path = await jobs.export_connection(migration.source, migration.source_connection.id, job_id=job_id)\
+            if job_id else await _fresh_export(migration)
         try:
             with ledger.tx():
-                ingest = _start(job)
+                ingest = _start(migration)
                 for number, text, record, problem in jobs.iter_export_lines(path):
                     if record is None or not isinstance(record.get("user_id"), str):
                         ledger.add_problem("export", str(number), problem or f"export line {number} has no user_id")
@@ -153,27 +145,27 @@ async def export_source(job: Job) -> None:
             os.unlink(path)
 
 
-async def _fresh_export(job: Job) -> tuple[str, str]:
-    job_id = await jobs.start_export(job.source, job.source_connection.id)
-    job.ledger.set_meta("export_job_id", job_id)  # recorded before we wait: a resumed run polls this job
-    return await jobs.export_connection(job.source, job.source_connection.id, job_id=job_id)
+async def _fresh_export(migration: Migration) -> tuple[str, str]:
+    job_id = await jobs.start_export(migration.source, migration.source_connection.id)
+    migration.ledger.set_meta("export_job_id", job_id)  # recorded before we wait: a resumed run polls this job
+    return await jobs.export_connection(migration.source, migration.source_connection.id, job_id=job_id)
 
 
-def _load_from_file(job: Job) -> None:
-    from .users_file import iter_users_file, source_key
+def _load_from_file(migration: Migration) -> None:
+    from ..formats.users_file import iter_users_file, source_key
 
-    ledger = job.ledger
+    ledger = migration.ledger
     with ledger.tx():
-        ingest = _start(job)
+        ingest = _start(migration)
         seen: set[str] = set()
-        for item in iter_users_file(job.options.from_file or ""):
+        for item in iter_users_file(migration.options.from_file or ""):
             if not isinstance(item, tuple):
-                ledger.add_problem("users-file", str(item.line_no), f"{job.options.from_file}, {item}")
+                ledger.add_problem("users-file", str(item.line_no), f"{migration.options.from_file}, {item}")
                 continue
             ordinal, user = item
             key = source_key(user)
             if key in seen:
-                ledger.add_problem("users-file", str(ordinal), f"{job.options.from_file}, user {ordinal}: {key} "
+                ledger.add_problem("users-file", str(ordinal), f"{migration.options.from_file}, user {ordinal}: {key} "
                                                                "appears again in the file; the first is used")
                 continue
             seen.add(key)

@@ -1,263 +1,132 @@
-"""Stage 2 input: the password-hash file that Auth0 support hands over (reference §3).
+"""Stage 2: join the support-ticket hash file onto the exported users, through an index on disk.
 
-Why this stage exists
----------------------
-Auth0 never exposes password hashes through the API. The owner gets them once, through a support
-ticket, as a PGP-encrypted NDJSON file; decrypted, each line looks like::
+`load_hashes` streams the file into the ledger's `hashes` table (only rows of the source
+connection's name) before the export is read; the export then joins each user on
+`user_id == "auth0|" + (alt_id or _id.$oid)` as it reads it (`Ledger.hash_for`), so a user's row is
+written once. `join_hashes` then settles the rest in SQL: the email only as a fallback, and only
+when exactly one unclaimed hash row and exactly one unmatched user share it. Both directions are
+reported: users with no hash, hashes with no user. The table is emptied once the join is done, so
+hashes live only on the rows of users still waiting to be imported.
 
-    {"_id":{"$oid":"5dea9f9c82dd7c0e76e4ec93"},"email":"user@example.com","email_verified":false,
-     "passwordHash":"$2b$10$...","password_set_date":{"$date":"2019-12-06T18:36:12.412Z"},
-     "tenant":"example","connection":"Username-Password-Authentication","_tmp_is_unique":true,
-     "identifiers":[{"type":"email","value":"user@example.com","verified":false}],"alt_id":"euclid"}
+A user id on two or more lines (`settle_repeats`): lines with the same hash are one hash, and the
+repeats are reported by line. Lines that disagree are never settled silently, since one of them
+may be an old password: by default (`--duplicate-hash hold`) the user is held back,
+`CONFLICTING_HASHES`, named with every line number and never with a hash; the owner may choose
+`first` or `last` instead, and each such choice is reported by line.
 
-This module turns that file into :class:`HashRow` values the join can use, and nothing more:
-
-* The join key is ``"auth0|" + (alt_id or _id.$oid)``, the user id the bulk export carries (§3.3).
-  The e-mail (lower-cased, from ``identifiers`` when the root ``email`` is missing) comes along
-  only as the join's fallback; :attr:`HashRow.connection` is kept so the caller can keep only the
-  source connection's rows, because one file may cover several databases.
-* The hash is already wrapped in the import credential it will travel as
-  (:func:`credential_for_bcrypt`): Auth0's plain ``password_hash`` takes only bcrypt cost 10
-  (``$2a$``/``$2b$``); every other bcrypt must go through ``custom_password_hash``.
-* The file is read line by line, in constant memory, and a bad line never stops the read: it
-  becomes a :class:`LineProblem` that names the line and says what is wrong. Auth0's own sample
-  line lacks a comma, so bad lines are expected in real files.
-* Hash material never appears in a problem, a ``repr`` or an exception message: these end up in
-  logs, reports and tracebacks, and the file is the most sensitive thing the tool touches.
-
-Example::
-
-    for item in iter_hash_file("hashes.json"):
-        if isinstance(item, LineProblem):
-            report(str(item))                   # "line 17: not valid JSON"
-        elif item.connection == "Username-Password-Authentication":
-            hashes[item.user_id] = item
+Choices where Auth0 is silent
+-----------------------------
+- A line with no `passwordHash` and a line with one, for the same user id, disagree: the first may
+  mean "this user has no password any more".
+- `last` means the last line in the file, not the latest `password_set_date`: the file's order is
+  what support gives, and a date that is missing or equal would leave the choice open again.
 """
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
-import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import IO, Any, Final, TypeAlias, cast
 
-import orjson
+from ..errors import InputError
+from ..formats.hash_file import HashRow, iter_hash_file
+from ..ledger import HashRepeat, Ledger, dumps
+from .context import Migration
 
-from auth0_migrate.errors import InputError
-from auth0_migrate.passwords import PASSWORD_HASH_PATTERN
-
-__all__ = [
-    "HashFileItem",
-    "HashRow",
-    "HashSource",
-    "LineProblem",
-    "NotBcryptError",
-    "credential_for_bcrypt",
-    "iter_hash_file",
-    "open_input",
-]
-
-#: A path, or an already open stream (binary or text) the caller owns and closes.
-HashSource: TypeAlias = str | os.PathLike[str] | IO[bytes] | IO[str]
-
-_PASSWORD_HASH_RE: Final = re.compile(PASSWORD_HASH_PATTERN)
-
-#: Any bcrypt ``custom_password_hash`` takes: ``$2a$``, ``$2b$`` or ``$2y$`` (not ``$2$``/``$2x$``,
-#: reference §2.7), a two-digit cost and the 22+31 characters of salt and digest.
-_BCRYPT_RE: Final = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
-_BCRYPT_MIN_COST: Final = 4
-_BCRYPT_MAX_COST: Final = 31
-
-_GZIP_MAGIC: Final = b"\x1f\x8b"
+BATCH = 5000
 
 
-@dataclass(frozen=True, slots=True)
-class LineProblem:
-    """A line (or, in a JSON array, a user) of an input file that could not be used.
+def load_hashes(migration: Migration) -> None:
+    """Index the hash file's rows of the source connection in the ledger (one transaction)."""
+    ledger = migration.ledger
+    path = migration.options.password_hashes
+    if ledger.phase_done("hashes-loaded") or not path:
+        return
+    if not os.path.isfile(path):
+        raise InputError(f"--password-hashes {path}: no such file")
+    migration.reporter.phase("load password hashes")
+    connection = migration.source_connection.name
+    with ledger.tx():
+        ledger.reset_hashes()
+        batch: list[tuple[str, str | None, str | None, int]] = []
+        other_connections = 0
+        for item in iter_hash_file(path):
+            if not isinstance(item, HashRow):
+                whose = f" (user {item.user_id})" if item.user_id else ""
+                ledger.add_problem("hash-file", str(item.line_no), f"{path}, {item}{whose}")
+                continue
+            if item.connection != connection:
+                other_connections += 1
+                continue
+            batch.append((item.user_id, item.email, _cred(item), item.line_no))
+            if len(batch) >= BATCH:
+                ledger.add_hashes(batch)
+                batch.clear()
+        ledger.add_hashes(batch)
+        settle_repeats(ledger, path, migration.options.duplicate_hash)
+        ledger.set_meta("hash_file", {"other_connections": other_connections})
+        ledger.mark_phase("hashes-loaded")
 
-    ``reason`` says what is wrong without quoting the line, so it never carries hash material;
-    ``str(problem)`` gives the report form, ``"line 17: not valid JSON"``. ``user_id`` is set when
-    the line was readable enough to say whose it is, so a refused hash can be reported against
-    its user rather than as an anonymous line.
+
+def settle_repeats(ledger: Ledger, path: str, rule: str) -> None:
+    """User ids on more than one line: the same hash is used once; different ones follow `rule`.
+
+    `hold` keeps the user's row with no credential and lists it in `hash_held`, for `join_hashes`
+    to hold the user back by name; `first` keeps the row as loaded; `last` takes the last line's.
     """
-
-    line_no: int
-    reason: str
-    user_id: str | None = None
-    unit: str = "line"
-
-    def __str__(self) -> str:
-        return f"{self.unit} {self.line_no}: {self.reason}"
-
-
-@dataclass(frozen=True, slots=True, repr=False)
-class HashRow:
-    """One usable line of the hash file.
-
-    ``credential`` is ``{"password_hash": h}`` or ``{"custom_password_hash": {...}}``, ready to
-    merge into an import record, or ``None`` for a user who has no password (to be reported: a
-    user imported without a hash can never be given one later, reference §2.5).
-
-    ``repr`` names the credential's kind only, never its value, because rows end up in
-    debugger output and tracebacks.
-    """
-
-    line_no: int
-    user_id: str
-    email: str | None
-    connection: str | None
-    credential: dict[str, Any] | None
-
-    def __repr__(self) -> str:
-        kind = "None" if self.credential is None else "<" + "|".join(self.credential) + " hidden>"
-        return (
-            f"HashRow(line_no={self.line_no}, user_id={self.user_id!r}, email={self.email!r}, "
-            f"connection={self.connection!r}, credential={kind})"
-        )
-
-
-HashFileItem: TypeAlias = HashRow | LineProblem
-
-
-class NotBcryptError(InputError, ValueError):
-    """The value is not a bcrypt hash Auth0 can import. The message never quotes the value."""
-
-
-def credential_for_bcrypt(h: str) -> dict[str, Any]:
-    """Wrap a bcrypt hash in the import credential Auth0 accepts for it.
-
-    Auth0's ``password_hash`` field is checked against ``PASSWORD_HASH_PATTERN`` (in practice
-    ``$2a$``/``$2b$`` cost 10); any other bcrypt (``$2y$``, cost 12, ...) is refused there but
-    accepted as ``custom_password_hash`` with algorithm ``bcrypt`` (reference §2.7). Both log the
-    user in with the same password; the plain form is used when allowed because it is what Auth0
-    itself stores.
-
-    >>> credential_for_bcrypt("$2y$12$" + "a" * 53)["custom_password_hash"]["algorithm"]
-    'bcrypt'
-
-    Raises :class:`NotBcryptError` for anything else; the message does not quote the value.
-    """
-    if _PASSWORD_HASH_RE.fullmatch(h):
-        return {"password_hash": h}
-    match = _BCRYPT_RE.fullmatch(h)
-    if match is None or not _BCRYPT_MIN_COST <= int(match.group(1)) <= _BCRYPT_MAX_COST:
-        raise NotBcryptError("passwordHash is not a bcrypt hash ($2a$, $2b$ or $2y$) Auth0 can import")
-    return {"custom_password_hash": {"algorithm": "bcrypt", "hash": {"value": h, "encoding": "utf8"}}}
-
-
-def open_input(path: str | os.PathLike[str]) -> IO[bytes]:
-    """Open an input file for binary reading, gunzipping it when it is gzip (as exports are).
-
-    Shared by the file-reading stages so that ``file.ndjson`` and ``file.ndjson.gz`` both work.
-    """
-    with open(path, "rb") as probe:
-        magic = probe.read(2)
-    if magic == _GZIP_MAGIC:
-        return cast(IO[bytes], gzip.open(path, "rb"))
-    return open(path, "rb")  # the caller closes it
-
-
-def iter_hash_file(source: HashSource) -> Iterator[HashRow | LineProblem]:
-    """Yield a :class:`HashRow` or a :class:`LineProblem` for each non-blank line, in file order.
-
-    Streams: one line in memory at a time, so a file of millions of lines costs nothing extra.
-    Never stops on a bad line. ``source`` is a path (plain or gzip) or an open stream; a stream
-    is left open. A file that cannot be opened or decompressed raises
-    :class:`~auth0_migrate.errors.InputError`.
-    """
-    if isinstance(source, (str, os.PathLike)):
-        try:
-            stream = open_input(source)
-        except OSError as exc:
-            raise InputError(f"cannot read the hash file {os.fspath(source)}: {exc.strerror}") from exc
-        with stream:
-            try:
-                yield from _iter_lines(stream)
-            except (OSError, EOFError) as exc:  # a corrupt or truncated gzip file: no line to blame
-                raise InputError(f"cannot read the hash file {os.fspath(source)}: {exc}") from exc
-    else:
-        yield from _iter_lines(source)
-
-
-def _iter_lines(lines: Iterable[bytes | str]) -> Iterator[HashRow | LineProblem]:
-    for line_no, line in enumerate(lines, start=1):
-        if line_no == 1:
-            line = (
-                line.removeprefix("\ufeff") if isinstance(line, str) else line.removeprefix(b"\xef\xbb\xbf")
-            )
-        if not line.strip():
+    repeats: dict[str, list[HashRepeat]] = {}
+    for row in ledger.hash_repeats():
+        repeats.setdefault(row.user_id, []).append(row)
+    for user_id, rows in repeats.items():
+        first_line = rows[0].first_line
+        lines = [first_line, *(r.line_no for r in rows)]
+        if all(r.credential == r.first_credential for r in rows):
+            ledger.add_problems(("hash-repeat", str(r.line_no), f"{path}, line {r.line_no}: repeats line "
+                                 f"{first_line} for user {user_id} (the same hash); used once") for r in rows)
             continue
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            # Let the standard parser say what is wrong, never quoting the line (it may hold a hash).
-            try:
-                obj = json.loads(line)
-            except UnicodeDecodeError:
-                yield LineProblem(line_no, "not valid UTF-8")
-                continue
-            except ValueError:
-                yield LineProblem(line_no, "not valid JSON")
-                continue
-        yield _row(line_no, obj)
+        listed = ", ".join(map(str, lines[:-1])) + f" and {lines[-1]}"
+        if rule == "hold":
+            ledger.hold_hash(user_id, listed)
+            continue
+        used = rows[-1] if rule == "last" else None
+        if used is not None:
+            ledger.use_hash_line(user_id, used.credential, used.line_no)
+        ledger.add_problem("hash-repeat", str(lines[-1] if used else first_line),
+                           f"{path}, lines {listed} give user {user_id} different password hashes; line "
+                           f"{lines[-1] if used else first_line} was used (--duplicate-hash {rule})")
+    ledger.forget_hash_repeats()
 
 
-def _row(line_no: int, obj: Any) -> HashRow | LineProblem:
-    if not isinstance(obj, dict):
-        return LineProblem(line_no, "not a JSON object")
-    user_id = _user_id(line_no, obj)
-
-    if isinstance(user_id, LineProblem):
-        return user_id
-    email = obj.get("email")
-    if not email:
-        email = _identifier_email(obj.get("identifiers"))
-    elif not isinstance(email, str):
-        return LineProblem(line_no, "email is not a string", user_id)
-    connection = obj.get("connection")
-    if connection is not None and not isinstance(connection, str):
-        return LineProblem(line_no, "connection is not a string", user_id)
-
-    password_hash = obj.get("passwordHash")
-    credential: dict[str, Any] | None = None
-    if password_hash is not None:
-        if not isinstance(password_hash, str):
-            return LineProblem(line_no, "passwordHash is not a string", user_id)
-        try:
-            credential = credential_for_bcrypt(password_hash)
-        except NotBcryptError:
-            return LineProblem(line_no, "passwordHash is not a bcrypt hash ($2a$, $2b$ or $2y$)", user_id)
-    return HashRow(line_no, user_id, email.lower() if email else None, connection, credential)
-
-
-def _user_id(line_no: int, obj: dict[str, Any]) -> str | LineProblem:
-    """``"auth0|" + (alt_id or _id.$oid)``: alt_id is the custom id of users created with one.
-
-    A present but unusable ``alt_id`` is a problem, not a reason to fall back to ``_id``: the
-    user's id is built from the alt_id, so the fallback would join the hash to nobody, silently.
-    """
-    alt_id = obj.get("alt_id")
-    if alt_id is not None:
-        if isinstance(alt_id, str) and alt_id:
-            return "auth0|" + alt_id
-        return LineProblem(line_no, "alt_id is not a non-empty string")
-    internal = obj.get("_id")
-    oid = internal.get("$oid") if isinstance(internal, dict) else None
-    if isinstance(oid, str) and oid:
-        return "auth0|" + oid
-    return LineProblem(line_no, "no alt_id and no _id.$oid: the user id cannot be built")
+def join_hashes(migration: Migration) -> None:
+    """The email fallback for users the export could not join by id, and the reports both ways."""
+    ledger = migration.ledger
+    path = migration.options.password_hashes
+    if ledger.phase_done("hashes") or not path:
+        return
+    migration.reporter.phase("join password hashes")
+    connection = migration.source_connection.name
+    other_connections = (ledger.get_meta("hash_file") or {}).get("other_connections", 0)
+    with ledger.tx():
+        # 0. users whose hash lines disagree: held back by name (`settle_repeats`), never given either hash
+        ledger.hold_back_conflicting_hashes(
+            (f"{path}, lines {held.lines} give {held.user_id} different password hashes; held back (left in the "
+             "source) rather than given one that may be old. Correct the file, or choose with --duplicate-hash "
+             "first|last (with a new --state: users already moved are recognised)", held.user_id)
+            for held in ledger.held_hashes())
+        # 1. by id, 2. by email when unambiguous on both sides
+        ledger.join_hashes()
+        # Rows that matched a user but carry no passwordHash: named by line, so the held-back user can be traced.
+        ledger.add_problems(("hash-without-password", str(r.line_no),
+                             f"{path}, line {r.line_no}: no passwordHash (user {r.user_id})")
+                            for r in ledger.hash_lines_without_password())
+        # Hashes with no user: reported by id and line, never with the hash.
+        orphans = ledger.hashes_without_user()
+        ledger.add_problems(("hash-without-user", r.user_id,
+                             f"hash file line {r.line_no}: {r.user_id} is not a selected user of {connection}")
+                            for r in orphans)
+        ledger.set_meta("hashes", {"rows": ledger.hash_count(), "other_connections": other_connections,
+                                   "without_user": len(orphans)})
+        ledger.forget_hashes()
+        ledger.mark_phase("hashes")
 
 
-def _identifier_email(identifiers: Any) -> str | None:
-    """Newer files may hold the e-mail only in ``identifiers`` (reference §3.2)."""
-    if not isinstance(identifiers, list):
-        return None
-    for identifier in identifiers:
-        if isinstance(identifier, dict) and identifier.get("type") == "email":
-            value = identifier.get("value")
-            if isinstance(value, str) and value:
-                return value
-    return None
+def _cred(row: HashRow) -> str | None:
+    return None if row.credential is None else dumps(row.credential)

@@ -14,8 +14,8 @@ import os
 from typing import Any
 
 from ..auth0 import jobs
-from .context import Job
-from .pool import run_pool
+from ..pool import run_pool
+from .context import Migration
 
 PROFILE_FIELDS = ("email", "email_verified", "given_name", "family_name", "name", "nickname", "picture",
                   "blocked", "app_metadata", "user_metadata", "username", "phone_number", "phone_verified")
@@ -41,89 +41,84 @@ def profile_differences(expected: dict[str, Any], actual: dict[str, Any]) -> lis
     return diffs
 
 
-def _apply(job: Job, target_user: dict[str, Any], pending: dict[str, int]) -> bool:
+def _apply(migration: Migration, target_user: dict[str, Any], pending: dict[str, int]) -> bool:
     email = target_user.get("email")
     if not isinstance(email, str):
         return False
     ordinal = pending.pop(email.lower(), None)
     if ordinal is None:
         return False
-    ledger = job.ledger
-    row = ledger.one("SELECT record, target_id, status FROM users WHERE ordinal = ?", (ordinal,))
+    ledger = migration.ledger
+    row = ledger.user_to_map(ordinal)
     if row is None:
         return False
     found_id = str(target_user.get("user_id"))
-    if row["target_id"] and row["target_id"] != found_id:
-        ledger.db.execute("UPDATE users SET status = 'failed', stage = 'idmap', code = 'ID_MISMATCH', message = ?,"
-                          " target_id = ? WHERE ordinal = ?",
-                          (f"expected {row['target_id']} in the target but {email} has {found_id}", found_id, ordinal))
+    if row.target_id and row.target_id != found_id:
+        ledger.id_mismatch(ordinal, found_id, f"expected {row.target_id} in the target but {email} has {found_id}")
         return True
-    diffs = profile_differences(json.loads(row["record"]), target_user)
-    status = "already_in_target" if row["status"] == "conflict" else "imported"
-    ledger.db.execute("UPDATE users SET target_id = ?, status = ?, profile_ok = ?, diffs = ? WHERE ordinal = ?",
-                      (found_id, status, 0 if diffs else 1, json.dumps(diffs) if diffs else None, ordinal))
+    diffs = profile_differences(json.loads(row.record), target_user)
+    ledger.mark_found(ordinal, found_id, "already_in_target" if row.status == "conflict" else "imported", diffs)
     return True
 
 
-async def map_ids(job: Job, *, phase: str = "idmap") -> None:
+async def map_ids(migration: Migration, *, phase: str = "idmap") -> None:
     """Read the target connection once and record every migrated user's target id and profile check."""
-    ledger = job.ledger
+    ledger = migration.ledger
     if ledger.phase_done(phase):
         return
-    job.reporter.phase("map ids and check profiles in the target")
-    statuses = ("imported", "conflict", "already_in_target")
-    pending = {r["email"]: r["ordinal"] for r in ledger.q(
-        f"SELECT ordinal, email FROM users WHERE status IN {statuses!r} AND email IS NOT NULL")}
+    migration.reporter.phase("map ids and check profiles in the target")
+    pending = ledger.emails_to_map()
     job_id = ledger.get_meta(f"{phase}_export_job_id")
     if job_id is None:
-        job_id = await jobs.start_export(job.target, job.target_connection.id, TARGET_FIELDS)
+        job_id = await jobs.start_export(migration.target, migration.target_connection.id, TARGET_FIELDS)
         ledger.set_meta(f"{phase}_export_job_id", job_id)
-    job_id, path = await jobs.export_connection(job.target, job.target_connection.id, TARGET_FIELDS, job_id=job_id)
+    job_id, path = await jobs.export_connection(migration.target, migration.target_connection.id, TARGET_FIELDS,
+                                                job_id=job_id)
     try:
         with ledger.tx():
             for _, record, _problem in jobs.iter_export_file(path):
                 if record is not None:
-                    _apply(job, record, pending)
+                    _apply(migration, record, pending)
     finally:
         os.unlink(path)
     if pending:
-        await _look_up(job, pending)
+        await _look_up(migration, pending)
     ledger.mark_phase(phase)
 
 
-async def find_in_target(job: Job, email: str) -> dict[str, Any] | None:
+async def find_in_target(migration: Migration, email: str) -> dict[str, Any] | None:
     """The target connection's user with this email, from `GET /users-by-email` (immediately consistent)."""
-    connection = job.target_connection.name
-    users = await job.target.call(f"look up {email} in the target", job.target.sdk.users.list_users_by_email,
-                                  email=email)
+    connection = migration.target_connection.name
+    users = await migration.target.call(f"look up {email} in the target",
+                                        migration.target.sdk.users.list_users_by_email, email=email)
     for user in users or []:
-        data = user.model_dump(mode="json")
+        data: dict[str, Any] = user.model_dump(mode="json")
         if any(i.get("connection") == connection for i in data.get("identities") or []):
             return data
     return None
 
 
-async def _look_up(job: Job, pending: dict[str, int]) -> None:
+async def _look_up(migration: Migration, pending: dict[str, int]) -> None:
     """Per-user fallback for users the export did not show (e.g. created after it started)."""
-    connection = job.target_connection.name
+    connection = migration.target_connection.name
     found: list[dict[str, Any]] = []
 
     async def look(email: str) -> dict[str, Any] | None:
-        return await find_in_target(job, email)
+        return await find_in_target(migration, email)
 
     def done(email: str, user: dict[str, Any] | None) -> None:
         if user is not None:
             found.append(user)
 
     await run_pool(list(pending), look, on_result=done)
-    ledger = job.ledger
+    ledger = migration.ledger
     with ledger.tx():
         for user in found:
-            _apply(job, user, pending)
+            _apply(migration, user, pending)
         for email, ordinal in pending.items():
-            row = ledger.one("SELECT status, code, message FROM users WHERE ordinal = ?", (ordinal,))
-            if row is not None and row["status"] == "conflict":
-                ledger.fail_user(ordinal, "import", row["code"], row["message"] or "conflict in the target")
+            row = ledger.user_state(ordinal)
+            if row is not None and row.status == "conflict":
+                ledger.fail_user(ordinal, "import", row.code or "CONFLICT", row.message or "conflict in the target")
             else:
                 ledger.fail_user(ordinal, "idmap", "NOT_IN_TARGET",
                                  f"{email} was imported but is not in {connection}")

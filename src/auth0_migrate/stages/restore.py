@@ -13,52 +13,47 @@ from typing import Any
 
 from ..auth0.paging import offset_items
 from ..errors import BadRequest
-from .authz import PAGE, list_roles
-from .context import Job
-from .pool import run_pool, together
+from ..pool import run_pool, together
+from .context import Migration
+from .grants import PAGE, list_roles
 
 ROLE_BATCH = 100
-MIGRATED = "('imported', 'already_in_target')"
 
 
-async def map_roles(job: Job) -> dict[str, str]:
+async def map_roles(migration: Migration) -> dict[str, str]:
     """source role id -> target role id; missing roles are recorded as problems."""
-    ledger = job.ledger
-    rows = ledger.q("SELECT source_role_id, name, target_role_id FROM roles")
-    if job.same_tenant:
-        with ledger.tx() as db:
-            db.execute("UPDATE roles SET target_role_id = source_role_id")
-        return {r["source_role_id"]: r["source_role_id"] for r in rows}
-    if any(r["target_role_id"] is None for r in rows):
-        by_name = {r["name"]: r["id"] for r in await list_roles(job.target)}
-        with ledger.tx() as db:
-            for r in rows:
-                target = by_name.get(r["name"])
-                db.execute("UPDATE roles SET target_role_id = ? WHERE source_role_id = ?",
-                           (target, r["source_role_id"]))
-        rows = ledger.q("SELECT source_role_id, name, target_role_id FROM roles")
-    return {r["source_role_id"]: r["target_role_id"] for r in rows if r["target_role_id"]}
+    ledger = migration.ledger
+    rows = ledger.roles()
+    if migration.same_tenant:
+        ledger.map_roles(None)
+        return {r.source_role_id: r.source_role_id for r in rows}
+    if any(r.target_role_id is None for r in rows):
+        by_name = {r["name"]: r["id"] for r in await list_roles(migration.target)}
+        ledger.map_roles([(r.source_role_id, by_name.get(r.name)) for r in rows])
+        rows = ledger.roles()
+    return {r.source_role_id: r.target_role_id for r in rows if r.target_role_id}
 
 
-async def target_permissions(job: Job) -> set[tuple[str, str]] | None:
+async def target_permissions(migration: Migration) -> set[tuple[str, str]] | None:
     """Every (API identifier, scope) the target tenant defines; None in one tenant (no check needed)."""
-    if job.same_tenant:
+    if migration.same_tenant:
         return None
     known: set[tuple[str, str]] = set()
-    async for api in offset_items(job.target, "list APIs in the target", job.target.sdk.resource_servers.list,
-                                  per_page=PAGE):
+    async for api in offset_items(migration.target, "list APIs in the target",
+                                  migration.target.sdk.resource_servers.list, per_page=PAGE):
         for scope in api.scopes or []:
             known.add((str(api.identifier), str(scope.value)))
     return known
 
 
-async def assign_role(job: Job, role_id: str, user_ids: list[str]) -> None:
+async def assign_role(migration: Migration, role_id: str, user_ids: list[str]) -> None:
     batch = ROLE_BATCH
     start = 0
     while start < len(user_ids):
         chunk = user_ids[start:start + batch]
         try:
-            await job.target.call(f"assign role {role_id}", job.target.sdk.roles.users.assign, role_id, users=chunk)
+            await migration.target.call(f"assign role {role_id}", migration.target.sdk.roles.users.assign, role_id,
+                                        users=chunk)
         except BadRequest:
             if batch > 1:
                 batch //= 2
@@ -67,55 +62,41 @@ async def assign_role(job: Job, role_id: str, user_ids: list[str]) -> None:
         start += len(chunk)
 
 
-async def restore_roles(job: Job, *, again: bool = False) -> int:
+async def restore_roles(migration: Migration, *, again: bool = False) -> int:
     """Assign every migrated member to its role in the target; returns the memberships written."""
-    ledger = job.ledger
-    mapping = await map_roles(job)
-    missing = [r["name"] for r in ledger.q("SELECT name FROM roles WHERE target_role_id IS NULL")]
-    for name in missing:
-        if not ledger.one("SELECT 1 FROM problems WHERE kind = 'role-missing-in-target' AND ref = ?", (name,)):
-            ledger.add_problem("role-missing-in-target", name, f"role {name!r} does not exist in the target tenant; "
-                                                              "its members were not given it")
-    flag = "0" if not again else "1"
+    ledger = migration.ledger
+    mapping = await map_roles(migration)
+    for name in [r.name for r in ledger.roles() if r.target_role_id is None]:
+        ledger.add_problem_once("role-missing-in-target", name, f"role {name!r} does not exist in the target "
+                                                                "tenant; its members were not given it")
     written = 0
     for source_role, target_role in mapping.items():
-        members = ledger.q(f"SELECT m.ordinal, u.target_id FROM role_members m JOIN users u USING (ordinal) "
-                           f"WHERE m.source_role_id = ? AND m.assigned = {flag} AND u.status IN {MIGRATED} "
-                           "AND u.target_id IS NOT NULL ORDER BY m.ordinal", (source_role,))
+        members = ledger.members_to_assign(source_role, again=again)
         for start in range(0, len(members), ROLE_BATCH * 10):
             chunk = members[start:start + ROLE_BATCH * 10]
-            await assign_role(job, target_role, [m["target_id"] for m in chunk])
-            with ledger.tx() as db:
-                db.executemany("UPDATE role_members SET assigned = ? WHERE source_role_id = ? AND ordinal = ?",
-                               [(2 if again else 1, source_role, m["ordinal"]) for m in chunk])
+            await assign_role(migration, target_role, [m.target_id for m in chunk])
+            ledger.mark_assigned(source_role, [m.ordinal for m in chunk], again=again)
             written += len(chunk)
     return written
 
 
-async def restore_permissions(job: Job, *, again: bool = False) -> int:
+async def restore_permissions(migration: Migration, *, again: bool = False) -> int:
     """One `POST /users/{id}/permissions` per migrated user that has DIRECT permissions."""
-    ledger = job.ledger
-    known = await target_permissions(job)
-    flag_column = "reapplied" if again else "perms_restored"
-    rows = ledger.q(f"SELECT u.ordinal, u.target_id, p.api, p.name FROM users u JOIN permissions p USING (ordinal) "
-                    f"WHERE u.status IN {MIGRATED} AND u.target_id IS NOT NULL AND u.{flag_column} = 0 "
-                    "ORDER BY u.ordinal")
+    ledger = migration.ledger
+    known = await target_permissions(migration)
     grants: dict[tuple[int, str], list[dict[str, str]]] = defaultdict(list)
-    for r in rows:
-        if known is not None and (r["api"], r["name"]) not in known:
-            ref = f"{r['api']} {r['name']}"
-            if not ledger.one("SELECT 1 FROM problems WHERE kind = 'permission-missing-in-target' AND ref = ?", (ref,)):
-                ledger.add_problem("permission-missing-in-target", ref,
-                                   f"permission {r['name']!r} of API {r['api']!r} does not exist in the target")
+    for r in ledger.permissions_to_restore(again=again):
+        if known is not None and (r.api, r.name) not in known:
+            ledger.add_problem_once("permission-missing-in-target", f"{r.api} {r.name}",
+                                    f"permission {r.name!r} of API {r.api!r} does not exist in the target")
             continue
-        grants[(r["ordinal"], r["target_id"])].append({"resource_server_identifier": r["api"],
-                                                         "permission_name": r["name"]})
+        grants[(r.ordinal, r.target_id)].append({"resource_server_identifier": r.api, "permission_name": r.name})
     done: list[int] = []
 
     async def write(item: tuple[tuple[int, str], list[dict[str, str]]]) -> int:
         (ordinal, target_id), perms = item
-        await job.target.call(f"restore permissions of {target_id}", job.target.sdk.users.permissions.create,
-                              target_id, permissions=perms)
+        await migration.target.call(f"restore permissions of {target_id}",
+                                    migration.target.sdk.users.permissions.create, target_id, permissions=perms)
         return len(perms)
 
     count = 0
@@ -125,30 +106,28 @@ async def restore_permissions(job: Job, *, again: bool = False) -> int:
         done.append(item[0][0])
         count += n
         if len(done) >= 200:
-            _mark(job, done, flag_column)
+            _mark(migration, done, again)
 
     try:
         await run_pool(list(grants.items()), write, on_result=finished)
     finally:
-        _mark(job, done, flag_column)
+        _mark(migration, done, again)
     if not again:
         # Users with no DIRECT permissions need no write: mark them too.
-        ledger.db.execute(f"UPDATE users SET {flag_column} = 1 WHERE status IN {MIGRATED} AND ordinal NOT IN "
-                          "(SELECT ordinal FROM permissions)")
+        ledger.mark_without_permissions_restored()
     return count
 
 
-def _mark(job: Job, ordinals: list[int], column: str) -> None:
-    with job.ledger.tx() as db:
-        db.executemany(f"UPDATE users SET {column} = 1 WHERE ordinal = ?", [(o,) for o in ordinals])
+def _mark(migration: Migration, ordinals: list[int], again: bool) -> None:
+    migration.ledger.mark_permissions_restored(ordinals, again=again)
     ordinals.clear()
 
 
-async def restore_grants(job: Job) -> None:
-    ledger = job.ledger
+async def restore_grants(migration: Migration) -> None:
+    ledger = migration.ledger
     if ledger.phase_done("restore"):
         return
-    job.reporter.phase("restore roles and permissions")
+    migration.reporter.phase("restore roles and permissions")
     # Role batches go one after another; the permission writes fill the rest of the rate limit meanwhile.
-    await together(restore_roles(job), restore_permissions(job))
+    await together(restore_roles(migration), restore_permissions(migration))
     ledger.mark_phase("restore")

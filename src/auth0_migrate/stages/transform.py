@@ -1,309 +1,185 @@
-"""Stage 4: turn an exported user into a user Auth0's bulk import accepts.
+"""Stage 4: export record -> import record, validated locally, then packed into import files.
 
-Why this stage exists
----------------------
-A users-export line and an import-file element look alike but are not interchangeable
-(reference §2.6, §9):
+Every user is transformed and checked against Auth0's import schema before anything is uploaded,
+so a bad user fails here with a clear reason (stage `transform`) and does not poison a file. A
+user with no hash, when a hash file was given, is held back (left in the source) unless
+`--missing-hash import`: a user imported without a hash can never be given one later.
 
-* The import schema has ``additionalProperties: false``: every export-only key (``identities``,
-  ``created_at``, ``updated_at``, ``last_login``, ``logins_count``, ``multifactor``, ``last_ip``...)
-  must go, or Auth0 refuses the user.
-* ``email_verified`` is reset to ``false`` by any import that sets the e-mail, unless the file
-  says ``true``; so it is always written, ``false`` when the export had none.
-* ``user_id`` follows the run's strategy (``--user-ids``, see DESIGN.md): ``regenerate`` writes
-  none (Auth0 makes one), ``keep`` writes the old id without ``auth0|`` (Auth0 adds it back,
-  and ``auth0|auth0|...`` would follow otherwise), ``prefix`` writes ``--id-prefix`` + that id.
-* The password travels as a credential (``password_hash`` or ``custom_password_hash``) given by
-  the caller, from the hash file or from a ``--from-file`` user.
-* ``--record-source-id KEY`` keeps the old id in ``app_metadata[KEY]`` so that it survives the
-  ``regenerate`` strategy.
-
-The result is then checked with :func:`auth0_migrate.import_schema.validate_import_user`, the
-same rules the local tenant applies and Auth0 documents, so a user Auth0 would refuse is caught
-here, reported with Auth0's own code and path, and never costs a job.
-
-Beyond Auth0's rules, a ``custom_password_hash`` whose digest cannot have the length its algorithm
-and encoding give (an md5 hex digest of 33 characters) is refused with ``DIGEST_LENGTH`` on
-``custom_password_hash.hash.value``: Auth0 would import it, and the user could never log in with it
-(:func:`auth0_migrate.passwords.digest_length_problem`).
-
-Refusals are data, not exceptions: :func:`to_import_record` returns ``(None, problems)``.
-Messages never carry hash material: what the validator says is scrubbed of every secret in the
-credential before it is returned.
-
-Speed: the benchmark pushes a million users through here, so a record is built with one pass
-over the export's keys, and nothing is deep-copied (nested metadata is shared with the input;
-only ``app_metadata`` is copied, one level, when the source id is added).
-
-Example::
-
-    record, problems = to_import_record(exported, credential={"password_hash": h},
-                                        strategy="prefix", prefix="m1_", record_source_id=None)
-    # record == {"user_id": "m1_5dea...", "email": ..., "email_verified": True, "password_hash": h}
+Choices where Auth0 is silent
+-----------------------------
+- Two users ready to import with one email (possible only with `--from-file`: a connection
+  holds one user per email): the first in source order goes on and each later one is refused,
+  `DUPLICATE_EMAIL`, naming the first. The import would refuse one of them anyway, but which one
+  and with which code depends on the job's order, and the id map (by email) could then give two
+  source users one target user.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Mapping
+import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Final, get_args
+from typing import Any
 
-from auth0_migrate.errors import UsageError
-from auth0_migrate.import_schema import validate_import_user
-from auth0_migrate.model import IdStrategy
-from auth0_migrate.passwords import REDACTED, digest_length_problem
+from ..formats.import_file import encode_record, pack_encoded
+from ..formats.import_record import target_user_id, to_import_record
+from ..formats.users_file import credential_of
+from ..ledger import ImportRow, UserRef, UserStatus, dumps
+from ..model import MigrationOptions
+from .context import Migration
 
-__all__ = [
-    "CARRIED_KEYS",
-    "DROPPED_KEYS",
-    "IdStrategy",
-    "TransformProblem",
-    "UserIdError",
-    "import_user_id",
-    "target_user_id",
-    "to_import_record",
-]
-
-AUTH0_PREFIX: Final = "auth0|"
-MAX_USER_ID_CHARS: Final = 255
-
-#: Keys copied from the export into the import record, as they are (when not null).
-CARRIED_KEYS: Final = frozenset(
-    {
-        "email", "email_verified", "blocked", "given_name", "family_name", "name", "nickname",
-        "picture", "username", "phone_number", "phone_verified", "app_metadata", "user_metadata",
-        "mfa_factors",
-    }
-)  # fmt: skip
-
-#: Keys a users export (or a ``--from-file`` user) may have that the import must not receive.
-#: ``user_id`` is rebuilt by the strategy; the credential keys come in through ``credential``.
-DROPPED_KEYS: Final = frozenset(
-    {
-        "user_id", "identities", "created_at", "updated_at", "last_login", "last_ip",
-        "logins_count", "multifactor", "multifactor_last_modified", "last_password_reset",
-        "blocked_for", "guardian_authenticators", "lastIP", "lastLogin", "loginsCount",
-        "password_hash", "custom_password_hash",
-    }
-)  # fmt: skip
-
-_KNOWN_KEYS: Final = CARRIED_KEYS | DROPPED_KEYS
-_CREDENTIAL_KEYS: Final = frozenset({"password_hash", "custom_password_hash"})
-_STRATEGIES: Final = frozenset(get_args(IdStrategy))
-
-#: Conservative: Auth0's ``POST /users`` forbids whitespace; ``|`` separates provider and id in
-#: every Auth0 user id, and control characters have no place in an id (reference §2.6, §10).
-_BAD_ID_CHAR: Final = re.compile(r"[\s|\x00-\x1f\x7f]")
+CHUNK = 5000
 
 
-@dataclass(frozen=True, slots=True)
-class TransformProblem:
-    """Why one user cannot be imported: whose, which code, which field (a dotted path), why.
+@dataclass
+class Outcome:
+    """What transform decided for one user: `ready` (with its record and credential as ledger JSON),
+    `held_back` or `invalid` (with a code and a message naming the field)."""
 
-    ``code`` is one of this module's (``MISSING_EMAIL``, ``UNSUPPORTED_EXPORT_KEYS``,
-    ``INVALID_USER_ID``, ``MISSING_USER_ID``, ``DIGEST_LENGTH``) or Auth0's import code from the validator
-    (``FORMAT``, ``OBJECT_REQUIRED``...). ``field`` is ``None`` when no single field is at fault.
+    status: UserStatus
+    record: str | None = None
+    credential: str | None = None
+    target_id: str | None = None
+    code: str | None = None
+    message: str | None = None
+
+    @property
+    def stage(self) -> str:
+        return "hashes" if self.status == "held_back" else "transform"
+
+    def encoded(self) -> bytes:
+        """The user as its import file carries it: record and credential in one object."""
+        return combine(self.record or "{}", self.credential)
+
+
+def transform_one(options: MigrationOptions, source_id: str, export: dict[str, Any],
+                  credential: dict[str, Any] | None) -> Outcome:
+    """Transform and validate one user, exactly as the import will see it; never raises for bad data."""
+    if options.from_file:
+        credential = credential or credential_of(export)
+        for key in ("password_hash", "custom_password_hash"):
+            export.pop(key, None)
+    if credential is None and options.missing_hash == "hold" and options.password_hashes:
+        return Outcome("held_back", code="NO_PASSWORD_HASH",
+                       message=f"no password hash for {source_id} in {options.password_hashes}; left in the source "
+                               "(use --missing-hash import to import it without one)")
+    record, problems = to_import_record(export, credential=credential, strategy=options.user_ids,
+                                        prefix=options.id_prefix, record_source_id=options.record_source_id)
+    if record is None or problems:
+        message = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in problems)
+        return Outcome("invalid", code=problems[0].code, message=message)
+    for key in ("password_hash", "custom_password_hash"):
+        record.pop(key, None)  # the credential lives in its own column, cleared once imported
+    # Valid, so any id the strategy gives is well formed (to_import_record built it from the same user_id).
+    target_id = None if options.user_ids == "regenerate" else\
+        target_user_id(str(export["user_id"]), options.user_ids, options.id_prefix)
+    return Outcome("ready", dumps(record), dumps(credential) if credential else None, target_id)
+
+
+def combine(record: str, credential: str | None) -> bytes:
+    """`encode_record(record | credential)` from their ledger JSON, without decoding and encoding again.
+
+    Both are compact JSON objects with no key in common (transform moved the hash keys out of the
+    record), so joining the texts gives byte for byte what merging and encoding would.
     """
-
-    user_id: str | None
-    email: str | None
-    code: str
-    field: str | None
-    message: str
-
-
-class UserIdError(ValueError):
-    """A user id the target cannot take; the message says why (it may quote the id, not a hash)."""
-
-
-def _bare(source_user_id: str) -> str:
-    return source_user_id.removeprefix(AUTH0_PREFIX)
+    if credential and credential != "{}":
+        text = credential if record == "{}" else record[:-1] + "," + credential[1:]
+    else:
+        text = record
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: let encode_record choose the fallback
+        user = json.loads(record)
+        if credential:
+            user.update(json.loads(credential))
+        return encode_record(user)
 
 
-def _check_id(value: str) -> str:
-    if not value:
-        raise UserIdError("the user id would be empty")
-    if len(value) > MAX_USER_ID_CHARS:
-        raise UserIdError(
-            f"the user id would be {len(value)} characters after 'auth0|'; at most {MAX_USER_ID_CHARS} are allowed"
-        )
-    if _BAD_ID_CHAR.search(value):
-        raise UserIdError("the user id would contain whitespace, '|' or a control character")
-    return value
+def transform_users(migration: Migration) -> None:
+    """Transform the users still waiting (those the export could not settle as it read them).
 
-
-def import_user_id(source_user_id: str, strategy: IdStrategy, prefix: str | None = None) -> str | None:
-    """The ``user_id`` to write into the import record (``None``: write none).
-
-    ``regenerate`` -> ``None``; ``keep`` -> the id without ``auth0|``; ``prefix`` -> ``prefix`` +
-    the id without ``auth0|``. Raises :class:`UserIdError` when the id breaks the id rules (empty,
-    over 255 characters, whitespace, ``|``, control characters).
-
-    >>> import_user_id("auth0|5dea9f9c", "prefix", "m1_")
-    'm1_5dea9f9c'
+    Then every refused user loses any hash it was written with (here, or by the export's ingest).
     """
-    if strategy == "regenerate":
-        return None
-    if strategy == "keep":
-        return _check_id(_bare(source_user_id))
-    if strategy == "prefix":
-        if prefix is None:
-            raise UsageError("--user-ids prefix needs --id-prefix")
-        return _check_id(prefix + _bare(source_user_id))
-    raise UsageError(f"unknown user-id strategy {strategy!r}; use regenerate, keep or prefix")
+    ledger = migration.ledger
+    if ledger.phase_done("transform"):
+        return
+    options = migration.options
+    total = ledger.count_users("exported")
+    migration.reporter.phase("transform and validate", total=total)
+    for rows in ledger.users_to_transform(CHUNK):
+        outcomes = [(row.ordinal, transform_one(options, row.source_id, json.loads(row.record),
+                                                json.loads(row.credential) if row.credential else None))
+                    for row in rows]
+        ledger.record_transformed([(o.record, o.credential, 1 if o.credential else 0, o.target_id, ordinal)
+                                   for ordinal, o in outcomes if o.status == "ready"],
+                                  [(o.status, o.stage, o.code, o.message, ordinal)
+                                   for ordinal, o in outcomes if o.status != "ready"])
+        migration.reporter.advance(len(rows))
+    ledger.clear_refused_hashes()
+    ledger.mark_phase("transform")
 
 
-def target_user_id(source_user_id: str, strategy: IdStrategy, prefix: str | None = None) -> str | None:
-    """The id the user will have in the target: ``"auth0|" + import_user_id(...)``, or ``None``.
+def import_body(rows: Iterable[ImportRow]) -> bytes:
+    """The JSON array an import file carries for these ledger rows: byte for byte what the packer sized."""
+    return b"[" + b",".join(combine(row.record, row.credential) for row in rows) + b"]"
 
-    ``None`` (``regenerate``) means the id is only known after the import, by looking the user up.
 
-    >>> target_user_id("auth0|5dea9f9c", "keep")
-    'auth0|5dea9f9c'
+def _ready(migration: Migration) -> Iterator[tuple[str, bytes]]:
+    """(ordinal, the user's import record as `encode_record` encodes it) for every ready user not yet packed."""
+    for rows in migration.ledger.users_to_pack(CHUNK):
+        for row in rows:
+            yield str(row.ordinal), combine(row.record, row.credential)
+
+
+def refuse_duplicate_emails(migration: Migration) -> int:
+    """Users ready to import whose email an earlier ready user has: refused, named, before any upload.
+
+    A connection holds one user per email, so the import would refuse all but one of them, and the
+    id map (which finds new ids by email) could give two source users one target user. The first
+    (in source order) goes on; each later one fails with `DUPLICATE_EMAIL`, naming the first.
+    Returns how many were refused.
     """
-    value = import_user_id(source_user_id, strategy, prefix)
-    return None if value is None else AUTH0_PREFIX + value
+    ledger = migration.ledger
+    first: dict[str | None, UserRef] = {}
+    refused = 0
+    with ledger.tx():
+        for row in ledger.ready_users_sharing_email():
+            kept = first.setdefault(row.email, row)
+            if kept is row:
+                continue
+            ledger.fail_user(row.ordinal, "transform", "DUPLICATE_EMAIL",
+                             f"email: {row.email} is also the email of {kept.source_id}, which is "
+                             "imported in its place; a connection holds one user per email")
+            ledger.take_out_of_file(row.ordinal)
+            refused += 1
+    return refused
 
 
-def to_import_record(
-    export: Mapping[str, Any],
-    *,
-    credential: Mapping[str, Any] | None,
-    strategy: IdStrategy,
-    prefix: str | None,
-    record_source_id: str | None,
-) -> tuple[dict[str, Any] | None, list[TransformProblem]]:
-    """Build the import record for one exported user: ``(record, [])`` or ``(None, problems)``.
+def pack_users(migration: Migration) -> None:
+    """Assign every ready user to an import file as close to the size limit as is safe.
 
-    ``credential`` is ``{"password_hash": ...}`` or ``{"custom_password_hash": {...}}`` (or
-    ``None`` for a user imported without a password). Null values in the export count as absent.
-    Keys the export should not have (``export_as`` display names such as ``"Given Name"``, dotted
-    field paths) refuse the user with ``UNSUPPORTED_EXPORT_KEYS`` rather than lose the data they
-    hold: the tool exports with the fields' own names, so such keys mean a foreign export.
-    The input is not modified, and the record shares nested values with it.
+    Users a failed or expired import job left behind are put back in line first (a re-run retries them).
+
+    One transaction, written file by file as the packer hands them over: memory stays flat however
+    many users there are.
     """
-    source_id = export.get("user_id")
-    email = export.get("email")
-    who_id = source_id if isinstance(source_id, str) else None
-    who_email = email if isinstance(email, str) else None
-    problems: list[TransformProblem] = []
-    if email is None or email == "" or not _KNOWN_KEYS.issuperset(export):
-        problems = _shape_problems(export, who_id, who_email)
-
-    new_id: str | None = None
-    if strategy != "regenerate":
-        if who_id is None or not _bare(who_id):
-            problems.append(
-                TransformProblem(
-                    who_id,
-                    who_email,
-                    "MISSING_USER_ID",
-                    "user_id",
-                    f"--user-ids {strategy} needs the user's id, and the user has none",
-                )
-            )
-        else:
-            try:
-                new_id = import_user_id(who_id, strategy, prefix)
-            except UserIdError as exc:
-                problems.append(TransformProblem(who_id, who_email, "INVALID_USER_ID", "user_id", str(exc)))
-    if problems:
-        return None, problems
-
-    # One pass, no copies: nested values are shared with the export (hot path, see module doc).
-    record = {key: value for key, value in export.items() if key in CARRIED_KEYS and value is not None}
-    if new_id is not None:
-        record["user_id"] = new_id
-    if "email_verified" not in record:
-        record["email_verified"] = False
-    if record_source_id is not None and who_id is not None:
-        metadata = record.get("app_metadata")
-        if metadata is None:
-            record["app_metadata"] = {record_source_id: who_id}
-        elif isinstance(metadata, dict):
-            record["app_metadata"] = {**metadata, record_source_id: who_id}
-        # anything else is not an object: the validator reports it below
-    if credential:
-        if not _CREDENTIAL_KEYS.issuperset(credential):
-            raise ValueError("a credential holds only password_hash or custom_password_hash")
-        record.update(credential)
-
-    errors = validate_import_user(record)
-    if not errors:
-        # Beyond Auth0's own checks: a digest of the wrong length imports fine and never logs anyone in.
-        wrong_length = digest_length_problem(record.get("custom_password_hash"))
-        if wrong_length is None:
-            return record, []
-        return None, [TransformProblem(who_id, who_email, "DIGEST_LENGTH", "custom_password_hash.hash.value",
-                                       wrong_length + "; a hash that can never match is not imported")]
-    secrets = list(_secrets(record))
-    return None, [
-        TransformProblem(who_id, who_email, e.code, e.path or None, _scrub(e.message, secrets))
-        for e in errors
-    ]
-
-
-def _shape_problems(
-    export: Mapping[str, Any], who_id: str | None, who_email: str | None
-) -> list[TransformProblem]:
-    """Unknown keys and a missing e-mail: the slow path, taken only by users that have them."""
-    problems: list[TransformProblem] = []
-    unknown = export.keys() - _KNOWN_KEYS
-    if unknown:
-        problems.append(
-            TransformProblem(
-                who_id,
-                who_email,
-                "UNSUPPORTED_EXPORT_KEYS",
-                None,
-                "the export has keys this tool does not know: "
-                + ", ".join(sorted(unknown))
-                + " (an export made with export_as display names? export with the fields' own names)",
-            )
-        )
-    email = export.get("email")
-    if email is None or email == "":
-        problems.append(
-            TransformProblem(
-                who_id, None, "MISSING_EMAIL", "email", "the user has no email; Auth0 imports require one"
-            )
-        )
-    return problems
-
-
-def _secrets(record: Mapping[str, Any]) -> Iterator[str]:
-    """Every secret string of a record: hash values, salts, hmac keys, TOTP secrets."""
-    value = record.get("password_hash")
-    if isinstance(value, str):
-        yield value
-    cph = record.get("custom_password_hash")
-    if isinstance(cph, dict):
-        hash_obj = cph.get("hash")
-        if isinstance(hash_obj, dict):
-            yield from _strings(hash_obj.get("value"))
-            key = hash_obj.get("key")
-            if isinstance(key, dict):
-                yield from _strings(key.get("value"))
-        salt = cph.get("salt")
-        if isinstance(salt, dict):
-            yield from _strings(salt.get("value"))
-    factors = record.get("mfa_factors")
-    if isinstance(factors, list):
-        for factor in factors:
-            totp = factor.get("totp") if isinstance(factor, dict) else None
-            if isinstance(totp, dict):
-                yield from _strings(totp.get("secret"))
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str) and value:
-        yield value
-
-
-def _scrub(message: str, secrets: list[str]) -> str:
-    """The validator promises not to quote secrets; this makes sure, at the cost of a few finds."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if secret in message:
-            message = message.replace(secret, REDACTED)
-    return message
+    ledger = migration.ledger
+    retried = ledger.requeue_retryable()
+    if retried:
+        migration.reporter.info(f"{retried} users whose import job failed or expired are packed and imported again")
+    if ledger.phase_done("pack"):
+        return
+    migration.reporter.phase("pack import files")
+    refuse_duplicate_emails(migration)
+    with ledger.tx():
+        next_id = ledger.next_file_id()
+        for packed in pack_encoded(_ready(migration)):
+            if packed.oversize:
+                for key in packed.keys:
+                    ledger.fail_user(int(key), "pack", "USER_TOO_LARGE",
+                                     "the user's import record alone exceeds Auth0's 500 KB file limit")
+                continue
+            ledger.add_file(next_id, len(packed.body), len(packed.keys), [int(k) for k in packed.keys])
+            next_id += 1
+        ledger.clear_refused_hashes()
+    ledger.mark_phase("pack")

@@ -1,4 +1,4 @@
-"""Stage 9: every migrated user re-read in the target and compared with the source, user by user.
+"""Stage 8: every migrated user re-read in the target and compared with the source, user by user.
 
 Profiles were compared against the target's export by the id map (`profile_ok`, `diffs`). Here:
 each user's DIRECT permissions (one read per user) and role memberships (set-wise, by listing
@@ -11,62 +11,61 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-from .authz import direct_permissions, role_member_ids
-from .context import Job
-from .pool import run_pool, together
-from .restore import MIGRATED, map_roles
+from ..ledger import MigratedUser
+from ..pool import run_pool, together
+from .context import Migration
+from .grants import direct_permissions, role_member_ids
+from .restore import map_roles
 
 
-async def verify_grants(job: Job, *, phase: str = "verify") -> None:
-    ledger = job.ledger
+async def verify_grants(migration: Migration, *, phase: str = "verify") -> None:
+    ledger = migration.ledger
     if ledger.phase_done(phase):
         return
-    job.reporter.phase("verify users in the target")
-    mapping = await map_roles(job)
-    names = {r["source_role_id"]: r["name"] for r in ledger.q("SELECT source_role_id, name FROM roles")}
+    migration.reporter.phase("verify users in the target")
+    mapping = await map_roles(migration)
+    names = {r.source_role_id: r.name for r in ledger.roles()}
     expected_roles: dict[int, set[str]] = defaultdict(set)
-    for r in ledger.q("SELECT source_role_id, ordinal FROM role_members"):
-        expected_roles[r["ordinal"]].add(names[r["source_role_id"]])
-    users = ledger.q(f"SELECT ordinal, target_id, diffs FROM users WHERE status IN {MIGRATED} "
-                     "AND target_id IS NOT NULL ORDER BY ordinal")
-    by_target = {u["target_id"]: u["ordinal"] for u in users}
+    for source_role_id, ordinal in ledger.role_memberships():
+        expected_roles[ordinal].add(names[source_role_id])
+    users = ledger.migrated_users()
+    by_target = {u.target_id: u.ordinal for u in users}
     actual_roles: dict[int, set[str]] = defaultdict(set)
 
     async def read_roles() -> None:
         for source_role, target_role in mapping.items():
-            for member in await role_member_ids(job.target, target_role):
+            for member in await role_member_ids(migration.target, target_role):
                 if member in by_target:
                     actual_roles[by_target[member]].add(names[source_role])
 
     expected_perms: dict[int, set[tuple[str, str]]] = defaultdict(set)
-    for r in ledger.q("SELECT ordinal, api, name FROM permissions"):
-        expected_perms[r["ordinal"]].add((r["api"], r["name"]))
+    for p in ledger.permissions():
+        expected_perms[p.ordinal].add((p.api, p.name))
     actual_perms: dict[int, set[tuple[str, str]]] = {}
 
-    async def read(user: object) -> set[tuple[str, str]]:
-        return set(await direct_permissions(job.target, user["target_id"]))  # type: ignore[index]
+    async def read(user: MigratedUser) -> set[tuple[str, str]]:
+        return set(await direct_permissions(migration.target, user.target_id))
 
-    def got(user: object, perms: set[tuple[str, str]]) -> None:
-        actual_perms[user["ordinal"]] = perms  # type: ignore[index]
+    def got(user: MigratedUser, perms: set[tuple[str, str]]) -> None:
+        actual_perms[user.ordinal] = perms
 
-    job.reporter.phase("verify permissions in the target", total=len(users))
+    migration.reporter.phase("verify permissions in the target", total=len(users))
     # Role-member pages (one after another) run beside the permission reads: both fill the same rate limit.
     await together(read_roles(), run_pool(users, read, on_result=got))
-    with ledger.tx() as db:
-        for user in users:
-            ordinal = user["ordinal"]
-            diffs = json.loads(user["diffs"]) if user["diffs"] else []
-            diffs = [d for d in diffs if not d.startswith(("roles", "permissions"))]
-            missing_roles = expected_roles[ordinal] - actual_roles[ordinal]
-            missing_perms = expected_perms[ordinal] - actual_perms.get(ordinal, set())
-            extra_perms = actual_perms.get(ordinal, set()) - expected_perms[ordinal]
-            if missing_roles:
-                diffs.append("roles missing: " + ", ".join(sorted(missing_roles)))
-            if missing_perms:
-                diffs.append("permissions missing: " + ", ".join(f"{a} {n}" for a, n in sorted(missing_perms)))
-            if extra_perms:
-                diffs.append("permissions extra: " + ", ".join(f"{a} {n}" for a, n in sorted(extra_perms)))
-            grants_ok = not (missing_roles or missing_perms or extra_perms)
-            db.execute("UPDATE users SET grants_ok = ?, diffs = ? WHERE ordinal = ?",
-                       (1 if grants_ok else 0, json.dumps(diffs) if diffs else None, ordinal))
+    results: list[tuple[int, bool, list[str]]] = []
+    for user in users:
+        ordinal = user.ordinal
+        diffs = json.loads(user.diffs) if user.diffs else []
+        diffs = [d for d in diffs if not d.startswith(("roles", "permissions"))]
+        missing_roles = expected_roles[ordinal] - actual_roles[ordinal]
+        missing_perms = expected_perms[ordinal] - actual_perms.get(ordinal, set())
+        extra_perms = actual_perms.get(ordinal, set()) - expected_perms[ordinal]
+        if missing_roles:
+            diffs.append("roles missing: " + ", ".join(sorted(missing_roles)))
+        if missing_perms:
+            diffs.append("permissions missing: " + ", ".join(f"{a} {n}" for a, n in sorted(missing_perms)))
+        if extra_perms:
+            diffs.append("permissions extra: " + ", ".join(f"{a} {n}" for a, n in sorted(extra_perms)))
+        results.append((ordinal, not (missing_roles or missing_perms or extra_perms), diffs))
+    ledger.record_grants_check(results)
     ledger.mark_phase(phase)

@@ -31,11 +31,12 @@ from typing import Any
 
 from ..auth0 import jobs
 from ..errors import AnswerLost, ImportSlotsBusy, PayloadTooLarge, Refused, TransientError
+from ..ledger import ImportFile, JobError
 from ..passwords import redact
-from .context import Job
+from ..pool import run_pool
+from .context import Migration
 from .idmap import find_in_target
-from .pool import run_pool
-from .prepare import import_body
+from .transform import import_body
 
 MAX_IN_FLIGHT = 2
 MAX_ATTEMPTS = 3
@@ -52,22 +53,21 @@ ALREADY_CODES = frozenset({"CONFLICT", "CONFLICT_EMAIL", "CONFLICT_USERNAME", "D
 """Codes that mean 'a user like this already exists': confirmed against the target by the id map."""
 
 
-async def import_users(job: Job) -> None:
-    ledger = job.ledger
+async def import_users(migration: Migration) -> None:
+    ledger = migration.ledger
     if ledger.phase_done("import"):
         return
-    total = ledger.scalar("SELECT COUNT(*) FROM files WHERE status != 'done'")
-    job.reporter.phase("import files", total=total)
+    total = len(ledger.files_to_import())
+    migration.reporter.phase("import files", total=total)
     slots = asyncio.Semaphore(MAX_IN_FLIGHT)
 
     async def one(file_id: int) -> None:
         async with slots:
-            await _import_file(job, file_id)
-            job.reporter.advance()
+            await _import_file(migration, file_id)
+            migration.reporter.advance()
 
     while True:
-        todo = [r["file_id"] for r in ledger.q("SELECT file_id FROM files WHERE status != 'done' ORDER BY "
-                                               "(status = 'submitted') DESC, file_id")]
+        todo = ledger.files_to_import()
         if not todo:
             break
         tasks = [asyncio.ensure_future(one(f)) for f in todo]
@@ -79,96 +79,93 @@ async def import_users(job: Job) -> None:
     ledger.mark_phase("import")
 
 
-async def _import_file(job: Job, file_id: int) -> None:
-    ledger = job.ledger
+async def _import_file(migration: Migration, file_id: int) -> None:
+    ledger = migration.ledger
     while True:
-        row = ledger.one("SELECT * FROM files WHERE file_id = ?", (file_id,))
-        if row is None or row["status"] == "done":
+        row = ledger.file(file_id)
+        if row is None or row.status == "done":
             return
-        if row["status"] == "submitting":  # an upload whose answer never came, in this run or a killed one
-            await _settle(job, file_id, row)
+        if row.status == "submitting":  # an upload whose answer never came, in this run or a killed one
+            await _settle(migration, file_id, row)
             continue
-        job_id = row["job_id"] if row["status"] == "submitted" else None
+        job_id = row.job_id if row.status == "submitted" else None
         if job_id is None:
-            if row["attempts"] >= MAX_ATTEMPTS:
-                _fail_file(job, file_id, *_job_failure(file_id, row["attempts"], row["summary"]))
+            if row.attempts >= MAX_ATTEMPTS:
+                code, message = _job_failure(file_id, row.attempts, row.summary)
+                ledger.fail_file_users(file_id, code, message)
                 return
-            users = ledger.q("SELECT ordinal, record, credential FROM users WHERE file_id = ? AND status = 'ready' "
-                             "ORDER BY ordinal", (file_id,))
+            users = ledger.users_ready_for_file(file_id)
             if not users:
-                ledger.db.execute("UPDATE files SET status = 'done' WHERE file_id = ?", (file_id,))
+                ledger.file_done(file_id)
                 return
             body = import_body(users)
-            ledger.db.execute("UPDATE files SET attempts = attempts + 1, bytes = ? WHERE file_id = ?",
-                              (len(body), file_id))
+            ledger.count_attempt(file_id, len(body))
             try:
-                job_id = await _submit(job, file_id, body)
+                job_id = await _submit(migration, file_id, body)
             except AnswerLost as exc:
-                job.reporter.warn(f"the answer to the upload of file {file_id} was lost ({exc}); "
-                                  "checking the target before sending it again")
+                migration.reporter.warn(f"the answer to the upload of file {file_id} was lost ({exc}); "
+                                        "checking the target before sending it again")
                 continue
             except Refused as exc:  # no job was made; any other failure is settled later
-                ledger.db.execute("UPDATE files SET status = 'packed' WHERE file_id = ?", (file_id,))
+                ledger.file_refused(file_id)
                 if isinstance(exc, PayloadTooLarge) and len(users) > 1:
-                    _split(job, file_id, [u["ordinal"] for u in users])
+                    _split(migration, file_id, [u.ordinal for u in users])
                     continue
                 raise
-            ledger.db.execute("UPDATE files SET status = 'submitted', job_id = ?, summary = NULL WHERE file_id = ?",
-                              (job_id, file_id))
-        state = await jobs.wait_for_job(job.target, job_id)
+            ledger.file_submitted(file_id, job_id)
+        state = await jobs.wait_for_job(migration.target, job_id)
         if state.status != "completed":
-            ledger.db.execute("UPDATE files SET status = 'packed', job_id = NULL, summary = ? WHERE file_id = ?",
-                              (f'{{"status":"{state.status}"}}', file_id))
-            job.reporter.warn(f"import job {job_id} (file {file_id}) ended {state.status}; submitting it again")
+            ledger.file_job_failed(file_id, state.status)
+            migration.reporter.warn(f"import job {job_id} (file {file_id}) ended {state.status}; submitting it again")
             continue
         failed = (state.summary or {}).get("failed", 1)
-        errors = await jobs.import_errors(job.target, job_id) if failed else []
+        errors = await jobs.import_errors(migration.target, job_id) if failed else []
         if isinstance(errors, dict):  # a job-level failure reported on a completed job: treat as failed
-            ledger.db.execute("UPDATE files SET status = 'packed', job_id = NULL WHERE file_id = ?", (file_id,))
+            ledger.file_job_failed(file_id)
             continue
-        _record_results(job, file_id, job_id, errors, state.summary or {})
+        _record_results(migration, file_id, job_id, errors, state.summary or {})
         return
 
 
-async def _submit(job: Job, file_id: int, body: bytes) -> str:
+async def _submit(migration: Migration, file_id: int, body: bytes) -> str:
     """POST the file, recorded `submitting` (with the time) just before; wait for a slot while two jobs run.
 
     `AnswerLost` leaves the file `submitting` for `_settle`; a refusal (429, 4xx) leaves it `packed`.
     """
-    ledger = job.ledger
-    clock = job.target.governor.clock
+    ledger = migration.ledger
+    clock = migration.target.governor.clock
     external_id = f"auth0-migrate-{ledger.get_meta('run_id', 'run')}-{file_id}"
     waited_since = clock.now()
     refusals = busy = 0
     while True:
-        ledger.db.execute("UPDATE files SET status = 'submitting', summary = ? WHERE file_id = ?",
-                          (json.dumps({"sent_at": clock.now()}), file_id))
+        ledger.file_submitting(file_id, clock.now())
         try:
-            return await jobs.submit_import(job.target, job.target_connection.id, body, external_id)
+            return await jobs.submit_import(migration.target, migration.target_connection.id, body, external_id)
         except AnswerLost:
             raise
         except ImportSlotsBusy:
-            ledger.db.execute("UPDATE files SET status = 'packed', summary = NULL WHERE file_id = ?", (file_id,))
+            ledger.file_refused(file_id, forget_summary=True)
             if clock.now() - waited_since > SLOT_PATIENCE:
                 raise
             busy += 1
-            await _wait_for_slot(job, busy)
+            await _wait_for_slot(migration, busy)
         except TransientError as exc:  # a 429 (or no token): the upload was refused, so sending it again is safe
-            ledger.db.execute("UPDATE files SET status = 'packed', summary = NULL WHERE file_id = ?", (file_id,))
+            ledger.file_refused(file_id, forget_summary=True)
             refusals += 1
-            if refusals >= job.target.governor.max_attempts:
+            if refusals >= migration.target.governor.max_attempts:
                 raise
-            job.reporter.warn(f"upload of file {file_id} refused by the rate limit ({exc.status}); sending it again")
-            await clock.sleep(job.target.governor.backoff(refusals))
+            migration.reporter.warn(f"upload of file {file_id} refused by the rate limit ({exc.status}); "
+                                    "sending it again")
+            await clock.sleep(migration.target.governor.backoff(refusals))
 
 
-async def _wait_for_slot(job: Job, busy: int) -> None:
+async def _wait_for_slot(migration: Migration, busy: int) -> None:
     """Both import slots are taken (the `busy`-th time in a row): poll our own running jobs and sleep
     until the first is due to end; when none of ours runs (the slots are someone else's), back off."""
-    clock = job.target.governor.clock
+    clock = migration.target.governor.clock
     waits = [min(SLOT_MAX_WAIT, SLOT_POLL * 2 ** (busy - 1))]
-    for row in job.ledger.q("SELECT job_id FROM files WHERE status = 'submitted' AND job_id IS NOT NULL"):
-        state = await jobs.get_job(job.target, row["job_id"])
+    for job_id in migration.ledger.submitted_job_ids():
+        state = await jobs.get_job(migration.target, job_id)
         ended = state.status not in ("pending", "processing")
         waits.append(1.0 if ended else state.time_left or SLOT_POLL)  # ended: its slot is free now
     await clock.sleep(max(1.0, min(waits)))
@@ -181,7 +178,7 @@ def _epoch(value: Any) -> float | None:
         return None
 
 
-async def _settle(job: Job, file_id: int, row: Any) -> None:
+async def _settle(migration: Migration, file_id: int, row: ImportFile) -> None:
     """Find out from the target what a `submitting` file's lost upload did, before anything is sent again.
 
     Bounded: a small sample of the file's users is looked up until one shows that the lost job ran
@@ -190,12 +187,10 @@ async def _settle(job: Job, file_id: int, row: Any) -> None:
     (`imported` when made since the file was sent, `conflict` when older: already in the target);
     the file is done when all were found, and otherwise `packed` with only the rest left to send.
     """
-    ledger = job.ledger
-    clock = job.target.governor.clock
-    sent_at = (json.loads(row["summary"]) if row["summary"] else {}).get("sent_at")
-    users = {r["email"]: r["ordinal"] for r in ledger.q(
-        "SELECT ordinal, email FROM users WHERE file_id = ? AND status = 'ready' AND email IS NOT NULL "
-        "ORDER BY ordinal", (file_id,))}
+    ledger = migration.ledger
+    clock = migration.target.governor.clock
+    sent_at = (json.loads(row.summary) if row.summary else {}).get("sent_at")
+    users = ledger.ready_emails_of_file(file_id)
     emails = list(users)
 
     def ours(user: dict[str, Any] | None) -> bool:
@@ -211,7 +206,7 @@ async def _settle(job: Job, file_id: int, row: Any) -> None:
             if user is not None:
                 hits[email] = user
 
-        await run_pool(wanted, lambda email: find_in_target(job, email), on_result=keep)
+        await run_pool(wanted, lambda email: find_in_target(migration, email), on_result=keep)
         return hits
 
     deadline = clock.now() + SETTLE_PATIENCE
@@ -226,33 +221,18 @@ async def _settle(job: Job, file_id: int, row: Any) -> None:
         if not new or len(found) == len(emails) or clock.now() >= deadline:
             break
         await clock.sleep(SLOT_POLL)  # the job may still be running: look again for the rest
-    with ledger.tx() as db:
-        for email, user in found.items():
-            if ours(user):
-                db.execute("UPDATE users SET status = 'imported', credential = NULL WHERE ordinal = ?", (users[email],))
-            else:
-                db.execute("UPDATE users SET status = 'conflict', stage = 'import', code = 'DUPLICATED_USER', "
-                           "message = ?, credential = NULL WHERE ordinal = ?",
-                           ("already in the target before this file was sent", users[email]))
-        left = len(emails) - len(found)
-        db.execute("UPDATE files SET status = ?, job_id = NULL, summary = ? WHERE file_id = ?",
-                   ("done" if left == 0 else "packed", json.dumps({"settled": len(found), "to_send": left}),
-                    file_id))
-    job.reporter.warn(f"file {file_id}: {len(found)} of its users are in the target after the lost upload; "
-                      f"{left} to send again")
+    left = len(emails) - len(found)
+    ledger.record_settled(file_id, [users[e] for e, u in found.items() if ours(u)],
+                          [users[e] for e, u in found.items() if not ours(u)], left)
+    migration.reporter.warn(f"file {file_id}: {len(found)} of its users are in the target after the lost upload; "
+                            f"{left} to send again")
 
 
-def _split(job: Job, file_id: int, ordinals: list[int]) -> None:
+def _split(migration: Migration, file_id: int, ordinals: list[int]) -> None:
     """After an unexpected 413: move the second half of the file's users to a new file."""
-    ledger = job.ledger
     half = ordinals[len(ordinals) // 2:]
-    with ledger.tx() as db:
-        new_id = (ledger.scalar("SELECT MAX(file_id) FROM files") or 0) + 1
-        db.execute("INSERT INTO files (file_id, users) VALUES (?, ?)", (new_id, len(half)))
-        db.executemany("UPDATE users SET file_id = ? WHERE ordinal = ?", [(new_id, o) for o in half])
-        db.execute("UPDATE files SET status = 'packed', users = ?, attempts = attempts - 1 WHERE file_id = ?",
-                   (len(ordinals) - len(half), file_id))
-    job.reporter.warn(f"import file {file_id} was refused as too large (413); split it in two")
+    migration.ledger.split_file(file_id, half, len(ordinals) - len(half))
+    migration.reporter.warn(f"import file {file_id} was refused as too large (413); split it in two")
 
 
 def _job_failure(file_id: int, attempts: int, summary: str | None) -> tuple[str, str]:
@@ -266,46 +246,31 @@ def _job_failure(file_id: int, attempts: int, summary: str | None) -> tuple[str,
                   "nothing is known to be wrong with the user: run the same command again to retry")
 
 
-def _fail_file(job: Job, file_id: int, code: str, message: str) -> None:
-    with job.ledger.tx() as db:
-        ready = db.execute("SELECT ordinal FROM users WHERE file_id = ? AND status = 'ready'", (file_id,)).fetchall()
-        for row in ready:
-            job.ledger.fail_user(row["ordinal"], "import", code, message)
-        db.execute("UPDATE files SET status = 'done' WHERE file_id = ?", (file_id,))
-
-
 def _error_email(item: dict[str, Any]) -> str | None:
     user = item.get("user") or {}
     email = user.get("email") if isinstance(user, dict) else None
     return email.lower() if isinstance(email, str) else None
 
 
-def _record_results(job: Job, file_id: int, job_id: str, errors: list[dict[str, Any]],
+def _record_results(migration: Migration, file_id: int, job_id: str, errors: list[dict[str, Any]],
                     summary: dict[str, int]) -> None:
-    ledger = job.ledger
-    with ledger.tx() as db:
-        by_email = {r["email"]: r["ordinal"] for r in
-                    db.execute("SELECT ordinal, email FROM users WHERE file_id = ?", (file_id,)).fetchall()}
+    ledger = migration.ledger
+    with ledger.tx():
+        by_email = ledger.emails_of_file(file_id)
         for item in errors:
-            email = _error_email(item)
             details = item.get("errors") or [{}]
             first = details[0] if isinstance(details[0], dict) else {}
-            code = str(first.get("code") or "IMPORT_ERROR")
-            message = str(first.get("message") or "")
-            path = str(first.get("path") or "")
-            db.execute("INSERT INTO job_errors (job_id, file_id, email, code, message, path) VALUES (?, ?, ?, ?, ?, ?)",
-                       (job_id, file_id, email, code, message, path))
-            ordinal = by_email.get(email) if email else None
+            error = JobError(_error_email(item), str(first.get("code") or "IMPORT_ERROR"),
+                             str(first.get("message") or ""), str(first.get("path") or ""))
+            ledger.add_job_error(job_id, file_id, error)
+            ordinal = by_email.get(error.email) if error.email else None
             if ordinal is None:
-                job.reporter.warn(f"job {job_id} reported an error for a user not in file {file_id}: "
-                                  f"{redact(item.get('user') or {}).get('email', '?')} {code}")
+                migration.reporter.warn(f"job {job_id} reported an error for a user not in file {file_id}: "
+                                        f"{redact(item.get('user') or {}).get('email', '?')} {error.code}")
                 continue
-            if code in ALREADY_CODES:
-                db.execute("UPDATE users SET status = 'conflict', stage = 'import', code = ?, message = ?, "
-                           "credential = NULL WHERE ordinal = ?", (code, message, ordinal))
+            if error.code in ALREADY_CODES:
+                ledger.mark_conflict(ordinal, error.code, error.message)
             else:
-                ledger.fail_user(ordinal, "import", code, f"{path}: {message}" if path else message)
-        db.execute("UPDATE users SET status = 'imported', credential = NULL WHERE file_id = ? AND status = 'ready'",
-                   (file_id,))
-        db.execute("UPDATE files SET status = 'done', summary = ? WHERE file_id = ?",
-                   (str(summary).replace("'", '"'), file_id))
+                ledger.fail_user(ordinal, "import", error.code,
+                                 f"{error.path}: {error.message}" if error.path else error.message)
+        ledger.mark_imported(file_id, summary)

@@ -12,8 +12,8 @@ from typing import Any
 
 from ..auth0.client import TenantClient
 from ..auth0.paging import checkpoint_items, offset_items
-from .context import Job
-from .pool import run_pool, together
+from ..pool import run_pool, together
+from .context import Migration
 
 PAGE = 100
 ROLE_PAGE = 100  # `take` is 1-100 in the OAS; a server that sends fewer per page is still followed by `next`
@@ -42,45 +42,35 @@ async def direct_permissions(client: TenantClient, user_id: str) -> list[tuple[s
     return found
 
 
-async def read_grants(job: Job) -> None:
-    ledger = job.ledger
+async def read_grants(migration: Migration) -> None:
+    ledger = migration.ledger
     if ledger.phase_done("grants"):
         return
-    if job.options.from_file:
+    if migration.options.from_file:
         # File users come from another system: they are not users of the source tenant and hold no grants there.
         ledger.mark_phase("grants")
         return
-    job.reporter.phase("read roles and permissions")
+    migration.reporter.phase("read roles and permissions")
 
     async def read_roles() -> None:
         if ledger.phase_done("roles"):
             return
-        roles = await list_roles(job.source)
-        by_source_id = {r["source_id"]: r["ordinal"] for r in ledger.q("SELECT ordinal, source_id FROM users")}
+        roles = await list_roles(migration.source)
+        by_source_id = ledger.ordinals_by_source_id()
         for role in roles:
-            if ledger.one("SELECT 1 FROM roles WHERE source_role_id = ? AND members_read = 1", (role["id"],)):
+            if ledger.role_members_read(role["id"]):
                 continue
-            members = await role_member_ids(job.source, role["id"])
-            with ledger.tx() as db:
-                db.execute("INSERT OR REPLACE INTO roles (source_role_id, name, members_read) VALUES (?, ?, 1)",
-                           (role["id"], role["name"]))
-                db.executemany("INSERT OR IGNORE INTO role_members (source_role_id, ordinal) VALUES (?, ?)",
-                               [(role["id"], by_source_id[m]) for m in members if m in by_source_id])
+            members = await role_member_ids(migration.source, role["id"])
+            ledger.add_role(role["id"], role["name"], [by_source_id[m] for m in members if m in by_source_id])
         ledger.mark_phase("roles")
 
-    todo = [(r["ordinal"], r["source_id"]) for r in
-            ledger.q("SELECT ordinal, source_id FROM users WHERE perms_read = 0 AND status NOT IN "
-                     "('held_back', 'invalid') ORDER BY ordinal")]
-    job.reporter.phase("read direct permissions", total=len(todo))
+    todo = ledger.users_to_read_permissions()
+    migration.reporter.phase("read direct permissions", total=len(todo))
     pending: list[tuple[int, list[tuple[str, str]]]] = []
 
     def flush() -> None:
-        with ledger.tx() as db:
-            for ordinal, perms in pending:
-                db.executemany("INSERT OR IGNORE INTO permissions (ordinal, api, name) VALUES (?, ?, ?)",
-                               [(ordinal, api, name) for api, name in perms])
-                db.execute("UPDATE users SET perms_read = 1 WHERE ordinal = ?", (ordinal,))
-        job.reporter.advance(len(pending))
+        ledger.add_permissions(pending)
+        migration.reporter.advance(len(pending))
         pending.clear()
 
     def done(item: tuple[int, str], perms: list[tuple[str, str]]) -> None:
@@ -90,7 +80,7 @@ async def read_grants(job: Job) -> None:
 
     async def read_permissions() -> None:
         try:
-            await run_pool(todo, lambda item: direct_permissions(job.source, item[1]), on_result=done)
+            await run_pool(todo, lambda item: direct_permissions(migration.source, item[1]), on_result=done)
         finally:
             flush()
 

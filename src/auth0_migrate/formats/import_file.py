@@ -1,7 +1,7 @@
-"""Stage 5 input: pack import records into bulk-import files that Auth0 will take.
+"""The import file: pack import records into bulk-import files that Auth0 will take (stages 4 and 5).
 
-Why this stage exists
----------------------
+Why this module exists
+----------------------
 Auth0 refuses an import request of 512,000 bytes or more with 413 ("Payload content length
 greater than maximum allowed: 512000", reference §2.1-2.2), and the limit cannot be raised.
 Each job also costs one of only two concurrent import slots and a poll loop, so files should
@@ -14,7 +14,8 @@ be as full as the limit allows: fewer, fuller files mean fewer jobs and a shorte
   is handed over as soon as the next record would not fit; only one file is ever in memory.
 * A record that cannot fit even alone is never uploaded (it would fail the whole request): it
   comes out by itself with ``oversize=True`` for the caller to report.
-* :func:`split_file` halves a file whose upload got an unexpected 413 anyway.
+* A file whose upload got an unexpected 413 anyway is halved by the import stage, from the
+  ledger (the second half of its users go to a new file): bodies are rebuilt, never stored.
 
 Bodies are compact UTF-8 JSON (``ensure_ascii=False``): escaping non-ASCII names as ``\\uXXXX``
 would spend up to six bytes on what UTF-8 says in two or three.
@@ -46,8 +47,6 @@ __all__ = [
     "multipart_envelope",
     "pack_encoded",
     "pack_files",
-    "split_file",
-    "split_packed",
 ]
 
 #: The largest request Auth0 takes: the 413 names 512000, and we treat 512,000 itself as refused.
@@ -230,27 +229,3 @@ class FilePacker:
         packed = PackedFile(self.keys, _body(self.parts))
         self.keys, self.parts, self.size = [], [], 2
         return packed
-
-
-def split_file(body: bytes) -> tuple[bytes, bytes]:
-    """Halve a file's array: the first ``n // 2`` users, then the rest, both compact JSON.
-
-    For a file Auth0 refused with 413 although it was within the budget (the budget rests on an
-    inference about how Auth0 counts). Raises ``ValueError`` for a file of fewer than two users,
-    which cannot be split; such a user must be reported, not retried.
-    """
-    users = json.loads(body)
-    if not isinstance(users, list) or len(users) < 2:
-        raise ValueError("only a JSON array of two or more users can be split")
-    half = len(users) // 2
-    return (
-        _body([encode_record(u) for u in users[:half]]),
-        _body([encode_record(u) for u in users[half:]]),
-    )
-
-
-def split_packed(packed: PackedFile) -> tuple[PackedFile, PackedFile]:
-    """:func:`split_file` with the keys split to match."""
-    first, second = split_file(packed.body)
-    half = len(packed.keys) // 2
-    return PackedFile(packed.keys[:half], first), PackedFile(packed.keys[half:], second)

@@ -8,17 +8,14 @@ from typing import Any
 import httpx
 import pytest
 
-from auth0_migrate.stages.pack import (
+from auth0_migrate.formats.import_file import (
     ENVELOPE_ALLOWANCE,
     FILE_BUDGET,
     MAX_REQUEST_BYTES,
-    PackedFile,
     encode_file,
     encode_record,
     multipart_envelope,
     pack_files,
-    split_file,
-    split_packed,
 )
 
 LIMIT = 512_000  # "500 KB": the 413 names 512000
@@ -167,38 +164,10 @@ def test_repr_hides_the_body() -> None:
     assert "$2b$10$" not in repr(packed) and "users=2" in repr(packed)
 
 
-# Splitting ------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("count", [2, 3, 10, 11])
-def test_split_halves_the_array(count: int) -> None:
-    given = records(count, pad=50)
-    (packed,) = pack_files(given)
-    first, second = split_file(packed.body)
-    one, two = json.loads(first), json.loads(second)
-    assert len(one) == count // 2 and len(two) == count - count // 2
-    assert one + two == [r for _, r in given]
-    assert len(first) + len(second) == len(packed.body) + 1  # "[" "]" again, one comma fewer
-
-
-def test_split_packed_keeps_keys_with_their_users() -> None:
-    given = records(5, pad=50)
-    (packed,) = pack_files(given)
-    a, b = split_packed(packed)
-    assert isinstance(a, PackedFile) and isinstance(b, PackedFile)
-    assert a.keys == [k for k, _ in given[:2]] and b.keys == [k for k, _ in given[2:]]
-    assert [u["email"] for u in json.loads(a.body)] == ["user0@example.com", "user1@example.com"]
-
-
-def test_a_single_user_cannot_be_split() -> None:
-    with pytest.raises(ValueError):
-        split_file(b'[{"email":"a@b.co"}]')
-
-
 def test_docstring_examples_hold() -> None:
     import doctest
 
-    from auth0_migrate.stages import pack as module
+    from auth0_migrate.formats import import_file as module
 
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0

@@ -14,14 +14,14 @@ import bcrypt
 import pytest
 
 from auth0_migrate.errors import InputError
-from auth0_migrate.passwords import verify_password
-from auth0_migrate.stages.hashes import (
+from auth0_migrate.formats.hash_file import (
     HashRow,
     LineProblem,
     NotBcryptError,
     credential_for_bcrypt,
     iter_hash_file,
 )
+from auth0_migrate.passwords import verify_password
 
 TAIL = "abcdefghijklmnopqrstuvABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789./abcde"[:53]
 H10 = "$2b$10$" + TAIL
@@ -252,7 +252,7 @@ def test_stream_is_read_lazily() -> None:
 def test_docstring_examples_hold() -> None:
     import doctest
 
-    from auth0_migrate.stages import hashes as module
+    from auth0_migrate.formats import hash_file as module
 
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0

@@ -1,7 +1,7 @@
-"""Stage 1 alternative (``--from-file``): users that come from a file instead of a bulk export.
+"""A users file (``--from-file``, the export stage's alternative): users from a file, not a bulk export.
 
-Why this stage exists
----------------------
+Why this module exists
+----------------------
 Users do not always come from another Auth0 connection. An owner moving from another system (or
 re-running a migration from a prepared file) has them in Auth0's own bulk-import shape: a JSON
 array, or NDJSON, of objects with ``email``, profile fields, ``user_id`` without ``auth0|``, and
@@ -72,7 +72,7 @@ from typing import IO, Any, Final, TypeAlias
 
 from auth0_migrate.errors import InputError
 
-from .hashes import LineProblem, open_input
+from .hash_file import LineProblem, open_input
 
 __all__ = ["MAX_DEPTH", "Selection", "UsersFileItem", "check_users_file", "credential_of", "iter_users_file",
            "read_selection", "source_key"]

@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 
 from auth0_migrate.errors import UsageError
-from auth0_migrate.import_schema import validate_import_user
-from auth0_migrate.stages.transform import (
+from auth0_migrate.formats.import_record import (
     TransformProblem,
     UserIdError,
     import_user_id,
     target_user_id,
     to_import_record,
 )
+from auth0_migrate.import_schema import validate_import_user
 
 H10 = "$2b$10$" + "N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"
 H12 = "$2b$12$" + "N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"
@@ -282,7 +282,7 @@ def test_missing_email_is_refused_naming_the_user(email: Any) -> None:
 def test_docstring_examples_hold() -> None:
     import doctest
 
-    from auth0_migrate.stages import transform as module
+    from auth0_migrate.formats import import_record as module
 
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
