@@ -95,7 +95,7 @@ def test_create_user_conflicts_and_rules(mgmt, tenant) -> None:  # noqa: ANN001
     (b'{"connection":"Username-Password-Authentication","email":"x@example.com"}',
      "Missing required property: password"),
     (b'{"connection":"Username-Password-Authentication","email":5,"password":"p"}',
-     "Expected type string but found type number' on property email"),
+     "Expected type string but found type integer' on property email"),
     (b'{"connection":"Username-Password-Authentication","email":"not-an-email","password":"p"}',
      "format email"),
     (b'{"connection":"Username-Password-Authentication","email":"x@example.com","password":""}',

@@ -62,9 +62,10 @@ from typing import Any
 
 from starlette.responses import Response
 
+from ..import_schema import json_type
 from . import directory, oauth
-from .http import ApiError, Ctx, _json_type, body_error, paged, query_error, router
-from .store import dumps, loads, register_schema
+from .http import ApiError, Ctx, Router, body_error, paged, query_error
+from .store import dumps, loads
 
 # Attributes of a connection that `directory.connections` has no column for.
 SCHEMA = """
@@ -73,7 +74,9 @@ CREATE TABLE IF NOT EXISTS connection_attrs (
     attrs TEXT NOT NULL
 );
 """
-register_schema(SCHEMA)
+
+router = Router()
+
 
 CLIENTS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS connection_clients (
@@ -82,7 +85,6 @@ CREATE TABLE IF NOT EXISTS connection_clients (
     PRIMARY KEY (connection_id, client_id)
 );
 """
-register_schema(CLIENTS_SCHEMA)
 
 ID_PATTERN = r"^con_[A-Za-z0-9]{16}$"
 NAME_PATTERN = r"^[a-zA-Z0-9](-[a-zA-Z0-9]|[a-zA-Z0-9])*$"
@@ -285,15 +287,15 @@ def _validate_props(body: dict[str, Any]) -> None:
     for prop, value in body.items():
         if prop == "enabled_clients" and value is None:
             continue  # PATCH allows null
-        if _json_type(value) != PROP_TYPES[prop]:
-            raise body_error(f"Expected type {PROP_TYPES[prop]} but found type {_json_type(value)}", prop)
+        if json_type(value) != PROP_TYPES[prop]:
+            raise body_error(f"Expected type {PROP_TYPES[prop]} but found type {json_type(value)}", prop)
     display = body.get("display_name", "")
     if len(display) > 128:
         raise body_error(f"String is too long ({len(display)} chars), maximum 128", "display_name")
     for prop in ("enabled_clients", "realms"):
         for item in body.get(prop) or []:
             if not isinstance(item, str):
-                raise body_error(f"Expected type string but found type {_json_type(item)}", prop)
+                raise body_error(f"Expected type string but found type {json_type(item)}", prop)
     metadata = body.get("metadata", {})
     if len(metadata) > 10:
         raise body_error(f"Too many properties defined ({len(metadata)}), maximum 10", "metadata")
@@ -393,14 +395,14 @@ async def update_enabled_clients(ctx: Ctx) -> Response:
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "Invalid request payload JSON format", "invalid_body") from None
     if not isinstance(items, list):
-        raise body_error(f"Expected type array but found type {_json_type(items)}")
+        raise body_error(f"Expected type array but found type {json_type(items)}")
     if not items:
         raise body_error("Array is too short (0), minimum 1")
     if len(items) > 50:
         raise body_error(f"Array is too long ({len(items)}), maximum 50")
     for i, item in enumerate(items):
         if not isinstance(item, dict):
-            raise body_error(f"Expected type object but found type {_json_type(item)}", f"[{i}]")
+            raise body_error(f"Expected type object but found type {json_type(item)}", f"[{i}]")
         extra = [k for k in item if k not in ("client_id", "status")]
         if extra:
             raise body_error(f"Additional properties not allowed: {','.join(extra)}", f"[{i}]")

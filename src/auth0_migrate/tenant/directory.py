@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .http import ApiError
-from .store import Store, dumps, loads, register_schema
+from .store import Store, dumps, loads
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS connections (
@@ -46,7 +46,6 @@ CREATE INDEX IF NOT EXISTS users_conn_email ON users(connection_id, email);
 CREATE INDEX IF NOT EXISTS users_conn_username ON users(connection_id, username);
 CREATE INDEX IF NOT EXISTS users_email ON users(email);
 """
-register_schema(SCHEMA)
 
 PROFILE_FIELDS = ("email_verified", "phone_verified", "given_name", "family_name", "name", "nickname",
                   "picture", "blocked", "app_metadata", "user_metadata", "last_login", "last_ip",
@@ -88,10 +87,6 @@ def get_connection(store: Store, connection_id: str) -> sqlite3.Row | None:
 
 def connection_by_name(store: Store, name: str) -> sqlite3.Row | None:
     return store.one("SELECT * FROM connections WHERE name = ?", (name,))
-
-
-def list_connections(store: Store) -> list[sqlite3.Row]:
-    return store.query("SELECT * FROM connections ORDER BY created_at, id")
 
 
 def delete_connection(store: Store, connection_id: str) -> None:

@@ -1,7 +1,8 @@
 """What every route of the local tenant shares: the route table, the request context, Auth0's
 error shapes, scope checks and query/body parsing.
 
-Route modules declare handlers with `@router.route(...)`; `app.create_app` wraps each one with
+Each route module declares its handlers on its own `router = Router()` with `@router.route(...)`;
+`app.ROUTERS` lists those routers and `app.create_app` wraps each handler with
 latency, faults, the rate limit, authentication and error translation, so a handler only does its
 own work and raises `ApiError` for Auth0's 4xx answers.
 
@@ -18,13 +19,14 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-if TYPE_CHECKING:
-    from .app import Tenant
+from ..import_schema import json_type
+from .state import Tenant
+from .store import Store
 
 
 class ApiError(Exception):
@@ -86,6 +88,8 @@ class Endpoint:
 
 @dataclass
 class Router:
+    """The endpoints one route module serves, in declaration order."""
+
     endpoints: list[Endpoint] = field(default_factory=list)
 
     def route(self, method: str, path: str, *, scopes: Sequence[str] = (), scopes_all: Sequence[str] = (),
@@ -94,19 +98,6 @@ class Router:
             self.endpoints.append(Endpoint(method, path, handler, tuple(scopes), tuple(scopes_all), auth, api))
             return handler
         return register
-
-
-router = Router()
-
-startup_hooks: list[Callable[[Tenant], None]] = []
-"""`hook(tenant)` run when a tenant is created; `app.Tenant` runs them. Kept here, not in app.py,
-because app.py imports the route modules, so a route module cannot import app.py at module level."""
-
-
-def on_startup(hook: Callable[[Tenant], None]) -> Callable[[Tenant], None]:
-    """Register `hook(tenant)` to run at tenant creation (seed rows, add `store.user_deleted_hooks`)."""
-    startup_hooks.append(hook)
-    return hook
 
 
 @dataclass
@@ -120,7 +111,7 @@ class Ctx:
     _body: bytes | None = None
 
     @property
-    def store(self):  # noqa: ANN201 - Store, imported lazily to avoid a cycle
+    def store(self) -> Store:
         return self.tenant.store
 
     @property
@@ -144,7 +135,7 @@ class Ctx:
             raise ApiError(400, "Invalid request payload JSON format", "invalid_body") from None
         if not isinstance(value, dict):
             raise ApiError(400, "Payload validation error: 'Expected type object but found type "
-                                f"{_json_type(value)}'.", "invalid_body")
+                                f"{json_type(value)}'.", "invalid_body")
         return value
 
     def query(self, name: str, default: str | None = None) -> str | None:
@@ -188,20 +179,6 @@ def query_error(name: str, detail: str) -> ApiError:
 def body_error(detail: str, prop: str | None = None) -> ApiError:
     where = f" on property {prop}" if prop else ""
     return ApiError(400, f"Payload validation error: '{detail}'{where}.", "invalid_body")
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 def paged(ctx: Ctx, items: list[Any], key: str, *, default_per_page: int = 50, max_per_page: int = 100,

@@ -73,7 +73,7 @@ import re
 import sqlite3
 import zlib
 from collections.abc import AsyncGenerator, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import UploadFile
@@ -81,15 +81,17 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.responses import Response
 
 from .. import passwords
+from ..import_schema import json_type
 from .connections import require_enabled_client
 from .directory import connection_names, get_connection, insert_user, iso, new_id, update_profile, user_json
 from .faults import DroppedConnection
-from .http import ApiError, Ctx, _json_type, body_error, router
+from .http import ApiError, Ctx, Router, body_error
 from .import_validation import parse_import_file, validate_user
-from .store import Store, dumps, loads, register_schema
+from .state import Tenant
+from .store import Store, dumps, loads
 
-if TYPE_CHECKING:
-    from .app import Tenant
+router = Router()
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -119,7 +121,6 @@ CREATE TABLE IF NOT EXISTS job_files (
 -- Import conflict checks look users up by phone number too; directory.py indexes the other keys.
 CREATE INDEX IF NOT EXISTS users_conn_phone ON users(connection_id, phone_number);
 """
-register_schema(SCHEMA)
 
 IMPORT_MAX_BYTES = 512_000
 """A request of this many bytes or more is refused with 413 (the whole multipart payload)."""
@@ -365,7 +366,7 @@ def _text(value: bytes | str) -> str:
 
 def _target_connection(ctx: Ctx, connection_id: Any) -> sqlite3.Row:
     if not isinstance(connection_id, str):
-        raise body_error(f"Expected type string but found type {_json_type(connection_id)}", "connection_id")
+        raise body_error(f"Expected type string but found type {json_type(connection_id)}", "connection_id")
     if not _CONNECTION_ID_RE.fullmatch(connection_id):
         raise body_error(f"String does not match pattern {CONNECTION_ID_PATTERN}", "connection_id")
     connection = get_connection(ctx.store, connection_id)
@@ -625,7 +626,7 @@ def _export_request(raw: dict[str, Any]) -> dict[str, Any]:
     if "limit" in raw:
         limit = raw["limit"]
         if not isinstance(limit, int) or isinstance(limit, bool):
-            raise body_error(f"Expected type integer but found type {_json_type(limit)}", "limit")
+            raise body_error(f"Expected type integer but found type {json_type(limit)}", "limit")
         if limit < 1:
             raise body_error(f"Value {limit} is less than minimum 1", "limit")
         params["limit"] = limit
@@ -633,11 +634,11 @@ def _export_request(raw: dict[str, Any]) -> dict[str, Any]:
     if fields is None:
         fields = [{"name": name} for name in DEFAULT_EXPORT_FIELDS]
     if not isinstance(fields, list):
-        raise body_error(f"Expected type array but found type {_json_type(fields)}", "fields")
+        raise body_error(f"Expected type array but found type {json_type(fields)}", "fields")
     for i, item in enumerate(fields):
         where = f"fields[{i}]"
         if not isinstance(item, dict):
-            raise body_error(f"Expected type object but found type {_json_type(item)}", where)
+            raise body_error(f"Expected type object but found type {json_type(item)}", where)
         for key in item:
             if key not in ("name", "export_as"):
                 raise body_error(f"Additional properties not allowed: {key}", where)
@@ -647,7 +648,7 @@ def _export_request(raw: dict[str, Any]) -> dict[str, Any]:
             if key in item:
                 value = item[key]
                 if not isinstance(value, str):
-                    raise body_error(f"Expected type string but found type {_json_type(value)}", f"{where}.{key}")
+                    raise body_error(f"Expected type string but found type {json_type(value)}", f"{where}.{key}")
                 if len(value) > 100:
                     raise body_error(f"String is too long ({len(value)} chars), maximum 100", f"{where}.{key}")
     if params["format"] == "csv":

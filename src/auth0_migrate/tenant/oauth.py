@@ -1,4 +1,5 @@
-"""Clients (applications), client grants, and the token endpoint (`POST /oauth/token`).
+"""Clients (applications), client grants, and the client-credentials grant and token checks
+behind the token endpoint (`POST /oauth/token`, served by `logins`).
 
 A machine-to-machine client gets a Management API token only through a client grant, as on Auth0:
 the client-credentials grant looks up the grant of (client, audience) and the token carries
@@ -53,19 +54,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import re
 import secrets
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import parse_qsl
 
 import jwt
 from starlette.responses import JSONResponse, Response
 
-from .http import ApiError, Ctx, OAuthError, _json_type, body_error, paged, query_error, router
-from .store import Store, dumps, loads, register_schema
+from ..import_schema import json_type
+from .http import ApiError, Ctx, OAuthError, Router, body_error, paged, query_error
+from .store import Store, dumps, loads
+
+router = Router()
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clients (
@@ -82,7 +85,6 @@ CREATE TABLE IF NOT EXISTS client_grants (
     UNIQUE (client_id, audience)
 );
 """
-register_schema(SCHEMA)
 
 TOKEN_LIFETIME = 86400
 
@@ -214,34 +216,6 @@ def check_scopes(ctx: Ctx) -> None:
     raise ApiError(403, f"Insufficient scope; {expected}", "insufficient_scope")
 
 
-async def _form(ctx: Ctx) -> dict[str, str]:
-    raw = await ctx.body()
-    ctype = ctx.request.headers.get("content-type", "")
-    try:
-        if "application/json" in ctype:
-            value = json.loads(raw or b"{}")
-            if not isinstance(value, dict):
-                raise ValueError
-            return {k: str(v) for k, v in value.items()}
-        return dict(parse_qsl(raw.decode(), keep_blank_values=True))
-    except (ValueError, UnicodeDecodeError):
-        raise OAuthError(400, "invalid_request", "Invalid request body") from None
-
-
-GRANT_HANDLERS: dict[str, Any] = {}
-"""grant_type -> async handler(ctx, form) -> Response; user-login grants are added by `logins`."""
-
-
-@router.route("POST", "/oauth/token", auth=False, api=False)
-async def token(ctx: Ctx) -> Response:
-    form = await _form(ctx)
-    grant = form.get("grant_type", "")
-    handler = GRANT_HANDLERS.get(grant)
-    if handler is None:
-        raise OAuthError(403, "unsupported_grant_type", f"Unsupported grant type: {grant}")
-    return await handler(ctx, form)
-
-
 def _api_known(store: Store, audience: str) -> bool:
     return store.one("SELECT 1 FROM resource_servers WHERE identifier = ?", (audience,)) is not None
 
@@ -264,7 +238,6 @@ async def client_credentials(ctx: Ctx, form: dict[str, str]) -> Response:
                          "token_type": "Bearer"})
 
 
-GRANT_HANDLERS["client_credentials"] = client_credentials
 
 
 # --- clients ---------------------------------------------------------------------------------
@@ -288,8 +261,8 @@ def _validate_client(body: dict[str, Any]) -> None:
                 "is_first_party": "boolean", "client_metadata": "object", "callbacks": "array",
                 "token_endpoint_auth_method": "string"}
     for prop, value in body.items():
-        if _json_type(value) != expected[prop]:
-            raise body_error(f"Expected type {expected[prop]} but found type {_json_type(value)}", prop)
+        if json_type(value) != expected[prop]:
+            raise body_error(f"Expected type {expected[prop]} but found type {json_type(value)}", prop)
     if not re.match(r"^[^<>]+$", body["name"]):
         raise body_error(f"String does not match pattern ^[^<>]+$: {body['name']}", "name")
     if "app_type" in body and body["app_type"] not in APP_TYPES:
@@ -297,7 +270,7 @@ def _validate_client(body: dict[str, Any]) -> None:
     for prop in ("grant_types", "callbacks"):
         for item in body.get(prop, []):
             if not isinstance(item, str):
-                raise body_error(f"Expected type string but found type {_json_type(item)}", prop)
+                raise body_error(f"Expected type string but found type {json_type(item)}", prop)
 
 
 @router.route("POST", "/api/v2/clients", scopes=["create:clients"])
@@ -342,8 +315,8 @@ async def create_grant_route(ctx: Ctx) -> Response:
     if "audience" not in body:
         raise body_error("Missing required property: audience")
     for prop, kind in (("client_id", "string"), ("audience", "string"), ("scope", "array")):
-        if prop in body and _json_type(body[prop]) != kind:
-            raise body_error(f"Expected type {kind} but found type {_json_type(body[prop])}", prop)
+        if prop in body and json_type(body[prop]) != kind:
+            raise body_error(f"Expected type {kind} but found type {json_type(body[prop])}", prop)
     if not body["audience"]:
         raise body_error("String is too short (0 chars), minimum 1", "audience")
     if "client_id" not in body:

@@ -42,8 +42,8 @@ Choices where Auth0's exact answer is not documented (kept in one place so they 
 
 Not served: DELETE of APIs, the 1,000-roles-per-tenant limit, checkpoint expiry.
 
-The tables are created with every store (`register_schema`); `install` runs at tenant creation
-through `http.on_startup` (app.py imports this module, so it cannot be imported from here).
+The tables (`SCHEMA`) are created with every store; `install` runs at tenant creation
+(`app.create_tenant`).
 
 Example::
 
@@ -62,16 +62,18 @@ import re
 import secrets
 import sqlite3
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.responses import Response
 
+from ..import_schema import json_type
 from . import directory, oauth
-from .http import ApiError, Ctx, body_error, not_found, on_startup, paged, query_error, router
-from .store import Store, dumps, loads, register_schema
+from .http import ApiError, Ctx, Router, body_error, not_found, paged, query_error
+from .state import Tenant
+from .store import Store, dumps, loads
 
-if TYPE_CHECKING:
-    from .app import Tenant
+router = Router()
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS resource_servers (
@@ -122,7 +124,6 @@ CREATE TABLE IF NOT EXISTS user_permissions (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS user_permissions_scope ON user_permissions(resource_server_id, permission_name);
 """
-register_schema(SCHEMA)
 
 # Entity limits (reference §4, entity-limit policy).
 MAX_ROLES_PER_USER = 50
@@ -157,7 +158,6 @@ _API_WRITABLE = ("name", "scopes", "signing_alg", "token_lifetime", "token_diale
 
 # --- lifecycle -------------------------------------------------------------------------------
 
-@on_startup
 def install(tenant: Tenant) -> None:
     """Seed the system API and drop grants with deleted users; runs once per tenant (store)."""
     seed_management_api(tenant.store, tenant.config.audience)
@@ -193,22 +193,10 @@ def _describe_scope(scope: str) -> str:
 
 # --- body validation (Auth0's "Payload validation error" wording) ----------------------------
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    return {str: "string", list: "array", dict: "object"}.get(type(value), "object")
-
-
 def _check_object(value: Any, allowed: Iterable[str], required: Sequence[str] = (),
                   prop: str | None = None) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise body_error(f"Expected type object but found type {_json_type(value)}", prop)
+        raise body_error(f"Expected type object but found type {json_type(value)}", prop)
     extra = [k for k in value if k not in allowed]
     if extra:
         raise body_error(f"Additional properties not allowed: {','.join(extra)}", prop)
@@ -220,7 +208,7 @@ def _check_object(value: Any, allowed: Iterable[str], required: Sequence[str] = 
 
 def _check_string(value: Any, prop: str, min_len: int = 0, max_len: int | None = None) -> str:
     if not isinstance(value, str):
-        raise body_error(f"Expected type string but found type {_json_type(value)}", prop)
+        raise body_error(f"Expected type string but found type {json_type(value)}", prop)
     if len(value) < min_len:
         raise body_error(f"String is too short ({len(value)} chars), minimum {min_len}", prop)
     if max_len is not None and len(value) > max_len:
@@ -230,7 +218,7 @@ def _check_string(value: Any, prop: str, min_len: int = 0, max_len: int | None =
 
 def _check_array(value: Any, prop: str, min_items: int = 0) -> list[Any]:
     if not isinstance(value, list):
-        raise body_error(f"Expected type array but found type {_json_type(value)}", prop)
+        raise body_error(f"Expected type array but found type {json_type(value)}", prop)
     if len(value) < min_items:
         raise body_error(f"Array is too short ({len(value)}), minimum {min_items}", prop)
     return value
@@ -300,7 +288,7 @@ def _check_api_settings(body: dict[str, Any]) -> dict[str, Any]:
     for key in _BOOL_SETTINGS:
         if key in body:
             if not isinstance(body[key], bool):
-                raise body_error(f"Expected type boolean but found type {_json_type(body[key])}", key)
+                raise body_error(f"Expected type boolean but found type {json_type(body[key])}", key)
             settings[key] = body[key]
     if "signing_alg" in body:
         if body["signing_alg"] not in _SIGNING_ALGS:
@@ -317,7 +305,7 @@ def _check_api_settings(body: dict[str, Any]) -> dict[str, Any]:
     if "token_lifetime" in body:
         lifetime = body["token_lifetime"]
         if not isinstance(lifetime, int) or isinstance(lifetime, bool):
-            raise body_error(f"Expected type integer but found type {_json_type(lifetime)}", "token_lifetime")
+            raise body_error(f"Expected type integer but found type {json_type(lifetime)}", "token_lifetime")
         if not 0 <= lifetime <= 2592000:
             raise body_error(f"Value {lifetime} is out of range [0, 2592000]", "token_lifetime")
         settings["token_lifetime"] = lifetime

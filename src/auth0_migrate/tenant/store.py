@@ -1,8 +1,8 @@
 """The tenant's state: one SQLite database, shared by every route module.
 
-Each module that owns data declares its tables as a `SCHEMA` string and registers it with
-`Store.register_schema` at import; `Store` runs them all when it opens. Modules keep their own
-SQL; the store only provides the connection, a lock, transactions and hooks.
+Each module that owns data declares its tables as a `SCHEMA` string; `app.SCHEMAS` lists them and
+`Store(path, schemas)` runs them when it opens. Modules keep their own SQL; the store only
+provides the connection, a lock, transactions and hooks.
 
 The app serves every request on one event loop, so one connection behind a lock is enough; the
 lock also makes the store safe when a test drives it from another thread.
@@ -19,19 +19,15 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
-_SCHEMAS: list[str] = []
-
-
-def register_schema(sql: str) -> None:
-    """Add tables (CREATE TABLE IF NOT EXISTS ...) that every new store creates."""
-    if sql not in _SCHEMAS:
-        _SCHEMAS.append(sql)
-
 
 class Store:
-    """A SQLite file with the tenant's tables; `path=None` means a temporary file."""
+    """A SQLite file with the tenant's tables; `path=None` means a temporary file.
 
-    def __init__(self, path: str | None = None) -> None:
+    `schemas` are scripts of `CREATE TABLE IF NOT EXISTS ...` run at open (none: an existing file
+    is used as it is).
+    """
+
+    def __init__(self, path: str | None = None, schemas: Sequence[str] = ()) -> None:
         self._temp: str | None = None
         if path is None:
             fd, path = tempfile.mkstemp(prefix="auth0-tenant-", suffix=".sqlite")
@@ -50,7 +46,7 @@ class Store:
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.user_deleted_hooks: list[Callable[[str], None]] = []
         with self.lock:
-            for sql in _SCHEMAS:
+            for sql in schemas:
                 self.conn.executescript(sql)
 
     @contextmanager

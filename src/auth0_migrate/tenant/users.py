@@ -26,9 +26,13 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from ..import_schema import json_type
 from . import directory, search
-from .http import ApiError, Ctx, _json_type, body_error, query_error, router
+from .http import ApiError, Ctx, Router, body_error, query_error
 from .store import dumps, loads
+
+router = Router()
+
 
 BCRYPT_COST = 10
 """Auth0 stores database passwords as bcrypt with 10 rounds."""
@@ -106,8 +110,8 @@ def validate_body(body: dict[str, Any], props: dict[str, tuple[str, bool, dict[s
         kind, nullable, rules = props[name]
         if value is None and nullable:
             continue
-        if _json_type(value) != kind:
-            raise body_error(f"Expected type {kind} but found type {_json_type(value)}", name)
+        if json_type(value) != kind:
+            raise body_error(f"Expected type {kind} but found type {json_type(value)}", name)
         if kind == _S:
             if "min" in rules and len(value) < rules["min"]:
                 raise body_error(f"String is too short ({len(value)} chars), minimum {rules['min']}", name)
