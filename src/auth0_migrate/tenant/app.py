@@ -40,7 +40,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import connections, directory, jobs, logins, oauth, roles, users
+from . import apis, connections, directory, grants, jobs, logins, oauth, roles, users
 from .config import TenantConfig
 from .faults import DroppedConnection
 from .http import ApiError, Ctx, Endpoint, OAuthError, Router
@@ -51,10 +51,11 @@ log = logging.getLogger("auth0_migrate.tenant")
 
 
 SCHEMAS: tuple[str, ...] = (directory.SCHEMA, oauth.SCHEMA, connections.SCHEMA, connections.CLIENTS_SCHEMA,
-                            jobs.SCHEMA, roles.SCHEMA)
+                            jobs.SCHEMA, apis.SCHEMA, roles.SCHEMA, grants.SCHEMA)
 """Every table of the tenant, created when a store opens."""
 
-ROUTERS: tuple[Router, ...] = (logins.router, oauth.router, connections.router, jobs.router, roles.router, users.router)
+ROUTERS: tuple[Router, ...] = (logins.router, oauth.router, connections.router, jobs.router, apis.router,
+                                roles.router, grants.router, users.router)
 """Every route module's endpoints, matched in this order."""
 
 
@@ -65,7 +66,8 @@ def create_tenant(config: TenantConfig) -> Tenant:
     client_id, client_secret = oauth.create_client(store, config.client_id, config.client_secret,
                                                    scopes=scopes, audience=config.audience)
     tenant = Tenant(config, store, client_id, client_secret)
-    roles.install(tenant)
+    apis.seed_management_api(store, config.audience)
+    grants.install(tenant)
     return tenant
 
 
