@@ -42,8 +42,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import apis, connections, directory, grants, jobs, logins, oauth, roles, users
 from .config import TenantConfig
+from .errors import ApiError, OAuthError
 from .faults import DroppedConnection
-from .http import ApiError, Ctx, Endpoint, OAuthError, Router
+from .http import Ctx, Endpoint, Router
 from .state import Tenant
 from .store import Store
 

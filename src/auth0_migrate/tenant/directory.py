@@ -17,7 +17,7 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
-from .http import ApiError
+from .errors import ApiError
 from .store import Store, dumps, loads
 
 SCHEMA = """

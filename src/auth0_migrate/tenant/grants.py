@@ -60,8 +60,8 @@ from starlette.responses import Response
 
 from . import directory
 from .apis import permission_json, resolve_permissions
-from .bodies import check_array, check_object, check_string
-from .http import ApiError, Ctx, Router, paged, query_error
+from .errors import ApiError, query_error
+from .http import Ctx, Router, paged
 from .roles import require_role, role_json
 from .state import Tenant
 from .store import Store
@@ -121,30 +121,15 @@ def drop_user_grants(store: Store, user_id: str) -> None:
 
 
 
-# --- body checks -------------------------------------------------------------------------------
+# --- bodies (checked against the OAS schemas by `ctx.json_body`) --------------------------------
 
-def _check_permissions(body: dict[str, Any]) -> list[tuple[str, str]]:
+def _permission_pairs(body: dict[str, Any]) -> list[tuple[str, str]]:
     """`{"permissions": [{resource_server_identifier, permission_name}]}` -> distinct pairs, in order."""
-    check_object(body, ("permissions",), ("permissions",))
-    items = check_array(body["permissions"], "permissions", 1)
-    pairs: dict[tuple[str, str], None] = {}
-    for i, item in enumerate(items):
-        where = f"permissions[{i}]"
-        check_object(item, ("resource_server_identifier", "permission_name"),
-                      ("resource_server_identifier", "permission_name"), where)
-        identifier = check_string(item["resource_server_identifier"], f"{where}.resource_server_identifier")
-        name = check_string(item["permission_name"], f"{where}.permission_name")
-        pairs[(identifier, name)] = None
-    return list(pairs)
+    return list(dict.fromkeys((p["resource_server_identifier"], p["permission_name"]) for p in body["permissions"]))
 
 
-def _check_id_list(body: dict[str, Any], key: str) -> list[str]:
-    check_object(body, (key,), (key,))
-    items = check_array(body[key], key, 1)
-    for i, item in enumerate(items):
-        check_string(item, f"{key}[{i}]", 1)
-    return list(dict.fromkeys(items))
-
+def _distinct(body: dict[str, Any], key: str) -> list[str]:
+    return list(dict.fromkeys(body[key]))
 
 
 # --- role permissions ------------------------------------------------------------------------
@@ -160,7 +145,7 @@ WHERE rp.role_id = ? ORDER BY rs.identifier, rp.permission_name
 
 async def _grant(ctx: Ctx, table: str, owner_column: str, owner: str, limit: int, whom: str) -> None:
     """Add the body's permissions to a role or a user (`table` and `owner_column` are ours, never input)."""
-    pairs = _check_permissions(await ctx.json_body())
+    pairs = _permission_pairs(await ctx.json_body())
     with ctx.store.tx() as db:
         resolved = resolve_permissions(db, pairs)
         held = {(r["resource_server_id"], r["permission_name"]) for r in db.execute(
@@ -173,7 +158,7 @@ async def _grant(ctx: Ctx, table: str, owner_column: str, owner: str, limit: int
 
 async def _revoke(ctx: Ctx, table: str, owner_column: str, owner: str) -> None:
     """Remove the body's permissions from a role or a user."""
-    pairs = _check_permissions(await ctx.json_body())
+    pairs = _permission_pairs(await ctx.json_body())
     with ctx.store.tx() as db:
         resolved = resolve_permissions(db, pairs)
         db.executemany(f"DELETE FROM {table} WHERE {owner_column} = ? AND resource_server_id = ?"
@@ -300,7 +285,7 @@ def _add_memberships(db: sqlite3.Connection, pairs: Sequence[tuple[str, str]]) -
 @router.route("POST", "/api/v2/roles/{id}/users", scopes=["update:roles", "create:role_members"])
 async def assign_role_users(ctx: Ctx) -> Response:
     role = require_role(ctx.store, ctx.path("id"))
-    user_ids = _check_id_list(await ctx.json_body(), "users")
+    user_ids = _distinct(await ctx.json_body(), "users")
     with ctx.store.tx() as db:
         if len(_existing_user_ids(db, user_ids)) != len(user_ids):
             raise ApiError(404, "One or more of the users do not exist.", "inexistent_user")
@@ -381,7 +366,7 @@ async def list_user_roles(ctx: Ctx) -> Response:
 @router.route("POST", "/api/v2/users/{id}/roles", scopes=["update:users", "create:role_members"])
 async def assign_user_roles(ctx: Ctx) -> Response:
     user = directory.require_user(ctx.store, ctx.path("id"))
-    role_ids = _check_id_list(await ctx.json_body(), "roles")
+    role_ids = _distinct(await ctx.json_body(), "roles")
     with ctx.store.tx() as db:
         _require_roles(db, role_ids)
         _add_memberships(db, [(r, user["user_id"]) for r in role_ids])
@@ -391,7 +376,7 @@ async def assign_user_roles(ctx: Ctx) -> Response:
 @router.route("DELETE", "/api/v2/users/{id}/roles", scopes=["update:users", "delete:role_members"])
 async def remove_user_roles(ctx: Ctx) -> Response:
     user = directory.require_user(ctx.store, ctx.path("id"))
-    role_ids = _check_id_list(await ctx.json_body(), "roles")
+    role_ids = _distinct(await ctx.json_body(), "roles")
     with ctx.store.tx() as db:
         _require_roles(db, role_ids)
         db.executemany("DELETE FROM role_members WHERE role_id = ? AND user_id = ?",

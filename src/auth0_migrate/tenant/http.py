@@ -18,52 +18,16 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..import_schema import json_type
+from . import bodies
+from .errors import ApiError, body_error, query_error
 from .state import Tenant
 from .store import Store
-
-
-class ApiError(Exception):
-    """An Auth0 Management API error answer: `{"statusCode","error","message","errorCode"}`."""
-
-    def __init__(self, status: int, message: str, error_code: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.error_code = error_code
-        self.headers = headers or {}
-
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "statusCode": self.status,
-            "error": HTTPStatus(self.status).phrase,
-            "message": self.message,
-        }
-        if self.error_code:
-            body["errorCode"] = self.error_code
-        return body
-
-
-class OAuthError(Exception):
-    """An Authentication API error answer: `{"error","error_description"}`."""
-
-    def __init__(self, status: int, error: str, description: str) -> None:
-        super().__init__(description)
-        self.status = status
-        self.error = error
-        self.description = description
-
-
-def not_found(what: str = "The user does not exist.", code: str = "inexistent_user") -> ApiError:
-    return ApiError(404, what, code)
-
 
 Handler = Callable[["Ctx"], Awaitable[Response]]
 
@@ -126,16 +90,21 @@ class Ctx:
             self._body = await self.request.body()
         return self._body
 
-    async def json_body(self) -> dict[str, Any]:
-        """The JSON object the request carries, or Auth0's 400 for anything else."""
+    async def json_value(self) -> Any:
+        """The JSON the request carries, checked against its operation's schema (`bodies`), or Auth0's 400."""
         raw = await self.body()
         try:
             value = json.loads(raw or b"null")
         except (ValueError, UnicodeDecodeError):
             raise ApiError(400, "Invalid request payload JSON format", "invalid_body") from None
+        bodies.check_body(self.endpoint.name, value)
+        return value
+
+    async def json_body(self) -> dict[str, Any]:
+        """The JSON object the request carries (see `json_value`), or Auth0's 400 for anything else."""
+        value = await self.json_value()
         if not isinstance(value, dict):
-            raise ApiError(400, "Payload validation error: 'Expected type object but found type "
-                                f"{json_type(value)}'.", "invalid_body")
+            raise body_error(f"Expected type object but found type {json_type(value)}")
         return value
 
     def query(self, name: str, default: str | None = None) -> str | None:
@@ -170,15 +139,6 @@ class Ctx:
 
     def empty(self, status: int = 204) -> Response:
         return Response(status_code=status)
-
-
-def query_error(name: str, detail: str) -> ApiError:
-    return ApiError(400, f"Query validation error: '{detail}' on property {name}.", "invalid_query_string")
-
-
-def body_error(detail: str, prop: str | None = None) -> ApiError:
-    where = f" on property {prop}" if prop else ""
-    return ApiError(400, f"Payload validation error: '{detail}'{where}.", "invalid_body")
 
 
 def paged(ctx: Ctx, items: list[Any], key: str, *, default_per_page: int = 50, max_per_page: int = 100,

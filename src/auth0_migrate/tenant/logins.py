@@ -39,7 +39,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from . import directory, oauth
-from .http import Ctx, OAuthError, Router
+from .errors import OAuthError
+from .http import Ctx, Router
 from .store import dumps, loads
 
 router = Router()

@@ -54,7 +54,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
 import secrets
 import sqlite3
 from collections.abc import Sequence
@@ -63,8 +62,8 @@ from typing import Any
 import jwt
 from starlette.responses import JSONResponse, Response
 
-from ..import_schema import json_type
-from .http import ApiError, Ctx, OAuthError, Router, body_error, paged, query_error
+from .errors import ApiError, OAuthError, body_error, query_error
+from .http import Ctx, Router, paged
 from .store import Store, dumps, loads
 
 router = Router()
@@ -105,11 +104,6 @@ SERVICE_NOT_ENABLED = "Service not enabled within domain: {audience}"
 
 CLIENT_PROPS = ("name", "description", "app_type", "grant_types", "is_first_party", "client_metadata", "callbacks",
                 "token_endpoint_auth_method")
-APP_TYPES = ("native", "spa", "regular_web", "non_interactive", "resource_server", "express_configuration", "rms",
-             "box", "cloudbees", "concur", "dropbox", "mscrm", "echosign", "egnyte", "newrelic", "office365",
-             "salesforce", "sentry", "sharepoint", "slack", "springcm", "zendesk", "zoom", "sso_integration", "oag")
-GRANT_PROPS = ("client_id", "audience", "scope", "default_for", "organization_usage", "allow_any_organization",
-               "subject_type", "authorization_details_types", "allow_all_scopes")
 
 
 def _secret_digest(secret: str) -> str:
@@ -250,33 +244,18 @@ def client_json(ctx: Ctx, row: sqlite3.Row) -> dict[str, Any]:
     return body
 
 
-def _validate_client(body: dict[str, Any]) -> None:
+def _check_modelled(body: dict[str, Any]) -> None:
+    """Refuse the properties the OAS allows but this tenant does not model (see the module doc)."""
     unmodelled = [k for k in body if k not in CLIENT_PROPS]
     if unmodelled:
         raise ApiError(400, f"The local tenant does not model the client properties: {', '.join(unmodelled)}",
                        "operation_not_supported")
-    if "name" not in body:
-        raise body_error("Missing required property: name")
-    expected = {"name": "string", "description": "string", "app_type": "string", "grant_types": "array",
-                "is_first_party": "boolean", "client_metadata": "object", "callbacks": "array",
-                "token_endpoint_auth_method": "string"}
-    for prop, value in body.items():
-        if json_type(value) != expected[prop]:
-            raise body_error(f"Expected type {expected[prop]} but found type {json_type(value)}", prop)
-    if not re.match(r"^[^<>]+$", body["name"]):
-        raise body_error(f"String does not match pattern ^[^<>]+$: {body['name']}", "name")
-    if "app_type" in body and body["app_type"] not in APP_TYPES:
-        raise body_error(f'No enum match for: "{body["app_type"]}"', "app_type")
-    for prop in ("grant_types", "callbacks"):
-        for item in body.get(prop, []):
-            if not isinstance(item, str):
-                raise body_error(f"Expected type string but found type {json_type(item)}", prop)
 
 
 @router.route("POST", "/api/v2/clients", scopes=["create:clients"])
 async def create_client_route(ctx: Ctx) -> Response:
     body = await ctx.json_body()
-    _validate_client(body)
+    _check_modelled(body)
     attrs = {k: v for k, v in body.items() if k != "name"}
     client_id, secret = create_client(ctx.store, None, None, scopes=None, name=body["name"], attrs=attrs)
     row = ctx.store.one("SELECT * FROM clients WHERE client_id = ?", (client_id,))
@@ -309,22 +288,7 @@ def _api_scopes(store: Store, audience: str) -> set[str] | None:
 @router.route("POST", "/api/v2/client-grants", scopes=["create:client_grants"])
 async def create_grant_route(ctx: Ctx) -> Response:
     body = await ctx.json_body()
-    extra = [k for k in body if k not in GRANT_PROPS]
-    if extra:
-        raise body_error(f"Additional properties not allowed: {','.join(extra)}")
-    if "audience" not in body:
-        raise body_error("Missing required property: audience")
-    for prop, kind in (("client_id", "string"), ("audience", "string"), ("scope", "array")):
-        if prop in body and json_type(body[prop]) != kind:
-            raise body_error(f"Expected type {kind} but found type {json_type(body[prop])}", prop)
-    if not body["audience"]:
-        raise body_error("String is too short (0 chars), minimum 1", "audience")
-    if "client_id" not in body:
-        raise body_error("Missing required property: client_id")
     scopes = body.get("scope", [])
-    for item in scopes:
-        if not isinstance(item, str) or not item:
-            raise body_error("Expected a non-empty string", "scope")
     if not client_exists(ctx.store, body["client_id"]):
         raise ApiError(404, "The client does not exist", "inexistent_client")
     defined = _api_scopes(ctx.store, body["audience"])

@@ -18,14 +18,13 @@ Example::
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
 from typing import Any
 
 from starlette.responses import Response
 
 from . import directory
-from .bodies import check_object, check_string
-from .http import ApiError, Ctx, Router, not_found, paged
+from .errors import ApiError, not_found
+from .http import Ctx, Router, paged
 from .store import Store
 
 SCHEMA = """
@@ -58,18 +57,9 @@ def require_role(store: Store, role_id: str) -> sqlite3.Row:
     return row
 
 
-def _check_role_body(body: dict[str, Any], required: Sequence[str]) -> dict[str, Any]:
-    check_object(body, ("name", "description"), required)
-    if "name" in body:
-        check_string(body["name"], "name", 1)
-    if "description" in body:
-        check_string(body["description"], "description")
-    return body
-
-
 @router.route("POST", "/api/v2/roles", scopes=["create:roles"])
 async def create_role(ctx: Ctx) -> Response:
-    body = _check_role_body(await ctx.json_body(), ("name",))
+    body = await ctx.json_body()
     role_id = directory.new_id("rol_")
     with ctx.store.tx() as db:
         if db.execute("SELECT 1 FROM roles WHERE name = ?", (body["name"],)).fetchone():
@@ -97,7 +87,7 @@ async def get_role_route(ctx: Ctx) -> Response:
 @router.route("PATCH", "/api/v2/roles/{id}", scopes=["update:roles"])
 async def update_role(ctx: Ctx) -> Response:
     role = require_role(ctx.store, ctx.path("id"))
-    body = _check_role_body(await ctx.json_body(), ())
+    body = await ctx.json_body()
     with ctx.store.tx() as db:
         name = body.get("name", role["name"])
         if name != role["name"] and db.execute("SELECT 1 FROM roles WHERE name = ?", (name,)).fetchone():

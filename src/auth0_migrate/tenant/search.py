@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .http import ApiError
+from .errors import ApiError
 from .store import Store
 
 # Fields Auth0 matches case-insensitively (reference §5).
