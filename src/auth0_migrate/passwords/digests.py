@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib
 import struct
 from collections.abc import Callable
 from typing import Any, Final, Protocol, cast
 
-import whirlpool
 from Crypto.Hash import MD4, RIPEMD160
 
 
@@ -60,7 +60,8 @@ DIGEST_ALIASES: Final[dict[str, str]] = {
 LIBRARY_DIGESTS: Final[dict[str, Callable[..., HashObject]]] = {
     "md4": MD4.new,
     "ripemd160": RIPEMD160.new,
-    "whirlpool": whirlpool.new,
+    # The `whirlpool` C extension ships no type stubs: reached through importlib, typed here.
+    "whirlpool": cast(Callable[..., HashObject], importlib.import_module("whirlpool").new),
 }
 
 

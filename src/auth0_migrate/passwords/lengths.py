@@ -55,7 +55,8 @@ def digest_length_problem(cph: Any) -> str | None:
     if not isinstance(cph, dict):
         return None
     algorithm = cph.get("algorithm")
-    hash_obj = cph.get("hash") if isinstance(cph.get("hash"), dict) else {}
+    raw_hash = cph.get("hash")
+    hash_obj: dict[str, Any] = raw_hash if isinstance(raw_hash, dict) else {}
     value = hash_obj.get("value")
     if not isinstance(value, str):
         return None

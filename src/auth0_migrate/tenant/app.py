@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 from typing import Any
 
@@ -91,7 +92,7 @@ def _outside_api_fault(ep: Endpoint, status: int) -> Response:
     return Response(xml, status_code=status, media_type="application/xml", headers=marked)
 
 
-def _wrap(tenant: Tenant, ep: Endpoint):  # noqa: ANN202
+def _wrap(tenant: Tenant, ep: Endpoint) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         ctx = Ctx(request=request, tenant=tenant, endpoint=ep)
         headers: dict[str, str] = {}

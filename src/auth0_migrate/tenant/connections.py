@@ -213,7 +213,8 @@ async def list_connections(ctx: Ctx) -> Response:
             raise query_error("strategy", f'No enum match for: "{s}"')
     name = ctx.query("name")
     fields, include = _fields(ctx)
-    where, args = ["1"], []
+    where: list[str] = ["1"]
+    args: list[Any] = []
     if name is not None:
         where.append("name = ?")
         args.append(name)
@@ -307,7 +308,7 @@ async def update_connection(ctx: Ctx) -> Response:
         if clients is not None:
             db.execute("DELETE FROM connection_clients WHERE connection_id = ?", (row["id"],))
             enable_clients(ctx.store, row["id"], clients)
-    return ctx.json(connection_body(ctx.store, directory.get_connection(ctx.store, row["id"])))
+    return ctx.json(connection_body(ctx.store, ctx.store.row("SELECT * FROM connections WHERE id = ?", (row["id"],))))
 
 
 # --- GET/PATCH /connections/{id}/clients ------------------------------------------------------

@@ -77,7 +77,7 @@ def create_connection(store: Store, name: str, strategy: str = "auth0", now: flo
         cid = new_id("con_")
         db.execute("INSERT INTO connections (id, name, strategy, options, created_at) VALUES (?, ?, ?, ?, ?)",
                    (cid, name, strategy, dumps(options or {}), now))
-        row = db.execute("SELECT * FROM connections WHERE id = ?", (cid,)).fetchone()
+        row: sqlite3.Row = db.execute("SELECT * FROM connections WHERE id = ?", (cid,)).fetchone()
     return row
 
 
@@ -133,7 +133,8 @@ def insert_user(db: sqlite3.Connection, connection: sqlite3.Row, fields: dict[st
         " created_at, updated_at, visible_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (uid, connection["id"], email, fields.get("username"), fields.get("phone_number"), dumps(profile),
          dumps(credential) if credential else None, now, now, now if visible_at is None else visible_at))
-    return db.execute("SELECT * FROM users WHERE pk = ?", (cur.lastrowid,)).fetchone()
+    created: sqlite3.Row = db.execute("SELECT * FROM users WHERE pk = ?", (cur.lastrowid,)).fetchone()
+    return created
 
 
 def find_conflict(db: sqlite3.Connection, connection_id: str, *, email: str | None = None,
@@ -208,4 +209,5 @@ def update_profile(db: sqlite3.Connection, row: sqlite3.Row, changes: dict[str, 
     columns["updated_at"] = now
     sets = ", ".join(f"{k} = ?" for k in columns)
     db.execute(f"UPDATE users SET {sets} WHERE pk = ?", (*columns.values(), row["pk"]))
-    return db.execute("SELECT * FROM users WHERE pk = ?", (row["pk"],)).fetchone()
+    updated: sqlite3.Row = db.execute("SELECT * FROM users WHERE pk = ?", (row["pk"],)).fetchone()
+    return updated

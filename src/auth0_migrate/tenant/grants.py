@@ -253,7 +253,7 @@ async def list_role_users(ctx: Ctx) -> Response:
     users = [_member_json(r) for r in rows]
     if not include_totals:
         return ctx.json(users)
-    total = ctx.store.one("SELECT COUNT(*) AS n FROM role_members WHERE role_id = ?", (role["id"],))["n"]
+    total = ctx.store.row("SELECT COUNT(*) AS n FROM role_members WHERE role_id = ?", (role["id"],))["n"]
     return ctx.json({"users": users, "start": page * per_page, "limit": per_page, "total": total})
 
 

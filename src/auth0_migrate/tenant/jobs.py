@@ -168,7 +168,8 @@ def _create_job(tenant: Tenant, kind: str, connection: sqlite3.Row | None, param
                     connection["name"] if connection else "", dumps(params), now, now + tenant.config.job_seconds))
         if upload is not None:
             db.execute("INSERT INTO job_files (job_id, kind, data) VALUES (?, 'upload', ?)", (job_id, upload))
-        return db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        job: sqlite3.Row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return job
 
 
 def _job_id(ctx: Ctx) -> str:
@@ -458,7 +459,7 @@ def _run_import(tenant: Tenant, db: sqlite3.Connection, job: sqlite3.Row,
 
     # Pass 2: against the connection's users, fetched once for every key the file holds.
     existing = _Keys()
-    existing.load(db, connection["id"], {column: {k[column] for _, k in accepted if k[column] is not None}
+    existing.load(db, connection["id"], {column: {value for _, k in accepted if (value := k[column]) is not None}
                                          for column in _Keys.COLUMNS})
     visible_at = now + tenant.faults.search_lag
     inserted = updated = 0
@@ -474,9 +475,9 @@ def _run_import(tenant: Tenant, db: sqlite3.Connection, job: sqlite3.Row,
                     "CONFLICT", f"The user already exist (same {column}) and upsert only updates users that"
                                 " match on email", column)]})
                 continue
-            problem = _upsert(db, row, user, now)
-            if problem:
-                failures.append({"user": user, "errors": [problem]})
+            refusal = _upsert(db, row, user, now)
+            if refusal:
+                failures.append({"user": user, "errors": [refusal]})
                 continue
             updated += 1
             continue
@@ -695,7 +696,7 @@ def _cdn_error(status: int, code: str, message: str) -> Response:
 @router.route("GET", "/exports/{id}/{file}", auth=False, api=False)
 async def download_export(ctx: Ctx) -> Response:
     job_id, file_name = ctx.path("id"), ctx.path("file")
-    expires_raw, signature = ctx.query("expires", ""), ctx.query("signature", "")
+    expires_raw, signature = ctx.query("expires") or "", ctx.query("signature") or ""
     path = f"/exports/{job_id}/{file_name}"
     if not (expires_raw.isascii() and expires_raw.isdigit()) or not signature:
         return _cdn_error(403, "AccessDenied", "Missing or malformed signature parameters")

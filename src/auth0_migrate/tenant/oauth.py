@@ -147,7 +147,7 @@ def create_grant(store: Store, client_id: str, audience: str, scopes: list[str])
     with store.tx() as db:
         db.execute("INSERT INTO client_grants (id, client_id, audience, scope) VALUES (?, ?, ?, ?)",
                    (grant_id, client_id, audience, dumps(scopes)))
-    return grant_json(store.one("SELECT * FROM client_grants WHERE id = ?", (grant_id,)))
+    return grant_json(store.row("SELECT * FROM client_grants WHERE id = ?", (grant_id,)))
 
 
 def grant_json(row: sqlite3.Row) -> dict[str, Any]:
@@ -258,7 +258,7 @@ async def create_client_route(ctx: Ctx) -> Response:
     _check_modelled(body)
     attrs = {k: v for k, v in body.items() if k != "name"}
     client_id, secret = create_client(ctx.store, None, None, scopes=None, name=body["name"], attrs=attrs)
-    row = ctx.store.one("SELECT * FROM clients WHERE client_id = ?", (client_id,))
+    row = ctx.store.row("SELECT * FROM clients WHERE client_id = ?", (client_id,))
     return ctx.json({**client_json(ctx, row), "client_secret": secret}, 201)
 
 
@@ -319,7 +319,8 @@ def _decode_from(value: str) -> int:
 
 @router.route("GET", "/api/v2/client-grants", scopes=["read:client_grants"])
 async def list_grants(ctx: Ctx) -> Response:
-    where, args = ["1"], []
+    where: list[str] = ["1"]
+    args: list[Any] = []
     for name in ("client_id", "audience"):
         value = ctx.query(name)
         if value:

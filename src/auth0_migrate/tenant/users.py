@@ -93,7 +93,7 @@ def project(user: dict[str, Any], fields: list[str] | None, include: bool) -> di
 
 def connection_name_of(ctx: Ctx, row: sqlite3.Row) -> str:
     if "conn_name" in row:
-        return row["conn_name"]
+        return str(row["conn_name"])
     found = ctx.store.one("SELECT name FROM connections WHERE id = ?", (row["connection_id"],))
     return found["name"] if found else ""
 
@@ -207,7 +207,7 @@ async def update_user(ctx: Ctx) -> Response:
             raise ApiError(404, "The user does not exist.", "inexistent_user")
     else:
         row = directory.require_user(ctx.store, user_id)
-        conn = directory.get_connection(ctx.store, row["connection_id"])
+        conn = ctx.store.row("SELECT * FROM connections WHERE id = ?", (row["connection_id"],))
 
     credential = None
     if isinstance(body.get("password"), str):
