@@ -13,6 +13,8 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 import argon2
@@ -40,7 +42,7 @@ _PBKDF2_DEFAULT_ITERATIONS: Final = 100_000
 _PBKDF2_DEFAULT_KEYLEN: Final = 64
 
 
-# --- verification --------------------------------------------------------------------------
+# --- verification: the entry point and what every algorithm shares ---------------------------
 
 
 
@@ -161,82 +163,149 @@ def _scrypt_int(cph: dict[str, Any], key: str, default: int | None) -> int:
     return value
 
 
+@dataclass(frozen=True)
+class _Custom:
+    """What a verifier reads of a `custom_password_hash`: the hash object, its value, the salt
+    object and the password encoded as the credential says."""
+
+    cph: dict[str, Any]
+    hash: dict[str, Any]
+    value: str
+    salt: dict[str, Any]
+    pw: bytes
+
+
 def _verify_custom(password: str, cph: Any) -> bool:
     if not isinstance(cph, dict):
         return False
-    algorithm = cph.get("algorithm")
     hash_obj = as_object(cph.get("hash"))
     value = hash_obj.get("value")
     if not isinstance(value, str):
         return False
     salt = as_object(cph.get("salt"))
     encoder = PASSWORD_ENCODERS.get(as_object(cph.get("password")).get("encoding", "utf8"))
-    if encoder is None:
+    algorithm = cph.get("algorithm")
+    verify = _VERIFIERS.get(algorithm) if isinstance(algorithm, str) else None
+    if encoder is None or verify is None:
         return False
-    pw = encoder(password)
+    return verify(_Custom(cph, hash_obj, value, salt, encoder(password)))
 
-    if algorithm == "bcrypt":
-        return _check_bcrypt(_salted(pw, salt), value)
 
-    if algorithm == "argon2":
-        # Auth0 verifies argon2 through libsodium (auth0/magic), which has no argon2d.
-        if salt or not value.startswith(("$argon2id$", "$argon2i$")):
-            return False
-        try:
-            return argon2.PasswordHasher().verify(value, pw)
-        except argon2.exceptions.VerificationError:
-            return False
-        except argon2.exceptions.InvalidHashError:
-            return False
+def _salt_object(params: dict[str, Any], default_random: bool = False) -> dict[str, Any] | None:
+    """Auth0's optional salt object from `salt`/`salt_encoding`/`salt_position` (taken out of `params`)."""
+    value = params.pop("salt", None)
+    encoding = params.pop("salt_encoding", None)
+    position = params.pop("salt_position", None)
+    if value is None and default_random:
+        value, encoding = secrets.token_hex(16), "hex"
+    if value is None:
+        return None
+    obj: dict[str, Any] = {"value": value, "encoding": encoding or "utf8"}
+    if position is not None:
+        obj["position"] = position
+    return obj
 
-    if algorithm in ("md4", "md5", "sha1", "sha256", "sha512"):
-        expected = decode(value, hash_obj.get("encoding"))
-        return hmac.compare_digest(hash_bytes(algorithm, _salted(pw, salt)), expected)
 
-    if algorithm == "hmac":
-        digest = hash_obj.get("digest")
-        key_obj = as_object(hash_obj.get("key"))
-        if not isinstance(digest, str) or digest not in _HMAC_DIGESTS or "value" not in key_obj:
-            return False
-        key = decode(key_obj.get("value"), key_obj.get("encoding", "utf8"))
-        expected = decode(value, hash_obj.get("encoding"))
-        return hmac.compare_digest(hmac_bytes(digest, key, _salted(pw, salt)), expected)
+def _with_salt(cph: dict[str, Any], salt: dict[str, Any] | None) -> dict[str, Any]:
+    return cph if salt is None else {**cph, "salt": salt}
 
-    if algorithm == "ldap":
-        if salt:
-            return False
-        return _verify_ldap(pw, value)
 
-    if algorithm == "pbkdf2":
-        if salt:
-            return False
-        digest, iterations, keylen, salt_bytes, expected = parse_pbkdf2(value)
-        if digest.lower() not in DIGEST_ALIASES or len(expected) != keylen:
-            return False
-        derived = pbkdf2_bytes(digest, pw, salt_bytes, iterations, keylen)
-        return hmac.compare_digest(derived, expected)
+# --- bcrypt ------------------------------------------------------------------------------------
 
-    if algorithm == "scrypt":
-        keylen = _scrypt_int(cph, "keylen", None)
-        n = _scrypt_int(cph, "cost", 16384)
-        r = _scrypt_int(cph, "blockSize", 8)
-        p = _scrypt_int(cph, "parallelization", 1)
-        if keylen < 1 or n < 2 or n & (n - 1) or r < 1 or p < 1:
-            return False
-        needed = 128 * r * (n + p + 2)
-        if needed > _SCRYPT_MAX_MEMORY:
-            return False
-        salt_bytes = decode(salt.get("value"), salt.get("encoding", "utf8")) if salt else b""
-        expected = decode(value, hash_obj.get("encoding"))
-        derived = hashlib.scrypt(pw, salt=salt_bytes, n=n, r=r, p=p, maxmem=needed + (1 << 20), dklen=keylen)
-        return hmac.compare_digest(derived, expected)
+def _verify_bcrypt(c: _Custom) -> bool:
+    return _check_bcrypt(_salted(c.pw, c.salt), c.value)
 
-    return False
 
+def _make_bcrypt(pw: bytes, params: dict[str, Any]) -> dict[str, Any]:
+    cost = int(params.pop("cost", 10))
+    salt = _salt_object(params)
+    material = _salted(pw, salt or {})[:_BCRYPT_MAX_BYTES]
+    hashed = bcrypt.hashpw(material, bcrypt.gensalt(rounds=cost, prefix=b"2b")).decode("ascii")
+    return _with_salt({"algorithm": "bcrypt", "hash": {"value": hashed, "encoding": "utf8"}}, salt)
+
+
+# --- argon2 ------------------------------------------------------------------------------------
+
+def _verify_argon2(c: _Custom) -> bool:
+    # Auth0 verifies argon2 through libsodium (auth0/magic), which has no argon2d.
+    if c.salt or not c.value.startswith(("$argon2id$", "$argon2i$")):
+        return False
+    try:
+        return argon2.PasswordHasher().verify(c.value, c.pw)
+    except argon2.exceptions.VerificationError:
+        return False
+    except argon2.exceptions.InvalidHashError:
+        return False
+
+
+def _make_argon2(pw: bytes, params: dict[str, Any]) -> dict[str, Any]:
+    variant = params.pop("variant", "id")
+    hasher = argon2.PasswordHasher(
+        time_cost=int(params.pop("time_cost", 2)),
+        memory_cost=int(params.pop("memory_cost", 65536)),
+        parallelism=int(params.pop("parallelism", 1)),
+        type=argon2.Type.ID if variant == "id" else argon2.Type.I,
+    )
+    return {"algorithm": "argon2", "hash": {"value": hasher.hash(pw), "encoding": "utf8"}}
+
+
+# --- md4, md5, sha1, sha256, sha512 ---------------------------------------------------------------
+
+_PLAIN_DIGESTS: Final = ("md4", "md5", "sha1", "sha256", "sha512")
+
+
+def _verify_digest(c: _Custom) -> bool:
+    expected = decode(c.value, c.hash.get("encoding"))
+    return hmac.compare_digest(hash_bytes(c.cph["algorithm"], _salted(c.pw, c.salt)), expected)
+
+
+def _make_digest(algorithm: str) -> Callable[[bytes, dict[str, Any]], dict[str, Any]]:
+    def make(pw: bytes, params: dict[str, Any]) -> dict[str, Any]:
+        encoding = params.pop("encoding", "hex")
+        salt = _salt_object(params)
+        raw = hash_bytes(algorithm, _salted(pw, salt or {}))
+        return _with_salt({"algorithm": algorithm, "hash": {"value": _encode_out(raw, encoding),
+                                                            "encoding": encoding}}, salt)
+    return make
+
+
+# --- hmac --------------------------------------------------------------------------------------
 
 _HMAC_DIGESTS: Final = frozenset(
     {"md4", "md5", "ripemd160", "sha1", "sha224", "sha256", "sha384", "sha512", "whirlpool"}
 )
+
+
+
+def _verify_hmac(c: _Custom) -> bool:
+    digest = c.hash.get("digest")
+    key_obj = as_object(c.hash.get("key"))
+    if not isinstance(digest, str) or digest not in _HMAC_DIGESTS or "value" not in key_obj:
+        return False
+    key = decode(key_obj.get("value"), key_obj.get("encoding", "utf8"))
+    expected = decode(c.value, c.hash.get("encoding"))
+    return hmac.compare_digest(hmac_bytes(digest, key, _salted(c.pw, c.salt)), expected)
+
+
+def _make_hmac(pw: bytes, params: dict[str, Any]) -> dict[str, Any]:
+    digest = params.pop("digest", "sha256")
+    key = params.pop("key", None)
+    key_encoding = params.pop("key_encoding", None)
+    if key is None:
+        key, key_encoding = secrets.token_hex(32), key_encoding or "hex"
+    key_encoding = key_encoding or "utf8"
+    encoding = params.pop("encoding", "hex")
+    salt = _salt_object(params)
+    raw = hmac_bytes(digest, decode(key, key_encoding), _salted(pw, salt or {}))
+    return _with_salt({"algorithm": "hmac", "hash": {"value": _encode_out(raw, encoding), "encoding": encoding,
+                                                     "digest": digest,
+                                                     "key": {"value": key, "encoding": key_encoding}}}, salt)
+
+
+# --- ldap --------------------------------------------------------------------------------------
+
+def _verify_ldap_custom(c: _Custom) -> bool:
+    return not c.salt and _verify_ldap(c.pw, c.value)
 
 
 def _verify_ldap(pw: bytes, value: str) -> bool:
@@ -264,9 +333,88 @@ def _verify_ldap(pw: bytes, value: str) -> bool:
     return hmac.compare_digest(hashlib.new(digest_name, pw + salt_bytes).digest(), expected)
 
 
-# --- making credentials --------------------------------------------------------------------
+def _make_ldap(pw: bytes, params: dict[str, Any]) -> dict[str, Any]:
+    scheme = str(params.pop("scheme", "SSHA")).upper()
+    if scheme not in LDAP_SCHEMES:
+        raise ValueError(f"unsupported LDAP scheme {scheme!r}")
+    digest_name, salted = LDAP_SCHEMES[scheme]
+    salt_bytes = params.pop("salt", None)
+    if salted and salt_bytes is None:
+        salt_bytes = secrets.token_bytes(8)
+    salt_bytes = bytes(salt_bytes or b"") if salted else b""
+    raw = hashlib.new(digest_name, pw + salt_bytes).digest() + salt_bytes
+    value = "{" + scheme + "}" + base64.b64encode(raw).decode("ascii")
+    return {"algorithm": "ldap", "hash": {"value": value, "encoding": "utf8"}}
 
 
+# --- pbkdf2 ------------------------------------------------------------------------------------
+
+def _verify_pbkdf2(c: _Custom) -> bool:
+    if c.salt:
+        return False
+    digest, iterations, keylen, salt_bytes, expected = parse_pbkdf2(c.value)
+    if digest.lower() not in DIGEST_ALIASES or len(expected) != keylen:
+        return False
+    derived = pbkdf2_bytes(digest, c.pw, salt_bytes, iterations, keylen)
+    return hmac.compare_digest(derived, expected)
+
+
+def _make_pbkdf2(pw: bytes, params: dict[str, Any]) -> dict[str, Any]:
+    digest = params.pop("digest", "sha256")
+    iterations = int(params.pop("iterations", _PBKDF2_DEFAULT_ITERATIONS))
+    keylen = int(params.pop("keylen", 32))
+    salt_bytes = bytes(params.pop("salt", None) or secrets.token_bytes(16))
+    raw = pbkdf2_bytes(digest, pw, salt_bytes, iterations, keylen)
+    value = f"$pbkdf2-{digest}$i={iterations},l={keylen}${_phc_b64_encode(salt_bytes)}${_phc_b64_encode(raw)}"
+    return {"algorithm": "pbkdf2", "hash": {"value": value, "encoding": "utf8"}}
+
+
+# --- scrypt ------------------------------------------------------------------------------------
+
+def _verify_scrypt(c: _Custom) -> bool:
+    keylen = _scrypt_int(c.cph, "keylen", None)
+    n = _scrypt_int(c.cph, "cost", 16384)
+    r = _scrypt_int(c.cph, "blockSize", 8)
+    p = _scrypt_int(c.cph, "parallelization", 1)
+    if keylen < 1 or n < 2 or n & (n - 1) or r < 1 or p < 1:
+        return False
+    needed = 128 * r * (n + p + 2)
+    if needed > _SCRYPT_MAX_MEMORY:
+        return False
+    salt_bytes = decode(c.salt.get("value"), c.salt.get("encoding", "utf8")) if c.salt else b""
+    expected = decode(c.value, c.hash.get("encoding"))
+    derived = hashlib.scrypt(c.pw, salt=salt_bytes, n=n, r=r, p=p, maxmem=needed + (1 << 20), dklen=keylen)
+    return hmac.compare_digest(derived, expected)
+
+
+def _make_scrypt(pw: bytes, params: dict[str, Any]) -> dict[str, Any]:
+    keylen = int(params.pop("keylen", 64))
+    n = int(params.pop("cost", 16384))
+    r = int(params.pop("blockSize", 8))
+    p = int(params.pop("parallelization", 1))
+    encoding = params.pop("encoding", "base64")
+    salt = _salt_object(params, default_random=True)
+    assert salt is not None
+    salt.pop("position", None)
+    raw = hashlib.scrypt(pw, salt=decode(salt["value"], salt["encoding"]), n=n, r=r, p=p,
+                         maxmem=128 * r * (n + p + 2) + (1 << 20), dklen=keylen)
+    return {"algorithm": "scrypt", "hash": {"value": _encode_out(raw, encoding), "encoding": encoding},
+            "salt": salt, "keylen": keylen, "cost": n, "blockSize": r, "parallelization": p}
+
+
+# --- the algorithms, by Auth0's name ------------------------------------------------------------
+
+_VERIFIERS: Final[dict[str, Callable[[_Custom], bool]]] = {
+    "bcrypt": _verify_bcrypt, "argon2": _verify_argon2, "hmac": _verify_hmac, "ldap": _verify_ldap_custom,
+    "pbkdf2": _verify_pbkdf2, "scrypt": _verify_scrypt, **{name: _verify_digest for name in _PLAIN_DIGESTS},
+}
+_MAKERS: Final[dict[str, Callable[[bytes, dict[str, Any]], dict[str, Any]]]] = {
+    "bcrypt": _make_bcrypt, "argon2": _make_argon2, "hmac": _make_hmac, "ldap": _make_ldap,
+    "pbkdf2": _make_pbkdf2, "scrypt": _make_scrypt, **{name: _make_digest(name) for name in _PLAIN_DIGESTS},
+}
+
+
+# --- making credentials --------------------------------------------------------------------------
 
 def bcrypt_hash(password: str, cost: int = 10) -> str:
     """bcrypt ``$2b$`` hash of ``password``, as Auth0 stores it after a custom-hash login.
@@ -321,123 +469,20 @@ def make_credential(password: str, algorithm: str, **params: Any) -> dict[str, A
     params = dict(params)
     password_encoding = params.pop("password_encoding", None)
     encoder = PASSWORD_ENCODERS["utf8" if password_encoding is None else password_encoding]
-    pw = encoder(password)
-    cph: dict[str, Any]
-
-    def salt_object(default_random: bool = False) -> dict[str, Any] | None:
-        value = params.pop("salt", None)
-        encoding = params.pop("salt_encoding", None)
-        position = params.pop("salt_position", None)
-        if value is None and default_random:
-            value, encoding = secrets.token_hex(16), "hex"
-        if value is None:
-            return None
-        obj: dict[str, Any] = {"value": value, "encoding": encoding or "utf8"}
-        if position is not None:
-            obj["position"] = position
-        return obj
-
     algo = algorithm.lower()
-    if algo == "bcrypt":
-        cost = int(params.pop("cost", 10))
-        force_custom = bool(params.pop("custom", False))
-        salt = salt_object()
-        if cost == 10 and salt is None and not force_custom and password_encoding is None:
-            _no_leftovers(params, algorithm)
-            return {"password_hash": bcrypt_hash(password, cost)}
-        material = _salted(pw, salt or {})[:_BCRYPT_MAX_BYTES]
-        hashed = bcrypt.hashpw(material, bcrypt.gensalt(rounds=cost, prefix=b"2b")).decode("ascii")
-        cph = {"algorithm": "bcrypt", "hash": {"value": hashed, "encoding": "utf8"}}
-        if salt is not None:
-            cph["salt"] = salt
-    elif algo in ("argon2", "argon2id", "argon2i"):
-        variant = params.pop("variant", "i" if algo == "argon2i" else "id")
-        hasher = argon2.PasswordHasher(
-            time_cost=int(params.pop("time_cost", 2)),
-            memory_cost=int(params.pop("memory_cost", 65536)),
-            parallelism=int(params.pop("parallelism", 1)),
-            type=argon2.Type.ID if variant == "id" else argon2.Type.I,
-        )
-        cph = {"algorithm": "argon2", "hash": {"value": hasher.hash(pw), "encoding": "utf8"}}
-    elif algo == "hmac":
-        digest = params.pop("digest", "sha256")
-        key = params.pop("key", None)
-        key_encoding = params.pop("key_encoding", None)
-        if key is None:
-            key, key_encoding = secrets.token_hex(32), key_encoding or "hex"
-        key_encoding = key_encoding or "utf8"
-        encoding = params.pop("encoding", "hex")
-        salt = salt_object()
-        raw = hmac_bytes(digest, decode(key, key_encoding), _salted(pw, salt or {}))
-        cph = {
-            "algorithm": "hmac",
-            "hash": {
-                "value": _encode_out(raw, encoding),
-                "encoding": encoding,
-                "digest": digest,
-                "key": {"value": key, "encoding": key_encoding},
-            },
-        }
-        if salt is not None:
-            cph["salt"] = salt
-    elif algo == "ldap":
-        scheme = str(params.pop("scheme", "SSHA")).upper()
-        if scheme not in LDAP_SCHEMES:
-            raise ValueError(f"unsupported LDAP scheme {scheme!r}")
-        digest_name, salted = LDAP_SCHEMES[scheme]
-        salt_bytes = params.pop("salt", None)
-        if salted and salt_bytes is None:
-            salt_bytes = secrets.token_bytes(8)
-        salt_bytes = bytes(salt_bytes or b"") if salted else b""
-        raw = hashlib.new(digest_name, pw + salt_bytes).digest() + salt_bytes
-        value = "{" + scheme + "}" + base64.b64encode(raw).decode("ascii")
-        cph = {"algorithm": "ldap", "hash": {"value": value, "encoding": "utf8"}}
-    elif algo in ("md4", "md5", "sha1", "sha256", "sha512"):
-        encoding = params.pop("encoding", "hex")
-        salt = salt_object()
-        raw = hash_bytes(algo, _salted(pw, salt or {}))
-        cph = {"algorithm": algo, "hash": {"value": _encode_out(raw, encoding), "encoding": encoding}}
-        if salt is not None:
-            cph["salt"] = salt
-    elif algo == "pbkdf2":
-        digest = params.pop("digest", "sha256")
-        iterations = int(params.pop("iterations", _PBKDF2_DEFAULT_ITERATIONS))
-        keylen = int(params.pop("keylen", 32))
-        salt_bytes = bytes(params.pop("salt", None) or secrets.token_bytes(16))
-        raw = pbkdf2_bytes(digest, pw, salt_bytes, iterations, keylen)
-        value = (
-            f"$pbkdf2-{digest}$i={iterations},l={keylen}${_phc_b64_encode(salt_bytes)}${_phc_b64_encode(raw)}"
-        )
-        cph = {"algorithm": "pbkdf2", "hash": {"value": value, "encoding": "utf8"}}
-    elif algo == "scrypt":
-        keylen = int(params.pop("keylen", 64))
-        n = int(params.pop("cost", 16384))
-        r = int(params.pop("blockSize", 8))
-        p = int(params.pop("parallelization", 1))
-        encoding = params.pop("encoding", "base64")
-        salt = salt_object(default_random=True)
-        assert salt is not None
-        salt.pop("position", None)
-        raw = hashlib.scrypt(
-            pw,
-            salt=decode(salt["value"], salt["encoding"]),
-            n=n,
-            r=r,
-            p=p,
-            maxmem=128 * r * (n + p + 2) + (1 << 20),
-            dklen=keylen,
-        )
-        cph = {
-            "algorithm": "scrypt",
-            "hash": {"value": _encode_out(raw, encoding), "encoding": encoding},
-            "salt": salt,
-            "keylen": keylen,
-            "cost": n,
-            "blockSize": r,
-            "parallelization": p,
-        }
-    else:
+    if algo in ("argon2id", "argon2i"):
+        params.setdefault("variant", algo.removeprefix("argon2"))
+        algo = "argon2"
+    if algo == "bcrypt" and not params.pop("custom", False) and int(params.get("cost", 10)) == 10 \
+            and params.get("salt") is None and password_encoding is None:
+        for key in ("cost", "salt", "salt_encoding", "salt_position"):
+            params.pop(key, None)
+        _no_leftovers(params, algorithm)
+        return {"password_hash": bcrypt_hash(password)}
+    make = _MAKERS.get(algo)
+    if make is None:
         raise ValueError(f"unknown algorithm {algorithm!r}")
+    cph = make(encoder(password), params)
     _no_leftovers(params, algorithm)
     if password_encoding is not None:
         cph["password"] = {"encoding": password_encoding}
