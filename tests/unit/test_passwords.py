@@ -1,5 +1,5 @@
 """Unit tests for auth0_migrate.passwords: every shared vector, Node-made credentials,
-make_credential round trips, the pure-Python digests, failure handling and redaction."""
+make_credential round trips, the library-backed digests, failure handling and redaction."""
 
 from __future__ import annotations
 
@@ -24,8 +24,10 @@ from auth0_migrate.passwords import (
     encodings,
     make_credential,
     redact,
+    secret_values,
     verify_password,
 )
+from auth0_migrate.stages.transform import to_import_record
 
 # Vendored from the project's shared reference folder, 2026-12-02 (tests/support/data/README.md).
 VECTORS_PATH = Path(__file__).resolve().parents[1] / "support/data/password-hash-vectors.json"
@@ -70,7 +72,7 @@ def test_shared_vector_is_accepted_by_the_import_schema(vector: dict[str, Any]) 
 
 # --- credentials computed by Node.js (Auth0's runtime), OpenSSL 3 legacy provider ---------------
 # Generated with `node --openssl-legacy-provider` (Node 20): crypto.createHash/createHmac/
-# pbkdf2Sync/scryptSync and Buffer.from(password, encoding).  They pin the pure-Python MD4,
+# pbkdf2Sync/scryptSync and Buffer.from(password, encoding).  They pin the library MD4,
 # RIPEMD-160 and Whirlpool code and Node's password transcoding to the real thing.
 
 NODE_VECTORS: list[tuple[str, str, dict[str, Any]]] = [
@@ -151,7 +153,7 @@ def test_hash_value_decoding_follows_node_buffer_semantics() -> None:
     assert encodings.node_base64("YW=Jj") == b"a"
 
 
-# --- pure-Python digests ---------------------------------------------------------------------
+# --- MD4, RIPEMD-160, Whirlpool from libraries ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -421,6 +423,29 @@ def test_redact_hides_every_secret_and_leaves_the_rest() -> None:
     assert hidden["mfa_factors"][0]["totp"]["secret"] == REDACTED
     assert hidden["mfa_factors"][1] == {"phone": {"value": "+14155550123"}}
     assert hidden["email"] == "r@example.com" and hidden["app_metadata"] == {"plan": "gold"}
+
+
+def test_secret_values_lists_what_redact_hides() -> None:
+    """One walker serves both: every value `secret_values` names is one `redact` hides, and back."""
+    user = {
+        "email": "s@example.com",
+        "password_hash": "PH",
+        "custom_password_hash": {"algorithm": "hmac", "hash": {"value": "HV", "key": {"value": "KV"}},
+                                 "salt": {"value": "SV"}},
+        "mfa_factors": [{"totp": {"secret": "TS"}}, {"phone": {"value": "+14155550123"}}],
+    }  # fmt: skip
+    assert sorted(secret_values(user)) == ["HV", "KV", "PH", "SV", "TS"]
+    text = json.dumps(redact(user))
+    assert not any(f'"{value}"' in text for value in secret_values(user))
+
+
+def test_an_empty_secret_does_not_garble_a_problem_message() -> None:
+    """An empty `password_hash` is no secret to scrub: the problem keeps its message as written."""
+    record, problems = to_import_record({"user_id": "auth0|a", "email": "e@example.com"},
+                                        credential={"password_hash": ""}, strategy="regenerate", prefix=None,
+                                        record_source_id=None)
+    assert record is None and [p.field for p in problems] == ["password_hash"]
+    assert problems[0].message.startswith("String does not match pattern") and REDACTED not in problems[0].message
 
 
 def test_redact_copes_with_odd_shapes() -> None:
