@@ -25,9 +25,9 @@ from auth0_migrate.passwords import (
     make_credential,
     redact,
     secret_values,
-    verify_password,
 )
 from auth0_migrate.stages.transform import to_import_record
+from auth0_migrate.tenant.credentials import verify_password
 
 # Vendored from the project's shared reference folder, 2026-12-02 (tests/support/data/README.md).
 VECTORS_PATH = Path(__file__).resolve().parents[1] / "support/data/password-hash-vectors.json"

@@ -2,7 +2,8 @@
 
 Modules: `digests` (digests by Auth0's names, plain, HMAC and PBKDF2), `encodings` (Node's
 `Buffer` encodings), `algorithms` (verify and make each algorithm's credential), `lengths`
-(digests that can never match), `redact` (where secrets sit, and hiding them).
+(digests that can never match), `redact` (where secrets sit, and hiding them). The login-side
+entry, `verify_password`, is the local tenant's: `auth0_migrate.tenant.credentials`.
 
 Why this module exists
 ----------------------
@@ -31,7 +32,7 @@ Auth0 runs on Node.js, so wherever the docs leave a detail open this module copi
 
 Failure policy: a wrong password, or a credential that is malformed or that Auth0 itself would
 not accept for login (``{CRYPT}``, unknown algorithm, undecodable value), gives ``False``.  No
-exception raised from :func:`verify_password` ever carries hash material.  The one exception is
+exception raised from ``verify_password`` ever carries hash material.  The one exception is
 :class:`UnsupportedDigestError`: the credential is one Auth0 supports but this host cannot
 compute (MDC-2 when OpenSSL's legacy provider is not loaded).  Answering ``False`` there would
 silently lock users out, so it is raised instead, naming only the digest.  MD4, RIPEMD-160 and
@@ -43,7 +44,7 @@ Comparisons of derived bytes use :func:`hmac.compare_digest` (constant time).
 
 from __future__ import annotations
 
-from .algorithms import PASSWORD_HASH_PATTERN, bcrypt_hash, make_credential, verify_password
+from .algorithms import PASSWORD_HASH_PATTERN, bcrypt_hash, make_credential
 from .digests import UnsupportedDigestError, digest_available
 from .lengths import DIGEST_SIZES, digest_length_problem
 from .redact import REDACTED, redact, secret_values
@@ -59,5 +60,4 @@ __all__ = [
     "make_credential",
     "redact",
     "secret_values",
-    "verify_password",
 ]

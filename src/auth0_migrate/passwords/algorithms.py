@@ -1,7 +1,8 @@
 """Verify and make Auth0 import credentials, algorithm by algorithm.
 
-`verify_password` checks a password against a `password_hash` or `custom_password_hash` as Auth0's
-login does; `make_credential` makes the credential of each algorithm for tests, seeds and the demo.
+`check_bcrypt` and `verify_custom` check a password against a `password_hash` or a
+`custom_password_hash` (the tenant's login, `tenant.credentials.verify_password`, calls them);
+`make_credential` makes the credential of each algorithm for tests, seeds and the demo.
 The two are kept in one module so that what one algorithm reads is next to what it writes.
 """
 
@@ -21,7 +22,7 @@ import argon2
 import argon2.exceptions
 import bcrypt
 
-from .digests import DIGEST_ALIASES, UnsupportedDigestError, hash_bytes, hmac_bytes, pbkdf2_bytes
+from .digests import DIGEST_ALIASES, hash_bytes, hmac_bytes, pbkdf2_bytes
 from .encodings import PASSWORD_ENCODERS, URLSAFE_TO_STD, Malformed, as_object, decode, node_base64, node_utf8
 
 #: The regex Auth0 applies to the plain ``password_hash`` field (support article in ref §2.4).
@@ -42,45 +43,11 @@ _PBKDF2_DEFAULT_ITERATIONS: Final = 100_000
 _PBKDF2_DEFAULT_KEYLEN: Final = 64
 
 
-# --- verification: the entry point and what every algorithm shares ---------------------------
+# --- verification: what every algorithm shares ------------------------------------------------
 
 
 
-def verify_password(password: str, credential: dict[str, Any]) -> bool:
-    """Tell whether ``password`` is the one behind an imported Auth0 credential.
-
-    ``credential`` is ``{"password_hash": "$2b$10$..."}`` or ``{"custom_password_hash": {...}}``
-    exactly as an import file carries it; a whole import user dict works too.  Having both
-    fields is refused by Auth0's schema, so it answers ``False`` here as well.
-
-    Returns ``False`` for a wrong password and for a malformed credential.  Raises
-    :class:`UnsupportedDigestError` only when Auth0 supports the digest but this host cannot
-    compute it, and ``TypeError`` when ``password`` is not a ``str`` (a caller bug).
-    """
-    if not isinstance(password, str):
-        raise TypeError("password must be a str")
-    if not isinstance(credential, dict):
-        return False
-    plain = credential.get("password_hash")
-    custom = credential.get("custom_password_hash")
-    try:
-        if plain is not None and custom is not None:
-            return False
-        if plain is not None:
-            if not isinstance(plain, str):
-                return False
-            return _check_bcrypt(node_utf8(password), plain)
-        if custom is not None:
-            return _verify_custom(password, custom)
-        return False
-    except UnsupportedDigestError:
-        raise
-    except Exception:  # noqa: BLE001 - any failure to interpret the credential means "no match";
-        # the exception is dropped on purpose so no hash material can leak through its message.
-        return False
-
-
-def _check_bcrypt(password: bytes, hashed: str) -> bool:
+def check_bcrypt(password: bytes, hashed: str) -> bool:
     if not hashed.startswith(("$2a$", "$2b$", "$2y$")):
         return False
     return bcrypt.checkpw(password[:_BCRYPT_MAX_BYTES], hashed.encode("ascii"))
@@ -175,7 +142,9 @@ class _Custom:
     pw: bytes
 
 
-def _verify_custom(password: str, cph: Any) -> bool:
+def verify_custom(password: str, cph: Any) -> bool:
+    """Whether `password` matches a `custom_password_hash`; may raise on a malformed one (the caller,
+    `tenant.credentials.verify_password`, turns that into False)."""
     if not isinstance(cph, dict):
         return False
     hash_obj = as_object(cph.get("hash"))
@@ -213,7 +182,7 @@ def _with_salt(cph: dict[str, Any], salt: dict[str, Any] | None) -> dict[str, An
 # --- bcrypt ------------------------------------------------------------------------------------
 
 def _verify_bcrypt(c: _Custom) -> bool:
-    return _check_bcrypt(_salted(c.pw, c.salt), c.value)
+    return check_bcrypt(_salted(c.pw, c.salt), c.value)
 
 
 def _make_bcrypt(pw: bytes, params: dict[str, Any]) -> dict[str, Any]:
@@ -445,7 +414,7 @@ def make_credential(password: str, algorithm: str, **params: Any) -> dict[str, A
     """Build an Auth0-import credential for ``password`` (used by the demo and bench seeders).
 
     Returns ``{"password_hash": ...}`` for bcrypt cost 10, otherwise
-    ``{"custom_password_hash": {...}}``.  Every result passes :func:`verify_password` and
+    ``{"custom_password_hash": {...}}``.  Every result passes ``tenant.credentials.verify_password`` and
     Auth0's import schema.  Salts are random unless given, so pass ``salt=`` for reproducible
     fixtures.  Parameters per ``algorithm``:
 

@@ -70,7 +70,7 @@ PASSWORD_ENCODERS: Final[dict[str, Callable[[str], bytes]]] = {
 
 
 class Malformed(Exception):
-    """Internal: the credential cannot be interpreted; :func:`verify_password` answers False."""
+    """Internal: the credential cannot be interpreted; ``verify_password`` answers False."""
 
 
 def decode(value: Any, encoding: Any) -> bytes:

@@ -3,7 +3,7 @@ beside the machine grant `oauth.client_credentials`.
 
 This is how "the user can still log in with the old password" is checked after a migration: the
 tenant verifies the password against the credential exactly as imported (`password_hash` bcrypt or
-any `custom_password_hash` algorithm, `passwords.verify_password`) and, as Auth0 does after the
+any `custom_password_hash` algorithm, `credentials.verify_password`) and, as Auth0 does after the
 first successful login with an imported hash, replaces a non-bcrypt credential with its own bcrypt
 (reference §2.7 "After import").
 
@@ -91,10 +91,11 @@ def _is_final(credential: dict[str, Any]) -> bool:
 
 def _verify(password: str, credential: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
     """Check the password; when it is right and the credential is imported, also make the bcrypt."""
-    from .. import passwords
+    from .. import passwords  # hash libraries load on the first login, not at tenant start
+    from .credentials import verify_password
 
     try:
-        if not passwords.verify_password(password, credential):
+        if not verify_password(password, credential):
             return False, None
     except passwords.UnsupportedDigestError as exc:
         # Auth0 would compute it; this machine's OpenSSL cannot (MDC-2). Say so rather than "wrong password".
