@@ -1,5 +1,5 @@
-"""What every route of the local tenant shares: the route table, the request context, Auth0's
-error shapes, scope checks and query/body parsing.
+"""What every route of the local tenant shares: the route table, the request context, query
+parsing and the JSON body (checked by `bodies`); Auth0's error shapes are in `errors`.
 
 Each route module declares its handlers on its own `router = Router()` with `@router.route(...)`;
 `app.ROUTERS` lists those routers and `app.create_app` wraps each handler with
