@@ -95,24 +95,21 @@ from typing import Any, Final
 from auth0_migrate.passwords import PASSWORD_HASH_PATTERN
 
 __all__ = [
-    "ImportError",
-    "ImportValidationError",
+    "ImportProblem",
+    "json_type",
     "validate_import_file",
     "validate_import_user",
 ]
 
 
 @dataclass(frozen=True, slots=True)
-class ImportError:  # shadows the builtin on purpose (the brief's name); see the alias below
+class ImportProblem:
     """One entry of ``errors`` for a user, as ``GET /jobs/{id}/errors`` returns it."""
 
     code: str
     message: str
     path: str
 
-
-#: The same class under a name that does not shadow the builtin, for callers who prefer it.
-ImportValidationError = ImportError
 
 # Codes --------------------------------------------------------------------------------------
 
@@ -221,15 +218,16 @@ _CPH_PROPERTIES: Final = frozenset(
 )
 _MFA_KINDS: Final = {"totp": "secret", "phone": "value", "email": "value"}
 
-_Errors = list[ImportError]
+_Errors = list[ImportProblem]
 _MISSING: Final = object()
 
 
 # Primitive checks ---------------------------------------------------------------------------
 
 
-def _json_type(value: Any) -> str:
-    """The JSON Schema type name z-schema reports for ``value``."""
+def json_type(value: Any) -> str:
+    """The JSON Schema type name z-schema (Auth0's validator) reports for ``value``: an integral
+    number is ``integer``, any other ``number``."""
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, str):
@@ -247,32 +245,32 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def _type_error(expected: str, value: Any, path: str) -> ImportError:
-    return ImportError(INVALID_TYPE, f"Expected type {expected} but found type {_json_type(value)}", path)
+def _type_error(expected: str, value: Any, path: str) -> ImportProblem:
+    return ImportProblem(INVALID_TYPE, f"Expected type {expected} but found type {json_type(value)}", path)
 
 
-def _required(key: str, path: str) -> ImportError:
-    return ImportError(OBJECT_REQUIRED, f"Missing required property: {key}", path)
+def _required(key: str, path: str) -> ImportProblem:
+    return ImportProblem(OBJECT_REQUIRED, f"Missing required property: {key}", path)
 
 
-def _additional(key: str, path: str) -> ImportError:
-    return ImportError(OBJECT_ADDITIONAL_PROPERTIES, f"Additional properties not allowed: {key}", path)
+def _additional(key: str, path: str) -> ImportProblem:
+    return ImportProblem(OBJECT_ADDITIONAL_PROPERTIES, f"Additional properties not allowed: {key}", path)
 
 
-def _pattern_error(pattern: str, path: str, detail: str = "") -> ImportError:
-    return ImportError(PATTERN, f"String does not match pattern {pattern}{detail}", path)
+def _pattern_error(pattern: str, path: str, detail: str = "") -> ImportProblem:
+    return ImportProblem(PATTERN, f"String does not match pattern {pattern}{detail}", path)
 
 
-def _format_error(fmt: str, value: Any, path: str) -> ImportError:
-    return ImportError(FORMAT, f"Object didn't pass validation for format {fmt}: {value}", path)
+def _format_error(fmt: str, value: Any, path: str) -> ImportProblem:
+    return ImportProblem(FORMAT, f"Object didn't pass validation for format {fmt}: {value}", path)
 
 
-def _enum_error(value: Any, path: str, detail: str = "") -> ImportError:
-    return ImportError(ENUM_MISMATCH, f"No enum match for: {value}{detail}", path)
+def _enum_error(value: Any, path: str, detail: str = "") -> ImportProblem:
+    return ImportProblem(ENUM_MISMATCH, f"No enum match for: {value}{detail}", path)
 
 
-def _minimum_error(value: Any, minimum: int, path: str) -> ImportError:
-    return ImportError(MINIMUM, f"Value {value} is less than minimum {minimum}", path)
+def _minimum_error(value: Any, minimum: int, path: str) -> ImportProblem:
+    return ImportProblem(MINIMUM, f"Value {value} is less than minimum {minimum}", path)
 
 
 def is_valid_email(value: str) -> bool:
@@ -330,11 +328,11 @@ def _string_check(path: str, min_length: int, max_length: int) -> Callable[[Any,
         length = len(value)
         if length < min_length:
             errors.append(
-                ImportError(MIN_LENGTH, f"String is too short ({length} chars), minimum {min_length}", path)
+                ImportProblem(MIN_LENGTH, f"String is too short ({length} chars), minimum {min_length}", path)
             )
         elif length > max_length:
             errors.append(
-                ImportError(MAX_LENGTH, f"String is too long ({length} chars), maximum {max_length}", path)
+                ImportProblem(MAX_LENGTH, f"String is too long ({length} chars), maximum {max_length}", path)
             )
 
     return check
@@ -361,7 +359,7 @@ def _check_user_id(value: Any, errors: _Errors) -> None:
         return
     if len(value) > 255:
         errors.append(
-            ImportError(MAX_LENGTH, f"String is too long ({len(value)} chars), maximum 255", "user_id")
+            ImportProblem(MAX_LENGTH, f"String is too long ({len(value)} chars), maximum 255", "user_id")
         )
     if value and _has_js_whitespace(value):
         errors.append(_pattern_error(USER_ID_PATTERN, "user_id"))
@@ -415,7 +413,7 @@ def _scan_keys(obj: Any, path: str, errors: _Errors) -> None:
         for key, value in obj.items():
             if "." in key or "$" in key:
                 errors.append(
-                    ImportError(
+                    ImportProblem(
                         PATTERN,
                         f"Property name does not match pattern {METADATA_KEY_PATTERN}: {key} "
                         "(metadata field names must not contain '.' or '$')",
@@ -438,7 +436,7 @@ def _check_app_metadata(value: Any, errors: _Errors) -> None:
         for key in value:
             if key in _RESERVED_APP_METADATA:
                 errors.append(
-                    ImportError(
+                    ImportProblem(
                         NOT_PASSED,
                         f"{_NOT_PASSED_MSG}: app_metadata must not contain the reserved property {key}",
                         f"app_metadata.{key}",
@@ -464,11 +462,11 @@ def _check_mfa_factors(value: Any, errors: _Errors) -> None:
     count = len(value)
     if count < 1:
         errors.append(
-            ImportError(ARRAY_LENGTH_SHORT, f"Array is too short ({count}), minimum 1", "mfa_factors")
+            ImportProblem(ARRAY_LENGTH_SHORT, f"Array is too short ({count}), minimum 1", "mfa_factors")
         )
     elif count > 10:
         errors.append(
-            ImportError(ARRAY_LENGTH_LONG, f"Array is too long ({count}), maximum 10", "mfa_factors")
+            ImportProblem(ARRAY_LENGTH_LONG, f"Array is too long ({count}), maximum 10", "mfa_factors")
         )
     for index, factor in enumerate(value):
         if type(factor) is dict and len(factor) == 1:
@@ -496,13 +494,13 @@ def _check_mfa_factor(index: int, factor: Any, errors: _Errors) -> None:
         return
     if len(factor) > 1:
         errors.append(
-            ImportError(
+            ImportProblem(
                 OBJECT_PROPERTIES_MAXIMUM, f"Too many properties defined ({len(factor)}), maximum 1", path
             )
         )
     elif not factor:
         errors.append(
-            ImportError(
+            ImportProblem(
                 ANY_OF_MISSING,
                 "Data does not match any schemas from 'anyOf' (expected one of totp, phone, email)",
                 path,
@@ -675,7 +673,7 @@ def _check_algorithm_rules(
 
     if algorithm in _NO_SALT and "salt" in cph:
         errors.append(
-            ImportError(
+            ImportProblem(
                 NOT_PASSED,
                 f"{_NOT_PASSED_MSG}: salt is not allowed with algorithm {algorithm}",
                 f"{_CPH}.salt",
@@ -755,7 +753,7 @@ _TOP_CHECKS: Final[dict[str, Callable[[Any, _Errors], None]]] = {
 }
 
 
-def validate_import_user(user: Any) -> list[ImportError]:
+def validate_import_user(user: Any) -> list[ImportProblem]:
     """Validate one element of an import file; an empty list means Auth0 would accept it.
 
     Every rule is checked, so one user can yield several errors (as Auth0 reports them).
@@ -776,7 +774,7 @@ def validate_import_user(user: Any) -> list[ImportError]:
         errors.append(_required("email", "email"))
     if "password_hash" in user and _CPH in user:
         errors.append(
-            ImportError(
+            ImportProblem(
                 NOT_PASSED,
                 f"{_NOT_PASSED_MSG}: password_hash and custom_password_hash are mutually exclusive",
                 _CPH,
@@ -820,5 +818,5 @@ def validate_import_file(data: bytes | str) -> tuple[list[Any] | None, str | Non
         )
         return None, f"Failed to parse users file JSON: {reason}."
     if not isinstance(users, list):
-        return None, f"Users file must contain a JSON array of user objects, found {_json_type(users)}."
+        return None, f"Users file must contain a JSON array of user objects, found {json_type(users)}."
     return users, None

@@ -11,7 +11,7 @@ from auth0.management.core.api_error import ApiError as SdkApiError
 from starlette.testclient import TestClient
 
 from auth0_migrate import passwords
-from auth0_migrate.tenant import TenantConfig, connections, create_app, directory, oauth
+from auth0_migrate.tenant import TenantConfig, connections, create_app, credentials, directory, oauth
 from auth0_migrate.tenant.jobs import HASH_DEFINED_MESSAGE, IMPORT_MAX_BYTES
 from auth0_migrate.tenant.store import loads
 from tests.conftest import BASE_URL, CLIENT_ID, CLIENT_SECRET, fetch_token
@@ -394,7 +394,7 @@ def test_upsert_never_updates_password_hash(mgmt, tenant, cid, bcrypt10) -> None
     assert job.summary.updated == 1
     row = user_row(tenant, cid, "a@example.com")
     assert loads(row["credential"]) == {"password_hash": bcrypt10}
-    assert passwords.verify_password(PASSWORD, loads(row["credential"]))
+    assert credentials.verify_password(PASSWORD, loads(row["credential"]))
     assert loads(row["profile"])["nickname"] == "annie"
 
 

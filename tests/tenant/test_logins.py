@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from auth0_migrate import passwords
-from auth0_migrate.tenant import directory
+from auth0_migrate.tenant import credentials, directory
 from tests.conftest import BASE_URL, CLIENT_ID, CLIENT_SECRET
 
 REALM = "http://auth0.com/oauth/grant-type/password-realm"
@@ -112,7 +112,7 @@ def test_imported_hash_is_replaced_by_bcrypt_after_login(http, tenant, algorithm
     assert r.status_code == 200, r.text
     profile, after = stored(tenant, uid)
     assert set(after) == {"password_hash"} and after["password_hash"].startswith("$2b$10$")
-    assert passwords.verify_password("old-secret", after)
+    assert credentials.verify_password("old-secret", after)
     assert profile["logins_count"] == 1
     assert login(http, "imported@example.com", "old-secret").status_code == 200  # still works on the new hash
     assert stored(tenant, uid)[1] == after  # and a bcrypt hash is not re-hashed again

@@ -8,7 +8,7 @@ from auth0.management import Auth0
 from auth0.management.core.parse_error import ParsingError
 from auth0.management.types import ResourceServerScope
 
-from auth0_migrate.tenant import roles
+from auth0_migrate.tenant import grants
 
 from .grants_support import make_users, perm, sdk_error, weak_sdk
 
@@ -315,7 +315,7 @@ def test_checkpoint_and_offset_paging_errors(mgmt: Auth0, http, auth_headers, te
     assert foreign == {"users": []}
 
     own_next = http.get(url, params={"take": 1, "include_totals": "true"}, headers=auth_headers).json()["next"]
-    other_role_next = roles.encode_checkpoint(other.id, 5)
+    other_role_next = grants.encode_checkpoint(other.id, 5)
     for params in ({"from": "not-a-checkpoint!"}, {"from": "bm9wZQ"}, {"from": other_role_next},
                    {"take": 0}, {"take": 101}, {"take": "ten"}):
         r = http.get(url, params=params, headers=auth_headers)
@@ -348,7 +348,7 @@ def test_roles_per_user_limit_on_role_assignment(mgmt: Auth0, tenant) -> None:  
 def test_role_member_page_is_an_indexed_range_query(tenant) -> None:  # noqa: ANN001
     # The scale guarantee, checked without timing (timings are flaky on a shared box): a checkpoint
     # page costs one index range scan, however many members the role has and however deep the page.
-    sql = roles._MEMBERS_SQL.format(where="AND m.pk > ?", offset="")
+    sql = grants._MEMBERS_SQL.format(where="AND m.pk > ?", offset="")
     plan = " | ".join(r["detail"] for r in tenant.store.query("EXPLAIN QUERY PLAN " + sql, ("rol_x", 0, 51)))
     assert "SEARCH m USING INDEX role_members_page (role_id=? AND pk>?)" in plan, plan
     assert "SEARCH users USING COVERING INDEX users_user_id (user_id=?)" in plan, plan

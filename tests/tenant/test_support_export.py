@@ -10,7 +10,7 @@ import pytest
 
 from auth0_migrate import passwords
 from auth0_migrate.errors import UsageError
-from auth0_migrate.tenant import connections, directory
+from auth0_migrate.tenant import connections, credentials, directory
 from auth0_migrate.tenant.store import Store
 from auth0_migrate.tenant.support_export import UnknownConnectionError, export_hashes
 
@@ -119,7 +119,7 @@ def test_round_trip_after_an_import_job(mgmt, tenant, store, connection) -> None
         line = by_email[email]
         assert uid == "auth0|" + (line.get("alt_id") or line["_id"]["$oid"])
     assert by_email["keep@example.com"]["alt_id"] == "legacy-1"
-    assert passwords.verify_password("s3cret-pass", {"password_hash": by_email["new@example.com"]["passwordHash"]})
+    assert credentials.verify_password("s3cret-pass", {"password_hash": by_email["new@example.com"]["passwordHash"]})
     assert by_email["new@example.com"]["identifiers"][0]["verified"] is True
     assert "passwordHash" not in by_email["nohash@example.com"]
 

@@ -11,7 +11,7 @@ from auth0.management import Auth0
 from auth0.management.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError
 
 from auth0_migrate import passwords
-from auth0_migrate.tenant import directory, oauth
+from auth0_migrate.tenant import credentials, directory, oauth
 from auth0_migrate.tenant.users import PAGING_LIMIT_MESSAGE
 
 API = "/api/v2"
@@ -59,7 +59,7 @@ def test_create_user_with_sdk_stores_bcrypt_cost_10(mgmt, tenant) -> None:  # no
     row = tenant.store.one("SELECT credential FROM users WHERE user_id = 'auth0|abc123'")
     credential = json.loads(row["credential"])
     assert set(credential) == {"password_hash"} and credential["password_hash"].startswith("$2b$10$")
-    assert passwords.verify_password("s3cret-Pass", credential)
+    assert credentials.verify_password("s3cret-Pass", credential)
     generated = mgmt.users.create(connection=DB, email="gen@example.com", password="x")
     assert generated.user_id.startswith("auth0|") and len(generated.user_id) > 10
 
@@ -95,7 +95,7 @@ def test_create_user_conflicts_and_rules(mgmt, tenant) -> None:  # noqa: ANN001
     (b'{"connection":"Username-Password-Authentication","email":"x@example.com"}',
      "Missing required property: password"),
     (b'{"connection":"Username-Password-Authentication","email":5,"password":"p"}',
-     "Expected type string but found type number' on property email"),
+     "Expected type string but found type integer' on property email"),
     (b'{"connection":"Username-Password-Authentication","email":"not-an-email","password":"p"}',
      "format email"),
     (b'{"connection":"Username-Password-Authentication","email":"x@example.com","password":""}',
@@ -189,8 +189,8 @@ def test_patch_password_rehashes(mgmt, tenant) -> None:  # noqa: ANN001
     mgmt.users.update(uid, password="brand-new")
     credential = json.loads(tenant.store.one("SELECT credential FROM users WHERE user_id = ?", (uid,))[0])
     assert credential["password_hash"].startswith("$2b$10$")
-    assert passwords.verify_password("brand-new", credential)
-    assert not passwords.verify_password("old-pass", credential)
+    assert credentials.verify_password("brand-new", credential)
+    assert not credentials.verify_password("old-pass", credential)
 
 
 def test_patch_errors(mgmt, http, auth_headers, tenant) -> None:  # noqa: ANN001

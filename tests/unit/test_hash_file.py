@@ -21,7 +21,7 @@ from auth0_migrate.formats.hash_file import (
     credential_for_bcrypt,
     iter_hash_file,
 )
-from auth0_migrate.passwords import verify_password
+from auth0_migrate.tenant.credentials import verify_password
 
 TAIL = "abcdefghijklmnopqrstuvABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789./abcde"[:53]
 H10 = "$2b$10$" + TAIL

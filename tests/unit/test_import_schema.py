@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from auth0_migrate.import_schema import ImportError as ImportErr  # the brief's name shadows a builtin
 from auth0_migrate.import_schema import (
-    ImportValidationError,
+    ImportProblem,
     is_valid_email,
     validate_import_file,
     validate_import_user,
@@ -61,11 +60,11 @@ def cph_user(cph: dict[str, Any]) -> dict[str, Any]:
     return user(password_hash=..., custom_password_hash=cph)
 
 
-def codes(errors: list[ImportErr]) -> list[tuple[str, str]]:
+def codes(errors: list[ImportProblem]) -> list[tuple[str, str]]:
     return [(e.code, e.path) for e in errors]
 
 
-def only(errors: list[ImportErr]) -> ImportErr:
+def only(errors: list[ImportProblem]) -> ImportProblem:
     assert len(errors) == 1, errors
     return errors[0]
 
@@ -82,9 +81,8 @@ def test_minimal_user_passes() -> None:
 
 
 def test_import_error_is_a_frozen_value() -> None:
-    error = ImportErr("PATTERN", "m", "p")
-    assert ImportValidationError is ImportErr
-    assert error == ImportErr("PATTERN", "m", "p")
+    error = ImportProblem("PATTERN", "m", "p")
+    assert error == ImportProblem("PATTERN", "m", "p")
     with pytest.raises(AttributeError):
         error.code = "X"  # type: ignore[misc]
 
@@ -98,7 +96,7 @@ def test_user_must_be_an_object(value: Any) -> None:
 
 def test_email_is_required() -> None:
     error = only(validate_import_user(user(email=...)))
-    assert error == ImportErr("OBJECT_REQUIRED", "Missing required property: email", "email")
+    assert error == ImportProblem("OBJECT_REQUIRED", "Missing required property: email", "email")
 
 
 def test_additional_properties_are_refused_one_error_each() -> None:
@@ -150,7 +148,7 @@ def test_email_format_accepts_real_addresses(email: str) -> None:
 
 def test_email_type() -> None:
     error = only(validate_import_user(user(email=42)))
-    assert error == ImportErr("INVALID_TYPE", "Expected type string but found type integer", "email")
+    assert error == ImportProblem("INVALID_TYPE", "Expected type string but found type integer", "email")
 
 
 # --- booleans --------------------------------------------------------------------------------
@@ -170,7 +168,7 @@ def test_boolean_fields(field: str, value: Any) -> None:
 @pytest.mark.parametrize("phone", ["14155550123", "+", "+1234567890123456", "+1 415 555", "+1-415", "+１２"])
 def test_phone_number_is_e164(phone: str) -> None:
     error = only(validate_import_user(user(phone_number=phone)))
-    assert error == ImportErr("PATTERN", r"String does not match pattern ^\+[0-9]{1,15}$", "phone_number")
+    assert error == ImportProblem("PATTERN", r"String does not match pattern ^\+[0-9]{1,15}$", "phone_number")
 
 
 def test_phone_number_limits_pass() -> None:
@@ -184,7 +182,7 @@ def test_phone_number_limits_pass() -> None:
 @pytest.mark.parametrize("user_id", ["has space", "tab\there", "nbsp\u00a0x", "bom\ufeffx", "line\n"])
 def test_user_id_has_no_whitespace(user_id: str) -> None:
     error = only(validate_import_user(user(user_id=user_id)))
-    assert error == ImportErr("PATTERN", r"String does not match pattern ^\S*$", "user_id")
+    assert error == ImportProblem("PATTERN", r"String does not match pattern ^\S*$", "user_id")
 
 
 def test_user_id_whitespace_is_javascripts() -> None:
@@ -195,7 +193,7 @@ def test_user_id_whitespace_is_javascripts() -> None:
 def test_user_id_max_length() -> None:
     assert validate_import_user(user(user_id="x" * 255)) == []
     error = only(validate_import_user(user(user_id="x" * 256)))
-    assert error == ImportErr("MAX_LENGTH", "String is too long (256 chars), maximum 255", "user_id")
+    assert error == ImportProblem("MAX_LENGTH", "String is too long (256 chars), maximum 255", "user_id")
 
 
 def test_user_id_auth0_prefix_is_accepted() -> None:
@@ -216,13 +214,13 @@ def test_user_id_type() -> None:
 def test_string_lengths(field: str, maximum: int) -> None:
     assert validate_import_user(user(**{field: "é" * maximum})) == []
     too_long = only(validate_import_user(user(**{field: "x" * (maximum + 1)})))
-    assert too_long == ImportErr(
+    assert too_long == ImportProblem(
         "MAX_LENGTH", f"String is too long ({maximum + 1} chars), maximum {maximum}", field
     )
     too_short = only(validate_import_user(user(**{field: ""})))
-    assert too_short == ImportErr("MIN_LENGTH", "String is too short (0 chars), minimum 1", field)
+    assert too_short == ImportProblem("MIN_LENGTH", "String is too short (0 chars), minimum 1", field)
     wrong_type = only(validate_import_user(user(**{field: ["x"]})))
-    assert wrong_type == ImportErr("INVALID_TYPE", "Expected type string but found type array", field)
+    assert wrong_type == ImportProblem("INVALID_TYPE", "Expected type string but found type array", field)
 
 
 # --- picture -------------------------------------------------------------------------------------
@@ -256,7 +254,7 @@ def test_picture_type() -> None:
 )
 def test_password_hash_pattern(value: str) -> None:
     error = only(validate_import_user(user(password_hash=value)))
-    assert error == ImportErr(
+    assert error == ImportProblem(
         "PATTERN", r"String does not match pattern ^\$2[ab]?\$10+\$[./A-Za-z0-9]{53}$", "password_hash"
     )
     assert value not in error.message  # never echo hash material
@@ -308,7 +306,7 @@ def test_custom_password_hash_must_be_an_object() -> None:
 def test_custom_password_hash_additional_properties() -> None:
     cph = {"algorithm": "bcrypt", "hash": {"value": BCRYPT_12}, "rounds": 12}
     error = only(validate_import_user(cph_user(cph)))
-    assert error == ImportErr(
+    assert error == ImportProblem(
         "OBJECT_ADDITIONAL_PROPERTIES",
         "Additional properties not allowed: rounds",
         "custom_password_hash.rounds",
@@ -332,7 +330,7 @@ def test_a_missing_hash_is_reported_once_not_also_its_encoding() -> None:
 
 def test_custom_password_hash_requires_hash_value() -> None:
     error = only(validate_import_user(cph_user({"algorithm": "md5", "hash": {"encoding": "hex"}})))
-    assert error == ImportErr(
+    assert error == ImportProblem(
         "OBJECT_REQUIRED", "Missing required property: value", "custom_password_hash.hash.value"
     )
 
@@ -340,7 +338,7 @@ def test_custom_password_hash_requires_hash_value() -> None:
 def test_algorithm_enum() -> None:
     cph = {"algorithm": "firebase-scrypt", "hash": {"value": "x", "encoding": "base64"}}
     error = only(validate_import_user(cph_user(cph)))
-    assert error == ImportErr(
+    assert error == ImportProblem(
         "ENUM_MISMATCH", "No enum match for: firebase-scrypt", "custom_password_hash.algorithm"
     )
 
@@ -448,7 +446,7 @@ def test_hmac_needs_digest_and_key() -> None:
 def test_scrypt_needs_keylen() -> None:
     cph = {"algorithm": "scrypt", "hash": {"value": "00", "encoding": "hex"}}
     error = only(validate_import_user(cph_user(cph)))
-    assert error == ImportErr(
+    assert error == ImportProblem(
         "OBJECT_REQUIRED", "Missing required property: keylen", "custom_password_hash.keylen"
     )
 
@@ -467,7 +465,7 @@ def test_scrypt_needs_keylen() -> None:
 def test_scrypt_parameters(field: str, value: Any, code: str, message: str) -> None:
     cph = {"algorithm": "scrypt", "hash": {"value": "00", "encoding": "hex"}, "keylen": 16, field: value}
     error = only(validate_import_user(cph_user(cph)))
-    assert error == ImportErr(code, message, f"custom_password_hash.{field}")
+    assert error == ImportProblem(code, message, f"custom_password_hash.{field}")
 
 
 @pytest.mark.parametrize(
@@ -587,17 +585,17 @@ def test_mfa_factors_must_be_an_array() -> None:
 
 def test_mfa_factors_length() -> None:
     error = only(validate_import_user(user(mfa_factors=[])))
-    assert error == ImportErr("ARRAY_LENGTH_SHORT", "Array is too short (0), minimum 1", "mfa_factors")
+    assert error == ImportProblem("ARRAY_LENGTH_SHORT", "Array is too short (0), minimum 1", "mfa_factors")
     eleven = [{"phone": {"value": f"+1555000{i:04d}"}} for i in range(11)]
     error = only(validate_import_user(user(mfa_factors=eleven)))
-    assert error == ImportErr("ARRAY_LENGTH_LONG", "Array is too long (11), maximum 10", "mfa_factors")
+    assert error == ImportProblem("ARRAY_LENGTH_LONG", "Array is too long (11), maximum 10", "mfa_factors")
     assert validate_import_user(user(mfa_factors=eleven[:10])) == []
 
 
 def test_mfa_factor_has_exactly_one_kind() -> None:
     two = [{"totp": {"secret": "ABC"}, "phone": {"value": "+1555"}}]
     error = only(validate_import_user(user(mfa_factors=two)))
-    assert error == ImportErr(
+    assert error == ImportProblem(
         "OBJECT_PROPERTIES_MAXIMUM", "Too many properties defined (2), maximum 1", "mfa_factors[0]"
     )
     assert codes(validate_import_user(user(mfa_factors=[{}]))) == [("ANY_OF_MISSING", "mfa_factors[0]")]
@@ -611,7 +609,7 @@ def test_mfa_factor_has_exactly_one_kind() -> None:
 def test_mfa_totp_secret_is_unpadded_base32(secret: str) -> None:
     factors = [{"phone": {"value": "+15551112233"}}, {"totp": {"secret": secret}}]
     error = only(validate_import_user(user(mfa_factors=factors)))
-    assert error == ImportErr(
+    assert error == ImportProblem(
         "PATTERN", "String does not match pattern ^[A-Z2-7]+$", "mfa_factors[1].totp.secret"
     )
 

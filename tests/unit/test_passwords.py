@@ -1,5 +1,5 @@
 """Unit tests for auth0_migrate.passwords: every shared vector, Node-made credentials,
-make_credential round trips, the pure-Python digests, failure handling and redaction."""
+make_credential round trips, the library-backed digests, failure handling and redaction."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from auth0_migrate import passwords
 from auth0_migrate.import_schema import validate_import_user
 from auth0_migrate.passwords import (
     PASSWORD_HASH_PATTERN,
@@ -21,10 +20,14 @@ from auth0_migrate.passwords import (
     UnsupportedDigestError,
     bcrypt_hash,
     digest_available,
+    digests,
+    encodings,
     make_credential,
     redact,
-    verify_password,
+    secret_values,
 )
+from auth0_migrate.stages.transform import to_import_record
+from auth0_migrate.tenant.credentials import verify_password
 
 # Vendored from the project's shared reference folder, 2026-12-02 (tests/support/data/README.md).
 VECTORS_PATH = Path(__file__).resolve().parents[1] / "support/data/password-hash-vectors.json"
@@ -69,7 +72,7 @@ def test_shared_vector_is_accepted_by_the_import_schema(vector: dict[str, Any]) 
 
 # --- credentials computed by Node.js (Auth0's runtime), OpenSSL 3 legacy provider ---------------
 # Generated with `node --openssl-legacy-provider` (Node 20): crypto.createHash/createHmac/
-# pbkdf2Sync/scryptSync and Buffer.from(password, encoding).  They pin the pure-Python MD4,
+# pbkdf2Sync/scryptSync and Buffer.from(password, encoding).  They pin the library MD4,
 # RIPEMD-160 and Whirlpool code and Node's password transcoding to the real thing.
 
 NODE_VECTORS: list[tuple[str, str, dict[str, Any]]] = [
@@ -134,7 +137,7 @@ def test_node_computed_credentials_verify(name: str, password: str, cph: dict[st
 
 def test_password_encodings_follow_node_buffer_semantics() -> None:
     # Buffer.from("é€😀", enc).toString("hex") in Node 20.
-    encode = passwords._PASSWORD_ENCODERS
+    encode = encodings.PASSWORD_ENCODERS
     for name in ("ascii", "latin1", "binary"):
         assert encode[name]("é€😀").hex() == "e9ac3d00"
     for name in ("ucs2", "utf16le"):
@@ -143,14 +146,14 @@ def test_password_encodings_follow_node_buffer_semantics() -> None:
 
 
 def test_hash_value_decoding_follows_node_buffer_semantics() -> None:
-    assert passwords._node_hex("ABcd") == b"\xab\xcd"
-    assert passwords._node_hex("abzz") == b"\xab"
-    assert passwords._node_base64("-_8") == passwords._node_base64("+/8") == b"\xfb\xff"
-    assert passwords._node_base64("YW Jj") == b"abc"
-    assert passwords._node_base64("YW=Jj") == b"a"
+    assert encodings.node_hex("ABcd") == b"\xab\xcd"
+    assert encodings.node_hex("abzz") == b"\xab"
+    assert encodings.node_base64("-_8") == encodings.node_base64("+/8") == b"\xfb\xff"
+    assert encodings.node_base64("YW Jj") == b"abc"
+    assert encodings.node_base64("YW=Jj") == b"a"
 
 
-# --- pure-Python digests ---------------------------------------------------------------------
+# --- MD4, RIPEMD-160 (libraries), Whirlpool (ours) ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -165,11 +168,11 @@ def test_hash_value_decoding_follows_node_buffer_semantics() -> None:
     ],
 )  # fmt: skip
 def test_md4_matches_rfc_1320(data: bytes, expected: str) -> None:
-    assert passwords._MD4(data).hexdigest() == expected
+    assert digests.LIBRARY_DIGESTS["md4"](data).hexdigest() == expected
 
 
 def test_whirlpool_matches_reference_vectors() -> None:
-    w = passwords._Whirlpool
+    w = digests.LIBRARY_DIGESTS["whirlpool"]
     assert w(b"").hexdigest().startswith("19fa61d75522a4669b44e39c1d2e1726c530232130d407f89afee0964997f7a7")
     assert (
         w(b"abc").hexdigest().startswith("4e2448a4c6f486bb16b6562c73b4020bf3043e3a731bce721ae1b303d97e6d4c")
@@ -178,34 +181,34 @@ def test_whirlpool_matches_reference_vectors() -> None:
     assert w(fox).hexdigest().startswith("b97de512e91e3828b40d2b0fdce9ceb3c4a71f9bea8d88e75c4fa854df36725f")
 
 
-def test_ripemd160_fallback_matches_openssl_and_reference() -> None:
-    r = passwords._RIPEMD160
+def test_ripemd160_library_matches_openssl_and_reference() -> None:
+    r = digests.LIBRARY_DIGESTS["ripemd160"]
     assert r(b"").hexdigest() == "9c1185a5c5e9fc54612808977ee8f548b2258d31"
     assert r(b"abc").hexdigest() == "8eb208f7e05d987a9b044a8e98c6b087f15a0bfc"
-    if "ripemd160" in passwords._OPENSSL_DIGESTS:
+    if "ripemd160" in digests.OPENSSL_DIGESTS:
         for size in (55, 56, 64, 65, 200):
             data = bytes(range(256))[:size]
             assert r(data).digest() == hashlib.new("ripemd160", data).digest()
 
 
-def test_pure_digests_work_incrementally_and_under_hmac() -> None:
-    for cls in (passwords._MD4, passwords._RIPEMD160, passwords._Whirlpool):
+def test_library_digests_work_incrementally_and_under_hmac() -> None:
+    for cls in digests.LIBRARY_DIGESTS.values():
         h = cls()
         h.update(b"x" * 70)
         h.update(b"y" * 100)
         assert h.digest() == cls(b"x" * 70 + b"y" * 100).digest()
-    if "ripemd160" in passwords._OPENSSL_DIGESTS:  # keys longer than a block get hashed first
+    if "ripemd160" in digests.OPENSSL_DIGESTS:  # keys longer than a block get hashed first
         key = b"k" * 100
         assert (
-            hmac.new(key, b"msg", passwords._RIPEMD160).digest()
+            hmac.new(key, b"msg", digests.LIBRARY_DIGESTS["ripemd160"]).digest()
             == hmac.new(key, b"msg", "ripemd160").digest()
         )
 
 
-def test_hmac_and_pbkdf2_fall_back_to_pure_python(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hmac_and_pbkdf2_fall_back_to_the_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
     """With OpenSSL pretending to have none of them, the Node vectors still verify."""
     monkeypatch.setattr(
-        passwords, "_OPENSSL_DIGESTS", frozenset({"md5", "sha1", "sha256", "sha384", "sha512"})
+        digests, "OPENSSL_DIGESTS", frozenset({"md5", "sha1", "sha256", "sha384", "sha512"})
     )
     for name, password, cph in NODE_VECTORS:
         if name in ("hmac ripemd160", "hmac md4", "pbkdf2 md4"):
@@ -420,6 +423,29 @@ def test_redact_hides_every_secret_and_leaves_the_rest() -> None:
     assert hidden["mfa_factors"][0]["totp"]["secret"] == REDACTED
     assert hidden["mfa_factors"][1] == {"phone": {"value": "+14155550123"}}
     assert hidden["email"] == "r@example.com" and hidden["app_metadata"] == {"plan": "gold"}
+
+
+def test_secret_values_lists_what_redact_hides() -> None:
+    """One walker serves both: every value `secret_values` names is one `redact` hides, and back."""
+    user = {
+        "email": "s@example.com",
+        "password_hash": "PH",
+        "custom_password_hash": {"algorithm": "hmac", "hash": {"value": "HV", "key": {"value": "KV"}},
+                                 "salt": {"value": "SV"}},
+        "mfa_factors": [{"totp": {"secret": "TS"}}, {"phone": {"value": "+14155550123"}}],
+    }  # fmt: skip
+    assert sorted(secret_values(user)) == ["HV", "KV", "PH", "SV", "TS"]
+    text = json.dumps(redact(user))
+    assert not any(f'"{value}"' in text for value in secret_values(user))
+
+
+def test_an_empty_secret_does_not_garble_a_problem_message() -> None:
+    """An empty `password_hash` is no secret to scrub: the problem keeps its message as written."""
+    record, problems = to_import_record({"user_id": "auth0|a", "email": "e@example.com"},
+                                        credential={"password_hash": ""}, strategy="regenerate", prefix=None,
+                                        record_source_id=None)
+    assert record is None and [p.field for p in problems] == ["password_hash"]
+    assert problems[0].message.startswith("String does not match pattern") and REDACTED not in problems[0].message
 
 
 def test_redact_copes_with_odd_shapes() -> None:

@@ -45,14 +45,14 @@ Example::
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, get_args
 
 from auth0_migrate.errors import UsageError
 from auth0_migrate.import_schema import validate_import_user
 from auth0_migrate.model import IdStrategy
-from auth0_migrate.passwords import REDACTED, digest_length_problem
+from auth0_migrate.passwords import REDACTED, digest_length_problem, secret_values
 
 __all__ = [
     "CARRIED_KEYS",
@@ -237,7 +237,7 @@ def to_import_record(
             return record, []
         return None, [TransformProblem(who_id, who_email, "DIGEST_LENGTH", "custom_password_hash.hash.value",
                                        wrong_length + "; a hash that can never match is not imported")]
-    secrets = list(_secrets(record))
+    secrets = list(secret_values(record))
     return None, [
         TransformProblem(who_id, who_email, e.code, e.path or None, _scrub(e.message, secrets))
         for e in errors
@@ -270,35 +270,6 @@ def _shape_problems(
             )
         )
     return problems
-
-
-def _secrets(record: Mapping[str, Any]) -> Iterator[str]:
-    """Every secret string of a record: hash values, salts, hmac keys, TOTP secrets."""
-    value = record.get("password_hash")
-    if isinstance(value, str):
-        yield value
-    cph = record.get("custom_password_hash")
-    if isinstance(cph, dict):
-        hash_obj = cph.get("hash")
-        if isinstance(hash_obj, dict):
-            yield from _strings(hash_obj.get("value"))
-            key = hash_obj.get("key")
-            if isinstance(key, dict):
-                yield from _strings(key.get("value"))
-        salt = cph.get("salt")
-        if isinstance(salt, dict):
-            yield from _strings(salt.get("value"))
-    factors = record.get("mfa_factors")
-    if isinstance(factors, list):
-        for factor in factors:
-            totp = factor.get("totp") if isinstance(factor, dict) else None
-            if isinstance(totp, dict):
-                yield from _strings(totp.get("secret"))
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str) and value:
-        yield value
 
 
 def _scrub(message: str, secrets: list[str]) -> str:

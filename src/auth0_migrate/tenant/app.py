@@ -1,6 +1,8 @@
 """The local tenant as an ASGI app: `create_app(config)`.
 
-Every route declared with `http.router` is wrapped here, in this order: count the call and apply
+The app is composed here: `SCHEMAS` are the tables of the modules that own data, `ROUTERS` the
+route modules' endpoints, and `create_app` opens the store, creates the default client and seeds
+the system API. Every endpoint is wrapped here, in this order: count the call and apply
 any fault switch (on every route: the token endpoint and downloads answer a fault in their own error
 shape), add the configured latency, take a token from the rate-limit bucket, check the
 bearer token and its scopes, run the handler, and turn `ApiError`/`OAuthError` (or anything
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
+from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 from typing import Any
 
@@ -39,53 +41,36 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# Route modules register their endpoints and tables on import.
-from . import connections, jobs, logins, oauth, roles, users  # noqa: F401
+from . import apis, connections, directory, grants, jobs, logins, oauth, roles, users
 from .config import TenantConfig
-from .faults import DroppedConnection, Faults
-from .http import ApiError, Ctx, Endpoint, OAuthError, router, startup_hooks
-from .ratelimit import RateLimiter
+from .errors import ApiError, OAuthError
+from .faults import DroppedConnection
+from .http import Ctx, Endpoint, Router
+from .state import Tenant
 from .store import Store
 
 log = logging.getLogger("auth0_migrate.tenant")
 
 
-class Tenant:
-    """The state behind one app: config, store, rate limiter, fault switches, the default client (and its grant)."""
+SCHEMAS: tuple[str, ...] = (directory.SCHEMA, oauth.SCHEMA, connections.SCHEMA, connections.CLIENTS_SCHEMA,
+                            jobs.SCHEMA, apis.SCHEMA, roles.SCHEMA, grants.SCHEMA)
+"""Every table of the tenant, created when a store opens."""
 
-    def __init__(self, config: TenantConfig) -> None:
-        self.config = config
-        self.clock = config.clock
-        self.store = Store(config.db_path)
-        self.limiter = RateLimiter(config, config.clock)
-        self.faults = Faults()
-        scopes = oauth.ALL_SCOPES if config.client_scopes is None else config.client_scopes
-        self.client_id, self.client_secret = oauth.create_client(self.store, config.client_id, config.client_secret,
-                                                                 scopes=scopes, audience=config.audience)
-        self.stats: dict[str, int] = {}
-        """Calls served per endpoint ('METHOD /template'), for benchmarks."""
-        for hook in _STARTUP_HOOKS:
-            hook(self)
-
-    def rotate_signing_key(self) -> None:
-        """Sign tokens with a new key from now on: every token issued before is answered 401 "Invalid token".
-
-        What a real tenant does when its signing key is rotated, and what a restarted local tenant
-        does (its key is new each start).
-        """
-        self.config.signing_key = secrets.token_bytes(32)
-
-    def close(self) -> None:
-        self.store.close()
+ROUTERS: tuple[Router, ...] = (logins.router, oauth.router, connections.router, jobs.router, apis.router,
+                                roles.router, grants.router, users.router)
+"""Every route module's endpoints, matched in this order."""
 
 
-_STARTUP_HOOKS: list[Any] = startup_hooks  # one registry: route modules use http.on_startup
-
-
-def on_startup(hook: Any) -> Any:
-    """Register `hook(tenant)` to run when a tenant is created (route modules use it to seed state)."""
-    _STARTUP_HOOKS.append(hook)
-    return hook
+def create_tenant(config: TenantConfig) -> Tenant:
+    """Open the store, create (or refresh) the default client and its grant, seed the system API."""
+    store = Store(config.db_path, SCHEMAS)
+    scopes = oauth.ALL_SCOPES if config.client_scopes is None else config.client_scopes
+    client_id, client_secret = oauth.create_client(store, config.client_id, config.client_secret,
+                                                   scopes=scopes, audience=config.audience)
+    tenant = Tenant(config, store, client_id, client_secret)
+    apis.seed_management_api(store, config.audience)
+    grants.install(tenant)
+    return tenant
 
 
 def _error(status: int, body: dict[str, Any], headers: dict[str, str]) -> Response:
@@ -107,7 +92,7 @@ def _outside_api_fault(ep: Endpoint, status: int) -> Response:
     return Response(xml, status_code=status, media_type="application/xml", headers=marked)
 
 
-def _wrap(tenant: Tenant, ep: Endpoint):  # noqa: ANN202
+def _wrap(tenant: Tenant, ep: Endpoint) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         ctx = Ctx(request=request, tenant=tenant, endpoint=ep)
         headers: dict[str, str] = {}
@@ -165,8 +150,9 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 
 def create_app(config: TenantConfig | None = None) -> Starlette:
     """Build the tenant app; its state is at `app.state.tenant` (a `Tenant`)."""
-    tenant = Tenant(config or TenantConfig())
-    routes = [Route(ep.path, _wrap(tenant, ep), methods=[ep.method], name=ep.name) for ep in router.endpoints]
+    tenant = create_tenant(config or TenantConfig())
+    routes = [Route(ep.path, _wrap(tenant, ep), methods=[ep.method], name=ep.name)
+              for router in ROUTERS for ep in router.endpoints]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_exception},
                     middleware=[Middleware(DateHeader, clock=tenant.clock), Middleware(DropConnection)])
     app.state.tenant = tenant

@@ -17,8 +17,8 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
-from .http import ApiError
-from .store import Store, dumps, loads, register_schema
+from .errors import ApiError
+from .store import Store, dumps, loads
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS connections (
@@ -46,7 +46,6 @@ CREATE INDEX IF NOT EXISTS users_conn_email ON users(connection_id, email);
 CREATE INDEX IF NOT EXISTS users_conn_username ON users(connection_id, username);
 CREATE INDEX IF NOT EXISTS users_email ON users(email);
 """
-register_schema(SCHEMA)
 
 PROFILE_FIELDS = ("email_verified", "phone_verified", "given_name", "family_name", "name", "nickname",
                   "picture", "blocked", "app_metadata", "user_metadata", "last_login", "last_ip",
@@ -78,7 +77,7 @@ def create_connection(store: Store, name: str, strategy: str = "auth0", now: flo
         cid = new_id("con_")
         db.execute("INSERT INTO connections (id, name, strategy, options, created_at) VALUES (?, ?, ?, ?, ?)",
                    (cid, name, strategy, dumps(options or {}), now))
-        row = db.execute("SELECT * FROM connections WHERE id = ?", (cid,)).fetchone()
+        row: sqlite3.Row = db.execute("SELECT * FROM connections WHERE id = ?", (cid,)).fetchone()
     return row
 
 
@@ -88,10 +87,6 @@ def get_connection(store: Store, connection_id: str) -> sqlite3.Row | None:
 
 def connection_by_name(store: Store, name: str) -> sqlite3.Row | None:
     return store.one("SELECT * FROM connections WHERE name = ?", (name,))
-
-
-def list_connections(store: Store) -> list[sqlite3.Row]:
-    return store.query("SELECT * FROM connections ORDER BY created_at, id")
 
 
 def delete_connection(store: Store, connection_id: str) -> None:
@@ -138,7 +133,8 @@ def insert_user(db: sqlite3.Connection, connection: sqlite3.Row, fields: dict[st
         " created_at, updated_at, visible_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (uid, connection["id"], email, fields.get("username"), fields.get("phone_number"), dumps(profile),
          dumps(credential) if credential else None, now, now, now if visible_at is None else visible_at))
-    return db.execute("SELECT * FROM users WHERE pk = ?", (cur.lastrowid,)).fetchone()
+    created: sqlite3.Row = db.execute("SELECT * FROM users WHERE pk = ?", (cur.lastrowid,)).fetchone()
+    return created
 
 
 def find_conflict(db: sqlite3.Connection, connection_id: str, *, email: str | None = None,
@@ -213,4 +209,5 @@ def update_profile(db: sqlite3.Connection, row: sqlite3.Row, changes: dict[str, 
     columns["updated_at"] = now
     sets = ", ".join(f"{k} = ?" for k in columns)
     db.execute(f"UPDATE users SET {sets} WHERE pk = ?", (*columns.values(), row["pk"]))
-    return db.execute("SELECT * FROM users WHERE pk = ?", (row["pk"],)).fetchone()
+    updated: sqlite3.Row = db.execute("SELECT * FROM users WHERE pk = ?", (row["pk"],)).fetchone()
+    return updated

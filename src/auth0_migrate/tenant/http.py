@@ -1,7 +1,8 @@
-"""What every route of the local tenant shares: the route table, the request context, Auth0's
-error shapes, scope checks and query/body parsing.
+"""What every route of the local tenant shares: the route table, the request context, query
+parsing and the JSON body (checked by `bodies`); Auth0's error shapes are in `errors`.
 
-Route modules declare handlers with `@router.route(...)`; `app.create_app` wraps each one with
+Each route module declares its handlers on its own `router = Router()` with `@router.route(...)`;
+`app.ROUTERS` lists those routers and `app.create_app` wraps each handler with
 latency, faults, the rate limit, authentication and error translation, so a handler only does its
 own work and raises `ApiError` for Auth0's 4xx answers.
 
@@ -17,51 +18,16 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-if TYPE_CHECKING:
-    from .app import Tenant
-
-
-class ApiError(Exception):
-    """An Auth0 Management API error answer: `{"statusCode","error","message","errorCode"}`."""
-
-    def __init__(self, status: int, message: str, error_code: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.error_code = error_code
-        self.headers = headers or {}
-
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "statusCode": self.status,
-            "error": HTTPStatus(self.status).phrase,
-            "message": self.message,
-        }
-        if self.error_code:
-            body["errorCode"] = self.error_code
-        return body
-
-
-class OAuthError(Exception):
-    """An Authentication API error answer: `{"error","error_description"}`."""
-
-    def __init__(self, status: int, error: str, description: str) -> None:
-        super().__init__(description)
-        self.status = status
-        self.error = error
-        self.description = description
-
-
-def not_found(what: str = "The user does not exist.", code: str = "inexistent_user") -> ApiError:
-    return ApiError(404, what, code)
-
+from ..import_schema import json_type
+from . import bodies
+from .errors import ApiError, body_error, query_error
+from .state import Tenant
+from .store import Store
 
 Handler = Callable[["Ctx"], Awaitable[Response]]
 
@@ -86,6 +52,8 @@ class Endpoint:
 
 @dataclass
 class Router:
+    """The endpoints one route module serves, in declaration order."""
+
     endpoints: list[Endpoint] = field(default_factory=list)
 
     def route(self, method: str, path: str, *, scopes: Sequence[str] = (), scopes_all: Sequence[str] = (),
@@ -94,19 +62,6 @@ class Router:
             self.endpoints.append(Endpoint(method, path, handler, tuple(scopes), tuple(scopes_all), auth, api))
             return handler
         return register
-
-
-router = Router()
-
-startup_hooks: list[Callable[[Tenant], None]] = []
-"""`hook(tenant)` run when a tenant is created; `app.Tenant` runs them. Kept here, not in app.py,
-because app.py imports the route modules, so a route module cannot import app.py at module level."""
-
-
-def on_startup(hook: Callable[[Tenant], None]) -> Callable[[Tenant], None]:
-    """Register `hook(tenant)` to run at tenant creation (seed rows, add `store.user_deleted_hooks`)."""
-    startup_hooks.append(hook)
-    return hook
 
 
 @dataclass
@@ -120,7 +75,7 @@ class Ctx:
     _body: bytes | None = None
 
     @property
-    def store(self):  # noqa: ANN201 - Store, imported lazily to avoid a cycle
+    def store(self) -> Store:
         return self.tenant.store
 
     @property
@@ -135,16 +90,21 @@ class Ctx:
             self._body = await self.request.body()
         return self._body
 
-    async def json_body(self) -> dict[str, Any]:
-        """The JSON object the request carries, or Auth0's 400 for anything else."""
+    async def json_value(self) -> Any:
+        """The JSON the request carries, checked against its operation's schema (`bodies`), or Auth0's 400."""
         raw = await self.body()
         try:
             value = json.loads(raw or b"null")
         except (ValueError, UnicodeDecodeError):
             raise ApiError(400, "Invalid request payload JSON format", "invalid_body") from None
+        bodies.check_body(self.endpoint.name, value)
+        return value
+
+    async def json_body(self) -> dict[str, Any]:
+        """The JSON object the request carries (see `json_value`), or Auth0's 400 for anything else."""
+        value = await self.json_value()
         if not isinstance(value, dict):
-            raise ApiError(400, "Payload validation error: 'Expected type object but found type "
-                                f"{_json_type(value)}'.", "invalid_body")
+            raise body_error(f"Expected type object but found type {json_type(value)}")
         return value
 
     def query(self, name: str, default: str | None = None) -> str | None:
@@ -179,29 +139,6 @@ class Ctx:
 
     def empty(self, status: int = 204) -> Response:
         return Response(status_code=status)
-
-
-def query_error(name: str, detail: str) -> ApiError:
-    return ApiError(400, f"Query validation error: '{detail}' on property {name}.", "invalid_query_string")
-
-
-def body_error(detail: str, prop: str | None = None) -> ApiError:
-    where = f" on property {prop}" if prop else ""
-    return ApiError(400, f"Payload validation error: '{detail}'{where}.", "invalid_body")
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 def paged(ctx: Ctx, items: list[Any], key: str, *, default_per_page: int = 50, max_per_page: int = 100,

@@ -164,7 +164,8 @@ def parse_import_file(data: bytes) -> tuple[list[Any] | None, str | None]:
 def load_schema() -> dict[str, Any]:
     """The data file: ``{"source", "retrieved", "note", "schema"}``."""
     text = resources.files(__package__).joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
-    return json.loads(text)
+    data: dict[str, Any] = json.loads(text)
+    return data
 
 
 def _ecma_pattern(pattern: str) -> re.Pattern[str]:
@@ -419,7 +420,7 @@ def _is_int(value: Any) -> bool:
 
 
 def _hash_rules(cph: dict[str, Any], out: list[ImportProblem]) -> None:
-    algorithm = cph.get("algorithm")
+    algorithm: Any = cph.get("algorithm")
     hash_obj = cph.get("hash")
     if not isinstance(hash_obj, dict):
         return  # the schema has said why
@@ -449,7 +450,7 @@ def _hash_rules(cph: dict[str, Any], out: list[ImportProblem]) -> None:
         if "keylen" not in cph:
             out.append(_problem("OBJECT_REQUIRED", "custom_password_hash.keylen", "Missing required property: keylen"))
         for name, least in (("keylen", 1), ("cost", 2), ("blockSize", 1), ("parallelization", 1)):
-            number = cph.get(name)
+            number: Any = cph.get(name)
             if _is_int(number) and number < least:
                 out.append(_problem("MINIMUM", f"custom_password_hash.{name}",
                                     f"Value {int(number)} is less than minimum {least}"))

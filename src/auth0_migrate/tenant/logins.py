@@ -1,8 +1,9 @@
-"""User logins at `POST /oauth/token`: the password-realm and password grants.
+"""The token endpoint `POST /oauth/token`: user logins (the password-realm and password grants)
+beside the machine grant `oauth.client_credentials`.
 
 This is how "the user can still log in with the old password" is checked after a migration: the
 tenant verifies the password against the credential exactly as imported (`password_hash` bcrypt or
-any `custom_password_hash` algorithm, `passwords.verify_password`) and, as Auth0 does after the
+any `custom_password_hash` algorithm, `credentials.verify_password`) and, as Auth0 does after the
 first successful login with an imported hash, replaces a non-bcrypt credential with its own bcrypt
 (reference §2.7 "After import").
 
@@ -27,16 +28,22 @@ Answers (Auth0's):
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 import jwt
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from . import directory, oauth
-from .http import Ctx, OAuthError
+from .errors import OAuthError
+from .http import Ctx, Router
 from .store import dumps, loads
+
+router = Router()
 
 PASSWORD_REALM = "http://auth0.com/oauth/grant-type/password-realm"
 PASSWORD = "password"
@@ -84,10 +91,11 @@ def _is_final(credential: dict[str, Any]) -> bool:
 
 def _verify(password: str, credential: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
     """Check the password; when it is right and the credential is imported, also make the bcrypt."""
-    from .. import passwords
+    from .. import passwords  # hash libraries load on the first login, not at tenant start
+    from .credentials import verify_password
 
     try:
-        if not passwords.verify_password(password, credential):
+        if not verify_password(password, credential):
             return False, None
     except passwords.UnsupportedDigestError as exc:
         # Auth0 would compute it; this machine's OpenSSL cannot (MDC-2). Say so rather than "wrong password".
@@ -171,5 +179,35 @@ async def password_grant(ctx: Ctx, form: dict[str, str]) -> Response:
     return await _login(ctx, form, form.get("realm") or None)
 
 
-oauth.GRANT_HANDLERS[PASSWORD_REALM] = password_realm_grant
-oauth.GRANT_HANDLERS[PASSWORD] = password_grant
+GrantHandler = Callable[[Ctx, dict[str, str]], Awaitable[Response]]
+
+GRANT_HANDLERS: dict[str, GrantHandler] = {
+    "client_credentials": oauth.client_credentials,
+    PASSWORD_REALM: password_realm_grant,
+    PASSWORD: password_grant,
+}
+"""grant_type -> handler(ctx, form): the machine grant (`oauth`) and the user-login grants."""
+
+
+async def _form(ctx: Ctx) -> dict[str, str]:
+    raw = await ctx.body()
+    ctype = ctx.request.headers.get("content-type", "")
+    try:
+        if "application/json" in ctype:
+            value = json.loads(raw or b"{}")
+            if not isinstance(value, dict):
+                raise ValueError
+            return {k: str(v) for k, v in value.items()}
+        return dict(parse_qsl(raw.decode(), keep_blank_values=True))
+    except (ValueError, UnicodeDecodeError):
+        raise OAuthError(400, "invalid_request", "Invalid request body") from None
+
+
+@router.route("POST", "/oauth/token", auth=False, api=False)
+async def token(ctx: Ctx) -> Response:
+    form = await _form(ctx)
+    grant = form.get("grant_type", "")
+    handler = GRANT_HANDLERS.get(grant)
+    if handler is None:
+        raise OAuthError(403, "unsupported_grant_type", f"Unsupported grant type: {grant}")
+    return await handler(ctx, form)

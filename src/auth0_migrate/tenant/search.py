@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .http import ApiError
+from .errors import ApiError
 from .store import Store
 
 # Fields Auth0 matches case-insensitively (reference §5).
@@ -581,7 +581,7 @@ def search_users(store: Store, *, q: str | None, now: float, lag: float, offset:
     hidden = 0
     if lag > 0 or store.one("SELECT 1 FROM users WHERE visible_at > ? LIMIT 1", (now,)) is not None:
         # Only the lag hides users (an import sets `visible_at` ahead by the lag): count them for the tests.
-        hidden = store.one(f"SELECT COUNT(*) FROM users u WHERE {matches} AND NOT ({visible})", params)[0]
+        hidden = store.row(f"SELECT COUNT(*) FROM users u WHERE {matches} AND NOT ({visible})", params)[0]
     order = sort_clause(sort)
     rows: list[sqlite3.Row] = []
     if limit > 0:
@@ -591,5 +591,5 @@ def search_users(store: Store, *, q: str | None, now: float, lag: float, offset:
                            {**params, "limit": limit, "offset": offset})
     total = 0
     if want_total:
-        total = store.one(f"SELECT COUNT(*) FROM users u WHERE {where}", params)[0]
+        total = store.row(f"SELECT COUNT(*) FROM users u WHERE {where}", params)[0]
     return SearchResult(rows, total, hidden)

@@ -8,16 +8,18 @@ SIGTERM (uvicorn's own handlers).
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 
 import uvicorn
+from starlette.applications import Starlette
 
 from .app import create_app
 from .config import TenantConfig
 from .faults import Faults
 
 
-def build_app(args: argparse.Namespace):  # noqa: ANN201
+def build_app(args: argparse.Namespace) -> tuple[Starlette, str]:
     base_url = f"http://{args.host}:{args.port}"
     scopes = tuple(args.client_scopes.replace(",", " ").split()) if args.client_scopes else None
     config = TenantConfig(name=args.name, plan=args.plan, db_path=args.db, client_id=args.client_id,
@@ -44,7 +46,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"client id: {tenant.client_id}\nclient secret: {tenant.client_secret}", file=sys.stderr)
 
     class Server(uvicorn.Server):
-        async def startup(self, sockets=None):  # noqa: ANN001, ANN202
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
             print(base_url, flush=True)
 

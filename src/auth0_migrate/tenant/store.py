@@ -1,8 +1,8 @@
 """The tenant's state: one SQLite database, shared by every route module.
 
-Each module that owns data declares its tables as a `SCHEMA` string and registers it with
-`Store.register_schema` at import; `Store` runs them all when it opens. Modules keep their own
-SQL; the store only provides the connection, a lock, transactions and hooks.
+Each module that owns data declares its tables as a `SCHEMA` string; `app.SCHEMAS` lists them and
+`Store(path, schemas)` runs them when it opens. Modules keep their own SQL; the store only
+provides the connection, a lock, transactions and hooks.
 
 The app serves every request on one event loop, so one connection behind a lock is enough; the
 lock also makes the store safe when a test drives it from another thread.
@@ -21,19 +21,15 @@ from typing import Any
 
 from ..sqlite import transaction
 
-_SCHEMAS: list[str] = []
-
-
-def register_schema(sql: str) -> None:
-    """Add tables (CREATE TABLE IF NOT EXISTS ...) that every new store creates."""
-    if sql not in _SCHEMAS:
-        _SCHEMAS.append(sql)
-
 
 class Store:
-    """A SQLite file with the tenant's tables; `path=None` means a temporary file."""
+    """A SQLite file with the tenant's tables; `path=None` means a temporary file.
 
-    def __init__(self, path: str | None = None) -> None:
+    `schemas` are scripts of `CREATE TABLE IF NOT EXISTS ...` run at open (none: an existing file
+    is used as it is).
+    """
+
+    def __init__(self, path: str | None = None, schemas: Sequence[str] = ()) -> None:
         self._temp: str | None = None
         if path is None:
             fd, path = tempfile.mkstemp(prefix="auth0-tenant-", suffix=".sqlite")
@@ -52,7 +48,7 @@ class Store:
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.user_deleted_hooks: list[Callable[[str], None]] = []
         with self.lock:
-            for sql in _SCHEMAS:
+            for sql in schemas:
                 self.conn.executescript(sql)
 
     @contextmanager
@@ -67,7 +63,15 @@ class Store:
 
     def one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row | None:
         with self.lock:
-            return self.conn.execute(sql, params).fetchone()
+            row: sqlite3.Row | None = self.conn.execute(sql, params).fetchone()
+            return row
+
+    def row(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row:
+        """The row a query cannot miss (one just written, a count): `LookupError` if there is none."""
+        found = self.one(sql, params)
+        if found is None:
+            raise LookupError("expected row not found")
+        return found
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
         with self.lock:
