@@ -192,7 +192,7 @@ def test_an_unexpected_413_splits_the_file_in_two_and_every_user_goes_in(world: 
     async def planned() -> list[int]:
         client = world.client()
         try:
-            return (await plan(opts, source=client))["import_files"]
+            return (await plan(opts, source=client)).import_files
         finally:
             await client.aclose()
 
