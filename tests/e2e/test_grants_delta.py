@@ -206,3 +206,21 @@ def test_a_refresh_stopped_by_a_refused_write_resumes_without_writing_twice(worl
     assert calls["DELETE /api/v2/users/{id}/permissions"] == 1
     assert calls["POST /api/v2/roles/{id}/users"] == 0 and calls["DELETE /api/v2/users/{id}/roles"] == 0
     check_target_matches_source(world, world, chosen)
+
+
+def test_a_role_deleted_in_the_source_leaves_the_target_role_without_the_carried_members(
+        world: World, other_world: World, tmp_path) -> None:
+    opts = first_run(world, tmp_path, target=other_world)
+    src_ids, dst_ids = ids_by_email(world, SOURCE), ids_by_email(other_world, TARGET)
+    holders = [e for e, uid in sorted(src_ids.items()) if "editor" in grants_of(world, uid)[0]]
+    assert holders  # the seed gave the role to some migrated users
+    other_member = other_world.users("Elsewhere")[0]["user_id"]
+    editor, source_editor = role_ids(other_world)["editor"], role_ids(world)["editor"]
+    call(other_world, lambda sdk: sdk.roles.users.assign(editor, users=[other_member]))  # not ours: stays
+    call(world, lambda sdk: sdk.roles.delete(source_editor))
+
+    assert refresh(world, opts, target=other_world) == GrantsDelta(added=0, removed=len(holders))
+    for email in holders:
+        assert "editor" not in grants_of(other_world, dst_ids[email])[0], email
+    assert "editor" in grants_of(other_world, other_member)[0]
+
