@@ -185,14 +185,20 @@ async def run_strategy(spec: dict[str, Any]) -> dict[str, Any]:
         profiler = cProfile.Profile()
         profiler.enable()
     started = time.monotonic()
+    delta: dict[str, Any] | None = None
     try:
-        result = await run(options, source=client, reporter=reporter)
+        try:
+            result = await run(options, source=client, reporter=reporter)
+        finally:
+            seconds = time.monotonic() - started
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(profile)
+            await client.aclose()
+        if spec.get("delta"):
+            delta = await measure_delta(app, options, share=spec.get("delta_share", DELTA_SHARE),
+                                        seed_value=spec.get("delta_seed", 11))
     finally:
-        seconds = time.monotonic() - started
-        if profiler is not None:
-            profiler.disable()
-            profiler.dump_stats(profile)
-        await client.aclose()
         tenant.close()
     stats = client.governor.stats
     inputs = floor_inputs(spec["state"])
@@ -221,7 +227,91 @@ async def run_strategy(spec: dict[str, Any]) -> dict[str, Any]:
                          "import_bytes": inputs.import_bytes},
         "job_seconds": job_seconds,
         "warnings": [m for m in reporter.messages if m.startswith("warning")][:20],
+        **({} if delta is None else {"delta": delta, "delta_calls": delta["calls"],
+                                     "delta_ratio": round(delta["calls"] / calls, 4) if calls else None}),
     }
+
+
+# -- a 1 % delta after the full run -------------------------------------------------------------
+
+DELTA_SHARE = 0.01
+"""Share of the source users changed after the full run (issue 13: a delta of 1 %)."""
+
+
+async def change_source_users(client: TenantClient, state: str, share: float, rng: random.Random) -> dict[str, int]:
+    """Edit `share` of the migrated source users: each one's user_metadata; half of them also get a role they
+    lack, the other half lose a DIRECT permission (or, holding none, get one). What was changed, counted."""
+    from auth0_migrate.seed import API_IDENTIFIER, API_SCOPES
+    from auth0_migrate.stages.grants import direct_permissions
+
+    with Ledger.open(state, lock=False, create=False) as ledger:
+        migrated = {u.ordinal for u in ledger.migrated_users()}
+        ids = sorted(source_id for source_id, ordinal in ledger.ordinals_by_source_id().items() if ordinal in migrated)
+    chosen = rng.sample(ids, max(2, round(len(ids) * share)))
+    roles = {str(r.name): str(r.id) for r in (await client.sdk.roles.list(per_page=100)).items or []}
+    counts = {"users": len(chosen), "metadata_edits": 0, "roles_added": 0, "permissions_removed": 0,
+              "permissions_added": 0}
+    for n, user_id in enumerate(chosen):
+        await client.call("edit metadata", client.sdk.users.update, user_id,
+                          user_metadata={"delta_edit": n, "locale": rng.choice(["en-GB", "fr-FR"])})
+        counts["metadata_edits"] += 1
+        if n % 2 == 0:
+            held = {str(r.name) for r in (await client.sdk.users.roles.list(user_id, per_page=100)).items or []}
+            lacking = sorted(set(roles) - held)
+            if lacking:
+                await client.call("add a role", client.sdk.users.roles.assign, user_id,
+                                  roles=[roles[rng.choice(lacking)]])
+                counts["roles_added"] += 1
+            continue
+        perms = sorted(await direct_permissions(client, user_id))
+        if perms:
+            api, name = rng.choice(perms)
+            await client.call("remove a permission", client.sdk.users.permissions.delete, user_id,
+                              permissions=[{"resource_server_identifier": api, "permission_name": name}])
+            counts["permissions_removed"] += 1
+        else:
+            await client.call("add a permission", client.sdk.users.permissions.create, user_id,
+                              permissions=[{"resource_server_identifier": API_IDENTIFIER,
+                                            "permission_name": rng.choice(API_SCOPES)}])
+            counts["permissions_added"] += 1
+    return counts
+
+
+async def measure_delta(app: Any, options: MigrationOptions, *, share: float = DELTA_SHARE,
+                        seed_value: int = 11) -> dict[str, Any]:
+    """After a full run: change `share` of the source users, then count the calls of carrying the change.
+
+    Counted (a client of its own): opening the migration again (token, scopes, connections), the grants
+    refresh (`stages.grants_delta.refresh_grants`) and one export of each connection, source and target.
+    A refresh run also imports the changed profiles (an import job: a few calls more), so this is a
+    lower bound of what `run --refresh` costs.
+    """
+    from auth0_migrate.auth0 import jobs
+    from auth0_migrate.pipeline import open_migration
+    from auth0_migrate.stages.grants_delta import refresh_grants
+
+    setup = client_for(app)
+    try:
+        changed = await change_source_users(setup, options.state or "", share, random.Random(seed_value))
+    finally:
+        await setup.aclose()
+    client = client_for(app)
+    started = time.monotonic()
+    try:
+        migration = await open_migration(options, client, None, QuietReporter(), command="run")
+        try:
+            delta = await refresh_grants(migration)
+            for connection in (migration.source_connection, migration.target_connection):
+                _, path = await jobs.export_connection(client, connection.id)
+                os.unlink(path)
+        finally:
+            migration.ledger.close()
+    finally:
+        await client.aclose()
+    stats = client.governor.stats
+    return {"share": share, "changed": changed, "grants_added": delta.added, "grants_removed": delta.removed,
+            "calls": stats.total, "seconds": round(time.monotonic() - started, 2),
+            "calls_by_endpoint": dict(sorted(stats.calls.items()))}
 
 
 # -- the orchestration (parent process) ---------------------------------------------------------
@@ -268,11 +358,17 @@ def benchmark(users: int, *, workdir: str, limits: Limits, strategies: tuple[str
                 "hashes": seeded["hashes"], "state": os.path.join(workdir, f"{strategy}.migration.sqlite"),
                 "limits": limits.__dict__, "concurrency": concurrency,
                 "known_rate": limits.rate if known_rate else None,
-                "profile": os.path.join(workdir, f"{strategy}.prof") if profile else None}
+                "profile": os.path.join(workdir, f"{strategy}.prof") if profile else None,
+                # After the full run of regenerate: the calls of a 1 % delta (issue 13).
+                "delta": strategy == "regenerate"}
         r = run_worker("bench.migration", spec, workdir)
         out["strategies"][strategy] = r
         log(f"{strategy}: {r['calls']} calls (floor {r['floor_calls']}), {r['seconds']} s (floor "
             f"{r['floor_seconds']}), {r['http_429']} x 429, exit {r['exit_code']}")
+        if "delta_calls" in r:
+            out["delta_calls"], out["delta_ratio"] = r["delta_calls"], r["delta_ratio"]
+            log(f"{strategy}: a {100 * r['delta']['share']:g} % delta costs at least {r['delta_calls']} calls "
+                f"({r['delta_ratio']:.3f} of the full run)")
     if baseline_users != 0:
         log("baseline: the per-user script ...")
         spec = {"name": "baseline", "users": users, "db": fresh_copy(seeded, workdir, "baseline"),

@@ -22,6 +22,9 @@ What it holds (schema version `SCHEMA_VERSION`):
 - `files`, `job_errors`: import files (users by `file_id`; bodies are rebuilt, never stored), their
   state (`FileStatus`), jobs and every per-user error Auth0 returned (Auth0 deletes them after 24 h).
 - `problems`: input problems (bad lines, hashes with no user, listed users not in the source).
+- `reread_roles`, `reread_role_members`, `reread_users`, `reread_permissions`: the source's grants as
+  a grants refresh (`stages/grants_delta.py`) read them again, kept until that refresh is applied
+  and verified, then emptied; `role_members` and `permissions` then hold the new state.
 
 The file is created 0600 and locked (`flock`) while a run uses it. An existing `--state` that is not a
 ledger is refused and left untouched (`_check_ours`): no mode change, no `.lock` beside it.
@@ -253,6 +256,10 @@ _PERMISSIONS_TO_REAPPLY = ("SELECT u.ordinal, u.target_id, p.api, p.name FROM us
                            f"(ordinal) WHERE u.status IN {_MIGRATED} AND u.target_id IS NOT NULL AND "
                            "u.reapplied = 0 ORDER BY u.ordinal")
 
+_REREAD = (f"u.status IN {_MIGRATED} AND u.target_id IS NOT NULL AND u.deleted = 0 AND u.ordinal IN "
+           "(SELECT ordinal FROM reread_users WHERE gone = 0)")
+"""Users a grants refresh compares (`u`): migrated, read again, and still in the source."""
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (
@@ -299,6 +306,13 @@ CREATE TABLE IF NOT EXISTS files (file_id INTEGER PRIMARY KEY, bytes INTEGER, us
 CREATE TABLE IF NOT EXISTS job_errors (job_id TEXT, file_id INTEGER, email TEXT, code TEXT, message TEXT,
     path TEXT);
 CREATE TABLE IF NOT EXISTS problems (kind TEXT NOT NULL, ref TEXT, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS reread_roles (source_role_id TEXT PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS reread_role_members (source_role_id TEXT NOT NULL, ordinal INTEGER NOT NULL,
+    PRIMARY KEY (source_role_id, ordinal));
+CREATE TABLE IF NOT EXISTS reread_users (ordinal INTEGER PRIMARY KEY, gone INTEGER NOT NULL DEFAULT 0,
+    changed INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS reread_permissions (ordinal INTEGER NOT NULL, api TEXT NOT NULL, name TEXT NOT NULL,
+    PRIMARY KEY (ordinal, api, name));
 """.replace("FILE_STATUSES", _sql_list(get_args(FileStatus))).replace("STATUSES", _sql_list(get_args(UserStatus)))
 
 
@@ -1002,3 +1016,142 @@ class Ledger:
     def phases_done(self) -> list[str]:
         return sorted(r[0].removeprefix("phase:") for r in self.db.execute(
             "SELECT key FROM meta WHERE key LIKE 'phase:%'"))
+
+    # -- grants refresh (stages/grants_delta.py) ----------------------------------------------------
+
+    def refresh_progress(self) -> tuple[int, int]:
+        """(grants added, grants removed) by the grants refresh under way (0, 0 when none is)."""
+        added, removed = self.get_meta("grants-refresh:counts", [0, 0])
+        return int(added), int(removed)
+
+    def _count_refresh(self, added: int, removed: int) -> None:
+        before = self.refresh_progress()
+        self.set_meta("grants-refresh:counts", [before[0] + added, before[1] + removed])
+
+    def reread_role_done(self, role_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM reread_roles WHERE source_role_id = ?", (role_id,)).fetchone() is not None
+
+    def add_reread_role(self, role_id: str, name: str, members: Iterable[int]) -> None:
+        """A source role and its members (ordinals) as read again, in full."""
+        with self.tx():
+            self.db.execute("INSERT OR REPLACE INTO reread_roles (source_role_id, name) VALUES (?, ?)", (role_id, name))
+            self.db.executemany("INSERT OR IGNORE INTO reread_role_members (source_role_id, ordinal) VALUES (?, ?)",
+                                [(role_id, m) for m in members])
+
+    def users_to_reread(self) -> list[tuple[int, str]]:
+        """(ordinal, source id) of migrated users still in the source whose DIRECT permissions are to read again."""
+        return [(r[0], r[1]) for r in self.db.execute(
+            f"SELECT ordinal, source_id FROM users WHERE status IN {_MIGRATED} AND target_id IS NOT NULL "
+            "AND deleted = 0 AND ordinal NOT IN (SELECT ordinal FROM reread_users) ORDER BY ordinal")]
+
+    def add_reread_permissions(self, read: Iterable[tuple[int, list[tuple[str, str]] | None]]) -> None:
+        """(ordinal, [(API identifier, permission name)], or None for a user the source no longer has)."""
+        with self.tx():
+            for ordinal, perms in read:
+                self.db.execute("INSERT OR REPLACE INTO reread_users (ordinal, gone) VALUES (?, ?)",
+                                (ordinal, 1 if perms is None else 0))
+                self.db.executemany("INSERT OR IGNORE INTO reread_permissions (ordinal, api, name) VALUES (?, ?, ?)",
+                                    [(ordinal, api, name) for api, name in perms or []])
+
+    def add_reread_roles_to_map(self) -> None:
+        """Roles new in the source since the last read join `roles`, to be matched in the target."""
+        self.db.execute("INSERT OR IGNORE INTO roles (source_role_id, name, members_read) "
+                        "SELECT source_role_id, name, 1 FROM reread_roles")
+
+    def reread_role_ids(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT source_role_id FROM reread_roles")}
+
+    def role_members_to_add(self) -> list[tuple[str, int, str]]:
+        """(source role id, ordinal, target id) held in the source now and not carried to the target yet."""
+        return [(r[0], r[1], r[2]) for r in self.db.execute(
+            "SELECT n.source_role_id, n.ordinal, u.target_id FROM reread_role_members n JOIN users u USING (ordinal) "
+            f"WHERE {_REREAD} AND NOT EXISTS (SELECT 1 FROM role_members m WHERE m.source_role_id = "
+            "n.source_role_id AND m.ordinal = n.ordinal AND m.assigned >= 1) ORDER BY n.source_role_id, n.ordinal")]
+
+    def role_members_to_remove(self) -> list[tuple[str, int, str]]:
+        """(source role id, ordinal, target id) this migration carried that the source no longer holds."""
+        return [(r[0], r[1], r[2]) for r in self.db.execute(
+            "SELECT m.source_role_id, m.ordinal, u.target_id FROM role_members m JOIN users u USING (ordinal) "
+            f"WHERE m.assigned >= 1 AND {_REREAD} AND NOT EXISTS (SELECT 1 FROM reread_role_members n "
+            "WHERE n.source_role_id = m.source_role_id AND n.ordinal = m.ordinal) ORDER BY m.ordinal")]
+
+    def mark_reread_changed(self, ordinals: Iterable[int]) -> None:
+        """Users whose grants in the source differ from what was carried: verified once the refresh is applied."""
+        self.db.executemany("UPDATE reread_users SET changed = 1 WHERE ordinal = ?", [(o,) for o in ordinals])
+
+    def record_roles_added(self, source_role_id: str, ordinals: Sequence[int]) -> None:
+        """These members were given the role in the target (counted as added)."""
+        with self.tx():
+            self.db.executemany("INSERT OR REPLACE INTO role_members (source_role_id, ordinal, assigned) "
+                                "VALUES (?, ?, 1)", [(source_role_id, o) for o in ordinals])
+            self._count_refresh(len(ordinals), 0)
+
+    def record_roles_removed(self, ordinal: int, source_role_ids: Sequence[str], *, counted: bool) -> None:
+        """The user no longer holds these roles (removed in the target by the refresh when `counted`)."""
+        with self.tx():
+            self.db.executemany("DELETE FROM role_members WHERE source_role_id = ? AND ordinal = ?",
+                                [(r, ordinal) for r in source_role_ids])
+            if counted:
+                self._count_refresh(0, len(source_role_ids))
+
+    def permission_changes(self) -> list[tuple[int, str, list[tuple[str, str]], list[tuple[str, str]]]]:
+        """(ordinal, target id, [(API, name)] to add, [(API, name)] to remove) of users whose DIRECT permissions
+        in the source differ from what this migration carried (nothing carried for a user not restored yet)."""
+        changes: dict[int, tuple[str, list[tuple[str, str]], list[tuple[str, str]]]] = {}
+        for ordinal, target_id, api, name in self.db.execute(
+                "SELECT n.ordinal, u.target_id, n.api, n.name FROM reread_permissions n JOIN users u USING (ordinal) "
+                f"WHERE {_REREAD} AND NOT (u.perms_restored = 1 AND EXISTS (SELECT 1 FROM permissions p "
+                "WHERE p.ordinal = n.ordinal AND p.api = n.api AND p.name = n.name)) ORDER BY n.ordinal"):
+            changes.setdefault(ordinal, (target_id, [], []))[1].append((api, name))
+        for ordinal, target_id, api, name in self.db.execute(
+                "SELECT p.ordinal, u.target_id, p.api, p.name FROM permissions p JOIN users u USING (ordinal) "
+                f"WHERE u.perms_restored = 1 AND {_REREAD} AND NOT EXISTS (SELECT 1 FROM reread_permissions n "
+                "WHERE n.ordinal = p.ordinal AND n.api = p.api AND n.name = p.name) ORDER BY p.ordinal"):
+            changes.setdefault(ordinal, (target_id, [], []))[2].append((api, name))
+        return [(o, t, add, remove) for o, (t, add, remove) in sorted(changes.items())]
+
+    def record_permissions_changed(self, done: Iterable[tuple[int, int, int]]) -> None:
+        """(ordinal, permissions added, removed in the target): the user's DIRECT permissions are now the source's."""
+        with self.tx():
+            for ordinal, added, removed in done:
+                self._take_reread_permissions(ordinal)
+                self._count_refresh(added, removed)
+
+    def _take_reread_permissions(self, ordinal: int) -> None:
+        self.db.execute("DELETE FROM permissions WHERE ordinal = ?", (ordinal,))
+        self.db.execute("INSERT INTO permissions (ordinal, api, name) SELECT ordinal, api, name FROM "
+                        "reread_permissions WHERE ordinal = ?", (ordinal,))
+        self.db.execute("UPDATE users SET perms_read = 1, perms_restored = 1 WHERE ordinal = ?", (ordinal,))
+
+    def settle_reread_grants(self) -> None:
+        """Every compared user's grants in the ledger become the source's as read again: memberships of roles
+        the target lacks are recorded (not carried), and users whose permissions needed no write take theirs."""
+        with self.tx():
+            self.db.execute("INSERT OR IGNORE INTO role_members (source_role_id, ordinal, assigned) "
+                            "SELECT n.source_role_id, n.ordinal, 0 FROM reread_role_members n JOIN users u "
+                            f"USING (ordinal) WHERE {_REREAD}")
+            compared = f"(SELECT u.ordinal FROM users u WHERE {_REREAD})"
+            self.db.execute(f"DELETE FROM role_members WHERE assigned = 0 AND ordinal IN {compared} AND NOT EXISTS "
+                            "(SELECT 1 FROM reread_role_members n WHERE n.source_role_id = role_members.source_role_id "
+                            "AND n.ordinal = role_members.ordinal)")
+            self.db.execute(f"DELETE FROM permissions WHERE ordinal IN {compared}")
+            self.db.execute("INSERT INTO permissions (ordinal, api, name) SELECT ordinal, api, name FROM "
+                            f"reread_permissions WHERE ordinal IN {compared}")
+            self.db.execute(f"UPDATE users SET perms_read = 1, perms_restored = 1 WHERE ordinal IN {compared}")
+
+    def changed_users(self) -> list[MigratedUser]:
+        """Users whose grants changed in the source (written to the target or not), to verify."""
+        return [MigratedUser(*r) for r in self.db.execute(
+            "SELECT u.ordinal, u.target_id, u.diffs FROM users u JOIN reread_users r USING (ordinal) "
+            "WHERE r.changed = 1 AND u.target_id IS NOT NULL ORDER BY u.ordinal")]
+
+    def finish_grants_refresh(self) -> tuple[int, int]:
+        """The refresh is applied and verified: forget what it read and its phases; its (added, removed)."""
+        counts = self.refresh_progress()
+        with self.tx():
+            for sql in ("DELETE FROM reread_roles", "DELETE FROM reread_role_members", "DELETE FROM reread_users",
+                        "DELETE FROM reread_permissions"):
+                self.db.execute(sql)
+            self.db.execute("DELETE FROM meta WHERE key LIKE 'phase:grants-refresh:%' OR key = "
+                            "'grants-refresh:counts'")
+        return counts

@@ -9,8 +9,9 @@ Finer-grained scopes are accepted wherever Auth0 takes them, e.g. `create:role_m
 `update:roles` to add role members.
 
 `USES` says which operations each command calls on the source and on the target tenant; an entry
-marked `CROSS` is called only across tenants, `CUTOVER` only with `--delete-source-users`. In one
-tenant the two lists are checked together against the one token.
+marked `CROSS` is called only across tenants, `CUTOVER` only with `--delete-source-users`, `REFRESH`
+only by a refresh (`stages/grants_delta.refresh_grants`: removals, and the changed users' roles read
+back). In one tenant the two lists are checked together against the one token.
 
 Example::
 
@@ -57,6 +58,9 @@ OPERATIONS: dict[str, Operation] = {
     "assign role members": _op("POST", "/roles/{id}/users", "update:roles", "create:role_members"),
     "read a user's permissions": _op("GET", "/users/{id}/permissions", "read:users"),
     "give a user permissions": _op("POST", "/users/{id}/permissions", "update:users"),
+    "read a user's roles": _op("GET", "/users/{id}/roles", "read:role_members", ("read:users", "read:roles")),
+    "remove a user's roles": _op("DELETE", "/users/{id}/roles", "update:users", "delete:role_members"),
+    "remove a user's permissions": _op("DELETE", "/users/{id}/permissions", "update:users"),
     "list APIs": _op("GET", "/resource-servers", "read:resource_servers"),
     "find users by email": _op("GET", "/users-by-email", "read:users"),
     "read a user": _op("GET", "/users/{id}", "read:users", "read:current_user", "read:user_idp_tokens"),
@@ -65,6 +69,7 @@ OPERATIONS: dict[str, Operation] = {
 
 CROSS = "cross:"
 CUTOVER = "cutover:"
+REFRESH = "refresh:"
 
 # What each command calls (the stages in pipeline order); see the module docstring for the marks.
 _READ_SOURCE = ("find a connection", "start an export job", "read a job")
@@ -74,13 +79,15 @@ _IMPORT = ("find a connection", "list a connection's enabled clients", "start an
 _ID_MAP = ("start an export job", "read a job", "find users by email")
 _RESTORE = (CROSS + "list roles", CROSS + "list APIs", "assign role members", "give a user permissions")
 _VERIFY = (CROSS + "list roles", "list role members", "read a user's permissions")
+_REFRESH_GRANTS = (REFRESH + "remove a user's roles", REFRESH + "remove a user's permissions",
+                   REFRESH + "read a user's roles")
 
 USES: dict[Command, dict[Side, tuple[str, ...]]] = {
     "run": {
         # Cutover confirms each deletion by reading the user back (by id, or by email under keep in one tenant).
         "source": (*_READ_SOURCE, *_SOURCE_GRANTS, CUTOVER + "delete a connection's user by email",
                    CUTOVER + "read a user", CUTOVER + "find users by email"),
-        "target": (*_IMPORT, *_ID_MAP, *_RESTORE, *_VERIFY),
+        "target": (*_IMPORT, *_ID_MAP, *_RESTORE, *_VERIFY, *_REFRESH_GRANTS),
     },
     "plan": {
         "source": (*_READ_SOURCE, "list roles", CROSS + "list APIs"),
@@ -95,8 +102,8 @@ USES: dict[Command, dict[Side, tuple[str, ...]]] = {
 
 
 def needed_operations(command: Command, side: Side, *, cross_tenant: bool,
-                      delete_source_users: bool = False) -> list[str]:
-    """The operations `command` calls on one side, for these options."""
+                      delete_source_users: bool = False, refresh: bool = False) -> list[str]:
+    """The operations `command` calls on one side, for these options (`refresh`: a refresh of a migration)."""
     names = []
     for entry in USES[command][side]:
         if entry.startswith(CROSS):
@@ -107,6 +114,10 @@ def needed_operations(command: Command, side: Side, *, cross_tenant: bool,
             if not delete_source_users:
                 continue
             entry = entry.removeprefix(CUTOVER)
+        elif entry.startswith(REFRESH):
+            if not refresh:
+                continue
+            entry = entry.removeprefix(REFRESH)
         names.append(entry)
     return list(dict.fromkeys(names))
 

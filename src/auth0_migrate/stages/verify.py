@@ -52,20 +52,28 @@ async def verify_grants(migration: Migration, *, phase: str = "verify") -> None:
     migration.reporter.phase("verify permissions in the target", total=len(users))
     # Role-member pages (one after another) run beside the permission reads: both fill the same rate limit.
     await together(read_roles(), run_pool(users, read, on_result=got))
-    results: list[tuple[int, bool, list[str]]] = []
-    for user in users:
-        ordinal = user.ordinal
-        diffs = json.loads(user.diffs) if user.diffs else []
-        diffs = [d for d in diffs if not d.startswith(("roles", "permissions"))]
-        missing_roles = expected_roles[ordinal] - actual_roles[ordinal]
-        missing_perms = expected_perms[ordinal] - actual_perms.get(ordinal, set())
-        extra_perms = actual_perms.get(ordinal, set()) - expected_perms[ordinal]
-        if missing_roles:
-            diffs.append("roles missing: " + ", ".join(sorted(missing_roles)))
-        if missing_perms:
-            diffs.append("permissions missing: " + ", ".join(f"{a} {n}" for a, n in sorted(missing_perms)))
-        if extra_perms:
-            diffs.append("permissions extra: " + ", ".join(f"{a} {n}" for a, n in sorted(extra_perms)))
-        results.append((ordinal, not (missing_roles or missing_perms or extra_perms), diffs))
+    results = [(user.ordinal, *grant_differences(user.diffs, expected_roles[user.ordinal],
+                                                 actual_roles[user.ordinal], expected_perms[user.ordinal],
+                                                 actual_perms.get(user.ordinal, set())))
+               for user in users]
     ledger.record_grants_check(results)
     ledger.mark_phase(phase)
+
+
+def grant_differences(recorded: str | None, expected_roles: set[str], actual_roles: set[str],
+                      expected_perms: set[tuple[str, str]],
+                      actual_perms: set[tuple[str, str]]) -> tuple[bool, list[str]]:
+    """(grants all there, every difference) of one user: its recorded profile differences (ledger JSON) kept,
+    its grant differences replaced. A role held in the target and not in the source is not one (someone else
+    may have granted it); a DIRECT permission is, both ways."""
+    diffs = [d for d in (json.loads(recorded) if recorded else []) if not d.startswith(("roles", "permissions"))]
+    missing_roles = expected_roles - actual_roles
+    missing_perms = expected_perms - actual_perms
+    extra_perms = actual_perms - expected_perms
+    if missing_roles:
+        diffs.append("roles missing: " + ", ".join(sorted(missing_roles)))
+    if missing_perms:
+        diffs.append("permissions missing: " + ", ".join(f"{a} {n}" for a, n in sorted(missing_perms)))
+    if extra_perms:
+        diffs.append("permissions extra: " + ", ".join(f"{a} {n}" for a, n in sorted(extra_perms)))
+    return not (missing_roles or missing_perms or extra_perms), diffs
