@@ -30,7 +30,8 @@ from .governor import SEND_ONCE
 
 EXPORT_FIELDS = ("user_id", "email", "email_verified", "username", "phone_number", "phone_verified",
                  "given_name", "family_name", "name", "nickname", "picture", "blocked", "app_metadata",
-                 "user_metadata", "identities", "created_at", "updated_at", "last_login", "logins_count")
+                 "user_metadata", "identities", "created_at", "updated_at", "last_login", "logins_count",
+                 "last_password_reset")
 """Every profile field the import can carry, plus what the ledger needs (reference §1.5); always explicit."""
 
 
