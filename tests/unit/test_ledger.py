@@ -129,3 +129,15 @@ def test_a_version_1_ledger_gains_the_hash_date_columns(tmp_path) -> None:
         assert [r.set_date for r in ledger.hash_repeats()] == ["2021-01-01T00:00:00.000Z"]
         [[waiting]] = list(ledger.users_to_transform(10))
         assert waiting.source_id == "auth0|old" and waiting.hash_set_date is None
+
+
+def test_the_hash_date_travels_with_the_hash_through_the_email_join(tmp_path) -> None:
+    """A user joined by email (its id is not in the file) waits for the transform with its hash's date."""
+    with Ledger.open(str(tmp_path / "l.sqlite")) as ledger:
+        ledger.add_users([(1, "auth0|new-id", "a@example.com", "{}", None, 0, None, None, "exported", None, None,
+                           None, None)])
+        ledger.add_hashes([("auth0|old-id", "a@example.com", '{"password_hash":"x"}', 7,
+                            "2020-02-02T00:00:00.000Z")])
+        ledger.join_hashes()
+        [[waiting]] = list(ledger.users_to_transform(10))
+        assert (waiting.credential, waiting.hash_set_date) == ('{"password_hash":"x"}', "2020-02-02T00:00:00.000Z")
