@@ -45,6 +45,7 @@ from .model import (
     QuietReporter,
     Reporter,
     RunResult,
+    StaleHash,
 )
 from .pipeline import plan, run, status
 from .pipeline import verify_again as verify
@@ -75,6 +76,7 @@ __all__ = [
     "Refused",
     "Reporter",
     "RunResult",
+    "StaleHash",
     "TenantClient",
     "TenantCredentials",
     "TerminalError",

@@ -53,6 +53,9 @@ def _migration_flags(p: argparse.ArgumentParser, *, state_required: bool = False
     m.add_argument("--duplicate-hash", choices=("first", "last", "hold"), default="hold",
                    help="users with two different hashes in the file: hold them back (default) or use the "
                         "first or the last line")
+    m.add_argument("--stale-hash", choices=("hold", "import-without-hash"), default="hold",
+                   help="users who changed their password after the file's hash was taken: hold them back "
+                        "(default) or import them without a hash (they must reset; a hash cannot be added later)")
     m.add_argument("--from-file", metavar="FILE", help="take users from an Auth0-import-shaped JSON/NDJSON file "
                                                        "instead of exporting the source connection")
     m.add_argument("--users", metavar="FILE", dest="users_file", help="migrate only these users (emails or ids)")
@@ -141,7 +144,7 @@ def _options(args: argparse.Namespace) -> MigrationOptions:
     return MigrationOptions(source_connection=args.source_connection, target_connection=args.target_connection,
                             user_ids=args.user_ids, id_prefix=args.id_prefix, record_source_id=args.record_source_id,
                             password_hashes=args.password_hashes, missing_hash=args.missing_hash,
-                            duplicate_hash=args.duplicate_hash,
+                            duplicate_hash=args.duplicate_hash, stale_hash=args.stale_hash,
                             from_file=args.from_file, users_file=args.users_file,
                             delete_source_users=args.delete_source_users, state=args.state)
 

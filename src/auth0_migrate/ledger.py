@@ -73,7 +73,8 @@ import orjson
 from .errors import LedgerError, UsageError
 from .sqlite import transaction
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: `hash_set_date` on users, `set_date` on hashes and hash_repeats (`_migrate` adds them to a version 1 ledger)."""
 
 UserStatus = Literal["exported", "ready", "conflict", "imported", "already_in_target", "held_back", "failed",
                      "invalid"]
@@ -106,6 +107,7 @@ class HashRepeat(NamedTuple):
     credential: str | None
     first_line: int
     first_credential: str | None
+    set_date: str | None = None
 
 
 class HeldHash(NamedTuple):
@@ -128,6 +130,7 @@ class WaitingUser(NamedTuple):
     email: str | None
     record: str
     credential: str | None
+    hash_set_date: str | None = None
 
 
 class ImportRow(NamedTuple):
@@ -271,6 +274,7 @@ CREATE TABLE IF NOT EXISTS users (
     credential TEXT,
     has_credential INTEGER NOT NULL DEFAULT 0,
     hash_match TEXT,
+    hash_set_date TEXT,
     target_id TEXT,
     status TEXT NOT NULL DEFAULT 'exported' CHECK (status IN STATUSES),
     file_id INTEGER,
@@ -286,13 +290,16 @@ CREATE TABLE IF NOT EXISTS users (
 CREATE INDEX IF NOT EXISTS users_email ON users(email);
 CREATE INDEX IF NOT EXISTS users_status ON users(status);
 CREATE INDEX IF NOT EXISTS users_file ON users(file_id);
-CREATE TABLE IF NOT EXISTS hashes (user_id TEXT PRIMARY KEY, email TEXT, credential TEXT, line_no INTEGER);
+CREATE TABLE IF NOT EXISTS hashes (user_id TEXT PRIMARY KEY, email TEXT, credential TEXT, line_no INTEGER,
+    set_date TEXT);
 CREATE INDEX IF NOT EXISTS hashes_email ON hashes(email);
-CREATE TABLE IF NOT EXISTS hash_repeats (user_id TEXT NOT NULL, line_no INTEGER NOT NULL, credential TEXT);
+CREATE TABLE IF NOT EXISTS hash_repeats (user_id TEXT NOT NULL, line_no INTEGER NOT NULL, credential TEXT,
+    set_date TEXT);
 CREATE TABLE IF NOT EXISTS hash_held (user_id TEXT PRIMARY KEY, lines TEXT NOT NULL);
 CREATE TRIGGER IF NOT EXISTS hashes_keep_repeats BEFORE INSERT ON hashes
     WHEN EXISTS (SELECT 1 FROM hashes WHERE user_id = NEW.user_id)
-    BEGIN INSERT INTO hash_repeats (user_id, line_no, credential) VALUES (NEW.user_id, NEW.line_no, NEW.credential);
+    BEGIN INSERT INTO hash_repeats (user_id, line_no, credential, set_date)
+        VALUES (NEW.user_id, NEW.line_no, NEW.credential, NEW.set_date);
     END;
 CREATE TABLE IF NOT EXISTS permissions (ordinal INTEGER NOT NULL, api TEXT NOT NULL, name TEXT NOT NULL,
     PRIMARY KEY (ordinal, api, name));
@@ -314,6 +321,26 @@ CREATE TABLE IF NOT EXISTS reread_users (ordinal INTEGER PRIMARY KEY, gone INTEG
 CREATE TABLE IF NOT EXISTS reread_permissions (ordinal INTEGER NOT NULL, api TEXT NOT NULL, name TEXT NOT NULL,
     PRIMARY KEY (ordinal, api, name));
 """.replace("FILE_STATUSES", _sql_list(get_args(FileStatus))).replace("STATUSES", _sql_list(get_args(UserStatus)))
+
+
+_ADDED_COLUMNS: Final = (("users", "hash_set_date", "TEXT"), ("hashes", "set_date", "TEXT"),
+                          ("hash_repeats", "set_date", "TEXT"))
+"""Columns newer than schema version 1, added to an older ledger by `_migrate`."""
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring an older ledger's tables up to `SCHEMA` (before it runs: its triggers use the new columns).
+
+    Each added column is nullable, so the rows already written read as "not known" (no hash date).
+    The repeats trigger is dropped to be created again with the new column.
+    """
+    with transaction(conn):
+        for table, column, kind in _ADDED_COLUMNS:
+            names = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+            if names and column not in names:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                if table == "hash_repeats":
+                    conn.execute("DROP TRIGGER IF EXISTS hashes_keep_repeats")
 
 
 def dumps(value: Any) -> str:
@@ -431,6 +458,7 @@ class Ledger:
         if version is not None and int(version) > SCHEMA_VERSION:
             ledger.close()
             raise LedgerError(f"{path} was written by a newer auth0-migrate (schema {version}); upgrade to use it")
+        _migrate(conn)
         conn.executescript(SCHEMA)
         ledger.set_meta("schema_version", SCHEMA_VERSION)
         if fingerprint is not None:
@@ -560,7 +588,8 @@ class Ledger:
     def reset_export(self) -> None:
         """Forget what an interrupted export wrote: its users, their files and grants, its problems."""
         for sql in ("DELETE FROM users", "DELETE FROM files", "DELETE FROM permissions", "DELETE FROM role_members",
-                    "DELETE FROM problems WHERE kind IN ('export', 'users-file', 'users-list', 'not-in-source')"):
+                    "DELETE FROM problems WHERE kind IN ('export', 'users-file', 'users-list', 'not-in-source', "
+                    "'stale-hash')"):
             self.db.execute(sql)
 
     def add_users(self, rows: Sequence[UserRow]) -> None:
@@ -577,15 +606,15 @@ class Ledger:
                     "DELETE FROM hash_repeats", "DELETE FROM hash_held"):
             self.db.execute(sql)
 
-    def add_hashes(self, rows: Iterable[tuple[str, str | None, str | None, int]]) -> None:
-        """(user_id, email, credential JSON, line_no) of hash-file lines; the first line of a user id stays,
-        later ones go to `hash_repeats` (trigger) for `hash_repeats()`."""
-        self.db.executemany("INSERT OR IGNORE INTO hashes (user_id, email, credential, line_no) VALUES (?, ?, ?, ?)",
-                            rows)
+    def add_hashes(self, rows: Iterable[tuple[str, str | None, str | None, int, str | None]]) -> None:
+        """(user_id, email, credential JSON, line_no, password_set_date) of hash-file lines; the first line of a
+        user id stays, later ones go to `hash_repeats` (trigger) for `hash_repeats()`."""
+        self.db.executemany("INSERT OR IGNORE INTO hashes (user_id, email, credential, line_no, set_date) "
+                            "VALUES (?, ?, ?, ?, ?)", rows)
 
     def hash_repeats(self) -> list[HashRepeat]:
         return [HashRepeat(*r) for r in self.db.execute(
-            "SELECT r.user_id, r.line_no, r.credential, h.line_no, h.credential FROM hash_repeats r "
+            "SELECT r.user_id, r.line_no, r.credential, h.line_no, h.credential, r.set_date FROM hash_repeats r "
             "JOIN hashes h USING (user_id) ORDER BY r.user_id, r.line_no")]
 
     def hold_hash(self, user_id: str, lines: str) -> None:
@@ -593,18 +622,19 @@ class Ledger:
         self.db.execute("UPDATE hashes SET credential = NULL WHERE user_id = ?", (user_id,))
         self.db.execute("INSERT OR REPLACE INTO hash_held (user_id, lines) VALUES (?, ?)", (user_id, lines))
 
-    def use_hash_line(self, user_id: str, credential: str | None, line_no: int) -> None:
-        self.db.execute("UPDATE hashes SET credential = ?, line_no = ? WHERE user_id = ?",
-                        (credential, line_no, user_id))
+    def use_hash_line(self, user_id: str, credential: str | None, line_no: int, set_date: str | None = None) -> None:
+        self.db.execute("UPDATE hashes SET credential = ?, line_no = ?, set_date = ? WHERE user_id = ?",
+                        (credential, line_no, set_date, user_id))
 
     def forget_hash_repeats(self) -> None:
         self.db.execute("DELETE FROM hash_repeats")
 
-    def hash_for(self, source_id: str) -> tuple[bool, str | None]:
-        """(whether the hash file gives this user id a hash to use, that row's credential JSON or None)."""
-        row = self.db.execute("SELECT credential, (SELECT 1 FROM hash_held WHERE user_id = ?) AS held FROM hashes "
-                              "WHERE user_id = ?", (source_id, source_id)).fetchone()
-        return (False, None) if row is None or row[1] else (True, row[0])
+    def hash_for(self, source_id: str) -> tuple[bool, str | None, str | None]:
+        """(whether the hash file gives this user id a hash to use, that row's credential JSON or None, and its
+        password_set_date or None)."""
+        row = self.db.execute("SELECT credential, (SELECT 1 FROM hash_held WHERE user_id = ?) AS held, set_date "
+                              "FROM hashes WHERE user_id = ?", (source_id, source_id)).fetchone()
+        return (False, None, None) if row is None or row[1] else (True, row[0], row[2])
 
     def held_hashes(self) -> list[HeldHash]:
         return [HeldHash(*r) for r in self.db.execute("SELECT user_id, lines FROM hash_held")]
@@ -618,8 +648,9 @@ class Ledger:
         """Give the exported users their hash: by id, then by email when unambiguous on both sides; the rest
         are marked as matched by nothing."""
         # (has_credential is set in the same statement: a second pass would rewrite every matched row again)
-        self.db.execute("UPDATE users SET (credential, has_credential, hash_match) = (SELECT h.credential, "
-                        "h.credential IS NOT NULL, 'id' FROM hashes h WHERE h.user_id = users.source_id) "
+        self.db.execute("UPDATE users SET (credential, has_credential, hash_match, hash_set_date) = (SELECT "
+                        "h.credential, h.credential IS NOT NULL, 'id', h.set_date FROM hashes h "
+                        "WHERE h.user_id = users.source_id) "
                         "WHERE status = 'exported' AND source_id IN (SELECT user_id FROM hashes)")
         self.db.execute("""
             WITH free AS (SELECT * FROM hashes WHERE user_id NOT IN (SELECT source_id FROM users)
@@ -627,8 +658,8 @@ class Ledger:
                  free_once AS (SELECT email FROM free GROUP BY email HAVING COUNT(*) = 1),
                  users_once AS (SELECT email FROM users WHERE hash_match IS NULL AND email IS NOT NULL
                                 GROUP BY email HAVING COUNT(*) = 1)
-            UPDATE users SET (credential, has_credential, hash_match) =
-                             (SELECT f.credential, f.credential IS NOT NULL, 'email' FROM free f
+            UPDATE users SET (credential, has_credential, hash_match, hash_set_date) =
+                             (SELECT f.credential, f.credential IS NOT NULL, 'email', f.set_date FROM free f
                               WHERE f.email = users.email)
             WHERE hash_match IS NULL AND status = 'exported' AND email IN (SELECT email FROM free_once)
                   AND email IN (SELECT email FROM users_once)""")
@@ -694,15 +725,18 @@ class Ledger:
         return int(self.db.execute("SELECT COUNT(*) FROM users WHERE status = ?", (status,)).fetchone()[0])
 
     def users_to_transform(self, size: int) -> Iterator[list[WaitingUser]]:
-        for rows in self._chunks("SELECT ordinal, source_id, email, record, credential FROM users WHERE status = "
+        for rows in self._chunks("SELECT ordinal, source_id, email, record, credential, hash_set_date FROM users "
+                                 "WHERE status = "
                                  "'exported' AND ordinal > ? ORDER BY ordinal LIMIT ?", size):
             yield [WaitingUser(*r) for r in rows]
 
     def record_transformed(self, ready: Iterable[tuple[str | None, str | None, int, str | None, int]],
-                           refused: Iterable[tuple[UserStatus, str, str | None, str | None, int]]) -> None:
+                           refused: Iterable[tuple[UserStatus, str, str | None, str | None, int]],
+                           problems: Iterable[tuple[str, str | None, str]] = ()) -> None:
         """Ready users (record, credential, has_credential, target_id, ordinal) and refused ones (status,
-        stage, code, message, ordinal; their credential goes)."""
+        stage, code, message, ordinal; their credential goes), with the problems noted on the way, at once."""
         with self.tx():
+            self.add_problems(problems)
             self.db.executemany("UPDATE users SET record = ?, credential = ?, has_credential = ?, target_id = ?, "
                                 "status = 'ready' WHERE ordinal = ?", ready)
             self.db.executemany("UPDATE users SET status = ?, stage = ?, code = ?, message = ?, credential = NULL"
@@ -987,6 +1021,9 @@ class Ledger:
             "verified": one(f"SELECT COUNT(*) FROM users WHERE status IN {_MIGRATED} AND profile_ok = 1 "
                             "AND grants_ok = 1"),
             "with_password_hash": one("SELECT COUNT(*) FROM users WHERE has_credential = 1"),
+            # held back as stale, or imported without a hash under --stale-hash import-without-hash (a problem each)
+            "stale_hash": one("SELECT COUNT(*) FROM users WHERE code = 'STALE_HASH'")
+            + one("SELECT COUNT(*) FROM problems WHERE kind = 'stale-hash'"),
         }
 
     def grant_counts(self) -> dict[str, int]:

@@ -8,6 +8,7 @@ from typing import Any, Literal, Protocol
 IdStrategy = Literal["regenerate", "keep", "prefix"]
 MissingHash = Literal["hold", "import"]
 DuplicateHash = Literal["first", "last", "hold"]
+StaleHash = Literal["hold", "import-without-hash"]
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -30,6 +31,7 @@ class MigrationOptions:
     password_hashes: str | None = None
     missing_hash: MissingHash = "hold"
     duplicate_hash: DuplicateHash = "hold"
+    stale_hash: StaleHash = "hold"
     from_file: str | None = None
     users_file: str | None = None
     delete_source_users: bool = False
@@ -102,7 +104,8 @@ class RunResult:
 class PlanResult:
     """What `plan` found, writing nothing; `as_dict()` is what `plan --json` prints.
 
-    `users` counts `selected`, `will_import`, `held_back`, `will_fail` and `with_password_hash`;
+    `users` counts `selected`, `will_import`, `held_back`, `will_fail`, `with_password_hash` and `stale_hash`
+    (hashes older than the user's last password change: held back, or imported without a hash);
     `failures` are the users a run would not carry, with the reason; `problems` the input problems by
     kind (as in `RunResult.reports`); `import_files` the size in bytes of each import file a run would
     upload; `calls` the Management API calls a run would make by kind (and `total`); `minutes_at` how

@@ -60,7 +60,8 @@ from .stages.context import Connection, Migration
 #: repeat was settled (the same hash used once, or the line the owner's `--duplicate-hash` rule picked; lines
 #: that disagree under the default rule hold the user back, and that user's state says so). Every other kind
 #: makes the exit code at least 3.
-INFORMATIONAL_PROBLEMS = frozenset({"hash-without-user", "hash-without-password", "hash-repeat"})
+#: `stale-hash` names a user imported without its stale hash, as the owner chose (`--stale-hash import-without-hash`).
+INFORMATIONAL_PROBLEMS = frozenset({"hash-without-user", "hash-without-password", "hash-repeat", "stale-hash"})
 
 
 def default_state_path(options: MigrationOptions, source: TenantClient, target: TenantClient) -> str:
@@ -109,6 +110,8 @@ def check_options(options: MigrationOptions, same_tenant: bool) -> None:
         raise UsageError("--missing-hash must be hold or import")
     if options.duplicate_hash not in ("first", "last", "hold"):
         raise UsageError("--duplicate-hash must be first, last or hold")
+    if options.stale_hash not in ("hold", "import-without-hash"):
+        raise UsageError("--stale-hash must be hold or import-without-hash")
     for flag, path in (("--password-hashes", options.password_hashes), ("--from-file", options.from_file),
                        ("--users", options.users_file)):
         if path and not os.path.isfile(path):
@@ -176,7 +179,8 @@ def fingerprint(options: MigrationOptions, source: TenantClient, target: TenantC
             "users_file": os.path.abspath(options.users_file) if options.users_file else None,
             "missing_hash": options.missing_hash,
             # Only when chosen: ledgers written before the flag existed keep resuming.
-            **({"duplicate_hash": options.duplicate_hash} if options.duplicate_hash != "hold" else {})}
+            **({"duplicate_hash": options.duplicate_hash} if options.duplicate_hash != "hold" else {}),
+            **({"stale_hash": options.stale_hash} if options.stale_hash != "hold" else {})}
 
 
 async def open_migration(options: MigrationOptions, source: TenantClient, target: TenantClient | None,
@@ -357,7 +361,8 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
             return PlanResult(
                 users={"selected": summary.users["selected"], "will_import": n,
                        "held_back": summary.users["held_back"], "will_fail": summary.users["failed"],
-                       "with_password_hash": summary.users["with_password_hash"]},
+                       "with_password_hash": summary.users["with_password_hash"],
+                       "stale_hash": summary.users["stale_hash"]},
                 failures=summary.failures,
                 problems=summary.reports["problems"],
                 import_files=[f["bytes"] for f in summary.reports["import_files"]],

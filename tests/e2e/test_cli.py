@@ -213,7 +213,9 @@ def test_plan_writes_nothing(server: Server, tmp_path: Path) -> None:
     plan = json.loads(done.stdout)
     assert sorted(plan) == ["apis_missing_in_target", "calls", "failures", "import_files", "minutes_at", "problems",
                             "roles_missing_in_target", "users"]
-    assert sorted(plan["users"]) == ["held_back", "selected", "will_fail", "will_import", "with_password_hash"]
+    assert sorted(plan["users"]) == ["held_back", "selected", "stale_hash", "will_fail", "will_import",
+                                     "with_password_hash"]
+    assert plan["users"]["stale_hash"] == 0
     assert sorted(plan["minutes_at"]) == ["16 req/s", "2 req/s"]
     assert plan["users"]["selected"] == plan["users"]["will_import"] == seeded.users
     assert plan["users"]["will_fail"] == plan["users"]["held_back"] == 0
@@ -226,6 +228,38 @@ def test_plan_writes_nothing(server: Server, tmp_path: Path) -> None:
                                             search_engine="v3")
         return len(pager.items or [])
     assert server.call(count) == 0
+
+
+def test_stale_hash_in_plan_and_run_json(server: Server, tmp_path: Path) -> None:
+    """A user who changed their password after the hash file's date: counted by `plan --json`, held back by
+    `run --json` (exit 3) as STALE_HASH, `users.stale_hash` in both."""
+    seeded = _seed(server, "Stale-Legacy", 4, "Stale-New")
+    hashes = tmp_path / "hashes.ndjson"
+    lines = _export_hashes(server, "Stale-Legacy", hashes)
+    email = sorted(seeded.passwords)[0]
+    for line in lines:  # the file was taken long ago: every hash dated 2001
+        line["password_set_date"] = {"$date": "2001-01-01T00:00:00.000Z"}
+    hashes.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+    async def change(client: TenantClient) -> str:
+        [user] = (await client.sdk.users.list(q=f'email:"{email}"', search_engine="v3")).items or []
+        await client.sdk.users.update(str(user.user_id), password="Changed-Since-2001!")
+        return str(user.user_id)
+    changed = server.call(change)
+    flags = ["--source-connection", "Stale-Legacy", "--target-connection", "Stale-New",
+             "--password-hashes", str(hashes), "--state", str(tmp_path / "state.sqlite")]
+    done = server.run("plan", "--json", *flags)
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    assert plan["users"]["stale_hash"] == plan["users"]["held_back"] == 1
+    done = server.run("run", "--json", *flags)
+    assert done.returncode == 3, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["users"]["stale_hash"] == summary["users"]["held_back"] == 1
+    assert summary["users"]["imported"] == seeded.users - 1
+    [failure] = summary["failures"]
+    assert (failure["user_id"], failure["code"]) == (changed, "STALE_HASH")
+    assert "2001-01-01T00:00:00.000Z" in failure["message"] and "last_password_reset 20" in failure["message"]
 
 
 def test_usage_errors(server: Server, tmp_path: Path) -> None:

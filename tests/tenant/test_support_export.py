@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from datetime import UTC, datetime
 
 import pytest
 
@@ -132,3 +133,35 @@ def test_streams_large_connections(store, connection, clock) -> None:  # noqa: A
     out = io.StringIO()
     assert export_hashes(store, "Username-Password-Authentication", "t", out) == 2500
     assert out.getvalue().count("\n") == 2500
+
+
+def test_password_change_sets_last_password_reset_and_the_file_dates_the_new_hash(mgmt, http, tenant, store,  # noqa: ANN001
+                                                                                  connection, clock) -> None:
+    """PATCH /users/{id} with `password`: a new bcrypt, `last_password_reset` at the tenant clock's now (as
+    GET shows it), the new password logs in and the old one does not; the hash file then gives the new
+    hash, dated by that change."""
+    from .test_logins import login
+
+    user = mgmt.users.create(connection="Username-Password-Authentication", email="mover@example.com",
+                             password="Old-Password-1")
+    assert getattr(user, "last_password_reset", None) is None
+    [before] = lines(store)
+    assert before["password_set_date"] == {"$date": directory.iso(clock.now())}  # no change yet: creation time
+
+    clock.advance(600)  # within the token's lifetime
+    changed_at = directory.iso(clock.now())
+    when = datetime.fromtimestamp(clock.now(), UTC)  # the SDK parses the date
+    updated = mgmt.users.update(user.user_id, password="New-Password-2")
+    assert updated.last_password_reset == when
+    assert mgmt.users.get(user.user_id).last_password_reset == when
+    assert login(http, "mover@example.com", "New-Password-2").status_code == 200
+    assert login(http, "mover@example.com", "Old-Password-1").status_code == 403
+
+    [after] = lines(store)
+    assert after["password_set_date"] == {"$date": changed_at}
+    assert after["passwordHash"] != before["passwordHash"]
+    assert credentials.verify_password("New-Password-2", {"password_hash": after["passwordHash"]})
+
+    # A PATCH without a password leaves the date alone.
+    clock.advance(60)
+    assert mgmt.users.update(user.user_id, given_name="Mo").last_password_reset == when

@@ -265,3 +265,25 @@ def test_unreadable_files_are_input_errors(tmp_path: Path) -> None:
     (tmp_path / "cut.json.gz").write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError):
         list(iter_hash_file(tmp_path / "cut.json.gz"))
+
+
+# password_set_date ------------------------------------------------------------------------------
+
+
+def test_password_set_date_is_kept_with_the_hash() -> None:
+    assert only_row(line()).set_date == "2019-12-06T18:36:12.412Z"
+
+
+@pytest.mark.parametrize("absent", [..., None])
+def test_missing_password_set_date_reads_as_unknown(absent: Any) -> None:
+    row = only_row(line(password_set_date=absent))
+    assert row.set_date is None and row.credential == {"password_hash": H10}
+
+
+@pytest.mark.parametrize("bad", ["2019-12-06T18:36:12.412Z", {"$date": "yesterday"}, {"$date": 1575657372412},
+                                 {"date": "2019-12-06T18:36:12.412Z"}, [1]])
+def test_malformed_password_set_date_is_a_problem_naming_user_and_field(bad: Any) -> None:
+    (item,) = read(line(password_set_date=bad))
+    assert isinstance(item, LineProblem)
+    assert item.user_id == "auth0|5dea9f9c82dd7c0e76e4ec93"
+    assert "password_set_date" in str(item) and "$2" not in str(item)

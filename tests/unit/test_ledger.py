@@ -95,3 +95,49 @@ def test_no_sql_outside_the_ledger() -> None:
     # and the pattern does find the SQL where it lives
     ledger_text = (package / "ledger.py").read_text()
     assert len(sql.findall(ledger_text)) > 50
+
+
+def test_a_version_1_ledger_gains_the_hash_date_columns(tmp_path) -> None:
+    """A ledger written before hash dates were kept opens, resumes and keeps dates from then on."""
+    import sqlite3
+
+    path = str(tmp_path / "v1.sqlite")
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        CREATE TABLE users (ordinal INTEGER PRIMARY KEY, source_id TEXT NOT NULL UNIQUE, email TEXT,
+            selected INTEGER NOT NULL DEFAULT 1, record TEXT, credential TEXT,
+            has_credential INTEGER NOT NULL DEFAULT 0, hash_match TEXT, target_id TEXT,
+            status TEXT NOT NULL DEFAULT 'exported', file_id INTEGER, stage TEXT, code TEXT, message TEXT,
+            perms_read INTEGER NOT NULL DEFAULT 0, perms_restored INTEGER NOT NULL DEFAULT 0, profile_ok INTEGER,
+            diffs TEXT, grants_ok INTEGER, deleted INTEGER NOT NULL DEFAULT 0, reapplied INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE hashes (user_id TEXT PRIMARY KEY, email TEXT, credential TEXT, line_no INTEGER);
+        CREATE TABLE hash_repeats (user_id TEXT NOT NULL, line_no INTEGER NOT NULL, credential TEXT);
+        CREATE TRIGGER hashes_keep_repeats BEFORE INSERT ON hashes
+            WHEN EXISTS (SELECT 1 FROM hashes WHERE user_id = NEW.user_id)
+            BEGIN INSERT INTO hash_repeats (user_id, line_no, credential)
+                VALUES (NEW.user_id, NEW.line_no, NEW.credential); END;
+        INSERT INTO users (ordinal, source_id, record) VALUES (1, 'auth0|old', '{}');
+    """)
+    conn.close()
+    with Ledger.open(path) as ledger:
+        assert ledger.get_meta("schema_version") == SCHEMA_VERSION == 2
+        ledger.add_hashes([("auth0|a", None, '{"password_hash":"x"}', 1, "2020-01-01T00:00:00.000Z"),
+                           ("auth0|a", None, '{"password_hash":"y"}', 2, "2021-01-01T00:00:00.000Z")])
+        assert ledger.hash_for("auth0|a") == (True, '{"password_hash":"x"}', "2020-01-01T00:00:00.000Z")
+        assert [r.set_date for r in ledger.hash_repeats()] == ["2021-01-01T00:00:00.000Z"]
+        [[waiting]] = list(ledger.users_to_transform(10))
+        assert waiting.source_id == "auth0|old" and waiting.hash_set_date is None
+
+
+def test_the_hash_date_travels_with_the_hash_through_the_email_join(tmp_path) -> None:
+    """A user joined by email (its id is not in the file) waits for the transform with its hash's date."""
+    with Ledger.open(str(tmp_path / "l.sqlite")) as ledger:
+        ledger.add_users([(1, "auth0|new-id", "a@example.com", "{}", None, 0, None, None, "exported", None, None,
+                           None, None)])
+        ledger.add_hashes([("auth0|old-id", "a@example.com", '{"password_hash":"x"}', 7,
+                            "2020-02-02T00:00:00.000Z")])
+        ledger.join_hashes()
+        [[waiting]] = list(ledger.users_to_transform(10))
+        assert (waiting.credential, waiting.hash_set_date) == ('{"password_hash":"x"}', "2020-02-02T00:00:00.000Z")

@@ -22,6 +22,9 @@ This module turns that file into :class:`HashRow` values the join can use, and n
 * The file is read line by line, in constant memory, and a bad line never stops the read: it
   becomes a :class:`LineProblem` that names the line and says what is wrong. Auth0's own sample
   line lacks a comma, so bad lines are expected in real files.
+* ``password_set_date`` (``{"$date": "2019-12-06T18:36:12.412Z"}``) says when the hash was taken;
+  it is kept as :attr:`HashRow.set_date` so that a user who changed their password after it
+  (``last_password_reset`` later) is not imported with the old hash (`stages.transform`).
 * Hash material never appears in a problem, a ``repr`` or an exception message: these end up in
   logs, reports and tracebacks, and the file is the most sensitive thing the tool touches.
 
@@ -32,6 +35,15 @@ Example::
             report(str(item))                   # "line 17: not valid JSON"
         elif item.connection == "Username-Password-Authentication":
             hashes[item.user_id] = item
+
+Choices where Auth0 is silent
+-----------------------------
+- A line with no ``password_set_date`` (or ``null``) is read, with ``set_date`` None: the hash's age is unknown.
+  Its user keeps the hash unless they have a ``last_password_reset`` (then the hash may predate it,
+  and the user is held back as a stale hash: it is never assumed current).
+- A ``password_set_date`` that is present but not ``{"$date": "<ISO 8601 date>"}`` is a bad line
+  (like a ``connection`` that is not a string): the line's hash is not used, the problem names the
+  line, the user and the field. A date without a time zone is taken as UTC (Auth0 writes UTC).
 """
 
 from __future__ import annotations
@@ -42,6 +54,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import IO, Any, Final, TypeAlias, cast
 
 import orjson
@@ -58,6 +71,7 @@ __all__ = [
     "credential_for_bcrypt",
     "iter_hash_file",
     "open_input",
+    "parse_date",
 ]
 
 #: A path, or an already open stream (binary or text) the caller owns and closes.
@@ -110,12 +124,14 @@ class HashRow:
     email: str | None
     connection: str | None
     credential: dict[str, Any] | None
+    set_date: str | None = None
+    """``password_set_date.$date`` as the file gives it (checked to be a date), or None when absent."""
 
     def __repr__(self) -> str:
         kind = "None" if self.credential is None else "<" + "|".join(self.credential) + " hidden>"
         return (
             f"HashRow(line_no={self.line_no}, user_id={self.user_id!r}, email={self.email!r}, "
-            f"connection={self.connection!r}, credential={kind})"
+            f"connection={self.connection!r}, credential={kind}, set_date={self.set_date!r})"
         )
 
 
@@ -146,6 +162,23 @@ def credential_for_bcrypt(h: str) -> dict[str, Any]:
     if match is None or not _BCRYPT_MIN_COST <= int(match.group(1)) <= _BCRYPT_MAX_COST:
         raise NotBcryptError("passwordHash is not a bcrypt hash ($2a$, $2b$ or $2y$) Auth0 can import")
     return {"custom_password_hash": {"algorithm": "bcrypt", "hash": {"value": h, "encoding": "utf8"}}}
+
+
+def parse_date(value: Any) -> datetime | None:
+    """An Auth0 ISO 8601 date (``2019-12-06T18:36:12.412Z``) as an aware datetime; None if it is not one.
+
+    A date without a time zone is taken as UTC.
+
+    >>> parse_date("2019-12-06T18:36:12.412Z").year
+    2019
+    """
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def open_input(path: str | os.PathLike[str]) -> IO[bytes]:
@@ -230,7 +263,13 @@ def _row(line_no: int, obj: Any) -> HashRow | LineProblem:
             credential = credential_for_bcrypt(password_hash)
         except NotBcryptError:
             return LineProblem(line_no, "passwordHash is not a bcrypt hash ($2a$, $2b$ or $2y$)", user_id)
-    return HashRow(line_no, user_id, email.lower() if email else None, connection, credential)
+    set_date: str | None = None
+    stamp = obj.get("password_set_date")
+    if stamp is not None:
+        set_date = stamp.get("$date") if isinstance(stamp, dict) else None
+        if parse_date(set_date) is None:
+            return LineProblem(line_no, 'password_set_date is not {"$date": "<ISO 8601 date>"}', user_id)
+    return HashRow(line_no, user_id, email.lower() if email else None, connection, credential, set_date)
 
 
 def _user_id(line_no: int, obj: dict[str, Any]) -> str | LineProblem:

@@ -57,9 +57,10 @@ class _Ingest:
         if not self.selected(source_id, email):
             return
         credential_text: str | None = None
+        set_date: str | None = None
         hash_match = None
         if self.options.password_hashes:
-            known, credential_text = self.ledger.hash_for(source_id)
+            known, credential_text, set_date = self.ledger.hash_for(source_id)
             if not known:
                 self.rows.append((ordinal, source_id, email, text, None, 0, None, None, "exported", None, None,
                                   None, None))
@@ -67,7 +68,9 @@ class _Ingest:
                 return
             hash_match = "id"
         outcome = transform_one(self.options, source_id, record,
-                                orjson.loads(credential_text) if credential_text else None)
+                                orjson.loads(credential_text) if credential_text else None, set_date)
+        if outcome.stale_note:
+            self.ledger.add_problem("stale-hash", source_id, outcome.stale_note)
         # A user that is not ready keeps its source record, less any hash (transform took those out).
         stored = outcome.record or (dumps(record) if self.options.from_file else text)
         row = (ordinal, source_id, email, stored, outcome.credential,

@@ -6,7 +6,8 @@ connection's name) before the export is read; the export then joins each user on
 written once. `join_hashes` then settles the rest in SQL: the email only as a fallback, and only
 when exactly one unclaimed hash row and exactly one unmatched user share it. Both directions are
 reported: users with no hash, hashes with no user. The table is emptied once the join is done, so
-hashes live only on the rows of users still waiting to be imported.
+hashes live only on the rows of users still waiting to be imported. Each hash travels with its line's
+`password_set_date`, for the transform to hold back a hash older than the user's last password change.
 
 A user id on two or more lines (`settle_repeats`): lines with the same hash are one hash, and the
 repeats are reported by line. Lines that disagree are never settled silently, since one of them
@@ -46,7 +47,7 @@ def load_hashes(migration: Migration) -> None:
     connection = migration.source_connection.name
     with ledger.tx():
         ledger.reset_hashes()
-        batch: list[tuple[str, str | None, str | None, int]] = []
+        batch: list[tuple[str, str | None, str | None, int, str | None]] = []
         other_connections = 0
         for item in iter_hash_file(path):
             if not isinstance(item, HashRow):
@@ -56,7 +57,7 @@ def load_hashes(migration: Migration) -> None:
             if item.connection != connection:
                 other_connections += 1
                 continue
-            batch.append((item.user_id, item.email, _cred(item), item.line_no))
+            batch.append((item.user_id, item.email, _cred(item), item.line_no, item.set_date))
             if len(batch) >= BATCH:
                 ledger.add_hashes(batch)
                 batch.clear()
@@ -88,7 +89,7 @@ def settle_repeats(ledger: Ledger, path: str, rule: str) -> None:
             continue
         used = rows[-1] if rule == "last" else None
         if used is not None:
-            ledger.use_hash_line(user_id, used.credential, used.line_no)
+            ledger.use_hash_line(user_id, used.credential, used.line_no, used.set_date)
         ledger.add_problem("hash-repeat", str(lines[-1] if used else first_line),
                            f"{path}, lines {listed} give user {user_id} different password hashes; line "
                            f"{lines[-1] if used else first_line} was used (--duplicate-hash {rule})")

@@ -5,6 +5,13 @@ so a bad user fails here with a clear reason (stage `transform`) and does not po
 user with no hash, when a hash file was given, is held back (left in the source) unless
 `--missing-hash import`: a user imported without a hash can never be given one later.
 
+A stale hash is one taken before the user last changed their password: the export's
+`last_password_reset` is later than the hash file's `password_set_date` for that line. Imported,
+it would let the old password in and keep the new one out, so the user is held back,
+`STALE_HASH`, named with both dates (never the hash), unless the owner chose
+`--stale-hash import-without-hash`: then the user is imported with no hash (they must reset their
+password) and a `stale-hash` problem names them.
+
 Choices where Auth0 is silent
 -----------------------------
 - Two users ready to import with one email (possible only with `--from-file`: a connection
@@ -12,6 +19,11 @@ Choices where Auth0 is silent
   `DUPLICATE_EMAIL`, naming the first. The import would refuse one of them anyway, but which one
   and with which code depends on the job's order, and the id map (by email) could then give two
   source users one target user.
+- A password changed at the very moment the hash was taken (`last_password_reset` equal to
+  `password_set_date`) is not stale: the hash is of that password. A hash whose line gives no
+  date, for a user who has a `last_password_reset`, may be older than that change: held back
+  (or imported without a hash) as stale, the message saying the file gives no date. An export
+  `last_password_reset` that is not a date counts as a change of unknown time, so the same.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..formats.hash_file import parse_date
 from ..formats.import_file import encode_record, pack_encoded
 from ..formats.import_record import target_user_id, to_import_record
 from ..formats.users_file import credential_of
@@ -42,6 +55,8 @@ class Outcome:
     target_id: str | None = None
     code: str | None = None
     message: str | None = None
+    stale_note: str | None = None
+    """Set when a stale hash was left out (`--stale-hash import-without-hash`): the report's line for the user."""
 
     @property
     def stage(self) -> str:
@@ -52,14 +67,47 @@ class Outcome:
         return combine(self.record or "{}", self.credential)
 
 
+def stale_hash(export: dict[str, Any], hash_set_date: str | None) -> str | None:
+    """Why this user's hash from the hash file is older than their last password change, or None if it is not."""
+    changed = export.get("last_password_reset")
+    if changed is None:
+        return None
+    changed_at, set_at = parse_date(changed), parse_date(hash_set_date)
+    if changed_at is not None and set_at is not None and changed_at <= set_at:
+        return None
+    shown = changed if isinstance(changed, str) else json.dumps(changed)
+    taken = f"the hash file's password_set_date is {hash_set_date}" if hash_set_date else \
+        "the hash file gives no password_set_date for its hash"
+    if changed_at is None:
+        return f"last_password_reset {shown} is not a date, so the hash may predate it ({taken})"
+    if set_at is None:
+        return f"last_password_reset is {shown} and {taken}, so the hash may predate it"
+    return f"last_password_reset {shown} is later than the hash's password_set_date {hash_set_date}"
+
+
 def transform_one(options: MigrationOptions, source_id: str, export: dict[str, Any],
-                  credential: dict[str, Any] | None) -> Outcome:
-    """Transform and validate one user, exactly as the import will see it; never raises for bad data."""
+                  credential: dict[str, Any] | None, hash_set_date: str | None = None) -> Outcome:
+    """Transform and validate one user, exactly as the import will see it; never raises for bad data.
+
+    `credential` and `hash_set_date` come from the hash file (the line's hash and its password_set_date).
+    """
+    stale_note = None
+    if credential is not None and options.password_hashes:
+        why = stale_hash(export, hash_set_date)
+        if why is not None and options.stale_hash == "hold":
+            return Outcome("held_back", code="STALE_HASH",
+                           message=f"{source_id}: {why}: the hash may be of an old password; left in the source "
+                                   "(use a newer hash file, or --stale-hash import-without-hash to import the user "
+                                   "without a hash: they must then reset their password)")
+        if why is not None:
+            credential = None
+            stale_note = (f"{source_id}: {why}: imported without a password hash (--stale-hash "
+                          "import-without-hash); the user must reset their password")
     if options.from_file:
         credential = credential or credential_of(export)
         for key in ("password_hash", "custom_password_hash"):
             export.pop(key, None)
-    if credential is None and options.missing_hash == "hold" and options.password_hashes:
+    if credential is None and options.missing_hash == "hold" and options.password_hashes and stale_note is None:
         return Outcome("held_back", code="NO_PASSWORD_HASH",
                        message=f"no password hash for {source_id} in {options.password_hashes}; left in the source "
                                "(use --missing-hash import to import it without one)")
@@ -73,7 +121,8 @@ def transform_one(options: MigrationOptions, source_id: str, export: dict[str, A
     # Valid, so any id the strategy gives is well formed (to_import_record built it from the same user_id).
     target_id = None if options.user_ids == "regenerate" else\
         target_user_id(str(export["user_id"]), options.user_ids, options.id_prefix)
-    return Outcome("ready", dumps(record), dumps(credential) if credential else None, target_id)
+    return Outcome("ready", dumps(record), dumps(credential) if credential else None, target_id,
+                   stale_note=stale_note)
 
 
 def combine(record: str, credential: str | None) -> bytes:
@@ -108,12 +157,15 @@ def transform_users(migration: Migration) -> None:
     migration.reporter.phase("transform and validate", total=total)
     for rows in ledger.users_to_transform(CHUNK):
         outcomes = [(row.ordinal, transform_one(options, row.source_id, json.loads(row.record),
-                                                json.loads(row.credential) if row.credential else None))
+                                                json.loads(row.credential) if row.credential else None,
+                                                row.hash_set_date))
                     for row in rows]
         ledger.record_transformed([(o.record, o.credential, 1 if o.credential else 0, o.target_id, ordinal)
                                    for ordinal, o in outcomes if o.status == "ready"],
                                   [(o.status, o.stage, o.code, o.message, ordinal)
-                                   for ordinal, o in outcomes if o.status != "ready"])
+                                   for ordinal, o in outcomes if o.status != "ready"],
+                                  [("stale-hash", row.source_id, o.stale_note)
+                                   for row, (_, o) in zip(rows, outcomes, strict=True) if o.stale_note])
         migration.reporter.advance(len(rows))
     ledger.clear_refused_hashes()
     ledger.mark_phase("transform")

@@ -23,8 +23,10 @@ in creation order, keys in the order of Auth0's sample line::
     other custom hash (another algorithm, or bcrypt with an extra salt that a bare bcrypt string
     cannot carry) is left out: no `passwordHash` key, exactly like a user without a password;
   - a user imported without any credential has no `passwordHash` key.
-* `password_set_date` is the user's `last_password_reset` when the tenant recorded one, else its
-  creation time.
+* `password_set_date` is the user's `last_password_reset` when the tenant recorded one (`PATCH
+  /users/{id}` with a password stores the new bcrypt and that date together), else its creation
+  time: the moment the exported hash was made. (A login that re-hashes an imported hash to bcrypt
+  changes the hash, not the password, so the date stays.)
 
 The file holds password hashes: callers open `out` on a 0600 file and never log its lines.
 

@@ -5,7 +5,10 @@ Routes (scopes as Auth0's, reference §5-§7):
 * `POST /api/v2/users` (create:users): a user in a database connection, password stored as bcrypt.
 * `GET|PATCH|DELETE /api/v2/users/{id}`: id-only endpoints; with two connections holding the same
   id they act on the user created first, as Auth0's "tend to show the original user" (§6).
-  PATCH takes `connection` to pick the copy in that connection instead.
+  PATCH takes `connection` to pick the copy in that connection instead. PATCH with `password` stores
+  a new bcrypt of it and sets the user's `last_password_reset` to the tenant clock's now, as Auth0
+  records a password change (the Authentication API's change is not served here: the tenant has no
+  `/dbconnections/change_password`, whose real form only sends a reset e-mail).
 * `GET /api/v2/users` (read:users): search (`q`, Lucene subset, see `search.py`), paging capped at
   the first 1000 results, `sort`, `fields`; eventually consistent (`faults.search_lag`).
 * `GET /api/v2/users-by-email` (read:users): exact, case-sensitive, every connection, immediately
@@ -255,6 +258,7 @@ async def update_user(ctx: Ctx) -> Response:
             columns["phone_number"] = body["phone_number"]
         if credential is not None:
             columns["credential"] = dumps(credential)
+            profile["last_password_reset"] = directory.iso(ctx.now)
         columns["profile"] = dumps(profile)
         columns["updated_at"] = ctx.now
         sets = ", ".join(f"{k} = ?" for k in columns)
