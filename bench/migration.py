@@ -246,7 +246,9 @@ async def change_source_users(client: TenantClient, state: str, share: float, rn
 
     with Ledger.open(state, lock=False, create=False) as ledger:
         migrated = {u.ordinal for u in ledger.migrated_users()}
-        ids = sorted(source_id for source_id, ordinal in ledger.ordinals_by_source_id().items() if ordinal in migrated)
+        # In export order, not by id: ids are random, so sorting by them would pick other users each time.
+        ids = [source_id for source_id, ordinal in sorted(ledger.ordinals_by_source_id().items(), key=lambda kv: kv[1])
+               if ordinal in migrated]
     chosen = rng.sample(ids, max(2, round(len(ids) * share)))
     roles = {str(r.name): str(r.id) for r in (await client.sdk.roles.list(per_page=100)).items or []}
     counts = {"users": len(chosen), "metadata_edits": 0, "roles_added": 0, "permissions_removed": 0,
