@@ -50,7 +50,7 @@ from .model import (
     Reporter,
     RunResult,
 )
-from .stages import cutover, export, grants, hashes, idmap, import_jobs, restore, transform, verify
+from .stages import cutover, delta, export, grants, hashes, idmap, import_jobs, restore, transform, verify
 from .stages.context import Connection, Migration
 
 #: Problem kinds that are facts about the input, not something the tool failed to carry: the hashes of
@@ -60,7 +60,9 @@ from .stages.context import Connection, Migration
 #: repeat was settled (the same hash used once, or the line the owner's `--duplicate-hash` rule picked; lines
 #: that disagree under the default rule hold the user back, and that user's state says so). Every other kind
 #: makes the exit code at least 3.
-INFORMATIONAL_PROBLEMS = frozenset({"hash-without-user", "hash-without-password", "hash-repeat"})
+INFORMATIONAL_PROBLEMS = frozenset({"hash-without-user", "hash-without-password", "hash-repeat",
+                                    "deleted-in-source"})
+"""(`deleted-in-source`: a refresh's report of users the source no longer has, kept in or deleted from the target.)"""
 
 
 def default_state_path(options: MigrationOptions, source: TenantClient, target: TenantClient) -> str:
@@ -146,7 +148,8 @@ async def check_scopes(command: scopes.Command, options: MigrationOptions, sourc
     """Refuse, before anything is written, a token that lacks a scope this command will need (all named)."""
     same = source is target
     sides: list[tuple[str, TenantClient, list[str]]] = []
-    kwargs = {"cross_tenant": not same, "delete_source_users": options.delete_source_users}
+    kwargs = {"cross_tenant": not same, "delete_source_users": options.delete_source_users,
+              "propagate_deletes": options.refresh and options.propagate_deletes}
     source_ops = scopes.needed_operations(command, "source", **kwargs)
     target_ops = scopes.needed_operations(command, "target", **kwargs)
     if same:
@@ -191,7 +194,9 @@ async def open_migration(options: MigrationOptions, source: TenantClient, target
     if command in ("run", "plan"):
         await check_enabled_clients(target, target_connection)
     path = state or options.state or default_state_path(options, source, target)
-    ledger = Ledger.open(path, fingerprint(options, source, target), create=create)
+    # A refresh may bring a newer hash file (the support file of a later day).
+    ledger = Ledger.open(path, fingerprint(options, source, target), create=create,
+                         may_change=("password_hashes",) if options.refresh else ())
     if ledger.get_meta("run_id") is None:
         ledger.set_meta("run_id", secrets.token_hex(4))
     return Migration(options, ledger, source, target, reporter, source_connection, target_connection)
@@ -209,7 +214,14 @@ async def run(options: MigrationOptions, *, source: TenantClient, target: Tenant
               reporter: Reporter | None = None) -> RunResult:
     """Migrate (or resume migrating) the users of one connection into another, and verify them."""
     reporter = reporter or QuietReporter()
-    migration = await open_migration(options, source, target, reporter, command="run")
+    _check_refresh_options(options)
+    migration = await open_migration(options, source, target, reporter, command="run",
+                                     create=not options.refresh)
+    if options.refresh:
+        try:
+            return await _refresh(migration)
+        finally:
+            migration.ledger.close()
     try:
         await ingest_source(migration)
         await grants.read_grants(migration)
@@ -226,6 +238,56 @@ async def run(options: MigrationOptions, *, source: TenantClient, target: Tenant
         return summarize(migration.ledger)
     finally:
         migration.ledger.close()
+
+
+def _check_refresh_options(options: MigrationOptions) -> None:
+    if options.propagate_deletes and not options.refresh:
+        raise UsageError("--propagate-deletes only applies with --refresh")
+    if options.refresh and options.from_file:
+        raise UsageError("--refresh exports the source connection again; it does not apply to --from-file")
+
+
+async def _refresh(migration: Migration) -> RunResult:
+    """`run --refresh`: carry what changed in the source since the ledger's last export (stages/delta.py)."""
+    ledger = migration.ledger
+    if not ledger.phase_done("export"):
+        raise UsageError(f"{ledger.path} has no finished export to refresh from: run the same command without "
+                         "--refresh first")
+    generation = ledger.refresh_in_progress() or ledger.begin_refresh()
+    await _find_delta(migration, generation)
+    await grants.read_grants(migration)
+    transform.transform_users(migration)
+    transform.pack_users(migration)
+    await import_jobs.import_users(migration)
+    await delta.upsert_changes(migration)
+    await delta.deletions(migration)
+    if not ledger.phase_done("idmap"):
+        ledger.open_refresh_verification()
+    await idmap.map_ids(migration)
+    if ledger.get_meta("refresh_grants") is None:
+        ledger.set_meta("refresh_grants", await _refresh_grants_step(migration))
+    await restore.restore_grants(migration)
+    await verify.verify_grants(migration, only=ledger.delta_ordinals())
+    if migration.options.delete_source_users:
+        await cutover.delete_source_copies(migration)
+        if migration.options.user_ids == "keep":
+            await cutover.reapply_after_cutover(migration)
+    if ledger.phase_done("refresh-deletes") and (ledger.phase_done("cutover") or
+                                                 not migration.options.delete_source_users):
+        ledger.finish_refresh(generation)
+    return summarize(ledger)
+
+
+async def _find_delta(migration: Migration, generation: int) -> None:
+    """The newer hash file indexed, the source exported again and diffed, the new users joined."""
+    _note_input_files(migration)
+    hashes.load_hashes(migration)
+    await export.export_again(migration, generation, lambda known, record: delta.compare(migration, known, record))
+    hashes.join_hashes(migration)
+
+
+async def _refresh_grants_step(migration: Migration) -> dict[str, int]:
+    return {"grants_added": 0, "grants_removed": 0}
 
 
 async def verify_again(options: MigrationOptions, *, source: TenantClient, target: TenantClient | None = None,
@@ -299,6 +361,13 @@ def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True) -> RunRes
     problems: dict[str, list[dict[str, Any]]] = {}
     for p in ledger.problems():
         problems.setdefault(p.kind, []).append({"ref": p.ref, "detail": p.detail})
+    delta_counts = None
+    if ledger.has_refresh_columns() and (ledger.generation() > 1 or ledger.refresh_in_progress()):
+        for source_id, email, kind, message in ledger.delta_exceptions():
+            problems.setdefault("delta-not-carried", []).append(
+                {"ref": source_id, "detail": f"{email or source_id}: {kind}: {message}"})
+        grants_counts = ledger.get_meta("refresh_grants") or {"grants_added": 0, "grants_removed": 0}
+        delta_counts = {**ledger.delta_counts(), **grants_counts}
     files = [{"file_id": f.file_id, "bytes": f.bytes, "users": f.users, "job_id": f.job_id, "status": f.status}
              for f in ledger.files()]
     phases = ledger.phases_done()
@@ -314,7 +383,7 @@ def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True) -> RunRes
     else:
         code = EXIT_OK
     return RunResult(users=users, grants=grants, failures=failures, differences=differences, reports=reports,
-                     exit_code=code, state=ledger.path)
+                     exit_code=code, state=ledger.path, delta=delta_counts)
 
 
 def status(state: str) -> RunResult:

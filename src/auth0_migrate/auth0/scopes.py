@@ -9,7 +9,8 @@ Finer-grained scopes are accepted wherever Auth0 takes them, e.g. `create:role_m
 `update:roles` to add role members.
 
 `USES` says which operations each command calls on the source and on the target tenant; an entry
-marked `CROSS` is called only across tenants, `CUTOVER` only with `--delete-source-users`. In one
+marked `CROSS` is called only across tenants, `CUTOVER` only with `--delete-source-users`, `PROPAGATE`
+only with `--refresh --propagate-deletes`. In one
 tenant the two lists are checked together against the one token.
 
 Example::
@@ -65,6 +66,7 @@ OPERATIONS: dict[str, Operation] = {
 
 CROSS = "cross:"
 CUTOVER = "cutover:"
+PROPAGATE = "propagate:"
 
 # What each command calls (the stages in pipeline order); see the module docstring for the marks.
 _READ_SOURCE = ("find a connection", "start an export job", "read a job")
@@ -80,7 +82,9 @@ USES: dict[Command, dict[Side, tuple[str, ...]]] = {
         # Cutover confirms each deletion by reading the user back (by id, or by email under keep in one tenant).
         "source": (*_READ_SOURCE, *_SOURCE_GRANTS, CUTOVER + "delete a connection's user by email",
                    CUTOVER + "read a user", CUTOVER + "find users by email"),
-        "target": (*_IMPORT, *_ID_MAP, *_RESTORE, *_VERIFY),
+        # A refresh with --propagate-deletes deletes this migration's copies and confirms each by reading it back.
+        "target": (*_IMPORT, *_ID_MAP, *_RESTORE, *_VERIFY, PROPAGATE + "delete a connection's user by email",
+                   PROPAGATE + "read a user"),
     },
     "plan": {
         "source": (*_READ_SOURCE, "list roles", CROSS + "list APIs"),
@@ -95,7 +99,7 @@ USES: dict[Command, dict[Side, tuple[str, ...]]] = {
 
 
 def needed_operations(command: Command, side: Side, *, cross_tenant: bool,
-                      delete_source_users: bool = False) -> list[str]:
+                      delete_source_users: bool = False, propagate_deletes: bool = False) -> list[str]:
     """The operations `command` calls on one side, for these options."""
     names = []
     for entry in USES[command][side]:
@@ -107,6 +111,10 @@ def needed_operations(command: Command, side: Side, *, cross_tenant: bool,
             if not delete_source_users:
                 continue
             entry = entry.removeprefix(CUTOVER)
+        elif entry.startswith(PROPAGATE):
+            if not propagate_deletes:
+                continue
+            entry = entry.removeprefix(PROPAGATE)
         names.append(entry)
     return list(dict.fromkeys(names))
 
