@@ -1240,3 +1240,9 @@ class Ledger:
                                                    "GROUP BY delta")}
         return {"new": counts.get("new", 0), "updated": counts.get("updated", 0),
                 "deleted_in_source": counts.get("deleted", 0)}
+
+    def upserts_due(self) -> tuple[int, int]:
+        """(users due in the profile upsert, users due in the hash upsert)."""
+        row = self.db.execute("SELECT COALESCE(SUM(upsert_profile), 0), COALESCE(SUM(upsert_hash), 0) "
+                              "FROM users").fetchone()
+        return int(row[0]), int(row[1])

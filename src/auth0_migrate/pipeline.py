@@ -400,6 +400,9 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
     role and API lists of both tenants; it never writes to a tenant or leaves a state file.
     """
     reporter = reporter or QuietReporter()
+    _check_refresh_options(options)
+    if options.refresh:
+        return await _plan_refresh(options, source, target, reporter, rate)
     fd, path = tempfile.mkstemp(prefix="auth0-migrate-plan-", suffix=".sqlite")
     os.close(fd)
     os.unlink(path)
@@ -441,6 +444,67 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
         for suffix in ("", "-wal", "-shm", ".lock"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path + suffix)
+
+
+async def _plan_refresh(options: MigrationOptions, source: TenantClient, target: TenantClient | None,
+                        reporter: Reporter, rate: float | None) -> PlanResult:
+    """`plan --refresh`: the delta a refresh would carry, found on a copy of the ledger (the ledger, and both
+    tenants, are left as they are: the source is read by an export job, the target not at all)."""
+    state = options.state or default_state_path(options, source, target or source)
+    fd, path = tempfile.mkstemp(prefix="auth0-migrate-plan-", suffix=".sqlite")
+    os.close(fd)
+    try:
+        Ledger.snapshot(state, path)
+        migration = await open_migration(options, source, target, reporter, command="plan", state=path,
+                                         create=False)
+        try:
+            ledger = migration.ledger
+            if not ledger.phase_done("export"):
+                raise UsageError(f"{state} has no finished export to refresh from: run without --refresh first")
+            await _find_delta(migration, ledger.refresh_in_progress() or ledger.begin_refresh())
+            transform.transform_users(migration)
+            transform.pack_users(migration)
+            counts = ledger.delta_counts()
+            profiles, newer_hashes = ledger.upserts_due()
+            exceptions = [{"user_id": source_id, "email": email, "code": code, "message": message}
+                          for source_id, email, code, message in ledger.delta_exceptions()]
+            summary = summarize(ledger, unfinished_are_failures=False)
+            files = [f for f in ledger.files() if f.status != "done"]
+            ready = ledger.count_users("ready")
+            calls = _estimate_refresh_calls(ready, len(files), counts, (profiles, newer_hashes), len(ledger.roles()),
+                                            options)
+            return PlanResult(
+                users={"selected": summary.users["selected"], "will_import": ready,
+                       "held_back": summary.users["held_back"], "will_fail": summary.users["failed"],
+                       "with_password_hash": summary.users["with_password_hash"]},
+                failures=summary.failures, problems=summary.reports["problems"],
+                import_files=[f.bytes or 0 for f in files], roles_missing_in_target=[], apis_missing_in_target=[],
+                calls=calls, minutes_at={f"{r:g} req/s": round(calls["total"] / r / 60, 1)
+                                         for r in ([rate] if rate else [2.0, 16.0])},
+                delta={**counts, "password": newer_hashes + sum(e["code"] == "PASSWORD_RESET_NEEDED"
+                                                                for e in exceptions),
+                       "exceptions": exceptions})
+        finally:
+            migration.ledger.close()
+    finally:
+        for suffix in ("", "-wal", "-shm", ".lock"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path + suffix)
+
+
+def _estimate_refresh_calls(new: int, files: int, counts: dict[str, int], upserts: tuple[int, int], roles: int,
+                            options: MigrationOptions) -> dict[str, int]:
+    """Management API calls a refresh needs: the delta's, plus one export on each side (upper estimate)."""
+    changed = new + counts["updated"]
+    calls = {
+        "connections": 2, "export_jobs": 3, "read_permissions": new, "import_jobs": files * 3,
+        "upsert_jobs": 3 * sum(1 for n in upserts if n), "idmap_export": 3, "write_permissions": new,
+        "verify_permissions": changed, "verify_roles": roles,
+        "delete_in_target": 2 * counts["deleted_in_source"] if options.propagate_deletes else 0,
+        "delete_source": 2 * changed if options.delete_source_users else 0,
+    }
+    calls["total"] = sum(calls.values())
+    return calls
 
 
 async def _api_identifiers(client: TenantClient) -> set[str]:
