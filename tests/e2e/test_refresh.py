@@ -262,6 +262,7 @@ def test_a_small_delta_costs_what_it_changes_not_another_migration(world: World,
     assert sum(small.calls[c] for c in per_user) == 3, small.calls
     assert sum(small.calls.values()) < sum(full.calls.values()) / 3, (small.calls, full.calls)
     assert small.calls["POST /api/v2/jobs/users-exports"] == 2  # one export on each side
+    print(f"calls: full run {sum(full.calls.values())}, delta of 2 users {sum(small.calls.values())}")
 
 
 def test_a_ledger_of_the_previous_schema_resumes_and_refreshes(migrated) -> None:
@@ -294,3 +295,36 @@ def test_refresh_refuses_a_ledger_with_no_run_and_propagate_without_refresh(worl
     with pytest.raises(LedgerError, match="no state file"):
         go(world, options(tmp_path, refresh=True))
 
+
+
+def test_a_refresh_killed_after_its_export_resumes_without_exporting_again(migrated, monkeypatch) -> None:
+    world, tmp_path, passwords, opts = migrated
+    story = change_the_source(world, passwords)
+    newer = custom_hash_file(world, str(tmp_path / "hashes-2.ndjson"))
+    refresh = MigrationOptions(**{**opts.__dict__, "password_hashes": newer, "refresh": True})
+    from auth0_migrate.stages import delta
+
+    real = delta.upsert_changes
+    crashes: list[bool] = []
+
+    async def crash(migration: Any) -> None:
+        crashes.append(True)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(delta, "upsert_changes", crash)
+    with pytest.raises(KeyboardInterrupt):
+        go(world, refresh)
+    assert crashes == [True]  # the fault fired: the new users are imported, the upserts not yet sent
+    assert profile(world, TARGET, story["new0"])["email"] == story["new0"]
+    assert "plan" not in profile(world, TARGET, story["edited"])["user_metadata"]
+    monkeypatch.setattr(delta, "upsert_changes", real)
+    counter = Counting(httpx.ASGITransport(app=world.app))
+
+    result = go(world, refresh, counter=counter)
+
+    assert result.delta == {"new": 3, "updated": 4, "deleted_in_source": 1, "grants_added": 0,
+                            "grants_removed": 0}, dump(result)
+    assert counter.calls["POST /api/v2/jobs/users-exports"] == 1  # only the target's: the source's export was kept
+    assert profile(world, TARGET, story["edited"])["user_metadata"]["plan"] == "gold"
+    assert world.login(TARGET, story["before_login"], NEW_PASSWORD) == 200
+    assert len(world.users(TARGET)) == 13
