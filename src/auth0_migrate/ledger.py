@@ -1153,10 +1153,18 @@ class Ledger:
         """Users the re-export shows again (whatever changed in them)."""
         self.db.executemany("UPDATE users SET generation = ? WHERE ordinal = ?", [(generation, o) for o in ordinals])
 
-    def mark_new(self, generation: int) -> None:
-        """The users this re-export added are `new`, of this generation."""
+    def mark_new(self, generation: int, retried: Iterable[int] = ()) -> None:
+        """The users this re-export added, and those it `retried` that are no longer held back, are `new`, of
+        this generation."""
         self.db.execute("UPDATE users SET delta = 'new', generation = ? WHERE ordinal > ?",
                         (generation, int(self.get_meta("refresh_base", 0))))
+        self.db.executemany("UPDATE users SET generation = ?, delta = CASE WHEN status = 'held_back' THEN NULL "
+                            "ELSE 'new' END WHERE ordinal = ?", [(generation, o) for o in retried])
+
+    def forget_held_back(self, ordinal: int) -> None:
+        """A held-back user, forgotten so the re-export ingests it again (under the same ordinal, so the role
+        memberships read for it stay its own)."""
+        self.db.execute("DELETE FROM users WHERE ordinal = ? AND status = 'held_back'", (ordinal,))
 
     def record_profile_change(self, ordinal: int, record: str | None, *, upsert: bool) -> None:
         """A migrated user whose profile changed: `record` is the profile as it will be carried (None: as it was)."""

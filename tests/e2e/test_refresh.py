@@ -262,7 +262,6 @@ def test_a_small_delta_costs_what_it_changes_not_another_migration(world: World,
     assert sum(small.calls[c] for c in per_user) == 3, small.calls
     assert sum(small.calls.values()) < sum(full.calls.values()) / 3, (small.calls, full.calls)
     assert small.calls["POST /api/v2/jobs/users-exports"] == 2  # one export on each side
-    print(f"calls: full run {sum(full.calls.values())}, delta of 2 users {sum(small.calls.values())}")
 
 
 def test_a_ledger_of_the_previous_schema_resumes_and_refreshes(migrated) -> None:
@@ -328,3 +327,22 @@ def test_a_refresh_killed_after_its_export_resumes_without_exporting_again(migra
     assert profile(world, TARGET, story["edited"])["user_metadata"]["plan"] == "gold"
     assert world.login(TARGET, story["before_login"], NEW_PASSWORD) == 200
     assert len(world.users(TARGET)) == 13
+
+
+def test_a_user_held_back_for_want_of_a_hash_is_carried_by_a_refresh_with_a_newer_file(world: World,
+                                                                                       tmp_path: Any) -> None:
+    world.seed(users=5, role_share=0.0, permission_share=0.0)
+    world.connection(TARGET)
+    hashes = custom_hash_file(world, str(tmp_path / "hashes-1.ndjson"))  # taken before the user signed up
+    sdk(world, "users.create", connection=SOURCE, email="late@example.com", password=NEW_PASSWORD)
+    opts = options(tmp_path, password_hashes=hashes)
+    first = go(world, opts)
+    assert [(f.email, f.code) for f in first.failures] == [("late@example.com", "NO_PASSWORD_HASH")]
+    newer = custom_hash_file(world, str(tmp_path / "hashes-2.ndjson"))
+
+    result = go(world, MigrationOptions(**{**opts.__dict__, "password_hashes": newer, "refresh": True}))
+
+    assert result.exit_code == 0, dump(result)
+    assert result.failures == [] and result.users["held_back"] == 0
+    assert result.delta is not None and result.delta["new"] == 1
+    assert world.login(TARGET, "late@example.com", NEW_PASSWORD) == 200

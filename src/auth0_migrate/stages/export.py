@@ -148,9 +148,10 @@ async def export_source(migration: Migration) -> None:
 
 async def export_again(migration: Migration, generation: int,
                        compare: Callable[[KnownUser, dict[str, Any]], None]) -> None:
-    """A refresh's export of the source: users new since the last export are ingested as the first run's
-    were (joined, transformed, packed); each known user is handed to `compare`; migrated users the export
-    no longer shows are marked gone. One transaction: a killed run reads the same job again."""
+    """A refresh's export of the source: users new since the last export, and users held back for their hash
+    (the newer hash file decides again), are ingested as the first run's were (joined, transformed, packed);
+    each other known user is handed to `compare`; migrated users the export no longer shows are marked gone.
+    One transaction: a killed run reads the same job again."""
     ledger = migration.ledger
     if ledger.phase_done("refresh-export"):
         return
@@ -166,21 +167,28 @@ async def export_again(migration: Migration, generation: int,
             ingest = _Ingest(migration)
             base = int(ledger.get_meta("refresh_base", 0))
             seen: list[int] = []
+            retried: list[int] = []
             for number, text, record, problem in jobs.iter_export_lines(path):
                 if record is None or not isinstance(record.get("user_id"), str):
                     ledger.add_problem("export", str(number), problem or f"export line {number} has no user_id")
                     continue
                 known = ledger.known_user(record["user_id"])
-                if known is not None:
+                ordinal = base + number
+                if known is not None and known.status == "held_back":
+                    # Held back for its hash: the newer hash file decides again, as for a new user.
+                    ledger.forget_held_back(known.ordinal)
+                    retried.append(known.ordinal)
+                    ordinal = known.ordinal
+                elif known is not None:
                     seen.append(known.ordinal)
                     compare(known, record)
                     continue
                 email = record.get("email")
-                ingest.add(base + number, record["user_id"], email.lower() if isinstance(email, str) else None,
+                ingest.add(ordinal, record["user_id"], email.lower() if isinstance(email, str) else None,
                            record, text)
             ingest.finish()
             ledger.mark_seen(seen, generation)
-            ledger.mark_new(generation)
+            ledger.mark_new(generation, retried)
             ledger.mark_gone_from_source(generation)
             ledger.mark_phase("refresh-export")
     finally:
