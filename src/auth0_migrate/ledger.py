@@ -22,6 +22,10 @@ What it holds (schema version `SCHEMA_VERSION`):
 - `files`, `job_errors`: import files (users by `file_id`; bodies are rebuilt, never stored), their
   state (`FileStatus`), jobs and every per-user error Auth0 returned (Auth0 deletes them after 24 h).
 - `problems`: input problems (bad lines, hashes with no user, listed users not in the source).
+- generations (schema 2): `meta.generation` is the export the users were last carried from (1: the first
+  run's); a refresh (`begin_refresh` ... `finish_refresh`) exports again and records per user the
+  generation that last showed it, its `delta` (new, updated, deleted), what it could not carry
+  (`delta_code`, `delta_message`), the upserts due, and a digest of the hash it was imported with.
 
 The file is created 0600 and locked (`flock`) while a run uses it. An existing `--state` that is not a
 ledger is refused and left untouched (`_check_ours`): no mode change, no `.lock` beside it.

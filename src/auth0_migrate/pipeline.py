@@ -8,9 +8,13 @@ without cutover, a prefix that is missing, flags that would fail every user (`--
 `--record-source-id`, named), a `--users` list naming nobody, a `--from-file` that is not a list of
 users, a `--state` that is not a ledger.
 
+`run --refresh` (same ledger) carries what changed in the source since the ledger's last export
+(`_refresh`, stages/delta.py); `plan --refresh` shows that delta, found on a copy of the ledger.
+
 Exit codes (`summarize`): 4 when verification found differences; else 3 when any user is failed,
 held back or pending, or the input had a problem the run could not carry (a bad line, a listed
-user not in the source...: every kind in `reports.problems` but `INFORMATIONAL_PROBLEMS`); else 0.
+user not in the source...: every kind in `reports.problems` but `INFORMATIONAL_PROBLEMS`, including a refresh's
+`delta-not-carried`: a change it could not carry, named per user); else 0.
 
 Example::
 
