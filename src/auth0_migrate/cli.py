@@ -28,7 +28,7 @@ from .model import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_TRANSIENT, EXIT_U
 RESUME_HINT = "run the same command again to resume; the ledger keeps every finished step"
 
 
-def _migration_flags(p: argparse.ArgumentParser, *, state_required: bool = False) -> None:
+def _migration_flags(p: argparse.ArgumentParser, *, state_required: bool = False, refresh: bool = False) -> None:
     g = p.add_argument_group("tenants (default: the AUTH0_* and TARGET_AUTH0_* environment variables)")
     g.add_argument("--domain", help="source tenant domain, or http://host:port for a local tenant [AUTH0_DOMAIN]")
     g.add_argument("--client-id", help="source machine-to-machine client id [AUTH0_CLIENT_ID]")
@@ -63,6 +63,14 @@ def _migration_flags(p: argparse.ArgumentParser, *, state_required: bool = False
                    help="cutover: delete each source copy once that user is verified in the target")
     m.add_argument("--state", metavar="FILE", required=state_required,
                    help="the ledger (default: derived from tenants and connections, in this folder)")
+    if refresh:
+        m.add_argument("--refresh", action="store_true",
+                       help="carry what changed in the source since this ledger's last export: new users (with a "
+                            "newer --password-hashes), profile changes and newer custom hashes (import upsert), "
+                            "users deleted from the source (reported); what cannot be carried is named per user")
+        m.add_argument("--propagate-deletes", action="store_true",
+                       help="with --refresh: delete from the target connection the users this migration made "
+                            "that the source no longer has (each confirmed by a read)")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
 
 
@@ -72,9 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"auth0-migrate {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("plan", help="what a run would do, writing nothing")
-    _migration_flags(p)
+    _migration_flags(p, refresh=True)
     p = sub.add_parser("run", help="migrate (or resume), then verify")
-    _migration_flags(p)
+    _migration_flags(p, refresh=True)
     p = sub.add_parser("verify", help="re-read the target and compare every migrated user again")
     _migration_flags(p)
     p = sub.add_parser("status", help="where a run stands, from its ledger",
@@ -146,7 +154,9 @@ def _options(args: argparse.Namespace) -> MigrationOptions:
                             password_hashes=args.password_hashes, missing_hash=args.missing_hash,
                             duplicate_hash=args.duplicate_hash, stale_hash=args.stale_hash,
                             from_file=args.from_file, users_file=args.users_file,
-                            delete_source_users=args.delete_source_users, state=args.state)
+                            delete_source_users=args.delete_source_users, state=args.state,
+                            refresh=getattr(args, "refresh", False),
+                            propagate_deletes=getattr(args, "propagate_deletes", False))
 
 
 async def _migration_command(args: argparse.Namespace, console: Console) -> int:

@@ -25,6 +25,10 @@ What it holds (schema version `SCHEMA_VERSION`):
 - `reread_roles`, `reread_role_members`, `reread_users`, `reread_permissions`: the source's grants as
   a grants refresh (`stages/grants_delta.py`) read them again, kept until that refresh is applied
   and verified, then emptied; `role_members` and `permissions` then hold the new state.
+- generations (schema 2): `meta.generation` is the export the users were last carried from (1: the first
+  run's); a refresh (`begin_refresh` ... `finish_refresh`) exports again and records per user the
+  generation that last showed it, its `delta` (new, updated, deleted), what it could not carry
+  (`delta_code`, `delta_message`), the upserts due, and a digest of the hash it was imported with.
 
 The file is created 0600 and locked (`flock`) while a run uses it. An existing `--state` that is not a
 ledger is refused and left untouched (`_check_ours`): no mode change, no `.lock` beside it.
@@ -60,6 +64,7 @@ Choices where Auth0 is silent
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import sqlite3
@@ -74,7 +79,8 @@ from .errors import LedgerError, UsageError
 from .sqlite import transaction
 
 SCHEMA_VERSION = 2
-"""2: `hash_set_date` on users, `set_date` on hashes and hash_repeats (`_migrate` adds them to a version 1 ledger)."""
+"""2: `hash_set_date` on users, `set_date` on hashes and hash_repeats (`_migrate`), and export generations
+and the delta of a refresh (`_REFRESH_COLUMNS`, `_add_refresh_columns`): a version-1 ledger gains both on open."""
 
 UserStatus = Literal["exported", "ready", "conflict", "imported", "already_in_target", "held_back", "failed",
                      "invalid"]
@@ -229,6 +235,37 @@ class Difference(NamedTuple):
     diffs: str
 
 
+class KnownUser(NamedTuple):
+    """A user of an earlier export, as a refresh's re-export compares it."""
+
+    ordinal: int
+    status: UserStatus
+    record: str | None
+    has_credential: int
+    credential_digest: str | None
+    deleted: int
+
+
+class UpsertRow(NamedTuple):
+    """A user to upsert: its ledger ordinal, email, carried record, and the newer hash when one goes in."""
+
+    ordinal: int
+    email: str | None
+    record: str
+    credential: str | None
+
+
+class GoneUser(NamedTuple):
+    """A migrated user the last export no longer shows."""
+
+    ordinal: int
+    source_id: str
+    email: str | None
+    target_id: str | None
+    status: UserStatus
+    target_deleted: int
+
+
 class Problem(NamedTuple):
     kind: str
     ref: str | None
@@ -342,6 +379,37 @@ def _migrate(conn: sqlite3.Connection) -> None:
                 if table == "hash_repeats":
                     conn.execute("DROP TRIGGER IF EXISTS hashes_keep_repeats")
 
+_REFRESH_COLUMNS = (
+    ("generation", "INTEGER NOT NULL DEFAULT 1"),  # the export generation that last showed the user
+    ("delta", "TEXT"),  # this refresh's change: 'new', 'updated' or 'deleted'
+    ("delta_code", "TEXT"),  # a change this refresh could not carry, and why
+    ("delta_message", "TEXT"),
+    ("upsert_profile", "INTEGER NOT NULL DEFAULT 0"),  # 1: the carried record is due in a profile upsert
+    ("upsert_hash", "INTEGER NOT NULL DEFAULT 0"),  # 1: the newer hash (in `credential`) is due in an upsert
+    ("credential_digest", "TEXT"),  # SHA-256 of the credential JSON the user was imported with
+    ("target_deleted", "INTEGER NOT NULL DEFAULT 0"),  # deleted from the target by --propagate-deletes
+)
+"""Columns of `users` added by schema 2 (`_add_refresh_columns` adds them to a version-1 ledger)."""
+
+DELTA_PROBLEM_KINDS: Final = ("deleted-in-source", "delta-not-carried", "delta-delete")
+"""Problem kinds a refresh writes; a new refresh starts without those of the one before."""
+_REFRESH_PHASES: Final = ("hashes-loaded", "hashes", "grants", "transform", "pack", "import", "idmap",
+                          "restore", "verify", "cutover", "reapply", "verify-after-cutover", "refresh-export",
+                          "refresh-deletes", "refresh-upsert")
+
+
+def _sha256(text: str | None) -> str | None:
+    return None if text is None else credential_digest(text)
+
+
+REFUSED_DIGEST: Final = "refused:"
+"""Prefix of a `credential_digest` whose hash the target refused (the target holds an older one)."""
+
+
+def credential_digest(credential: str) -> str:
+    """SHA-256 of a credential's ledger JSON: what the ledger keeps of a hash once the user is imported."""
+    return hashlib.sha256(credential.encode("utf-8", "surrogatepass")).hexdigest()
+
 
 def dumps(value: Any) -> str:
     """Compact JSON text, as import files carry it (orjson: a million records a second matter here).
@@ -431,7 +499,9 @@ class Ledger:
 
     @classmethod
     def open(cls, path: str, fingerprint: dict[str, Any] | None = None, *, lock: bool = True,
-             create: bool = True) -> Ledger:
+             create: bool = True, may_change: tuple[str, ...] = ()) -> Ledger:
+        """`may_change`: fingerprint keys that may differ from the stored ones (then stored anew), e.g. a
+        refresh's newer hash file."""
         exists = os.path.exists(path)
         if not exists and not create:
             raise LedgerError(f"no state file at {path}: nothing has run with this --state yet")
@@ -453,6 +523,7 @@ class Ledger:
         conn.execute("PRAGMA synchronous=NORMAL")
         # Cleared credentials must not linger in freed pages: not every SQLite build has this on by default.
         conn.execute("PRAGMA secure_delete=ON")
+        conn.create_function("sha256", 1, _sha256, deterministic=True)
         ledger = cls(path, conn, lock_fd)
         version = ledger._meta_raw("schema_version") if exists else None
         if version is not None and int(version) > SCHEMA_VERSION:
@@ -460,13 +531,39 @@ class Ledger:
             raise LedgerError(f"{path} was written by a newer auth0-migrate (schema {version}); upgrade to use it")
         _migrate(conn)
         conn.executescript(SCHEMA)
+        ledger._add_refresh_columns()
         ledger.set_meta("schema_version", SCHEMA_VERSION)
         if fingerprint is not None:
-            ledger._check_fingerprint(fingerprint)
+            ledger._check_fingerprint(fingerprint, may_change)
         for suffix in ("-wal", "-shm"):
             if os.path.exists(path + suffix):
                 os.chmod(path + suffix, 0o600)
         return ledger
+
+    def _add_refresh_columns(self) -> None:
+        """Schema 1 -> 2: the refresh's columns, added to a ledger that lacks them (its users: generation 1)."""
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(users)")}
+        for name, decl in _REFRESH_COLUMNS:
+            if name not in have:
+                self.db.execute(f"ALTER TABLE users ADD COLUMN {name} {decl}")  # names from the fixed table above
+
+    def has_refresh_columns(self) -> bool:
+        """Whether this ledger (maybe opened read-only) has schema 2's refresh columns."""
+        return "delta" in {r[1] for r in self.db.execute("PRAGMA table_info(users)")}
+
+    @staticmethod
+    def snapshot(path: str, copy: str) -> None:
+        """Copy a ledger (read-only, beside a run that may use it) to `copy`, created 0600: what a plan works on."""
+        if not os.path.isfile(path) or not _is_ledger(path):
+            raise LedgerError(f"no ledger at {path}: a refresh needs the ledger of an earlier run (--state)")
+        os.close(os.open(copy, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))
+        src = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True)
+        dst = sqlite3.connect(copy)
+        try:
+            src.backup(dst)
+        finally:
+            src.close()
+            dst.close()
 
     def _meta_raw(self, key: str) -> str | None:
         try:
@@ -475,16 +572,19 @@ class Ledger:
             return None
         return None if row is None else str(row[0])
 
-    def _check_fingerprint(self, fingerprint: dict[str, Any]) -> None:
+    def _check_fingerprint(self, fingerprint: dict[str, Any], may_change: tuple[str, ...] = ()) -> None:
         stored = self.get_meta("fingerprint")
         if stored is None:
             self.set_meta("fingerprint", fingerprint)
             return
-        changed = sorted(k for k in set(stored) | set(fingerprint) if stored.get(k) != fingerprint.get(k))
+        changed = sorted(k for k in set(stored) | set(fingerprint)
+                         if stored.get(k) != fingerprint.get(k) and k not in may_change)
         if changed:
             self.close()
             raise LedgerError(f"{self.path} belongs to a different migration ({', '.join(changed)} differ); "
                               "run the original command again to resume it, or pass another --state")
+        if stored != fingerprint:
+            self.set_meta("fingerprint", fingerprint)
 
     def close(self) -> None:
         if self._lock_fd is not None:
@@ -836,8 +936,8 @@ class Ledger:
         """A lost upload settled from the target: users its job `made`, users found `older` than the file
         (already in the target), and `left` users to send again (the file is done when none)."""
         with self.tx():
-            self.db.executemany("UPDATE users SET status = 'imported', credential = NULL WHERE ordinal = ?",
-                                [(o,) for o in made])
+            self.db.executemany("UPDATE users SET status = 'imported', credential_digest = sha256(credential), "
+                                "credential = NULL WHERE ordinal = ?", [(o,) for o in made])
             self.db.executemany("UPDATE users SET status = 'conflict', stage = 'import', code = 'DUPLICATED_USER', "
                                 "message = 'already in the target before this file was sent', credential = NULL "
                                 "WHERE ordinal = ?", [(o,) for o in older])
@@ -878,8 +978,8 @@ class Ledger:
 
     def mark_imported(self, file_id: int, summary: dict[str, Any]) -> None:
         """The file's job completed: its users still ready are imported (credential cleared); the file is done."""
-        self.db.execute("UPDATE users SET status = 'imported', credential = NULL WHERE file_id = ? "
-                        "AND status = 'ready'", (file_id,))
+        self.db.execute("UPDATE users SET status = 'imported', credential_digest = sha256(credential), "
+                        "credential = NULL WHERE file_id = ? AND status = 'ready'", (file_id,))
         self.db.execute("UPDATE files SET status = 'done', summary = ? WHERE file_id = ?", (dumps(summary), file_id))
 
     # -- id map (stage 6) --------------------------------------------------------------------------
@@ -888,7 +988,7 @@ class Ledger:
         """email -> ordinal of users the import made or met in the target (to find there)."""
         return {r[1]: r[0] for r in self.db.execute(
             f"SELECT ordinal, email FROM users WHERE status IN {_sql_list((*MIGRATED, 'conflict'))} "
-            "AND email IS NOT NULL")}
+            "AND email IS NOT NULL AND target_deleted = 0")}
 
     def user_to_map(self, ordinal: int) -> MappedUser | None:
         row = self.db.execute("SELECT record, target_id, status FROM users WHERE ordinal = ?", (ordinal,)).fetchone()
@@ -976,10 +1076,12 @@ class Ledger:
     # -- cutover (stage 9) -------------------------------------------------------------------------
 
     def users_to_delete(self) -> list[UserRef]:
-        """Migrated users verified in the target whose source copy is not yet deleted."""
+        """Migrated users verified in the target whose source copy is not yet deleted (after a refresh: not those
+        with a change it did not carry, nor those already gone from the source)."""
         return [UserRef(*r) for r in self.db.execute(
             f"SELECT ordinal, source_id, email FROM users WHERE status IN {_MIGRATED} AND profile_ok = 1 "
-            "AND grants_ok = 1 AND deleted = 0 AND email IS NOT NULL ORDER BY ordinal")]
+            "AND grants_ok = 1 AND deleted = 0 AND email IS NOT NULL AND delta_code IS NULL "
+            "AND (delta IS NULL OR delta != 'deleted') ORDER BY ordinal")]
 
     def record_deletions(self, deleted: Iterable[int], not_confirmed: Iterable[tuple[str, int]], code: str) -> None:
         """Users confirmed gone from the source, and (message, ordinal) of those still there (failed `code`)."""
@@ -1192,3 +1294,156 @@ class Ledger:
             self.db.execute("DELETE FROM meta WHERE key LIKE 'phase:grants-refresh:%' OR key = "
                             "'grants-refresh:counts'")
         return counts
+
+    # -- refresh: a later export of the source, and what changed since -----------------------------
+
+    def generation(self) -> int:
+        """The export generation the ledger's users were last carried from (1: the first run's export)."""
+        return int(self.get_meta("generation", 1))
+
+    def refresh_in_progress(self) -> int | None:
+        """The generation of a refresh that started and has not finished (to resume), or None."""
+        value = self.get_meta("refresh_generation")
+        return None if value is None else int(value)
+
+    def begin_refresh(self) -> int:
+        """Start the next generation: the phases a refresh walks again are opened, the last delta forgotten."""
+        generation = self.generation() + 1
+        with self.tx():
+            self.forget_meta(*(f"phase:{p}" for p in _REFRESH_PHASES), "idmap_export_job_id",
+                             "refresh_export_job_id", "input_files", "refresh_grants")
+            self.db.execute("UPDATE users SET delta = NULL, delta_code = NULL, delta_message = NULL, "
+                            "upsert_profile = 0, upsert_hash = 0")
+            self.db.executemany("DELETE FROM problems WHERE kind = ?", [(k,) for k in (
+                *DELTA_PROBLEM_KINDS, "export", "not-in-source", "hash-without-user", "hash-without-password")])
+            self.set_meta("refresh_base", int(self.db.execute("SELECT MAX(ordinal) FROM users").fetchone()[0] or 0))
+            self.set_meta("refresh_generation", generation)
+        return generation
+
+    def finish_refresh(self, generation: int) -> None:
+        with self.tx():
+            self.set_meta("generation", generation)
+            self.forget_meta("refresh_generation")
+
+    def reset_refresh_export(self, generation: int) -> None:
+        """Forget what an interrupted re-export wrote: its new users, and what it noted on the others."""
+        base = int(self.get_meta("refresh_base", 0))
+        self.db.execute("DELETE FROM users WHERE ordinal > ?", (base,))
+        self.db.execute("UPDATE users SET delta = NULL, delta_code = NULL, delta_message = NULL, upsert_profile = 0,"
+                        " upsert_hash = 0, credential = CASE WHEN upsert_hash = 1 THEN NULL ELSE credential END, "
+                        "generation = CASE WHEN generation >= ? THEN ? ELSE generation END",
+                        (generation, generation - 1))
+        self.db.execute("DELETE FROM files WHERE file_id NOT IN (SELECT file_id FROM users WHERE file_id IS NOT NULL)")
+        self.db.executemany("DELETE FROM problems WHERE kind = ?",
+                            [(k,) for k in (*DELTA_PROBLEM_KINDS, "export", "not-in-source")])
+
+    def known_user(self, source_id: str) -> KnownUser | None:
+        row = self.db.execute("SELECT ordinal, status, record, has_credential, credential_digest, deleted FROM users "
+                              "WHERE source_id = ?", (source_id,)).fetchone()
+        return None if row is None else KnownUser(*row)
+
+    def mark_seen(self, ordinals: Iterable[int], generation: int) -> None:
+        """Users the re-export shows again (whatever changed in them)."""
+        self.db.executemany("UPDATE users SET generation = ? WHERE ordinal = ?", [(generation, o) for o in ordinals])
+
+    def mark_new(self, generation: int, retried: Iterable[int] = ()) -> None:
+        """The users this re-export added, and those it `retried` that are no longer held back, are `new`, of
+        this generation."""
+        self.db.execute("UPDATE users SET delta = 'new', generation = ? WHERE ordinal > ?",
+                        (generation, int(self.get_meta("refresh_base", 0))))
+        self.db.executemany("UPDATE users SET generation = ?, delta = CASE WHEN status = 'held_back' THEN NULL "
+                            "ELSE 'new' END WHERE ordinal = ?", [(generation, o) for o in retried])
+
+    def forget_held_back(self, ordinal: int) -> None:
+        """A held-back user, forgotten so the re-export ingests it again (under the same ordinal, so the role
+        memberships read for it stay its own)."""
+        self.db.execute("DELETE FROM users WHERE ordinal = ? AND status = 'held_back'", (ordinal,))
+
+    def record_profile_change(self, ordinal: int, record: str | None, *, upsert: bool) -> None:
+        """A migrated user whose profile changed: `record` is the profile as it will be carried (None: as it was)."""
+        if record is None:
+            self.db.execute("UPDATE users SET delta = 'updated' WHERE ordinal = ?", (ordinal,))
+        else:
+            self.db.execute("UPDATE users SET delta = 'updated', record = ?, upsert_profile = ? WHERE ordinal = ?",
+                            (record, 1 if upsert else 0, ordinal))
+
+    def record_newer_hash(self, ordinal: int, credential: str) -> None:
+        """A migrated user's newer hash, due in a hash upsert (cleared once that is settled)."""
+        self.db.execute("UPDATE users SET delta = 'updated', credential = ?, upsert_hash = 1 WHERE ordinal = ?",
+                        (credential, ordinal))
+
+    def name_delta_exception(self, ordinal: int, code: str, message: str) -> None:
+        """A change this refresh does not carry, with why (several join with '; ')."""
+        self.db.execute("UPDATE users SET delta = COALESCE(delta, 'updated'), delta_code = CASE WHEN delta_code "
+                        "IS NULL THEN ? ELSE delta_code || ',' || ? END, delta_message = CASE WHEN delta_message "
+                        "IS NULL THEN ? ELSE delta_message || '; ' || ? END WHERE ordinal = ?",
+                        (code, code, message, message, ordinal))
+
+    def mark_gone_from_source(self, generation: int) -> int:
+        """Migrated users (not deleted by cutover) the re-export did not show: `deleted`; how many."""
+        return self.db.execute(f"UPDATE users SET delta = 'deleted' WHERE generation < ? AND status IN {_MIGRATED} "
+                               "AND deleted = 0", (generation,)).rowcount
+
+    def users_to_upsert(self, *, hashes: bool) -> list[UpsertRow]:
+        """Users due in the profile upsert, or (`hashes`) in the hash upsert with their newer hash."""
+        flag = "upsert_hash" if hashes else "upsert_profile"
+        return [UpsertRow(*r) for r in self.db.execute(
+            f"SELECT ordinal, email, record, credential FROM users WHERE {flag} = 1 ORDER BY ordinal")]
+
+    def upsert_settled(self, ordinals: Iterable[int], *, hashes: bool) -> None:
+        """These users' upsert job ended (refused ones were named first); a newer hash leaves the ledger."""
+        sql = ("UPDATE users SET upsert_hash = 0, credential_digest = sha256(credential), credential = NULL "
+               "WHERE ordinal = ? AND upsert_hash = 1" if hashes else
+               "UPDATE users SET upsert_profile = 0 WHERE ordinal = ?")
+        with self.tx():
+            self.db.executemany(sql, [(o,) for o in ordinals])
+
+    def hash_upsert_refused(self, ordinal: int, code: str, message: str) -> None:
+        """The target kept the old hash: the user is named, and the newer hash leaves the ledger (its digest is kept,
+        marked `REFUSED_DIGEST`, so a later refresh names the user again without sending the same hash)."""
+        with self.tx():
+            self.name_delta_exception(ordinal, code, message)
+            self.db.execute(f"UPDATE users SET upsert_hash = 0, credential_digest = '{REFUSED_DIGEST}' || "
+                            "sha256(credential), credential = NULL WHERE ordinal = ?", (ordinal,))
+
+    def users_gone_from_source(self) -> list[GoneUser]:
+        return [GoneUser(*r) for r in self.db.execute(
+            "SELECT ordinal, source_id, email, target_id, status, target_deleted FROM users WHERE delta = 'deleted' "
+            "ORDER BY ordinal")]
+
+    def record_target_deletions(self, ordinals: Iterable[int]) -> None:
+        """Users confirmed deleted from the target (`--propagate-deletes`); an earlier unconfirmed try is forgotten."""
+        with self.tx():
+            for ordinal in ordinals:
+                self.db.execute("UPDATE users SET target_deleted = 1 WHERE ordinal = ?", (ordinal,))
+                self.db.execute("DELETE FROM problems WHERE kind = 'delta-delete' AND ref = "
+                                "(SELECT source_id FROM users WHERE ordinal = ?)", (ordinal,))
+
+    def open_refresh_verification(self) -> None:
+        """Before the refresh's verification: every carried profile is checked again (the target's export), and
+        the grants of the users that changed."""
+        self.db.execute(f"UPDATE users SET profile_ok = NULL WHERE status IN {_MIGRATED}")
+        self.db.execute("UPDATE users SET grants_ok = NULL WHERE delta IN ('new', 'updated')")
+
+    def delta_ordinals(self) -> set[int]:
+        """Users this refresh carried something of (new or updated)."""
+        return {r[0] for r in self.db.execute("SELECT ordinal FROM users WHERE delta IN ('new', 'updated')")}
+
+    def delta_exceptions(self) -> list[tuple[str, str | None, str, str]]:
+        """(source id, email, code, message) of each user with a change this refresh did not carry."""
+        return [(r[0], r[1], r[2], r[3]) for r in self.db.execute(
+            "SELECT source_id, email, delta_code, delta_message FROM users WHERE delta_code IS NOT NULL "
+            "ORDER BY ordinal")]
+
+    def delta_counts(self) -> dict[str, int]:
+        """Users this refresh found new, updated (carried or named) and deleted in the source."""
+        counts = {k: n for k, n in self.db.execute("SELECT delta, COUNT(*) FROM users WHERE delta IS NOT NULL "
+                                                   "GROUP BY delta")}
+        return {"new": counts.get("new", 0), "updated": counts.get("updated", 0),
+                "deleted_in_source": counts.get("deleted", 0)}
+
+    def upserts_due(self) -> tuple[int, int]:
+        """(users due in the profile upsert, users due in the hash upsert)."""
+        row = self.db.execute("SELECT COALESCE(SUM(upsert_profile), 0), COALESCE(SUM(upsert_hash), 0) "
+                              "FROM users").fetchone()
+        return int(row[0]), int(row[1])

@@ -36,6 +36,10 @@ class MigrationOptions:
     users_file: str | None = None
     delete_source_users: bool = False
     state: str | None = None
+    refresh: bool = False
+    """Carry what changed in the source since this ledger's last export (`run --refresh`, `plan --refresh`)."""
+    propagate_deletes: bool = False
+    """With `refresh`: delete from the target the users this migration made that the source no longer has."""
 
 
 class Reporter(Protocol):
@@ -93,11 +97,13 @@ class RunResult:
     reports: dict[str, Any] = field(default_factory=dict)
     exit_code: int = 0
     state: str | None = None
+    delta: dict[str, int] | None = None
+    """After a refresh: users `new`, `updated`, `deleted_in_source`, and `grants_added`/`grants_removed`."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"users": self.users, "grants": self.grants, "failures": [f.as_dict() for f in self.failures],
                 "differences": self.differences, "reports": self.reports, "state": self.state,
-                "exit_code": self.exit_code}
+                "exit_code": self.exit_code, **({"delta": self.delta} if self.delta is not None else {})}
 
 
 @dataclass
@@ -120,9 +126,12 @@ class PlanResult:
     apis_missing_in_target: list[str]
     calls: dict[str, int]
     minutes_at: dict[str, float]
+    delta: dict[str, Any] | None = None
+    """`plan --refresh`: the counts a refresh would carry (`new`, `updated`, `deleted_in_source`, `password`)
+    and `exceptions`, the changes it could not carry, named per user."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"users": self.users, "failures": [f.as_dict() for f in self.failures], "problems": self.problems,
                 "import_files": self.import_files, "roles_missing_in_target": self.roles_missing_in_target,
                 "apis_missing_in_target": self.apis_missing_in_target, "calls": self.calls,
-                "minutes_at": self.minutes_at}
+                "minutes_at": self.minutes_at, **({"delta": self.delta} if self.delta is not None else {})}

@@ -8,9 +8,13 @@ without cutover, a prefix that is missing, flags that would fail every user (`--
 `--record-source-id`, named), a `--users` list naming nobody, a `--from-file` that is not a list of
 users, a `--state` that is not a ledger.
 
+`run --refresh` (same ledger) carries what changed in the source since the ledger's last export
+(`_refresh`, stages/delta.py); `plan --refresh` shows that delta, found on a copy of the ledger.
+
 Exit codes (`summarize`): 4 when verification found differences; else 3 when any user is failed,
 held back or pending, or the input had a problem the run could not carry (a bad line, a listed
-user not in the source...: every kind in `reports.problems` but `INFORMATIONAL_PROBLEMS`); else 0.
+user not in the source...: every kind in `reports.problems` but `INFORMATIONAL_PROBLEMS`, including a refresh's
+`delta-not-carried`: a change it could not carry, named per user); else 0.
 
 Example::
 
@@ -50,7 +54,7 @@ from .model import (
     Reporter,
     RunResult,
 )
-from .stages import cutover, export, grants, hashes, idmap, import_jobs, restore, transform, verify
+from .stages import cutover, delta, export, grants, grants_delta, hashes, idmap, import_jobs, restore, transform, verify
 from .stages.context import Connection, Migration
 
 #: Problem kinds that are facts about the input, not something the tool failed to carry: the hashes of
@@ -60,8 +64,10 @@ from .stages.context import Connection, Migration
 #: repeat was settled (the same hash used once, or the line the owner's `--duplicate-hash` rule picked; lines
 #: that disagree under the default rule hold the user back, and that user's state says so). Every other kind
 #: makes the exit code at least 3.
-#: `stale-hash` names a user imported without its stale hash, as the owner chose (`--stale-hash import-without-hash`).
-INFORMATIONAL_PROBLEMS = frozenset({"hash-without-user", "hash-without-password", "hash-repeat", "stale-hash"})
+#: `stale-hash` names a user imported without its stale hash, as the owner chose (`--stale-hash import-without-hash`);
+#: `deleted-in-source` is a refresh's report of users the source no longer has, kept in or deleted from the target.
+INFORMATIONAL_PROBLEMS = frozenset({"hash-without-user", "hash-without-password", "hash-repeat", "stale-hash",
+                                    "deleted-in-source"})
 
 
 def default_state_path(options: MigrationOptions, source: TenantClient, target: TenantClient) -> str:
@@ -149,7 +155,8 @@ async def check_scopes(command: scopes.Command, options: MigrationOptions, sourc
     """Refuse, before anything is written, a token that lacks a scope this command will need (all named)."""
     same = source is target
     sides: list[tuple[str, TenantClient, list[str]]] = []
-    kwargs = {"cross_tenant": not same, "delete_source_users": options.delete_source_users}
+    kwargs = {"cross_tenant": not same, "delete_source_users": options.delete_source_users,
+              "refresh": options.refresh, "propagate_deletes": options.refresh and options.propagate_deletes}
     source_ops = scopes.needed_operations(command, "source", **kwargs)
     target_ops = scopes.needed_operations(command, "target", **kwargs)
     if same:
@@ -195,7 +202,9 @@ async def open_migration(options: MigrationOptions, source: TenantClient, target
     if command in ("run", "plan"):
         await check_enabled_clients(target, target_connection)
     path = state or options.state or default_state_path(options, source, target)
-    ledger = Ledger.open(path, fingerprint(options, source, target), create=create)
+    # A refresh may bring a newer hash file (the support file of a later day).
+    ledger = Ledger.open(path, fingerprint(options, source, target), create=create,
+                         may_change=("password_hashes",) if options.refresh else ())
     if ledger.get_meta("run_id") is None:
         ledger.set_meta("run_id", secrets.token_hex(4))
     return Migration(options, ledger, source, target, reporter, source_connection, target_connection)
@@ -213,7 +222,14 @@ async def run(options: MigrationOptions, *, source: TenantClient, target: Tenant
               reporter: Reporter | None = None) -> RunResult:
     """Migrate (or resume migrating) the users of one connection into another, and verify them."""
     reporter = reporter or QuietReporter()
-    migration = await open_migration(options, source, target, reporter, command="run")
+    _check_refresh_options(options)
+    migration = await open_migration(options, source, target, reporter, command="run",
+                                     create=not options.refresh)
+    if options.refresh:
+        try:
+            return await _refresh(migration)
+        finally:
+            migration.ledger.close()
     try:
         await ingest_source(migration)
         await grants.read_grants(migration)
@@ -230,6 +246,58 @@ async def run(options: MigrationOptions, *, source: TenantClient, target: Tenant
         return summarize(migration.ledger)
     finally:
         migration.ledger.close()
+
+
+def _check_refresh_options(options: MigrationOptions) -> None:
+    if options.propagate_deletes and not options.refresh:
+        raise UsageError("--propagate-deletes only applies with --refresh")
+    if options.refresh and options.from_file:
+        raise UsageError("--refresh exports the source connection again; it does not apply to --from-file")
+
+
+async def _refresh(migration: Migration) -> RunResult:
+    """`run --refresh`: carry what changed in the source since the ledger's last export (stages/delta.py)."""
+    ledger = migration.ledger
+    if not ledger.phase_done("export"):
+        raise UsageError(f"{ledger.path} has no finished export to refresh from: run the same command without "
+                         "--refresh first")
+    generation = ledger.refresh_in_progress() or ledger.begin_refresh()
+    await _find_delta(migration, generation)
+    await grants.read_grants(migration)
+    transform.transform_users(migration)
+    transform.pack_users(migration)
+    await import_jobs.import_users(migration)
+    await delta.upsert_changes(migration)
+    await delta.deletions(migration)
+    if not ledger.phase_done("idmap"):
+        ledger.open_refresh_verification()
+    await idmap.map_ids(migration)
+    if ledger.get_meta("refresh_grants") is None:
+        ledger.set_meta("refresh_grants", await _refresh_grants_step(migration))
+    await restore.restore_grants(migration)
+    await verify.verify_grants(migration, only=ledger.delta_ordinals())
+    if migration.options.delete_source_users:
+        await cutover.delete_source_copies(migration)
+        if migration.options.user_ids == "keep":
+            await cutover.reapply_after_cutover(migration)
+    if ledger.phase_done("refresh-deletes") and (ledger.phase_done("cutover") or
+                                                 not migration.options.delete_source_users):
+        ledger.finish_refresh(generation)
+    return summarize(ledger)
+
+
+async def _find_delta(migration: Migration, generation: int) -> None:
+    """The newer hash file indexed, the source exported again and diffed, the new users joined."""
+    _note_input_files(migration)
+    hashes.load_hashes(migration)
+    await export.export_again(migration, generation, lambda known, record: delta.compare(migration, known, record))
+    hashes.join_hashes(migration)
+
+
+async def _refresh_grants_step(migration: Migration) -> dict[str, int]:
+    """Roles and DIRECT permissions changed in the source since the last read, applied to the target as a diff."""
+    changed = await grants_delta.refresh_grants(migration)
+    return {"grants_added": changed.added, "grants_removed": changed.removed}
 
 
 async def verify_again(options: MigrationOptions, *, source: TenantClient, target: TenantClient | None = None,
@@ -303,6 +371,13 @@ def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True) -> RunRes
     problems: dict[str, list[dict[str, Any]]] = {}
     for p in ledger.problems():
         problems.setdefault(p.kind, []).append({"ref": p.ref, "detail": p.detail})
+    delta_counts = None
+    if ledger.has_refresh_columns() and (ledger.generation() > 1 or ledger.refresh_in_progress()):
+        for source_id, email, kind, message in ledger.delta_exceptions():
+            problems.setdefault("delta-not-carried", []).append(
+                {"ref": source_id, "detail": f"{email or source_id}: {kind}: {message}"})
+        grants_counts = ledger.get_meta("refresh_grants") or {"grants_added": 0, "grants_removed": 0}
+        delta_counts = {**ledger.delta_counts(), **grants_counts}
     files = [{"file_id": f.file_id, "bytes": f.bytes, "users": f.users, "job_id": f.job_id, "status": f.status}
              for f in ledger.files()]
     phases = ledger.phases_done()
@@ -318,7 +393,7 @@ def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True) -> RunRes
     else:
         code = EXIT_OK
     return RunResult(users=users, grants=grants, failures=failures, differences=differences, reports=reports,
-                     exit_code=code, state=ledger.path)
+                     exit_code=code, state=ledger.path, delta=delta_counts)
 
 
 def status(state: str) -> RunResult:
@@ -335,6 +410,9 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
     role and API lists of both tenants; it never writes to a tenant or leaves a state file.
     """
     reporter = reporter or QuietReporter()
+    _check_refresh_options(options)
+    if options.refresh:
+        return await _plan_refresh(options, source, target, reporter, rate)
     fd, path = tempfile.mkstemp(prefix="auth0-migrate-plan-", suffix=".sqlite")
     os.close(fd)
     os.unlink(path)
@@ -377,6 +455,67 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
         for suffix in ("", "-wal", "-shm", ".lock"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path + suffix)
+
+
+async def _plan_refresh(options: MigrationOptions, source: TenantClient, target: TenantClient | None,
+                        reporter: Reporter, rate: float | None) -> PlanResult:
+    """`plan --refresh`: the delta a refresh would carry, found on a copy of the ledger (the ledger, and both
+    tenants, are left as they are: the source is read by an export job, the target not at all)."""
+    state = options.state or default_state_path(options, source, target or source)
+    fd, path = tempfile.mkstemp(prefix="auth0-migrate-plan-", suffix=".sqlite")
+    os.close(fd)
+    try:
+        Ledger.snapshot(state, path)
+        migration = await open_migration(options, source, target, reporter, command="plan", state=path,
+                                         create=False)
+        try:
+            ledger = migration.ledger
+            if not ledger.phase_done("export"):
+                raise UsageError(f"{state} has no finished export to refresh from: run without --refresh first")
+            await _find_delta(migration, ledger.refresh_in_progress() or ledger.begin_refresh())
+            transform.transform_users(migration)
+            transform.pack_users(migration)
+            counts = ledger.delta_counts()
+            profiles, newer_hashes = ledger.upserts_due()
+            exceptions = [{"user_id": source_id, "email": email, "code": code, "message": message}
+                          for source_id, email, code, message in ledger.delta_exceptions()]
+            summary = summarize(ledger, unfinished_are_failures=False)
+            files = [f for f in ledger.files() if f.status != "done"]
+            ready = ledger.count_users("ready")
+            calls = _estimate_refresh_calls(ready, len(files), counts, (profiles, newer_hashes), len(ledger.roles()),
+                                            options)
+            return PlanResult(
+                users={"selected": summary.users["selected"], "will_import": ready,
+                       "held_back": summary.users["held_back"], "will_fail": summary.users["failed"],
+                       "with_password_hash": summary.users["with_password_hash"]},
+                failures=summary.failures, problems=summary.reports["problems"],
+                import_files=[f.bytes or 0 for f in files], roles_missing_in_target=[], apis_missing_in_target=[],
+                calls=calls, minutes_at={f"{r:g} req/s": round(calls["total"] / r / 60, 1)
+                                         for r in ([rate] if rate else [2.0, 16.0])},
+                delta={**counts, "password": newer_hashes + sum(e["code"] == "PASSWORD_RESET_NEEDED"
+                                                                for e in exceptions),
+                       "exceptions": exceptions})
+        finally:
+            migration.ledger.close()
+    finally:
+        for suffix in ("", "-wal", "-shm", ".lock"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path + suffix)
+
+
+def _estimate_refresh_calls(new: int, files: int, counts: dict[str, int], upserts: tuple[int, int], roles: int,
+                            options: MigrationOptions) -> dict[str, int]:
+    """Management API calls a refresh needs: the delta's, plus one export on each side (upper estimate)."""
+    changed = new + counts["updated"]
+    calls = {
+        "connections": 2, "export_jobs": 3, "read_permissions": new, "import_jobs": files * 3,
+        "upsert_jobs": 3 * sum(1 for n in upserts if n), "idmap_export": 3, "write_permissions": new,
+        "verify_permissions": changed, "verify_roles": roles,
+        "delete_in_target": 2 * counts["deleted_in_source"] if options.propagate_deletes else 0,
+        "delete_source": 2 * changed if options.delete_source_users else 0,
+    }
+    calls["total"] = sum(calls.values())
+    return calls
 
 
 async def _api_identifiers(client: TenantClient) -> set[str]:

@@ -70,6 +70,8 @@ def render_result(result: RunResult, console: Console, *, title: str = "Migratio
         table.add_row(f"users {key.replace('_', ' ')}", str(value))
     for key, value in result.grants.items():
         table.add_row(key.replace("_", " "), str(value))
+    for key, value in (result.delta or {}).items():
+        table.add_row(f"delta {key.replace('_', ' ')}", str(value))
     console.print(table)
     if result.failures:
         console.print(f"[red]{len(result.failures)} users not migrated[/] (first {min(limit, len(result.failures))}):")

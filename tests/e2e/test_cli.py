@@ -262,6 +262,35 @@ def test_stale_hash_in_plan_and_run_json(server: Server, tmp_path: Path) -> None
     assert "2001-01-01T00:00:00.000Z" in failure["message"] and "last_password_reset 20" in failure["message"]
 
 
+def test_plan_refresh_then_run_refresh(server: Server, tmp_path: Path) -> None:
+    """A user signs up after the run: `plan --refresh` shows it, `run --refresh` carries it (JSON `delta`)."""
+    _seed(server, "Ref-Legacy", 6, "Ref-New")
+    first = tmp_path / "hashes-1.ndjson"
+    _export_hashes(server, "Ref-Legacy", first)
+    flags = ["--source-connection", "Ref-Legacy", "--target-connection", "Ref-New", "--state",
+             str(tmp_path / "state.sqlite")]
+    done = server.run("run", "--json", *flags, "--password-hashes", str(first))
+    assert done.returncode == 0, done.stderr
+
+    async def sign_up(client: TenantClient) -> None:
+        await client.call("create", client.sdk.users.create, connection="Ref-Legacy", email="late@example.com",
+                          password="Late-Passw0rd!")
+    server.call(sign_up)
+    newer = tmp_path / "hashes-2.ndjson"
+    _export_hashes(server, "Ref-Legacy", newer)
+    done = server.run("plan", "--json", "--refresh", *flags, "--password-hashes", str(newer))
+    assert done.returncode == 0, done.stderr
+    planned = json.loads(done.stdout)
+    assert planned["delta"]["new"] == 1 and planned["delta"]["updated"] == 0, planned
+    assert planned["users"]["will_import"] == 1
+    done = server.run("run", "--json", "--refresh", *flags, "--password-hashes", str(newer))
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["delta"] == {"new": 1, "updated": 0, "deleted_in_source": 0, "grants_added": 0,
+                                "grants_removed": 0}
+    assert summary["users"]["imported"] == summary["users"]["verified"] == 7
+
+
 def test_usage_errors(server: Server, tmp_path: Path) -> None:
     server.call(lambda client: ensure_connection(client, "Usage-DB"))
     state = tmp_path / "state.sqlite"

@@ -172,12 +172,15 @@ async def export_connection(client: TenantClient, connection_id: str, fields: tu
                          operation="export")
 
 
-async def submit_import(client: TenantClient, connection_id: str, body: bytes, external_id: str) -> str:
-    """POST one import file, once; its job id. `AnswerLost` when Auth0 may have made a job we cannot see."""
+async def submit_import(client: TenantClient, connection_id: str, body: bytes, external_id: str, *,
+                        upsert: bool = False) -> str:
+    """POST one import file, once; its job id. `AnswerLost` when Auth0 may have made a job we cannot see.
+
+    `upsert`: users that match an existing user on email update its upsertable fields (a refresh)."""
     try:
         job = await client.call(UPLOAD, client.sdk.jobs.users_imports.create,
                                 users=("users.json", body, "application/json"), connection_id=connection_id,
-                                upsert=False, external_id=external_id, send_completion_email=False,
+                                upsert=upsert, external_id=external_id, send_completion_email=False,
                                 request_options={"additional_headers": {SEND_ONCE: "1"}})
     except RateLimited as exc:  # refused: no job was made
         if exc.operation == UPLOAD and SLOTS_BUSY in str(exc):

@@ -11,7 +11,8 @@ Finer-grained scopes are accepted wherever Auth0 takes them, e.g. `create:role_m
 `USES` says which operations each command calls on the source and on the target tenant; an entry
 marked `CROSS` is called only across tenants, `CUTOVER` only with `--delete-source-users`, `REFRESH`
 only by a refresh (`stages/grants_delta.refresh_grants`: removals, and the changed users' roles read
-back). In one tenant the two lists are checked together against the one token.
+back), `PROPAGATE` only with `--refresh --propagate-deletes`. In one tenant the two lists are checked
+together against the one token.
 
 Example::
 
@@ -70,6 +71,7 @@ OPERATIONS: dict[str, Operation] = {
 CROSS = "cross:"
 CUTOVER = "cutover:"
 REFRESH = "refresh:"
+PROPAGATE = "propagate:"
 
 # What each command calls (the stages in pipeline order); see the module docstring for the marks.
 _READ_SOURCE = ("find a connection", "start an export job", "read a job")
@@ -87,7 +89,9 @@ USES: dict[Command, dict[Side, tuple[str, ...]]] = {
         # Cutover confirms each deletion by reading the user back (by id, or by email under keep in one tenant).
         "source": (*_READ_SOURCE, *_SOURCE_GRANTS, CUTOVER + "delete a connection's user by email",
                    CUTOVER + "read a user", CUTOVER + "find users by email"),
-        "target": (*_IMPORT, *_ID_MAP, *_RESTORE, *_VERIFY, *_REFRESH_GRANTS),
+        # A refresh with --propagate-deletes deletes this migration's copies and confirms each by reading it back.
+        "target": (*_IMPORT, *_ID_MAP, *_RESTORE, *_VERIFY, *_REFRESH_GRANTS,
+                   PROPAGATE + "delete a connection's user by email", PROPAGATE + "read a user"),
     },
     "plan": {
         "source": (*_READ_SOURCE, "list roles", CROSS + "list APIs"),
@@ -102,7 +106,8 @@ USES: dict[Command, dict[Side, tuple[str, ...]]] = {
 
 
 def needed_operations(command: Command, side: Side, *, cross_tenant: bool,
-                      delete_source_users: bool = False, refresh: bool = False) -> list[str]:
+                      delete_source_users: bool = False, refresh: bool = False,
+                      propagate_deletes: bool = False) -> list[str]:
     """The operations `command` calls on one side, for these options (`refresh`: a refresh of a migration)."""
     names = []
     for entry in USES[command][side]:
@@ -118,6 +123,10 @@ def needed_operations(command: Command, side: Side, *, cross_tenant: bool,
             if not refresh:
                 continue
             entry = entry.removeprefix(REFRESH)
+        elif entry.startswith(PROPAGATE):
+            if not propagate_deletes:
+                continue
+            entry = entry.removeprefix(PROPAGATE)
         names.append(entry)
     return list(dict.fromkeys(names))
 

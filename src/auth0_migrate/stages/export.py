@@ -8,6 +8,7 @@ A `--users` list narrows the selection; listed users that are not in the source 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -15,7 +16,7 @@ import orjson
 from ..auth0 import jobs
 from ..formats.import_file import FilePacker, PackedFile
 from ..formats.users_file import read_selection
-from ..ledger import UserRow, dumps
+from ..ledger import KnownUser, UserRow, dumps
 from .context import Migration
 from .transform import transform_one
 
@@ -41,7 +42,7 @@ class _Ingest:
                                           for p in chosen.problems)
         self.found: set[str] = set()
         self.packer = FilePacker()
-        self.next_file = 1
+        self.next_file = migration.ledger.next_file_id()
         self.waiting: dict[str, UserRow] = {}  # ordinal -> row, for users of the open file
         self.rows: list[UserRow] = []
 
@@ -146,6 +147,55 @@ async def export_source(migration: Migration) -> None:
                 ledger.mark_phase("export")
         finally:
             os.unlink(path)
+
+
+async def export_again(migration: Migration, generation: int,
+                       compare: Callable[[KnownUser, dict[str, Any]], None]) -> None:
+    """A refresh's export of the source: users new since the last export, and users held back for their hash
+    (the newer hash file decides again), are ingested as the first run's were (joined, transformed, packed);
+    each other known user is handed to `compare`; migrated users the export no longer shows are marked gone.
+    One transaction: a killed run reads the same job again."""
+    ledger = migration.ledger
+    if ledger.phase_done("refresh-export"):
+        return
+    migration.reporter.phase("export source users again")
+    job_id = ledger.get_meta("refresh_export_job_id")
+    if job_id is None:
+        job_id = await jobs.start_export(migration.source, migration.source_connection.id)
+        ledger.set_meta("refresh_export_job_id", job_id)
+    job_id, path = await jobs.export_connection(migration.source, migration.source_connection.id, job_id=job_id)
+    try:
+        with ledger.tx():
+            ledger.reset_refresh_export(generation)
+            ingest = _Ingest(migration)
+            base = int(ledger.get_meta("refresh_base", 0))
+            seen: list[int] = []
+            retried: list[int] = []
+            for number, text, record, problem in jobs.iter_export_lines(path):
+                if record is None or not isinstance(record.get("user_id"), str):
+                    ledger.add_problem("export", str(number), problem or f"export line {number} has no user_id")
+                    continue
+                known = ledger.known_user(record["user_id"])
+                ordinal = base + number
+                if known is not None and known.status == "held_back":
+                    # Held back for its hash: the newer hash file decides again, as for a new user.
+                    ledger.forget_held_back(known.ordinal)
+                    retried.append(known.ordinal)
+                    ordinal = known.ordinal
+                elif known is not None:
+                    seen.append(known.ordinal)
+                    compare(known, record)
+                    continue
+                email = record.get("email")
+                ingest.add(ordinal, record["user_id"], email.lower() if isinstance(email, str) else None,
+                           record, text)
+            ingest.finish()
+            ledger.mark_seen(seen, generation)
+            ledger.mark_new(generation, retried)
+            ledger.mark_gone_from_source(generation)
+            ledger.mark_phase("refresh-export")
+    finally:
+        os.unlink(path)
 
 
 async def _fresh_export(migration: Migration) -> tuple[str, str]:

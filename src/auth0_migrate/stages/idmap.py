@@ -57,7 +57,8 @@ def _apply(migration: Migration, target_user: dict[str, Any], pending: dict[str,
         ledger.id_mismatch(ordinal, found_id, f"expected {row.target_id} in the target but {email} has {found_id}")
         return True
     diffs = profile_differences(json.loads(row.record), target_user)
-    ledger.mark_found(ordinal, found_id, "already_in_target" if row.status == "conflict" else "imported", diffs)
+    ledger.mark_found(ordinal, found_id, "already_in_target" if row.status in ("conflict", "already_in_target")
+                      else "imported", diffs)
     return True
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Collection
 
 from ..ledger import MigratedUser
 from ..pool import run_pool, together
@@ -18,7 +19,8 @@ from .grants import direct_permissions, role_member_ids
 from .restore import map_roles
 
 
-async def verify_grants(migration: Migration, *, phase: str = "verify") -> None:
+async def verify_grants(migration: Migration, *, phase: str = "verify", only: Collection[int] | None = None) -> None:
+    """`only`: the ordinals to verify (a refresh's changed users); every migrated user when None."""
     ledger = migration.ledger
     if ledger.phase_done(phase):
         return
@@ -28,7 +30,7 @@ async def verify_grants(migration: Migration, *, phase: str = "verify") -> None:
     expected_roles: dict[int, set[str]] = defaultdict(set)
     for source_role_id, ordinal in ledger.role_memberships():
         expected_roles[ordinal].add(names[source_role_id])
-    users = ledger.migrated_users()
+    users = [u for u in ledger.migrated_users() if only is None or u.ordinal in only]
     by_target = {u.target_id: u.ordinal for u in users}
     actual_roles: dict[int, set[str]] = defaultdict(set)
 
