@@ -346,3 +346,43 @@ def test_a_user_held_back_for_want_of_a_hash_is_carried_by_a_refresh_with_a_newe
     assert result.failures == [] and result.users["held_back"] == 0
     assert result.delta is not None and result.delta["new"] == 1
     assert world.login(TARGET, "late@example.com", NEW_PASSWORD) == 200
+
+
+def test_a_refresh_carries_grants_changed_in_the_source_and_keeps_the_targets_own(world: World, tmp_path) -> None:
+    """Roles and DIRECT permissions added or removed in the source after the run reach the target through
+    `run --refresh` (`delta.grants_added`/`grants_removed`); a role someone gave in the target stays."""
+    from .conftest import grants_of
+
+    world.seed(users=12, role_share=0.5, permission_share=0.5)
+    world.connection(TARGET)
+    hashes = custom_hash_file(world, str(tmp_path / "hashes-1.ndjson"))
+    opts = options(tmp_path, password_hashes=hashes)
+    first = go(world, opts)
+    assert first.exit_code == 0, dump(first)
+
+    source = {u["email"]: u["user_id"] for u in world.users(SOURCE)}
+    held = {email: grants_of(world, user_id) for email, user_id in source.items()}
+    roles = {r.name: r.id for r in sdk(world, "roles.list").items or []}
+    gains_role = next(e for e in sorted(held) if set(roles) - held[e][0])
+    added_role = sorted(set(roles) - held[gains_role][0])[0]
+    loses_permission = next(e for e in sorted(held) if held[e][1] and e != gains_role)
+    api, permission = sorted(held[loses_permission][1])[0]
+    sdk(world, "users.roles.assign", source[gains_role], roles=[roles[added_role]])
+    sdk(world, "users.permissions.delete", source[loses_permission],
+        permissions=[{"resource_server_identifier": api, "permission_name": permission}])
+    target = {u["email"]: u["user_id"] for u in world.users(TARGET)}
+    theirs = next(e for e in sorted(target) if e not in (gains_role, loses_permission) and roles.keys() - held[e][0])
+    their_role = sorted(set(roles) - held[theirs][0])[0]
+    sdk(world, "users.roles.assign", target[theirs], roles=[roles[their_role]])  # someone else's grant
+
+    result = go(world, MigrationOptions(**{**opts.__dict__, "refresh": True}))
+
+    assert result.exit_code == 0, dump(result)
+    assert result.delta is not None
+    assert (result.delta["grants_added"], result.delta["grants_removed"]) == (1, 1), dump(result)
+    assert result.differences == []
+    for email in (gains_role, loses_permission):
+        assert grants_of(world, target[email]) == grants_of(world, source[email]), email
+    assert added_role in grants_of(world, target[gains_role])[0]
+    assert (api, permission) not in grants_of(world, target[loses_permission])[1]
+    assert their_role in grants_of(world, target[theirs])[0]  # nothing granted in the target by someone else goes
