@@ -71,6 +71,10 @@ def _migration_flags(p: argparse.ArgumentParser, *, state_required: bool = False
         m.add_argument("--propagate-deletes", action="store_true",
                        help="with --refresh: delete from the target connection the users this migration made "
                             "that the source no longer has (each confirmed by a read)")
+        m.add_argument("--refresh-permissions", action="store_true",
+                       help="with --refresh: read every migrated user's DIRECT permissions again (one call each; "
+                            "Auth0 has no bulk read) to carry permission changes of users whose profile did not "
+                            "change; roles are always compared, set-wise")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
 
 
@@ -156,7 +160,8 @@ def _options(args: argparse.Namespace) -> MigrationOptions:
                             from_file=args.from_file, users_file=args.users_file,
                             delete_source_users=args.delete_source_users, state=args.state,
                             refresh=getattr(args, "refresh", False),
-                            propagate_deletes=getattr(args, "propagate_deletes", False))
+                            propagate_deletes=getattr(args, "propagate_deletes", False),
+                            refresh_permissions=getattr(args, "refresh_permissions", False))
 
 
 async def _migration_command(args: argparse.Namespace, console: Console) -> int:

@@ -299,6 +299,8 @@ _PERMISSIONS_TO_REAPPLY = ("SELECT u.ordinal, u.target_id, p.api, p.name FROM us
 _REREAD = (f"u.status IN {_MIGRATED} AND u.target_id IS NOT NULL AND u.deleted = 0 AND u.ordinal IN "
            "(SELECT ordinal FROM reread_users WHERE gone = 0)")
 """Users a grants refresh compares (`u`): migrated, read again, and still in the source."""
+_REREAD_PERMISSIONS = _REREAD.replace("WHERE gone = 0)", "WHERE gone = 0 AND permissions = 1)")
+"""Users a grants refresh compares the DIRECT permissions of (`u`): those whose permissions it read again too."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -354,13 +356,14 @@ CREATE TABLE IF NOT EXISTS reread_roles (source_role_id TEXT PRIMARY KEY, name T
 CREATE TABLE IF NOT EXISTS reread_role_members (source_role_id TEXT NOT NULL, ordinal INTEGER NOT NULL,
     PRIMARY KEY (source_role_id, ordinal));
 CREATE TABLE IF NOT EXISTS reread_users (ordinal INTEGER PRIMARY KEY, gone INTEGER NOT NULL DEFAULT 0,
-    changed INTEGER NOT NULL DEFAULT 0);
+    changed INTEGER NOT NULL DEFAULT 0, permissions INTEGER NOT NULL DEFAULT 1);
 CREATE TABLE IF NOT EXISTS reread_permissions (ordinal INTEGER NOT NULL, api TEXT NOT NULL, name TEXT NOT NULL,
     PRIMARY KEY (ordinal, api, name));
 """.replace("FILE_STATUSES", _sql_list(get_args(FileStatus))).replace("STATUSES", _sql_list(get_args(UserStatus)))
 
 
 _ADDED_COLUMNS: Final = (("users", "hash_set_date", "TEXT"), ("hashes", "set_date", "TEXT"),
+                          ("reread_users", "permissions", "INTEGER NOT NULL DEFAULT 1"),
                           ("hash_repeats", "set_date", "TEXT"))
 """Columns newer than schema version 1, added to an older ledger by `_migrate`."""
 
@@ -391,7 +394,7 @@ _REFRESH_COLUMNS = (
 )
 """Columns of `users` added by schema 2 (`_add_refresh_columns` adds them to a version-1 ledger)."""
 
-DELTA_PROBLEM_KINDS: Final = ("deleted-in-source", "delta-not-carried", "delta-delete")
+DELTA_PROBLEM_KINDS: Final = ("deleted-in-source", "delta-not-carried", "delta-delete", "permissions-not-read-again")
 """Problem kinds a refresh writes; a new refresh starts without those of the one before."""
 _REFRESH_PHASES: Final = ("hashes-loaded", "hashes", "grants", "transform", "pack", "import", "idmap",
                           "restore", "verify", "cutover", "reapply", "verify-after-cutover", "refresh-export",
@@ -1177,11 +1180,18 @@ class Ledger:
             self.db.executemany("INSERT OR IGNORE INTO reread_role_members (source_role_id, ordinal) VALUES (?, ?)",
                                 [(role_id, m) for m in members])
 
-    def users_to_reread(self) -> list[tuple[int, str]]:
-        """(ordinal, source id) of migrated users still in the source whose DIRECT permissions are to read again."""
-        return [(r[0], r[1]) for r in self.db.execute(
+    def users_to_reread(self, only: set[int] | None = None) -> list[tuple[int, str]]:
+        """(ordinal, source id) of migrated users still in the source whose DIRECT permissions are to read again:
+        all of them, or those of `only`; the others are compared by their roles alone (`add_roles_only_users`)."""
+        rows = self.db.execute(
             f"SELECT ordinal, source_id FROM users WHERE status IN {_MIGRATED} AND target_id IS NOT NULL "
-            "AND deleted = 0 AND ordinal NOT IN (SELECT ordinal FROM reread_users) ORDER BY ordinal")]
+            "AND deleted = 0 AND ordinal NOT IN (SELECT ordinal FROM reread_users) ORDER BY ordinal")
+        return [(r[0], r[1]) for r in rows if only is None or r[0] in only]
+
+    def add_roles_only_users(self, ordinals: Iterable[int]) -> None:
+        """Users whose roles a grants refresh compares, but not their DIRECT permissions (not read again)."""
+        self.db.executemany("INSERT OR IGNORE INTO reread_users (ordinal, gone, permissions) VALUES (?, 0, 0)",
+                            [(o,) for o in ordinals])
 
     def add_reread_permissions(self, read: Iterable[tuple[int, list[tuple[str, str]] | None]]) -> None:
         """(ordinal, [(API identifier, permission name)], or None for a user the source no longer has)."""
@@ -1239,13 +1249,14 @@ class Ledger:
         changes: dict[int, tuple[str, list[tuple[str, str]], list[tuple[str, str]]]] = {}
         for ordinal, target_id, api, name in self.db.execute(
                 "SELECT n.ordinal, u.target_id, n.api, n.name FROM reread_permissions n JOIN users u USING (ordinal) "
-                f"WHERE {_REREAD} AND NOT (u.perms_restored = 1 AND EXISTS (SELECT 1 FROM permissions p "
+                f"WHERE {_REREAD_PERMISSIONS} AND NOT (u.perms_restored = 1 AND EXISTS (SELECT 1 FROM permissions p "
                 "WHERE p.ordinal = n.ordinal AND p.api = n.api AND p.name = n.name)) ORDER BY n.ordinal"):
             changes.setdefault(ordinal, (target_id, [], []))[1].append((api, name))
         for ordinal, target_id, api, name in self.db.execute(
                 "SELECT p.ordinal, u.target_id, p.api, p.name FROM permissions p JOIN users u USING (ordinal) "
-                f"WHERE u.perms_restored = 1 AND {_REREAD} AND NOT EXISTS (SELECT 1 FROM reread_permissions n "
-                "WHERE n.ordinal = p.ordinal AND n.api = p.api AND n.name = p.name) ORDER BY p.ordinal"):
+                f"WHERE u.perms_restored = 1 AND {_REREAD_PERMISSIONS} AND NOT EXISTS (SELECT 1 FROM "
+                "reread_permissions n WHERE n.ordinal = p.ordinal AND n.api = p.api AND n.name = p.name) "
+                "ORDER BY p.ordinal"):
             changes.setdefault(ordinal, (target_id, [], []))[2].append((api, name))
         return [(o, t, add, remove) for o, (t, add, remove) in sorted(changes.items())]
 
@@ -1273,6 +1284,7 @@ class Ledger:
             self.db.execute(f"DELETE FROM role_members WHERE assigned = 0 AND ordinal IN {compared} AND NOT EXISTS "
                             "(SELECT 1 FROM reread_role_members n WHERE n.source_role_id = role_members.source_role_id "
                             "AND n.ordinal = role_members.ordinal)")
+            compared = f"(SELECT u.ordinal FROM users u WHERE {_REREAD_PERMISSIONS})"
             self.db.execute(f"DELETE FROM permissions WHERE ordinal IN {compared}")
             self.db.execute("INSERT INTO permissions (ordinal, api, name) SELECT ordinal, api, name FROM "
                             f"reread_permissions WHERE ordinal IN {compared}")
@@ -1425,9 +1437,10 @@ class Ledger:
         self.db.execute(f"UPDATE users SET profile_ok = NULL WHERE status IN {_MIGRATED}")
         self.db.execute("UPDATE users SET grants_ok = NULL WHERE delta IN ('new', 'updated')")
 
-    def delta_ordinals(self) -> set[int]:
-        """Users this refresh carried something of (new or updated)."""
-        return {r[0] for r in self.db.execute("SELECT ordinal FROM users WHERE delta IN ('new', 'updated')")}
+    def delta_ordinals(self, kinds: tuple[str, ...] = ("new", "updated")) -> set[int]:
+        """Users this refresh carried something of (by default new or updated)."""
+        marks = ", ".join("?" * len(kinds))
+        return {r[0] for r in self.db.execute(f"SELECT ordinal FROM users WHERE delta IN ({marks})", kinds)}
 
     def delta_exceptions(self) -> list[tuple[str, str | None, str, str]]:
         """(source id, email, code, message) of each user with a change this refresh did not carry."""

@@ -40,6 +40,9 @@ class MigrationOptions:
     """Carry what changed in the source since this ledger's last export (`run --refresh`, `plan --refresh`)."""
     propagate_deletes: bool = False
     """With `refresh`: delete from the target the users this migration made that the source no longer has."""
+    refresh_permissions: bool = False
+    """With `refresh`: read every migrated user's DIRECT permissions again (one call each), not only those of the
+    users whose profile changed, so that permission changes of the others are carried too (roles always are)."""
 
 
 class Reporter(Protocol):

@@ -66,8 +66,9 @@ from .stages.context import Connection, Migration
 #: makes the exit code at least 3.
 #: `stale-hash` names a user imported without its stale hash, as the owner chose (`--stale-hash import-without-hash`);
 #: `deleted-in-source` is a refresh's report of users the source no longer has, kept in or deleted from the target.
+#: `permissions-not-read-again` says a refresh compared DIRECT permissions only of the users it changed.
 INFORMATIONAL_PROBLEMS = frozenset({"hash-without-user", "hash-without-password", "hash-repeat", "stale-hash",
-                                    "deleted-in-source"})
+                                    "deleted-in-source", "permissions-not-read-again"})
 
 
 def default_state_path(options: MigrationOptions, source: TenantClient, target: TenantClient) -> str:
@@ -251,6 +252,8 @@ async def run(options: MigrationOptions, *, source: TenantClient, target: Tenant
 def _check_refresh_options(options: MigrationOptions) -> None:
     if options.propagate_deletes and not options.refresh:
         raise UsageError("--propagate-deletes only applies with --refresh")
+    if options.refresh_permissions and not options.refresh:
+        raise UsageError("--refresh-permissions only applies with --refresh")
     if options.refresh and options.from_file:
         raise UsageError("--refresh exports the source connection again; it does not apply to --from-file")
 
@@ -296,7 +299,14 @@ async def _find_delta(migration: Migration, generation: int) -> None:
 
 async def _refresh_grants_step(migration: Migration) -> dict[str, int]:
     """Roles and DIRECT permissions changed in the source since the last read, applied to the target as a diff."""
-    changed = await grants_delta.refresh_grants(migration)
+    ledger = migration.ledger
+    permissions_of = None if migration.options.refresh_permissions else ledger.delta_ordinals(("updated",))
+    changed = await grants_delta.refresh_grants(migration, permissions_of=permissions_of)
+    if permissions_of is not None:
+        ledger.add_problem("permissions-not-read-again", None, (
+            "roles were compared for every migrated user, DIRECT permissions only for the users whose profile "
+            "changed (Auth0 reads them one user at a time): run with --refresh-permissions to carry permission "
+            "changes of the others too"))
     return {"grants_added": changed.added, "grants_removed": changed.removed}
 
 

@@ -258,8 +258,9 @@ def test_a_small_delta_costs_what_it_changes_not_another_migration(world: World,
     assert result.exit_code == 0, dump(result)
     assert result.delta is not None and (result.delta["new"], result.delta["updated"]) == (1, 1)
     per_user = [c for c in small.calls if c.startswith("GET /api/v2/users/") and c.endswith("/permissions")]
-    # One permission read in the source for the new user, one in the target for each of the two changed users.
-    assert sum(small.calls[c] for c in per_user) == 3, small.calls
+    # In the source: the new user's permissions, and the edited user's read again (a grants refresh reads only
+    # the changed users' permissions; roles set-wise); in the target: one read for each of the two changed users.
+    assert sum(small.calls[c] for c in per_user) == 4, small.calls
     assert sum(small.calls.values()) < sum(full.calls.values()) / 3, (small.calls, full.calls)
     assert small.calls["POST /api/v2/jobs/users-exports"] == 2  # one export on each side
 
@@ -375,11 +376,22 @@ def test_a_refresh_carries_grants_changed_in_the_source_and_keeps_the_targets_ow
     their_role = sorted(set(roles) - held[theirs][0])[0]
     sdk(world, "users.roles.assign", target[theirs], roles=[roles[their_role]])  # someone else's grant
 
+    # A plain refresh compares every user's roles (set-wise) but reads DIRECT permissions only of users whose
+    # profile changed, and says so; with --refresh-permissions it reads them all.
     result = go(world, MigrationOptions(**{**opts.__dict__, "refresh": True}))
+    assert result.exit_code == 0, dump(result)
+    assert result.delta is not None
+    assert (result.delta["grants_added"], result.delta["grants_removed"]) == (1, 0), dump(result)
+    [note] = result.reports["problems"]["permissions-not-read-again"]
+    assert "--refresh-permissions" in note["detail"]
+    assert (api, permission) in grants_of(world, target[loses_permission])[1]
+
+    result = go(world, MigrationOptions(**{**opts.__dict__, "refresh": True, "refresh_permissions": True}))
 
     assert result.exit_code == 0, dump(result)
     assert result.delta is not None
-    assert (result.delta["grants_added"], result.delta["grants_removed"]) == (1, 1), dump(result)
+    assert (result.delta["grants_added"], result.delta["grants_removed"]) == (0, 1), dump(result)
+    assert "permissions-not-read-again" not in result.reports["problems"]
     assert result.differences == []
     for email in (gains_role, loses_permission):
         assert grants_of(world, target[email]) == grants_of(world, source[email]), email
