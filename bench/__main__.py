@@ -78,7 +78,7 @@ def migration_table(out: dict[str, Any], console: Console) -> None:
          lambda r: f"{100 * min(r['import_files'][:-1]) / 512000:.1f}" if len(r["import_files"]) > 1 else "-",
          lambda b: ""),
         ("verified users", lambda r: f"{r['users']['verified']:,}", lambda b: ""),
-        ("calls of a 1 % delta, lower bound (÷ full run)",
+        ("calls of run --refresh after a 1 % delta (÷ full run)",
          lambda r: f"{r['delta_calls']:,} ({r['delta_ratio']:.3f})" if "delta_calls" in r else "", lambda b: ""),
         ("exit code", lambda r: str(r["exit_code"]), lambda b: ""),
         ("calls by endpoint", _fmt_calls, _fmt_calls),

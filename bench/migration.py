@@ -12,6 +12,7 @@ Run as a worker: `python -m bench.migration SPEC.json` prints one JSON object (s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import random
@@ -281,16 +282,13 @@ async def change_source_users(client: TenantClient, state: str, share: float, rn
 
 async def measure_delta(app: Any, options: MigrationOptions, *, share: float = DELTA_SHARE,
                         seed_value: int = 11) -> dict[str, Any]:
-    """After a full run: change `share` of the source users, then count the calls of carrying the change.
+    """After a full run: change `share` of the source users, then count the calls of `run --refresh`.
 
-    Counted (a client of its own): opening the migration again (token, scopes, connections), the grants
-    refresh (`stages.grants_delta.refresh_grants`) and one export of each connection, source and target.
-    A refresh run also imports the changed profiles (an import job: a few calls more), so this is a
-    lower bound of what `run --refresh` costs.
+    Counted on a client of its own: the whole refresh (token, scopes, connections, one export of the
+    source and one of the target, the upsert job, roles compared set-wise, the changed users'
+    DIRECT permissions read again, writes, and the verification of what changed).
     """
-    from auth0_migrate.auth0 import jobs
-    from auth0_migrate.pipeline import open_migration
-    from auth0_migrate.stages.grants_delta import refresh_grants
+    from auth0_migrate.pipeline import run as run_migration
 
     setup = client_for(app)
     try:
@@ -300,18 +298,13 @@ async def measure_delta(app: Any, options: MigrationOptions, *, share: float = D
     client = client_for(app)
     started = time.monotonic()
     try:
-        migration = await open_migration(options, client, None, QuietReporter(), command="run")
-        try:
-            delta = await refresh_grants(migration)
-            for connection in (migration.source_connection, migration.target_connection):
-                _, path = await jobs.export_connection(client, connection.id)
-                os.unlink(path)
-        finally:
-            migration.ledger.close()
+        result = await run_migration(dataclasses.replace(options, refresh=True), source=client)
     finally:
         await client.aclose()
     stats = client.governor.stats
-    return {"share": share, "changed": changed, "grants_added": delta.added, "grants_removed": delta.removed,
+    delta = result.delta or {}
+    return {"share": share, "changed": changed, "exit_code": result.exit_code, "updated": delta.get("updated", 0),
+            "grants_added": delta.get("grants_added", 0), "grants_removed": delta.get("grants_removed", 0),
             "calls": stats.total, "seconds": round(time.monotonic() - started, 2),
             "calls_by_endpoint": dict(sorted(stats.calls.items()))}
 
