@@ -362,8 +362,8 @@ def benchmark(users: int, *, workdir: str, limits: Limits, strategies: tuple[str
             f"{r['floor_seconds']}), {r['http_429']} x 429, exit {r['exit_code']}")
         if "delta_calls" in r:
             out["delta_calls"], out["delta_ratio"] = r["delta_calls"], r["delta_ratio"]
-            log(f"{strategy}: a {100 * r['delta']['share']:g} % delta costs {r['delta_calls']} calls with run --refresh "
-                f"({r['delta_ratio']:.3f} of the full run)")
+            log(f"{strategy}: a {100 * r['delta']['share']:g} % delta costs {r['delta_calls']} calls with "
+                f"run --refresh ({r['delta_ratio']:.3f} of the full run)")
     if baseline_users != 0:
         log("baseline: the per-user script ...")
         spec = {"name": "baseline", "users": users, "db": fresh_copy(seeded, workdir, "baseline"),
