@@ -234,19 +234,29 @@ async def run(options: MigrationOptions, *, source: TenantClient, target: Tenant
     try:
         await ingest_source(migration)
         await grants.read_grants(migration)
-        transform.transform_users(migration)
-        transform.pack_users(migration)
-        await import_jobs.import_users(migration)
+        await _import_ready_users(migration)
         await idmap.map_ids(migration)
         await restore.restore_grants(migration)
         await verify.verify_grants(migration)
-        if options.delete_source_users:
-            await cutover.delete_source_copies(migration)
-            if options.user_ids == "keep":
-                await cutover.reapply_after_cutover(migration)
+        await _cut_over(migration)
         return summarize(migration.ledger)
     finally:
         migration.ledger.close()
+
+
+async def _import_ready_users(migration: Migration) -> None:
+    """Stages 4 and 5 for the users read so far and not yet imported: transform, pack, import."""
+    transform.transform_users(migration)
+    transform.pack_users(migration)
+    await import_jobs.import_users(migration)
+
+
+async def _cut_over(migration: Migration) -> None:
+    """Stage 9, when asked for: delete the verified source copies (and, with keep, apply the grants again)."""
+    if migration.options.delete_source_users:
+        await cutover.delete_source_copies(migration)
+        if migration.options.user_ids == "keep":
+            await cutover.reapply_after_cutover(migration)
 
 
 def _check_refresh_options(options: MigrationOptions) -> None:
@@ -267,9 +277,7 @@ async def _refresh(migration: Migration) -> RunResult:
     generation = ledger.refresh_in_progress() or ledger.begin_refresh()
     await _find_delta(migration, generation)
     await grants.read_grants(migration)
-    transform.transform_users(migration)
-    transform.pack_users(migration)
-    await import_jobs.import_users(migration)
+    await _import_ready_users(migration)
     await delta.upsert_changes(migration)
     await delta.deletions(migration)
     if not ledger.phase_done("idmap"):
@@ -279,10 +287,7 @@ async def _refresh(migration: Migration) -> RunResult:
         ledger.set_meta("refresh_grants", await _refresh_grants_step(migration))
     await restore.restore_grants(migration)
     await verify.verify_grants(migration, only=ledger.delta_ordinals())
-    if migration.options.delete_source_users:
-        await cutover.delete_source_copies(migration)
-        if migration.options.user_ids == "keep":
-            await cutover.reapply_after_cutover(migration)
+    await _cut_over(migration)
     if ledger.phase_done("refresh-deletes") and (ledger.phase_done("cutover") or
                                                  not migration.options.delete_source_users):
         ledger.finish_refresh(generation)
