@@ -32,6 +32,7 @@ import re
 import secrets
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from .auth0 import scopes
@@ -428,10 +429,7 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
     _check_refresh_options(options)
     if options.refresh:
         return await _plan_refresh(options, source, target, reporter, rate)
-    fd, path = tempfile.mkstemp(prefix="auth0-migrate-plan-", suffix=".sqlite")
-    os.close(fd)
-    os.unlink(path)
-    try:
+    with _scratch_ledger() as path:
         migration = await open_migration(options, source, target, reporter, command="plan", state=path)
         try:
             await ingest_source(migration)
@@ -461,15 +459,29 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
                 import_files=[f["bytes"] for f in summary.reports["import_files"]],
                 roles_missing_in_target=missing_roles, apis_missing_in_target=missing_apis,
                 calls=calls,
-                minutes_at={f"{r:g} req/s": round(calls["total"] / r / 60, 1)
-                            for r in ([rate] if rate else [2.0, 16.0])},
+                minutes_at=_minutes_at(calls["total"], rate),
             )
         finally:
             migration.ledger.close()
+
+
+@contextlib.contextmanager
+def _scratch_ledger() -> Iterator[str]:
+    """A path for a throw-away ledger (`plan`), removed with its side files afterwards."""
+    fd, path = tempfile.mkstemp(prefix="auth0-migrate-plan-", suffix=".sqlite")
+    os.close(fd)
+    os.unlink(path)
+    try:
+        yield path
     finally:
         for suffix in ("", "-wal", "-shm", ".lock"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path + suffix)
+
+
+def _minutes_at(calls: int, rate: float | None) -> dict[str, float]:
+    """How long `calls` take at the given sustained rate, or at Free's 2 and Enterprise's 16 req/s."""
+    return {f"{r:g} req/s": round(calls / r / 60, 1) for r in ([rate] if rate else [2.0, 16.0])}
 
 
 async def _plan_refresh(options: MigrationOptions, source: TenantClient, target: TenantClient | None,
@@ -477,9 +489,7 @@ async def _plan_refresh(options: MigrationOptions, source: TenantClient, target:
     """`plan --refresh`: the delta a refresh would carry, found on a copy of the ledger (the ledger, and both
     tenants, are left as they are: the source is read by an export job, the target not at all)."""
     state = options.state or default_state_path(options, source, target or source)
-    fd, path = tempfile.mkstemp(prefix="auth0-migrate-plan-", suffix=".sqlite")
-    os.close(fd)
-    try:
+    with _scratch_ledger() as path:
         Ledger.snapshot(state, path)
         migration = await open_migration(options, source, target, reporter, command="plan", state=path,
                                          create=False)
@@ -502,20 +512,16 @@ async def _plan_refresh(options: MigrationOptions, source: TenantClient, target:
             return PlanResult(
                 users={"selected": summary.users["selected"], "will_import": ready,
                        "held_back": summary.users["held_back"], "will_fail": summary.users["failed"],
-                       "with_password_hash": summary.users["with_password_hash"]},
+                       "with_password_hash": summary.users["with_password_hash"],
+                       "stale_hash": summary.users["stale_hash"]},
                 failures=summary.failures, problems=summary.reports["problems"],
                 import_files=[f.bytes or 0 for f in files], roles_missing_in_target=[], apis_missing_in_target=[],
-                calls=calls, minutes_at={f"{r:g} req/s": round(calls["total"] / r / 60, 1)
-                                         for r in ([rate] if rate else [2.0, 16.0])},
+                calls=calls, minutes_at=_minutes_at(calls["total"], rate),
                 delta={**counts, "password": newer_hashes + sum(e["code"] == "PASSWORD_RESET_NEEDED"
                                                                 for e in exceptions),
                        "exceptions": exceptions})
         finally:
             migration.ledger.close()
-    finally:
-        for suffix in ("", "-wal", "-shm", ".lock"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path + suffix)
 
 
 def _estimate_refresh_calls(new: int, files: int, counts: dict[str, int], upserts: tuple[int, int], roles: int,

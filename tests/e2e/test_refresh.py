@@ -192,6 +192,7 @@ def test_plan_refresh_shows_the_delta_and_writes_nothing(migrated) -> None:
     assert {k: planned.delta[k] for k in ("new", "updated", "deleted_in_source", "password")} == {
         "new": 3, "updated": 4, "deleted_in_source": 1, "password": 2}, planned.as_dict()
     assert planned.users["will_import"] == 3
+    assert planned.users["stale_hash"] == 0  # the same users keys as a plain plan: the newer file is not stale
     exceptions = {e["email"]: e["code"] for e in planned.delta["exceptions"]}
     assert exceptions == {story["blocked"]: "NOT_UPSERTABLE"}
     assert world.users(TARGET) == target_before
