@@ -22,6 +22,10 @@ What it holds (schema version `SCHEMA_VERSION`):
 - `files`, `job_errors`: import files (users by `file_id`; bodies are rebuilt, never stored), their
   state (`FileStatus`), jobs and every per-user error Auth0 returned (Auth0 deletes them after 24 h).
 - `problems`: input problems (bad lines, hashes with no user, listed users not in the source).
+- `holdings`: what each user holds beside profile, hash and grants (`HoldingKind`: organization
+  memberships and roles, linked secondary accounts, MFA factors), each `found` -> `carried` ->
+  `verified`, or `cannot` with the reason; cutover deletes a source copy only when all are verified
+  (or their group is in `--allow-loss`: `unverified_holdings`).
 - `reread_roles`, `reread_role_members`, `reread_users`, `reread_permissions`: the source's grants as
   a grants refresh (`stages/grants_delta.py`) read them again, kept until that refresh is applied
   and verified, then emptied; `role_members` and `permissions` then hold the new state.
@@ -94,6 +98,17 @@ RETRYABLE_CODES: Final = frozenset({"JOB_FAILED", "JOB_EXPIRED"})
 """Failure codes a re-run retries: the import job failed or expired as a whole (never a user's data)."""
 
 assert set(get_args(UserStatus)) == {*MIGRATED, *NOT_CARRIED, *UNFINISHED}
+
+HoldingKind = Literal["organization", "organization-role", "identity", "mfa-factor"]
+"""What a user holds beside its profile, hash and grants, one row each in `holdings`: a membership of an
+organization (item: the source organization id), a role in one (item: `<org id> <role id>`), a linked secondary
+account (item: `<provider>|<user id>`), an MFA factor (item: its type, e.g. `totp`, `phone`, `push`)."""
+HoldingState = Literal["found", "carried", "verified", "cannot"]
+"""`found` in the source -> `carried` (written to the target) -> `verified` (read back there); or `cannot`
+(no way to carry it, `detail` says why). Only `verified` lets cutover delete the source copy (`LOSS_GROUPS`)."""
+LOSS_GROUPS: Final = {"organizations": ("organization", "organization-role"), "identities": ("identity",),
+                      "mfa": ("mfa-factor",)}
+"""The names `--allow-loss` takes, and the holding kinds each lets cutover delete although not verified."""
 
 FileStatus = Literal["packed", "submitting", "submitted", "done"]
 """Where an import file stands: `packed` (to send) -> `submitting` (POST about to go, or its answer lost)
@@ -266,6 +281,18 @@ class GoneUser(NamedTuple):
     target_deleted: int
 
 
+class Holding(NamedTuple):
+    """One thing a user holds (`HoldingKind`), and how far the migration carried it."""
+
+    ordinal: int
+    source_id: str
+    target_id: str | None
+    kind: HoldingKind
+    item: str
+    state: HoldingState
+    detail: str | None
+
+
 class Problem(NamedTuple):
     kind: str
     ref: str | None
@@ -352,6 +379,9 @@ CREATE TABLE IF NOT EXISTS files (file_id INTEGER PRIMARY KEY, bytes INTEGER, us
 CREATE TABLE IF NOT EXISTS job_errors (job_id TEXT, file_id INTEGER, email TEXT, code TEXT, message TEXT,
     path TEXT);
 CREATE TABLE IF NOT EXISTS problems (kind TEXT NOT NULL, ref TEXT, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS holdings (ordinal INTEGER NOT NULL, kind TEXT NOT NULL CHECK (kind IN HOLDING_KINDS),
+    item TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'found' CHECK (state IN HOLDING_STATES), detail TEXT,
+    PRIMARY KEY (ordinal, kind, item));
 CREATE TABLE IF NOT EXISTS reread_roles (source_role_id TEXT PRIMARY KEY, name TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS reread_role_members (source_role_id TEXT NOT NULL, ordinal INTEGER NOT NULL,
     PRIMARY KEY (source_role_id, ordinal));
@@ -359,7 +389,9 @@ CREATE TABLE IF NOT EXISTS reread_users (ordinal INTEGER PRIMARY KEY, gone INTEG
     changed INTEGER NOT NULL DEFAULT 0, permissions INTEGER NOT NULL DEFAULT 1);
 CREATE TABLE IF NOT EXISTS reread_permissions (ordinal INTEGER NOT NULL, api TEXT NOT NULL, name TEXT NOT NULL,
     PRIMARY KEY (ordinal, api, name));
-""".replace("FILE_STATUSES", _sql_list(get_args(FileStatus))).replace("STATUSES", _sql_list(get_args(UserStatus)))
+""".replace("HOLDING_KINDS", _sql_list(get_args(HoldingKind))).replace(
+    "HOLDING_STATES", _sql_list(get_args(HoldingState))).replace(
+    "FILE_STATUSES", _sql_list(get_args(FileStatus))).replace("STATUSES", _sql_list(get_args(UserStatus)))
 
 
 _ADDED_COLUMNS: Final = (("users", "hash_set_date", "TEXT"), ("hashes", "set_date", "TEXT"),
@@ -1154,6 +1186,51 @@ class Ledger:
 
     def problems(self) -> list[Problem]:
         return [Problem(*r) for r in self.db.execute("SELECT kind, ref, detail FROM problems ORDER BY rowid")]
+
+    # -- what users hold beside profile, hash and grants (organizations, linked accounts, MFA) -------
+
+    def add_holdings(self, kind: HoldingKind, rows: Iterable[tuple[int, str]]) -> None:
+        """(ordinal, item) found in the source; a row already known keeps its state (a re-read is idempotent)."""
+        self.db.executemany("INSERT OR IGNORE INTO holdings (ordinal, kind, item) VALUES (?, ?, ?)",
+                            [(ordinal, kind, item) for ordinal, item in rows])
+
+    def set_holdings(self, kind: HoldingKind, state: HoldingState, rows: Iterable[tuple[int, str]],
+                     detail: str | None = None) -> None:
+        """Move (ordinal, item) rows of `kind` to `state`; `detail` says why for `cannot` (None clears it)."""
+        self.db.executemany("UPDATE holdings SET state = ?, detail = ? WHERE ordinal = ? AND kind = ? AND item = ?",
+                            [(state, detail, ordinal, kind, item) for ordinal, item in rows])
+
+    def holdings(self, kind: HoldingKind, states: Iterable[HoldingState] | None = None) -> list[Holding]:
+        """The holdings of `kind` (in `states`, when given), in user and item order, with the user's ids."""
+        where = f" AND h.state IN {_sql_list(states)}" if states is not None else ""
+        return [Holding(*r) for r in self.db.execute(
+            "SELECT h.ordinal, u.source_id, u.target_id, h.kind, h.item, h.state, h.detail FROM holdings h "
+            f"JOIN users u USING (ordinal) WHERE h.kind = ?{where} ORDER BY h.ordinal, h.item", (kind,))]
+
+    def holding_counts(self) -> dict[str, dict[str, int]]:
+        """{kind: {state: rows, "users": users holding any}} for every kind (zeros included)."""
+        counts: dict[str, dict[str, int]] = {kind: {state: 0 for state in get_args(HoldingState)} | {"users": 0}
+                                             for kind in get_args(HoldingKind)}
+        for kind, state, n in self.db.execute("SELECT kind, state, COUNT(*) FROM holdings GROUP BY kind, state"):
+            counts[kind][state] = n
+        for kind, n in self.db.execute("SELECT kind, COUNT(DISTINCT ordinal) FROM holdings GROUP BY kind"):
+            counts[kind]["users"] = n
+        return counts
+
+    def unverified_holdings(self, allowed: Iterable[str] = ()) -> dict[int, list[Holding]]:
+        """Per migrated user, what it holds that was not verified in the target, but for the `--allow-loss`
+        groups in `allowed` (`LOSS_GROUPS`): cutover must keep these users in the source."""
+        let_go = {kind for group in allowed for kind in LOSS_GROUPS[group]}
+        kinds = [k for k in get_args(HoldingKind) if k not in let_go]
+        found: dict[int, list[Holding]] = {}
+        if not kinds:
+            return found
+        for r in self.db.execute(
+                "SELECT h.ordinal, u.source_id, u.target_id, h.kind, h.item, h.state, h.detail FROM holdings h "
+                f"JOIN users u USING (ordinal) WHERE u.status IN {_MIGRATED} AND h.state != 'verified' AND "
+                f"h.kind IN {_sql_list(kinds)} ORDER BY h.ordinal, h.kind, h.item"):
+            found.setdefault(r[0], []).append(Holding(*r))
+        return found
 
     def phases_done(self) -> list[str]:
         return sorted(r[0].removeprefix("phase:") for r in self.db.execute(

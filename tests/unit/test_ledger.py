@@ -141,3 +141,30 @@ def test_the_hash_date_travels_with_the_hash_through_the_email_join(tmp_path) ->
         ledger.join_hashes()
         [[waiting]] = list(ledger.users_to_transform(10))
         assert (waiting.credential, waiting.hash_set_date) == ('{"password_hash":"x"}', "2020-02-02T00:00:00.000Z")
+
+
+def _user(ordinal: int, status: str) -> tuple:
+    return (ordinal, f"auth0|{ordinal}", f"u{ordinal}@example.com", "{}", None, 0, None, f"auth0|t{ordinal}",
+            status, None, None, None, None)
+
+
+def test_holdings_gate_cutover_by_kind_and_allow_loss(tmp_path) -> None:
+    with Ledger.open(str(tmp_path / "state.sqlite"), PRINT) as ledger:
+        ledger.add_users([_user(1, "imported"), _user(2, "imported"), _user(3, "failed")])
+        ledger.add_holdings("organization", [(1, "org_a"), (2, "org_a"), (3, "org_a")])
+        ledger.add_holdings("mfa-factor", [(2, "totp"), (2, "push")])
+        ledger.set_holdings("organization", "verified", [(1, "org_a"), (2, "org_a")])
+        ledger.set_holdings("mfa-factor", "verified", [(2, "totp")])
+        ledger.set_holdings("mfa-factor", "cannot", [(2, "push")], detail="push cannot be imported")
+        ledger.add_holdings("organization", [(1, "org_a")])  # read again: keeps its state
+        blocked = ledger.unverified_holdings()
+        # user 1 holds nothing unverified; user 3 was never migrated (it is not deleted anyway)
+        assert list(blocked) == [2]
+        assert [(h.kind, h.item, h.state, h.detail) for h in blocked[2]] == [
+            ("mfa-factor", "push", "cannot", "push cannot be imported")]
+        assert ledger.unverified_holdings(["mfa"]) == {}
+        assert ledger.unverified_holdings(["organizations", "identities"]) == blocked
+        counts = ledger.holding_counts()
+        assert counts["organization"] == {"found": 1, "carried": 0, "verified": 2, "cannot": 0, "users": 3}
+        assert counts["mfa-factor"]["cannot"] == 1 and counts["identity"]["users"] == 0
+        assert [h.source_id for h in ledger.holdings("organization", ["verified"])] == ["auth0|1", "auth0|2"]
