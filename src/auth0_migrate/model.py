@@ -102,9 +102,18 @@ class RunResult:
     state: str | None = None
     delta: dict[str, int] | None = None
     """After a refresh: users `new`, `updated`, `deleted_in_source`, and `grants_added`/`grants_removed`."""
+    organizations: dict[str, int] = field(default_factory=dict)
+    """Organization `memberships` and `roles` found in the source, `memberships_restored`/`roles_restored`
+    (written to the target), `memberships_verified`/`roles_verified`, and `cannot_carry` (both kinds)."""
+    identities: dict[str, int] = field(default_factory=dict)
+    """Linked secondary accounts: `secondaries` found, `relinked` (moved to the new primary), `verified`,
+    `cannot_carry`."""
+    mfa: dict[str, int] = field(default_factory=dict)
+    """MFA factors: `factors` found, `factors_imported`, `factors_verified`, `cannot_carry`."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"users": self.users, "grants": self.grants, "failures": [f.as_dict() for f in self.failures],
+        return {"users": self.users, "grants": self.grants, "organizations": self.organizations,
+                "identities": self.identities, "mfa": self.mfa, "failures": [f.as_dict() for f in self.failures],
                 "differences": self.differences, "reports": self.reports, "state": self.state,
                 "exit_code": self.exit_code, **({"delta": self.delta} if self.delta is not None else {})}
 

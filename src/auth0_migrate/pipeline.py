@@ -43,7 +43,7 @@ from .formats.import_record import _BAD_ID_CHAR as BAD_ID_CHAR
 from .formats.import_record import MAX_USER_ID_CHARS
 from .formats.users_file import check_users_file, read_selection
 from .import_schema import _RESERVED_APP_METADATA as RESERVED_APP_METADATA
-from .ledger import MIGRATED, NOT_CARRIED, Ledger, NotCarried
+from .ledger import MIGRATED, NOT_CARRIED, HoldingKind, Ledger, NotCarried
 from .model import (
     EXIT_FAILED_USERS,
     EXIT_OK,
@@ -408,8 +408,36 @@ def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True) -> RunRes
         code = EXIT_FAILED_USERS
     else:
         code = EXIT_OK
+    organizations, identities, mfa = holding_summary(ledger)
     return RunResult(users=users, grants=grants, failures=failures, differences=differences, reports=reports,
-                     exit_code=code, state=ledger.path, delta=delta_counts)
+                     exit_code=code, state=ledger.path, delta=delta_counts, organizations=organizations,
+                     identities=identities, mfa=mfa)
+
+
+def holding_summary(ledger: Ledger) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """The `organizations`, `identities` and `mfa` counts of a summary, from the ledger's holdings.
+
+    A holding written to the target counts as restored (imported, relinked) whether or not it was verified
+    yet; `*_verified` counts those read back there.
+    """
+    held = ledger.holding_counts()
+
+    def found(kind: HoldingKind) -> int:
+        return sum(held[kind][state] for state in ("found", "carried", "verified", "cannot"))
+
+    def written(kind: HoldingKind) -> int:
+        return held[kind]["carried"] + held[kind]["verified"]
+
+    organizations = {"memberships": found("organization"), "memberships_restored": written("organization"),
+                     "memberships_verified": held["organization"]["verified"],
+                     "roles": found("organization-role"), "roles_restored": written("organization-role"),
+                     "roles_verified": held["organization-role"]["verified"],
+                     "cannot_carry": held["organization"]["cannot"] + held["organization-role"]["cannot"]}
+    identities = {"secondaries": found("identity"), "relinked": written("identity"),
+                  "verified": held["identity"]["verified"], "cannot_carry": held["identity"]["cannot"]}
+    mfa = {"factors": found("mfa-factor"), "factors_imported": written("mfa-factor"),
+           "factors_verified": held["mfa-factor"]["verified"], "cannot_carry": held["mfa-factor"]["cannot"]}
+    return organizations, identities, mfa
 
 
 def status(state: str) -> RunResult:
