@@ -41,7 +41,8 @@ def _migration_flags(p: argparse.ArgumentParser, *, state_required: bool = False
     g.add_argument("--target-rate", type=float, help="the same for the target tenant")
     g.add_argument("--concurrency", type=int, default=16, help="requests in flight per tenant (default 16)")
     m = p.add_argument_group("migration")
-    m.add_argument("--source-connection", required=True, help="the database connection users come from")
+    m.add_argument("--source-connection", help="the database connection users come from (not needed with "
+                                                "--from-file: users from another system have none)")
     m.add_argument("--target-connection", required=True, help="the database connection users go to")
     m.add_argument("--user-ids", choices=("regenerate", "keep", "prefix"), default="regenerate",
                    help="what the target users' ids are (default regenerate)")

@@ -23,7 +23,8 @@ EXIT_INTERRUPTED = 130
 class MigrationOptions:
     """What to migrate and how; the same fields back the command-line flags of `plan`, `run` and `verify`."""
 
-    source_connection: str
+    source_connection: str | None
+    """None only with `from_file`: users from another system come from no connection."""
     target_connection: str
     user_ids: IdStrategy = "regenerate"
     id_prefix: str | None = None

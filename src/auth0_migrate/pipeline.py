@@ -72,11 +72,15 @@ INFORMATIONAL_PROBLEMS = frozenset({"hash-without-user", "hash-without-password"
                                     "deleted-in-source", "permissions-not-read-again"})
 
 
+#: The name a run gives its source when the users come from `--from-file` with no `--source-connection`.
+FILE_SOURCE = "from-file"
+
+
 def default_state_path(options: MigrationOptions, source: TenantClient, target: TenantClient) -> str:
     """`<tenant>_<connection>__<tenant>_<connection>.migration.sqlite` in the current folder."""
     def slug(text: str) -> str:
         return re.sub(r"[^A-Za-z0-9.-]+", "-", text.split("://")[-1]).strip("-")[:60]
-    src = f"{slug(source.name)}_{slug(options.source_connection)}"
+    src = f"{slug(source.name)}_{slug(options.source_connection or FILE_SOURCE)}"
     dst = f"{slug(target.name)}_{slug(options.target_connection)}"
     return os.path.abspath(f"{src}__{dst}.migration.sqlite")
 
@@ -89,6 +93,17 @@ def check_options(options: MigrationOptions, same_tenant: bool) -> None:
     per-user failures. The `--users` file is read here too, so a list naming nobody stops the run
     before a ledger exists.
     """
+    if not options.source_connection and not options.from_file:
+        raise UsageError("--source-connection is required: it names the database connection users come from "
+                         "(only --from-file users, from another system, come without one)")
+    if not options.source_connection:
+        for flag, given in (("--password-hashes", options.password_hashes),
+                            ("--delete-source-users", options.delete_source_users)):
+            if given:
+                raise UsageError(f"{flag} needs --source-connection: " + (
+                    "the hash file's lines name the connection they belong to (put the hashes in the --from-file "
+                    "users instead, as the import shape allows)" if flag == "--password-hashes" else
+                    "users from a file have no source copy to delete"))
     if options.user_ids not in ("regenerate", "keep", "prefix"):
         raise UsageError(f"--user-ids must be regenerate, keep or prefix, not {options.user_ids!r}")
     if options.user_ids == "prefix" and not options.id_prefix:
@@ -107,7 +122,7 @@ def check_options(options: MigrationOptions, same_tenant: bool) -> None:
         if key in RESERVED_APP_METADATA:
             raise UsageError(f"--record-source-id {key!r} is a reserved app_metadata key that Auth0's import "
                              "refuses; choose another name, e.g. legacy_user_id")
-    if options.user_ids == "keep" and same_tenant and not options.delete_source_users:
+    if options.user_ids == "keep" and same_tenant and not options.delete_source_users and options.source_connection:
         raise UsageError(
             "--user-ids keep in one tenant needs --delete-source-users: until the source copy is deleted two users "
             "share each id, and Auth0's id-only endpoints (get, update, delete a user; Actions) would answer with "
@@ -199,7 +214,9 @@ async def open_migration(options: MigrationOptions, source: TenantClient, target
     same = target is source
     check_options(options, same)
     await check_scopes(command, options, source, target)
-    source_connection = await resolve_connection(source, options.source_connection)
+    # Users from a file with no source connection: nothing is read from or deleted in a source connection.
+    source_connection = (await resolve_connection(source, options.source_connection) if options.source_connection
+                         else Connection(id="", name=FILE_SOURCE))
     target_connection = await resolve_connection(target, options.target_connection)
     if command in ("run", "plan"):
         await check_enabled_clients(target, target_connection)
