@@ -20,7 +20,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from . import __version__
+from . import __version__, config
 from .auth0.client import TenantClient, TenantCredentials
 from .errors import MigrationError, TransientError, UsageError
 from .model import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_TRANSIENT, EXIT_USAGE, MigrationOptions
@@ -77,6 +77,10 @@ def _migration_flags(p: argparse.ArgumentParser, *, state_required: bool = False
                             "Auth0 has no bulk read) to carry permission changes of users whose profile did not "
                             "change; roles are always compared, set-wise")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    p.add_argument("--config", metavar="FILE.toml",
+                   help="read flags from a TOML file (keys are the long flags without dashes; [plan], [run], "
+                        "[verify] tables for one command); flags on the command line win; secrets are refused in "
+                        "the file (environment only)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -273,9 +277,15 @@ def _exit_on_sigterm(signum: int, frame: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     # soft_wrap: a message is one line however long, so a log or a grep gets it whole (paths are long).
     console = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    parser = build_parser()
+    try:
+        argv = config.expand(sys.argv[1:] if argv is None else argv, parser)
+    except UsageError as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}")
+        return exc.exit_code
+    args = parser.parse_args(argv)
     try:
         if args.command in ("plan", "run", "verify"):
             signal.signal(signal.SIGTERM, _interrupt)  # before the event loop takes it over
