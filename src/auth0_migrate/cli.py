@@ -83,6 +83,16 @@ def _migration_flags(p: argparse.ArgumentParser, *, state_required: bool = False
                         "the file (environment only)")
 
 
+def _retry_flags(p: argparse.ArgumentParser) -> None:
+    r = p.add_argument_group("retry")
+    r.add_argument("--failed-users", metavar="FILE",
+                   help="write the users not carried (failed, held back, unfinished), each with its reason, to FILE "
+                        "(mode 0600) in a shape run takes back: a --users list, or for --from-file users the "
+                        "import shape")
+    r.add_argument("--include-hashes", action="store_true",
+                   help="with --failed-users, for --from-file users: keep their password hashes in FILE")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="auth0-migrate", description="Move the users of one Auth0 database "
                                      "connection into another: profiles, password hashes, roles, permissions, ids.")
@@ -92,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     _migration_flags(p, refresh=True)
     p = sub.add_parser("run", help="migrate (or resume), then verify")
     _migration_flags(p, refresh=True)
+    _retry_flags(p)
     p = sub.add_parser("verify", help="re-read the target and compare every migrated user again")
     _migration_flags(p)
     p = sub.add_parser("status", help="where a run stands, from its ledger",
@@ -100,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "back or not yet finished) or input problems, 4 verification found differences.")
     p.add_argument("--state", required=True, metavar="FILE", help="the ledger of the run")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    _retry_flags(p)
     p = sub.add_parser("demo", help="a full migration on a local tenant started for the purpose")
     p.add_argument("--users", type=int, default=300, help="how many users to seed (default 300)")
     p.add_argument("--user-ids", choices=("regenerate", "keep", "prefix"), default="regenerate",
@@ -212,6 +224,7 @@ async def _migration(args: argparse.Namespace, console: Console) -> int:
     from . import pipeline
     from .report import ConsoleReporter, print_json, render_result
 
+    _check_retry_flags(args)
     source_creds, target_creds = _credentials(args)
     options = _options(args)
     source = TenantClient(source_creds, rate=args.rate, concurrency=args.concurrency)
@@ -229,6 +242,7 @@ async def _migration(args: argparse.Namespace, console: Console) -> int:
             outcome = await pipeline.verify_again(options, source=source, target=target, reporter=reporter)
         reporter.close()
         render_result(outcome, console, title="Verification" if args.command == "verify" else "Migration")
+        _write_failed_users(args, outcome.state, console)
         if args.json:
             print_json(outcome.as_dict())
         return outcome.exit_code
@@ -243,12 +257,30 @@ def _status(args: argparse.Namespace, console: Console) -> int:
     from .pipeline import status
     from .report import print_json, render_result
 
+    _check_retry_flags(args)
     result = status(args.state)
     render_result(result, console, title="Status")
+    _write_failed_users(args, args.state, console)
     console.print("phases done: " + (", ".join(result.reports.get("phases_done") or []) or "none"), markup=False)
     if args.json:
         print_json(result.as_dict())
     return result.exit_code
+
+
+def _check_retry_flags(args: argparse.Namespace) -> None:
+    if getattr(args, "include_hashes", False) and not getattr(args, "failed_users", None):
+        raise UsageError("--include-hashes only applies with --failed-users FILE")
+
+
+def _write_failed_users(args: argparse.Namespace, state: str | None, console: Console) -> None:
+    """`--failed-users FILE` (run, status): the retry file, written from the ledger once the command is done."""
+    path = getattr(args, "failed_users", None)
+    if not path or state is None:
+        return
+    from .pipeline import write_failed_users
+
+    count = write_failed_users(state, path, include_hashes=args.include_hashes)
+    console.print(f"{count} users to retry written to {path}", markup=False)
 
 
 def _export_hashes(args: argparse.Namespace) -> int:

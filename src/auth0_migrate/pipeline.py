@@ -39,6 +39,8 @@ from .auth0 import scopes
 from .auth0.client import TenantClient
 from .auth0.paging import checkpoint_items, every, first, offset_items
 from .errors import InsufficientScopeError, UsageError
+from .formats.failed_users import RetryUser
+from .formats.failed_users import write_failed_users as write_users_to_retry
 from .formats.import_record import _BAD_ID_CHAR as BAD_ID_CHAR
 from .formats.import_record import MAX_USER_ID_CHARS
 from .formats.users_file import check_users_file, read_selection
@@ -429,6 +431,21 @@ def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True) -> RunRes
     return RunResult(users=users, grants=grants, failures=failures, differences=differences, reports=reports,
                      exit_code=code, state=ledger.path, delta=delta_counts, organizations=organizations,
                      identities=identities, mfa=mfa)
+
+
+def write_failed_users(state: str, path: str, *, include_hashes: bool = False) -> int:
+    """The retry file of a run (`--failed-users`): its users not carried, with reasons (formats/failed_users.py).
+
+    Read from the ledger alone, so `status` writes it as `run` does; the users of a `--from-file` run are
+    taken again from that file. Returns how many users the file holds.
+    """
+    with Ledger.open_readonly(state) as ledger:
+        from_file = (ledger.get_meta("fingerprint") or {}).get("from_file")
+        users = [RetryUser(r.source_id, r.email, r.status, r.stage, r.code, r.message)
+                 for r in ledger.users_not_carried() if r.status not in MIGRATED]
+    if from_file and not os.path.isfile(from_file):
+        raise UsageError(f"--failed-users: the run's --from-file {from_file} is gone; its users cannot be written")
+    return write_users_to_retry(path, users, from_file=from_file, include_hashes=include_hashes)
 
 
 def holding_summary(ledger: Ledger) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:

@@ -4,13 +4,17 @@ system without a source connection, a retry file of the users not carried, a con
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import pytest
 
 from auth0_migrate.errors import UsageError
+from auth0_migrate.formats.users_file import read_selection
 from auth0_migrate.passwords import make_credential
+from auth0_migrate.pipeline import write_failed_users
 
-from .conftest import TARGET, World, dump, migrate, options
+from .conftest import SOURCE, TARGET, World, dump, migrate, options
 
 
 def _file_users(tmp_path, users: list[dict]) -> str:
@@ -43,3 +47,85 @@ def test_without_source_connection_what_cannot_work_is_refused(world: World, tmp
         migrate(world, options(tmp_path, source_connection=None, **kwargs))
     assert world.users(TARGET) == []
     assert not (tmp_path / "state.sqlite").exists()
+
+
+# -- the retry file ------------------------------------------------------------------------------------
+
+
+def _private(path) -> bool:
+    return stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_failed_users_of_an_export_run_are_a_users_list_that_run_takes_back(world: World, tmp_path) -> None:
+    seeded = world.seed(users=10)
+    world.connection(TARGET)
+    all_hashes = world.hash_file(str(tmp_path / "all.ndjson"))
+    rows = [json.loads(line) for line in (tmp_path / "all.ndjson").read_text().splitlines()]
+    dropped = sorted(rows, key=lambda r: r["email"])[:3]
+    partial = tmp_path / "partial.ndjson"
+    partial.write_text("".join(json.dumps(r) + "\n" for r in rows if r not in dropped))
+    result = migrate(world, options(tmp_path, password_hashes=str(partial)))
+    assert result.exit_code == 3, dump(result)
+    assert result.users["held_back"] == 3  # the fault fired: three users with no hash in the file
+
+    retry = tmp_path / "retry.txt"
+    (tmp_path / "retry.txt").write_text("an older file, world-readable")
+    os.chmod(retry, 0o644)
+    assert write_failed_users(str(tmp_path / "state.sqlite"), str(retry)) == 3
+    assert _private(retry)
+    held = {f.user_id: f for f in result.failures}
+    lines = [line for line in retry.read_text().splitlines() if not line.startswith("#")]
+    assert len(lines) == 3 and {line.split()[0] for line in lines} == set(held)
+    for line in lines:
+        user_id, reason = line.split("  # ")
+        assert reason.startswith("held_back hashes/NO_PASSWORD_HASH: ") and user_id in reason
+    assert "passwordHash" not in retry.read_text() and "$2" not in retry.read_text()
+    assert read_selection(str(retry)).ids == set(held)
+
+    # The complete hash file arrives: the retry file, taken back as --users, carries exactly those three.
+    result = migrate(world, options(tmp_path, password_hashes=all_hashes, users_file=str(retry),
+                                    state=str(tmp_path / "retry.sqlite")))
+    assert result.exit_code == 0, dump(result)
+    assert result.users["selected"] == result.users["imported"] == result.users["verified"] == 3
+    for row in dropped:
+        assert world.login(TARGET, row["email"], seeded.passwords[row["email"]]) == 200
+    assert len(world.users(TARGET)) == 10 and len(world.users(SOURCE)) == 10
+    # Everyone is carried now: the retry file of the second run holds nobody (its header only).
+    assert write_failed_users(str(tmp_path / "retry.sqlite"), str(tmp_path / "none.txt")) == 0
+    assert all(line.startswith("#") for line in (tmp_path / "none.txt").read_text().splitlines())
+
+
+def test_failed_users_of_a_from_file_run_are_in_the_import_shape(world: World, tmp_path) -> None:
+    world.connection(TARGET)
+    cred = make_credential("pw-retry", "sha256", salt="s", salt_position="prefix")
+    secret = cred["custom_password_hash"]["hash"]["value"]
+    users = [{"user_id": "ok", "email": "ok@example.com", **cred},
+             {"user_id": "bad", "email": "not-an-email", "user_metadata": {"plan": "pro"}, **cred},
+             {"email": "noid@example.com", "app_metadata": {"blocked": True}, **cred}]
+    path = _file_users(tmp_path, users)
+    result = migrate(world, options(tmp_path, source_connection=None, from_file=path))
+    assert result.exit_code == 3, dump(result)
+    assert result.users["failed"] == 2 and result.users["imported"] == 1  # the faults fired
+
+    state = str(tmp_path / "state.sqlite")
+    plain, kept = tmp_path / "retry.ndjson", tmp_path / "retry-with-hashes.ndjson"
+    assert write_failed_users(state, str(plain)) == 2
+    assert write_failed_users(state, str(kept), include_hashes=True) == 2
+    assert _private(plain) and _private(kept)
+    assert secret not in plain.read_text() and secret in kept.read_text()
+    text = kept.read_text().splitlines()
+    records = [json.loads(line) for line in text if not line.startswith("#")]
+    assert records == users[1:]  # the owner's own records, as the file gave them
+    reasons = [line for line in text[2:] if line.startswith("#")]
+    assert reasons[0].startswith("# invalid transform/FORMAT: email:")
+    assert reasons[1].startswith("# invalid transform/NOT_PASSED: app_metadata.blocked:")
+
+    # The owner corrects the two records in the retry file and runs it: both carried, the password works.
+    fixed = kept.read_text().replace('"not-an-email"', '"bad@example.com"').replace('"blocked":true', '"vip":true')
+    kept.write_text(fixed)
+    result = migrate(world, options(tmp_path, source_connection=None, from_file=str(kept),
+                                    state=str(tmp_path / "retry.sqlite")))
+    assert result.exit_code == 0, dump(result)
+    assert result.users["selected"] == result.users["imported"] == 2
+    assert world.login(TARGET, "bad@example.com", "pw-retry") == 200
+    assert world.login(TARGET, "noid@example.com", "pw-retry") == 200

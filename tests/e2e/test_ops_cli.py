@@ -71,3 +71,29 @@ def test_config_file_refuses_secrets_and_unknown_keys(server: Server, tmp_path: 
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "s.sqlite").exists()
     assert _users_of(server, "Cfg2-New") == {}
+
+
+def test_failed_users_from_run_and_from_status(server: Server, tmp_path: Path) -> None:
+    seeded = _seed(server, "Retry-Legacy", 5, "Retry-New")
+    done = server.run("tenant", "export-hashes", "--db", server.db, "--connection", "Retry-Legacy")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    (tmp_path / "hashes.ndjson").write_text("\n".join(lines[1:]) + "\n")  # one user's hash is missing
+    missing = json.loads(lines[0])["_id"]["$oid"]
+    flags = ["--source-connection", "Retry-Legacy", "--target-connection", "Retry-New", "--state", "s.sqlite",
+             "--password-hashes", "hashes.ndjson"]
+    done = server.run("run", *flags, "--include-hashes", cwd=tmp_path)
+    assert done.returncode == 2 and "--include-hashes only applies with --failed-users" in done.stderr
+    assert not (tmp_path / "s.sqlite").exists()
+    done = server.run("run", *flags, "--failed-users", "retry.txt", cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    assert "1 users to retry written to retry.txt" in done.stderr
+    entries = [line.split("  # ") for line in (tmp_path / "retry.txt").read_text().splitlines()
+               if not line.startswith("#")]
+    assert [user_id for user_id, _ in entries] == [f"auth0|{missing}"]
+    assert entries[0][1].startswith("held_back hashes/NO_PASSWORD_HASH:")
+    assert (tmp_path / "retry.txt").stat().st_mode & 0o777 == 0o600
+    done = server.run("status", "--state", "s.sqlite", "--failed-users", "again.txt", cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    assert (tmp_path / "again.txt").read_text() == (tmp_path / "retry.txt").read_text()
+    assert len(_users_of(server, "Retry-New")) == seeded.users - 1

@@ -10,7 +10,9 @@ This module reads such a file as a stream of ``(ordinal, user)`` pairs so the re
 pipeline treats those users like exported ones.
 
 * NDJSON is read line by line; the ordinal is the line number, and a bad line becomes a
-  :class:`~auth0_migrate.stages.hashes.LineProblem` while the read goes on.
+  :class:`~auth0_migrate.stages.hashes.LineProblem` while the read goes on. A line whose first
+  non-blank character is ``#`` is a comment (no JSON value starts so): the retry file
+  (``--failed-users``, :mod:`~auth0_migrate.formats.failed_users`) says each user's reason in one.
 * A JSON array is streamed element by element with :meth:`json.JSONDecoder.raw_decode` over a
   sliding buffer (``ijson`` is not a dependency), so a file of a million users never sits in
   memory whole; the ordinal is the user's 1-based position. An element that is valid JSON but not
@@ -316,7 +318,7 @@ def _iter_ndjson(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any]] | Lin
     for line_no, raw in enumerate(stream, start=1):
         if line_no == 1:
             raw = raw.removeprefix(b"\xef\xbb\xbf")
-        if not raw.strip():
+        if not raw.strip() or raw.lstrip().startswith(b"#"):  # `#` lines are comments (a retry file's reasons)
             continue
         try:
             obj = decoder.decode(raw.decode("utf-8"))
