@@ -12,9 +12,11 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
@@ -22,7 +24,7 @@ from rich.markup import escape
 
 from . import __version__, config
 from .auth0.client import TenantClient, TenantCredentials
-from .errors import MigrationError, TransientError, UsageError
+from .errors import InputError, MigrationError, TransientError, UsageError
 from .model import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_TRANSIENT, EXIT_USAGE, MigrationOptions
 
 RESUME_HINT = "run the same command again to resume; the ledger keeps every finished step"
@@ -230,6 +232,9 @@ async def _migration(args: argparse.Namespace, console: Console) -> int:
     source = TenantClient(source_creds, rate=args.rate, concurrency=args.concurrency)
     target = TenantClient(target_creds, rate=args.target_rate, concurrency=args.concurrency) if target_creds else None
     reporter = ConsoleReporter(console.file, quiet=False)
+    if args.command in ("run", "verify"):
+        state = options.state or pipeline.default_state_path(options, source, target or source)
+        args.stopped = Stopped(reporter, state, _resume_command(args.argv, state))
     try:
         if args.command == "plan":
             planned = await pipeline.plan(options, source=source, target=target, reporter=reporter, rate=args.rate)
@@ -304,6 +309,50 @@ def _export_hashes(args: argparse.Namespace) -> int:
         store.close()
 
 
+@dataclass
+class Stopped:
+    """What a failed or interrupted `run`/`verify` tells the owner: the stage, the ledger, the command to resume."""
+
+    reporter: Any
+    state: str
+    command: str
+
+    def lines(self) -> list[str]:
+        stage = self.reporter.current or "setting up (before the first stage)"
+        if not os.path.exists(self.state):
+            return [f"stopped while {stage}; nothing was written yet (no ledger at {self.state})",
+                    f"to start again: {self.command}"]
+        return [f"stopped in stage: {stage}", f"ledger: {self.state}", f"to resume: {self.command}"]
+
+
+def _resume_command(argv: Sequence[str], state: str) -> str:
+    """The command as typed, with its ledger named (`--state`), and without any secret (named by variable)."""
+    words: list[str] = []
+    secrets: list[str] = []
+    skip = False
+    for i, word in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        flag = word.split("=", 1)[0]
+        if flag in config.SECRET_FLAGS:
+            secrets.append(config.SECRET_FLAGS[flag])
+            skip = "=" not in word and i + 1 < len(argv)
+            continue
+        words.append(word)
+    if not any(w == "--state" or w.startswith("--state=") for w in words):
+        words += ["--state", state]
+    env = "".join(f"{name}=... " for name in secrets)
+    return env + shlex.join(["auth0-migrate", *words])
+
+
+def _where_it_stopped(args: argparse.Namespace, console: Console) -> None:
+    stopped = getattr(args, "stopped", None)
+    if stopped is not None:
+        for line in stopped.lines():
+            console.print(line, markup=False)
+
+
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
     raise SystemExit(0)
 
@@ -312,12 +361,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # soft_wrap: a message is one line however long, so a log or a grep gets it whole (paths are long).
     console = Console(file=sys.stderr, highlight=False, soft_wrap=True)
     parser = build_parser()
+    typed = list(sys.argv[1:] if argv is None else argv)
     try:
-        argv = config.expand(sys.argv[1:] if argv is None else argv, parser)
+        argv = config.expand(typed, parser)
     except UsageError as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}")
         return exc.exit_code
     args = parser.parse_args(argv)
+    args.argv, args.stopped = typed, None
     try:
         if args.command in ("plan", "run", "verify"):
             signal.signal(signal.SIGTERM, _interrupt)  # before the event loop takes it over
@@ -340,12 +391,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _export_hashes(args)
     except KeyboardInterrupt:
         console.print(f"interrupted; {RESUME_HINT}")
+        _where_it_stopped(args, console)
         return EXIT_INTERRUPTED
     except TransientError as exc:
         console.print(f"[yellow]stopped on a transient problem:[/] {escape(str(exc))}\n{RESUME_HINT}")
+        _where_it_stopped(args, console)
         return EXIT_TRANSIENT
     except MigrationError as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}")  # messages quote paths and input: text, not markup
+        if not isinstance(exc, UsageError | InputError):  # a wrong flag or file: the command itself changes
+            _where_it_stopped(args, console)
         return exc.exit_code
     except OSError as exc:  # a file the command was pointed at (a folder, no permission...): named, no traceback
         where = f"{exc.filename}: " if exc.filename else ""

@@ -31,9 +31,12 @@ class ConsoleReporter:
         self.live = self.console.is_terminal and not quiet
         self.progress: Progress | None = None
         self.task: Any = None
+        self.current: str | None = None
+        """The stage under way (the last `phase`): named when the command stops on an error."""
 
     def phase(self, name: str, total: int | None = None) -> None:
         self._stop()
+        self.current = name
         if self.quiet:
             return
         if self.live:

@@ -129,3 +129,50 @@ def test_failed_users_of_a_from_file_run_are_in_the_import_shape(world: World, t
     assert result.users["selected"] == result.users["imported"] == 2
     assert world.login(TARGET, "bad@example.com", "pw-retry") == 200
     assert world.login(TARGET, "noid@example.com", "pw-retry") == 200
+
+
+# -- a failed run says where it stopped and how to resume ------------------------------------------------
+
+
+@pytest.fixture
+def cli_on(world: World, monkeypatch):
+    """`cli.main` in-process against the world's tenant (its transport and clock), credentials from the flags."""
+    from auth0_migrate import cli
+
+    monkeypatch.setattr(cli, "TenantClient", lambda creds, rate=None, concurrency=16: world.client(
+        client_id=creds.client_id, client_secret=creds.client_secret, rate=rate, concurrency=concurrency))
+    for name in ("AUTH0_DOMAIN", "AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET", "TARGET_AUTH0_DOMAIN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AUTH0_DOMAIN", world.base_url)
+    monkeypatch.setenv("AUTH0_CLIENT_ID", world.client_id)
+    return cli.main
+
+
+def test_a_failed_run_names_the_stage_the_ledger_and_the_command_to_resume(world: World, tmp_path, cli_on,
+                                                                           capsys, monkeypatch) -> None:
+    import shlex
+
+    seeded = world.seed(users=6)
+    world.connection(TARGET)
+    world.tenant.faults.fail_call("POST /api/v2/jobs/users-exports", nth=1, action=503, times=100)
+    monkeypatch.chdir(tmp_path)
+    code = cli_on(["run", "--source-connection", SOURCE, "--target-connection", TARGET, "--missing-hash",
+                   "import", "--client-secret", world.client_secret])
+    assert world.tenant.faults.injected["POST /api/v2/jobs/users-exports"] >= 1  # the fault fired
+    assert code == 75
+    err = capsys.readouterr().err
+    lines = dict(line.split(": ", 1) for line in err.splitlines() if line.startswith(("stopped in", "ledger:",
+                                                                                     "to resume:")))
+    assert lines["stopped in stage"] == "export source users"
+    state = next(tmp_path.glob("*.migration.sqlite"))
+    assert lines["ledger"] == str(state)
+    command = lines["to resume"]
+    assert world.client_secret not in err
+    assert command.startswith("AUTH0_CLIENT_SECRET=... auth0-migrate run ")
+    assert command.endswith(f"--state {state}")
+    assert world.users(TARGET) == []
+
+    world.tenant.faults.calls.clear()
+    monkeypatch.setenv("AUTH0_CLIENT_SECRET", world.client_secret)
+    assert cli_on(shlex.split(command)[2:]) == 0  # the printed command, as the owner would paste it
+    assert len(world.users(TARGET)) == seeded.users
