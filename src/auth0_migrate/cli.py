@@ -231,21 +231,21 @@ async def _migration(args: argparse.Namespace, console: Console) -> int:
     options = _options(args)
     source = TenantClient(source_creds, rate=args.rate, concurrency=args.concurrency)
     target = TenantClient(target_creds, rate=args.target_rate, concurrency=args.concurrency) if target_creds else None
-    reporter = ConsoleReporter(console.file, quiet=False)
+    reporter = ConsoleReporter(console.file, quiet=False, tenant_rate=lambda: _sustained_rate(source, target))
     if args.command in ("run", "verify"):
         state = options.state or pipeline.default_state_path(options, source, target or source)
         args.stopped = Stopped(reporter, state, _resume_command(args.argv, state))
     try:
         if args.command == "plan":
             planned = await pipeline.plan(options, source=source, target=target, reporter=reporter, rate=args.rate)
-            reporter.close()
+            reporter.finish()
             print_json(planned.as_dict(), None if args.json else console.file)
             return EXIT_OK
         if args.command == "run":
             outcome = await pipeline.run(options, source=source, target=target, reporter=reporter)
         else:
             outcome = await pipeline.verify_again(options, source=source, target=target, reporter=reporter)
-        reporter.close()
+        reporter.finish()
         render_result(outcome, console, title="Verification" if args.command == "verify" else "Migration")
         _write_failed_users(args, outcome.state, console)
         if args.json:
@@ -256,6 +256,13 @@ async def _migration(args: argparse.Namespace, console: Console) -> int:
         await source.aclose()
         if target is not None:
             await target.aclose()
+
+
+def _sustained_rate(*clients: TenantClient | None) -> float | None:
+    """The slowest Management API bucket the governors know (given by --rate or learned), in req/s: the ETA's pace."""
+    rates = [rate for client in clients if client is not None
+             for rate in [*(p.rate for p in client.governor.pacers.values()), client.governor.given_rate] if rate]
+    return min(rates) if rates else None
 
 
 def _status(args: argparse.Namespace, console: Console) -> int:

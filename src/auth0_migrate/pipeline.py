@@ -252,6 +252,7 @@ async def run(options: MigrationOptions, *, source: TenantClient, target: Tenant
         finally:
             migration.ledger.close()
     try:
+        _show_stages_done(migration)
         await ingest_source(migration)
         await grants.read_grants(migration)
         await _import_ready_users(migration)
@@ -262,6 +263,25 @@ async def run(options: MigrationOptions, *, source: TenantClient, target: Tenant
         return summarize(migration.ledger)
     finally:
         migration.ledger.close()
+
+
+#: The ledger's phases of a run, in order, as its stages name themselves to the reporter.
+STAGE_NAMES = {"hashes-loaded": "load password hashes", "export": "export source users",
+               "hashes": "join password hashes", "grants": "read roles and permissions",
+               "transform": "transform and validate", "pack": "pack import files", "import": "import files",
+               "idmap": "map ids and check profiles in the target", "restore": "restore roles and permissions",
+               "verify": "verify permissions in the target", "cutover": "delete verified users from the source",
+               "reapply": "re-apply roles and permissions after cutover"}
+
+
+def _show_stages_done(migration: Migration) -> None:
+    """A resumed run says which stages an earlier run finished (they are skipped), in run order."""
+    done = set(migration.ledger.phases_done())
+    names = [name for phase, name in STAGE_NAMES.items() if phase in done]
+    if names:
+        migration.reporter.info(f"resuming {migration.ledger.path}")
+        for name in names:
+            migration.reporter.info(f"✓ {name} (done in an earlier run)")
 
 
 async def _import_ready_users(migration: Migration) -> None:

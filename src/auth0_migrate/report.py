@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from collections.abc import Callable
 from typing import IO, Any
 
 from rich.console import Console
@@ -22,10 +24,32 @@ from rich.table import Table
 from .model import RunResult
 
 
-class ConsoleReporter:
-    """The CLI's reporter: a progress bar per phase on a terminal, plain lines elsewhere."""
+def duration(seconds: float) -> str:
+    """`42s`, `7m05s`, `2h03m`: a span as people read it."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
-    def __init__(self, stream: IO[str] | None = None, quiet: bool = False) -> None:
+
+class ConsoleReporter:
+    """The CLI's reporter: a progress bar per phase on a terminal, plain lines elsewhere.
+
+    Each stage shows its count, its rate and an ETA. The ETA is the remaining items at the rate seen so
+    far; before a rate is seen (the first `PACE_AFTER` seconds) it is the remaining items at the tenant's
+    rate limit as the governor knows it (`tenant_rate`, req/s: one call per item, the per-user stages'
+    cost), so a long stage says how long it will take from its start. Off a terminal, a line every
+    `EVERY` seconds says the same, and a stage that ends says its count, time and rate.
+    """
+
+    EVERY = 30.0
+    PACE_AFTER = 5.0
+
+    def __init__(self, stream: IO[str] | None = None, quiet: bool = False, *,
+                 tenant_rate: Callable[[], float | None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.console = Console(file=stream or sys.stderr, highlight=False, soft_wrap=True)
         self.quiet = quiet
         self.live = self.console.is_terminal and not quiet
@@ -33,23 +57,47 @@ class ConsoleReporter:
         self.task: Any = None
         self.current: str | None = None
         """The stage under way (the last `phase`): named when the command stops on an error."""
+        self.tenant_rate = tenant_rate or (lambda: None)
+        self.clock = clock
+        self.total: int | None = None
+        self.count = 0
+        self.started = self.said = 0.0
 
     def phase(self, name: str, total: int | None = None) -> None:
         self._stop()
-        self.current = name
+        self._stage_done()
+        self.current, self.total, self.count = name, total, 0
+        self.started = self.said = self.clock()
         if self.quiet:
             return
         if self.live:
             self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), console=self.console, transient=True)
+                                     TextColumn("{task.fields[pace]}"), TimeElapsedColumn(), console=self.console,
+                                     transient=True)
             self.progress.start()
-            self.task = self.progress.add_task(name, total=total)
+            self.task = self.progress.add_task(name, total=total, pace=self.pace())
         else:
             self.console.print(f"· {name}" + (f" ({total})" if total is not None else ""), markup=False)
 
     def advance(self, amount: int = 1) -> None:
+        self.count += amount
         if self.progress is not None:
-            self.progress.advance(self.task, amount)
+            self.progress.update(self.task, advance=amount, pace=self.pace())
+        elif not self.quiet and self.current is not None and self.clock() - self.said >= self.EVERY:
+            self.said = self.clock()
+            done = f"{self.count}/{self.total}" if self.total is not None else str(self.count)
+            self.console.print(f"  {self.current}: {done}, {self.pace()}", markup=False)
+
+    def pace(self) -> str:
+        """`12.5/s, ETA 3m20s`: the rate seen so far and the time left (see the class notes)."""
+        elapsed = self.clock() - self.started
+        seen = self.count / elapsed if elapsed >= self.PACE_AFTER and self.count else None
+        limit = self.tenant_rate()
+        rate = seen or limit
+        parts = [f"{seen:.1f}/s" if seen else (f"tenant limit {limit:g} req/s" if limit else "")]
+        if rate and self.total is not None:
+            parts.append(f"ETA {duration(max(0, self.total - self.count) / rate)}")
+        return ", ".join(p for p in parts if p)
 
     def info(self, message: str) -> None:
         if not self.quiet:
@@ -62,6 +110,19 @@ class ConsoleReporter:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+    def _stage_done(self) -> None:
+        """The stage under way ended (the next began, or the command finished): its count, time and rate."""
+        if self.current is not None and not self.quiet and self.count:
+            elapsed = self.clock() - self.started
+            rate = f" ({self.count / elapsed:.1f}/s)" if elapsed >= 1 else ""
+            self.console.print(f"✓ {self.current}: {self.count} in {duration(elapsed)}{rate}", markup=False)
+        self.count = 0
+
+    def finish(self) -> None:
+        """The command finished its stages (not on an error: then `current` names the stage that failed)."""
+        self._stop()
+        self._stage_done()
 
     def close(self) -> None:
         self._stop()

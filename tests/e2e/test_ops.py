@@ -176,3 +176,30 @@ def test_a_failed_run_names_the_stage_the_ledger_and_the_command_to_resume(world
     monkeypatch.setenv("AUTH0_CLIENT_SECRET", world.client_secret)
     assert cli_on(shlex.split(command)[2:]) == 0  # the printed command, as the owner would paste it
     assert len(world.users(TARGET)) == seeded.users
+
+
+def test_a_resumed_run_shows_the_stages_already_done(world: World, tmp_path, cli_on, capsys, monkeypatch) -> None:
+    seeded = world.seed(users=6)
+    world.connection(TARGET)
+    # The 2nd export job is the id map's export of the target: the run stops after the import.
+    world.tenant.faults.fail_call("POST /api/v2/jobs/users-exports", nth=2, action=503, times=100)
+    monkeypatch.setenv("AUTH0_CLIENT_SECRET", world.client_secret)
+    flags = ["run", "--source-connection", SOURCE, "--target-connection", TARGET, "--missing-hash", "import",
+             "--state", str(tmp_path / "s.sqlite")]
+    assert cli_on(flags) == 75
+    assert world.tenant.faults.injected["POST /api/v2/jobs/users-exports"] >= 1  # the fault fired
+    err = capsys.readouterr().err
+    assert "stopped in stage: map ids and check profiles in the target" in err.splitlines()
+    assert "✓ export source users: 6 in " in err  # a stage that ended says its count
+    assert "(done in an earlier run)" not in err
+
+    world.tenant.faults.calls.clear()
+    assert cli_on(flags) == 0
+    err = capsys.readouterr().err
+    done = [line.removesuffix(" (done in an earlier run)") for line in err.splitlines()
+            if line.endswith("(done in an earlier run)")]
+    assert done == ["✓ export source users", "✓ read roles and permissions", "✓ transform and validate",
+                    "✓ pack import files", "✓ import files"]
+    assert f"resuming {tmp_path / 's.sqlite'}" in err
+    assert "· map ids and check profiles in the target" in err and "· export source users" not in err
+    assert len(world.users(TARGET)) == seeded.users
