@@ -66,7 +66,11 @@ def _migration_flags(p: argparse.ArgumentParser, *, state_required: bool = False
                    help="cutover: delete each source copy once that user is verified in the target")
     m.add_argument("--state", metavar="FILE", required=state_required,
                    help="the ledger (default: derived from tenants and connections, in this folder)")
-    if refresh:
+    if refresh:  # plan and run
+        m.add_argument("--create-missing-roles", action="store_true",
+                       help="across tenants: create in the target the source roles it lacks, with the same "
+                            "permissions (adding the API scopes they need), before restoring members; plan lists "
+                            "them")
         m.add_argument("--refresh", action="store_true",
                        help="carry what changed in the source since this ledger's last export: new users (with a "
                             "newer --password-hashes), profile changes and newer custom hashes (import upsert), "
@@ -180,7 +184,8 @@ def _options(args: argparse.Namespace) -> MigrationOptions:
                             delete_source_users=args.delete_source_users, state=args.state,
                             refresh=getattr(args, "refresh", False),
                             propagate_deletes=getattr(args, "propagate_deletes", False),
-                            refresh_permissions=getattr(args, "refresh_permissions", False))
+                            refresh_permissions=getattr(args, "refresh_permissions", False),
+                            create_missing_roles=getattr(args, "create_missing_roles", False))
 
 
 async def _migration_command(args: argparse.Namespace, console: Console) -> int:

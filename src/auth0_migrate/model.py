@@ -41,6 +41,9 @@ class MigrationOptions:
     """Carry what changed in the source since this ledger's last export (`run --refresh`, `plan --refresh`)."""
     propagate_deletes: bool = False
     """With `refresh`: delete from the target the users this migration made that the source no longer has."""
+    create_missing_roles: bool = False
+    """Across tenants: create in the target the source roles it lacks (same permissions; the API scopes they
+    need are added to the target's APIs) before restoring members, instead of only reporting them."""
     refresh_permissions: bool = False
     """With `refresh`: read every migrated user's DIRECT permissions again (one call each), not only those of the
     users whose profile changed, so that permission changes of the others are carried too (roles always are)."""
@@ -142,9 +145,13 @@ class PlanResult:
     delta: dict[str, Any] | None = None
     """`plan --refresh`: the counts a refresh would carry (`new`, `updated`, `deleted_in_source`, `password`)
     and `exceptions`, the changes it could not carry, named per user."""
+    roles_to_create: list[dict[str, Any]] | None = None
+    """With `--create-missing-roles`: each role a run would create in the target (`name`, `permissions`,
+    `scopes_to_add` per API identifier, `apis_missing`); None (and not in --json) without the flag."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"users": self.users, "failures": [f.as_dict() for f in self.failures], "problems": self.problems,
                 "import_files": self.import_files, "roles_missing_in_target": self.roles_missing_in_target,
                 "apis_missing_in_target": self.apis_missing_in_target, "calls": self.calls,
-                "minutes_at": self.minutes_at, **({"delta": self.delta} if self.delta is not None else {})}
+                "minutes_at": self.minutes_at, **({"delta": self.delta} if self.delta is not None else {}),
+                **({"roles_to_create": self.roles_to_create} if self.roles_to_create is not None else {})}

@@ -129,6 +129,8 @@ def check_options(options: MigrationOptions, same_tenant: bool) -> None:
             "--user-ids keep in one tenant needs --delete-source-users: until the source copy is deleted two users "
             "share each id, and Auth0's id-only endpoints (get, update, delete a user; Actions) would answer with "
             "the wrong one. Use --user-ids prefix or regenerate to keep both copies.")
+    if same_tenant and options.create_missing_roles:
+        raise UsageError("--create-missing-roles applies across tenants: in one tenant every role is already there")
     if same_tenant and options.source_connection == options.target_connection:
         raise UsageError("the source and target connections are the same connection")
     if options.missing_hash not in ("hold", "import"):
@@ -175,7 +177,8 @@ async def check_scopes(command: scopes.Command, options: MigrationOptions, sourc
     same = source is target
     sides: list[tuple[str, TenantClient, list[str]]] = []
     kwargs = {"cross_tenant": not same, "delete_source_users": options.delete_source_users,
-              "refresh": options.refresh, "propagate_deletes": options.refresh and options.propagate_deletes}
+              "refresh": options.refresh, "propagate_deletes": options.refresh and options.propagate_deletes,
+              "create_missing_roles": options.create_missing_roles}
     source_ops = scopes.needed_operations(command, "source", **kwargs)
     target_ops = scopes.needed_operations(command, "target", **kwargs)
     if same:
@@ -439,7 +442,8 @@ def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True) -> RunRes
     problem_counts = {kind: len(items) for kind, items in problems.items()}
     reports = {"problems": problems, "problem_counts": problem_counts, "import_files": files,
                "phases_done": phases, "hash_file": ledger.get_meta("hashes"),
-               "failures_by_code": dict(sorted(Counter(f.code for f in failures).items()))}
+               "failures_by_code": dict(sorted(Counter(f.code for f in failures).items())),
+               **({"roles_created": created} if (created := ledger.get_meta("roles_created")) else {})}
     dropped = any(kind not in INFORMATIONAL_PROBLEMS for kind in problem_counts)
     if differences:
         code = EXIT_VERIFY
@@ -521,12 +525,15 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
             source_roles = await grants.list_roles(migration.source)
             missing_roles: list[str] = []
             missing_apis: list[str] = []
+            roles_to_create: list[dict[str, Any]] | None = [] if options.create_missing_roles else None
             if not migration.same_tenant:
                 target_roles = {r["name"] for r in await grants.list_roles(migration.target)}
                 missing_roles = sorted(r["name"] for r in source_roles if r["name"] not in target_roles)
                 target_apis = {a for a, _ in (await restore.target_permissions(migration) or set())}
                 source_apis = await _api_identifiers(migration.source)
                 missing_apis = sorted(a for a in source_apis if a not in target_apis)
+                if options.create_missing_roles:
+                    roles_to_create = [r.as_dict() for r in await restore.plan_missing_roles(migration, missing_roles)]
             summary = summarize(ledger, unfinished_are_failures=False)
             n = summary.users["selected"] - summary.users["held_back"] - summary.users["failed"]
             files = len(summary.reports["import_files"])
@@ -541,7 +548,7 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
                 import_files=[f["bytes"] for f in summary.reports["import_files"]],
                 roles_missing_in_target=missing_roles, apis_missing_in_target=missing_apis,
                 calls=calls,
-                minutes_at=_minutes_at(calls["total"], rate),
+                minutes_at=_minutes_at(calls["total"], rate), roles_to_create=roles_to_create,
             )
         finally:
             migration.ledger.close()

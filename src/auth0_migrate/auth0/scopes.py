@@ -11,7 +11,8 @@ Finer-grained scopes are accepted wherever Auth0 takes them, e.g. `create:role_m
 `USES` says which operations each command calls on the source and on the target tenant; an entry
 marked `CROSS` is called only across tenants, `CUTOVER` only with `--delete-source-users`, `REFRESH`
 only by a refresh (`stages/grants_delta.refresh_grants`: removals, and the changed users' roles read
-back), `PROPAGATE` only with `--refresh --propagate-deletes`. In one tenant the two lists are checked
+back), `PROPAGATE` only with `--refresh --propagate-deletes`, `CREATE_ROLES` only with `--create-missing-roles`
+across tenants. In one tenant the two lists are checked
 together against the one token.
 
 Example::
@@ -66,12 +67,17 @@ OPERATIONS: dict[str, Operation] = {
     "find users by email": _op("GET", "/users-by-email", "read:users"),
     "read a user": _op("GET", "/users/{id}", "read:users", "read:current_user", "read:user_idp_tokens"),
     "delete a connection's user by email": _op("DELETE", "/connections/{id}/users", "delete:users"),
+    "read a role's permissions": _op("GET", "/roles/{id}/permissions", "read:roles"),
+    "create a role": _op("POST", "/roles", "create:roles"),
+    "give a role permissions": _op("POST", "/roles/{id}/permissions", "update:roles"),
+    "add scopes to an API": _op("PATCH", "/resource-servers/{id}", "update:resource_servers"),
 }
 
 CROSS = "cross:"
 CUTOVER = "cutover:"
 REFRESH = "refresh:"
 PROPAGATE = "propagate:"
+CREATE_ROLES = "create-roles:"
 
 # What each command calls (the stages in pipeline order); see the module docstring for the marks.
 _READ_SOURCE = ("find a connection", "start an export job", "read a job")
@@ -81,6 +87,10 @@ _IMPORT = ("find a connection", "list a connection's enabled clients", "start an
 _ID_MAP = ("start an export job", "read a job", "find users by email")
 _RESTORE = (CROSS + "list roles", CROSS + "list APIs", "assign role members", "give a user permissions")
 _VERIFY = (CROSS + "list roles", "list role members", "read a user's permissions")
+# --create-missing-roles (across tenants only): the source role's permissions read, the role made in the target.
+_CREATE_ROLES_SOURCE = (CREATE_ROLES + "read a role's permissions",)
+_CREATE_ROLES_TARGET = (CREATE_ROLES + "add scopes to an API", CREATE_ROLES + "create a role",
+                        CREATE_ROLES + "give a role permissions")
 _REFRESH_GRANTS = (REFRESH + "remove a user's roles", REFRESH + "remove a user's permissions",
                    REFRESH + "read a user's roles")
 
@@ -88,13 +98,13 @@ USES: dict[Command, dict[Side, tuple[str, ...]]] = {
     "run": {
         # Cutover confirms each deletion by reading the user back (by id, or by email under keep in one tenant).
         "source": (*_READ_SOURCE, *_SOURCE_GRANTS, CUTOVER + "delete a connection's user by email",
-                   CUTOVER + "read a user", CUTOVER + "find users by email"),
+                   CUTOVER + "read a user", CUTOVER + "find users by email", *_CREATE_ROLES_SOURCE),
         # A refresh with --propagate-deletes deletes this migration's copies and confirms each by reading it back.
         "target": (*_IMPORT, *_ID_MAP, *_RESTORE, *_VERIFY, *_REFRESH_GRANTS,
-                   PROPAGATE + "delete a connection's user by email", PROPAGATE + "read a user"),
+                   PROPAGATE + "delete a connection's user by email", PROPAGATE + "read a user", *_CREATE_ROLES_TARGET),
     },
     "plan": {
-        "source": (*_READ_SOURCE, "list roles", CROSS + "list APIs"),
+        "source": (*_READ_SOURCE, "list roles", CROSS + "list APIs", CREATE_ROLES + "read a role's permissions"),
         "target": ("find a connection", "list a connection's enabled clients", CROSS + "list roles",
                    CROSS + "list APIs"),
     },
@@ -107,7 +117,7 @@ USES: dict[Command, dict[Side, tuple[str, ...]]] = {
 
 def needed_operations(command: Command, side: Side, *, cross_tenant: bool,
                       delete_source_users: bool = False, refresh: bool = False,
-                      propagate_deletes: bool = False) -> list[str]:
+                      propagate_deletes: bool = False, create_missing_roles: bool = False) -> list[str]:
     """The operations `command` calls on one side, for these options (`refresh`: a refresh of a migration)."""
     names = []
     for entry in USES[command][side]:
@@ -123,6 +133,10 @@ def needed_operations(command: Command, side: Side, *, cross_tenant: bool,
             if not refresh:
                 continue
             entry = entry.removeprefix(REFRESH)
+        elif entry.startswith(CREATE_ROLES):
+            if not (create_missing_roles and cross_tenant):
+                continue
+            entry = entry.removeprefix(CREATE_ROLES)
         elif entry.startswith(PROPAGATE):
             if not propagate_deletes:
                 continue

@@ -4,13 +4,30 @@ Roles go set-wise: `POST /roles/{id}/users` in batches of `ROLE_BATCH` target id
 maximum; a 400 halves the batch). Permissions have no bulk endpoint: one write per user that has
 any, none for the others. Across tenants, roles are matched by name and permissions by
 (API identifier, permission name); what the target lacks is reported, never guessed.
+
+`--create-missing-roles` (across tenants): a role of the source that the target lacks is created there
+before its members are restored, with the source role's description and permissions; the scopes those
+permissions need are added to the target's API of the same identifier first (`PATCH /resource-servers/{id}`
+with the API's scopes plus the new ones, each with the source permission's description). `plan` lists
+what would be created (`plan_missing_roles`). Resumable: the roles being created are recorded in the
+ledger before the first write, so a run stopped between creating a role and giving it its permissions
+gives them on the next run (adding a permission a role holds already is a no-op in Auth0).
+
+Choices where Auth0 is silent:
+- An API the target lacks altogether is not created (an API is more than its scopes: its identifier is
+  the audience applications ask tokens for, its signing and token settings are the owner's decisions). The
+  role is created with the permissions of the APIs the target has, and each missing API is a problem
+  `api-missing-in-target` naming the role and the API, as a missing permission is today.
+- A role that exists in the target under the same name is the same role, whatever its permissions (as
+  without the flag): it is never changed, only given members.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, NamedTuple
 
+from ..auth0.client import TenantClient
 from ..auth0.paging import offset_items
 from ..errors import BadRequest
 from ..pool import run_pool, together
@@ -29,9 +46,110 @@ async def map_roles(migration: Migration) -> dict[str, str]:
         return {r.source_role_id: r.source_role_id for r in rows}
     if any(r.target_role_id is None for r in rows):
         by_name = {r["name"]: r["id"] for r in await list_roles(migration.target)}
+        if migration.options.create_missing_roles:
+            pending = ledger.get_meta("roles_being_created") or []
+            todo = sorted({r.name for r in rows if r.target_role_id is None and r.name not in by_name} | set(pending))
+            if todo:
+                by_name.update(await create_roles(migration, await plan_missing_roles(migration, todo), by_name))
         ledger.map_roles([(r.source_role_id, by_name.get(r.name)) for r in rows])
         rows = ledger.roles()
     return {r.source_role_id: r.target_role_id for r in rows if r.target_role_id}
+
+
+class RoleToCreate(NamedTuple):
+    """A source role the target lacks, as `--create-missing-roles` would create it."""
+
+    name: str
+    description: str | None
+    permissions: list[tuple[str, str]]
+    """(API identifier, permission name) the role will hold in the target."""
+    scopes_to_add: dict[str, list[tuple[str, str | None]]]
+    """API identifier -> (scope, description) the target's API lacks, added before the role is created."""
+    apis_missing: list[str]
+    """APIs of the role's permissions that the target does not have: those permissions are left out."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "permissions": [f"{api} {name}" for api, name in self.permissions],
+                "scopes_to_add": {api: [s for s, _ in scopes] for api, scopes in self.scopes_to_add.items()},
+                "apis_missing": self.apis_missing}
+
+
+async def target_apis(client: TenantClient) -> dict[str, tuple[str, list[dict[str, Any]]]]:
+    """API identifier -> (API id, its scopes as `{value, description}`) in a tenant."""
+    found: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+    async for api in offset_items(client, "list APIs", client.sdk.resource_servers.list, per_page=PAGE):
+        found[str(api.identifier)] = (str(api.id), [{"value": s.value, **({"description": s.description}
+                                                                          if s.description else {})}
+                                                    for s in api.scopes or []])
+    return found
+
+
+async def plan_missing_roles(migration: Migration, names: list[str]) -> list[RoleToCreate]:
+    """What creating these source roles in the target takes: their permissions, the scopes and APIs it lacks."""
+    source = migration.source
+    by_name = {r["name"]: r for r in await list_roles(source)}
+    apis = await target_apis(migration.target)
+    planned = []
+    for name in names:
+        role = by_name.get(name)
+        if role is None:
+            continue  # deleted from the source since it was read: nothing to copy
+        perms = [p.model_dump() async for p in offset_items(source, f"read permissions of role {name}",
+                                                            source.sdk.roles.permissions.list, role["id"],
+                                                            per_page=PAGE)]
+        keep: list[tuple[str, str]] = []
+        scopes: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
+        missing: list[str] = []
+        for p in perms:
+            api, scope = str(p["resource_server_identifier"]), str(p["permission_name"])
+            if api not in apis:
+                if api not in missing:
+                    missing.append(api)
+                continue
+            keep.append((api, scope))
+            if scope not in {s["value"] for s in apis[api][1]}:
+                scopes[api].append((scope, p.get("description")))
+        planned.append(RoleToCreate(name, role.get("description"), keep, dict(scopes), missing))
+    return planned
+
+
+async def create_roles(migration: Migration, planned: list[RoleToCreate],
+                       existing: dict[str, str]) -> dict[str, str]:
+    """Create the planned roles in the target (API scopes first); role name -> target role id."""
+    ledger, target = migration.ledger, migration.target
+    ledger.set_meta("roles_being_created", [r.name for r in planned])
+    needed: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
+    for role in planned:
+        for api, scopes in role.scopes_to_add.items():
+            needed[api] += [s for s in scopes if s[0] not in {n for n, _ in needed[api]}]
+        for api in role.apis_missing:
+            ledger.add_problem_once("api-missing-in-target", f"{role.name} {api}",
+                                    f"role {role.name!r} was created in the target without its permissions of API "
+                                    f"{api!r}, which the target does not have (create the API, then run again)")
+    if needed:
+        apis = await target_apis(target)  # read again just before the write: the PATCH replaces the whole list
+        for api, scopes in needed.items():
+            api_id, current = apis[api]
+            have = {s["value"] for s in current}
+            added = [{"value": s, **({"description": d} if d else {})} for s, d in scopes if s not in have]
+            if added:
+                await target.call(f"add scopes to API {api}", target.sdk.resource_servers.update, api_id,
+                                  scopes=[*current, *added])
+    made: dict[str, str] = {}
+    for role in planned:
+        role_id = existing.get(role.name)
+        if role_id is None:
+            created = await target.call(f"create role {role.name}", target.sdk.roles.create, name=role.name,
+                                        **({"description": role.description} if role.description else {}))
+            role_id = str(created.id)
+        if role.permissions:
+            await target.call(f"give role {role.name} its permissions", target.sdk.roles.permissions.add, role_id,
+                              permissions=[{"resource_server_identifier": api, "permission_name": name}
+                                           for api, name in role.permissions])
+        made[role.name] = role_id
+        ledger.set_meta("roles_created", sorted({*(ledger.get_meta("roles_created") or []), role.name}))
+    ledger.set_meta("roles_being_created", [])
+    return made
 
 
 async def target_permissions(migration: Migration) -> set[tuple[str, str]] | None:
