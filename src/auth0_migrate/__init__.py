@@ -36,6 +36,7 @@ from .errors import (
     UsageError,
 )
 from .model import (
+    CommandResult,
     DuplicateHash,
     Failure,
     IdStrategy,
@@ -47,8 +48,7 @@ from .model import (
     RunResult,
     StaleHash,
 )
-from .pipeline import plan, run, status
-from .pipeline import verify_again as verify
+from .pipeline import plan, run, status, verify
 from .report import ConsoleReporter
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "Auth0Error",
     "AuthenticationError",
     "BadRequest",
+    "CommandResult",
     "Conflict",
     "ConsoleReporter",
     "DuplicateHash",

@@ -245,11 +245,11 @@ async def _migration(args: argparse.Namespace, console: Console) -> int:
             planned = await pipeline.plan(options, source=source, target=target, reporter=reporter, rate=args.rate)
             reporter.finish()
             print_json(planned.as_dict(), None if args.json else console.file)
-            return EXIT_OK
+            return planned.exit_code
         if args.command == "run":
             outcome = await pipeline.run(options, source=source, target=target, reporter=reporter)
         else:
-            outcome = await pipeline.verify_again(options, source=source, target=target, reporter=reporter)
+            outcome = await pipeline.verify(options, source=source, target=target, reporter=reporter)
         reporter.finish()
         render_result(outcome, console, title="Verification" if args.command == "verify" else "Migration")
         _write_failed_users(args, outcome.state, console)

@@ -93,16 +93,36 @@ class Failure:
                 "message": self.message}
 
 
-@dataclass
-class RunResult:
-    """The summary of a run (or a verify); `as_dict()` is what `--json` prints."""
+Command = Literal["plan", "run", "verify", "status"]
 
+
+@dataclass(kw_only=True)
+class CommandResult:
+    """What every command returns (`plan` a `PlanResult`, `run`, `verify` and `status` a `RunResult`): the
+    command, its exit code, `users` counted by what became (or would become) of them, and `failures`, the
+    users not carried, each with its reason. `as_dict()` is what `--json` prints: these keys first, the same
+    in every command, then the command's own."""
+
+    command: Command = "run"
+    exit_code: int = 0
     users: dict[str, int] = field(default_factory=dict)
-    grants: dict[str, int] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
+
+    def common_dict(self) -> dict[str, Any]:
+        return {"command": self.command, "exit_code": self.exit_code, "users": self.users,
+                "failures": [f.as_dict() for f in self.failures]}
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.common_dict()
+
+
+@dataclass(kw_only=True)
+class RunResult(CommandResult):
+    """The summary of a run (or a verify, or a ledger's `status`); `as_dict()` is what `--json` prints."""
+
+    grants: dict[str, int] = field(default_factory=dict)
     differences: list[dict[str, Any]] = field(default_factory=list)
     reports: dict[str, Any] = field(default_factory=dict)
-    exit_code: int = 0
     state: str | None = None
     delta: dict[str, int] | None = None
     """After a refresh: users `new`, `updated`, `deleted_in_source`, and `grants_added`/`grants_removed`."""
@@ -116,14 +136,14 @@ class RunResult:
     """MFA factors: `factors` found, `factors_imported`, `factors_verified`, `cannot_carry`."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"users": self.users, "grants": self.grants, "organizations": self.organizations,
-                "identities": self.identities, "mfa": self.mfa, "failures": [f.as_dict() for f in self.failures],
+        return {**self.common_dict(), "grants": self.grants, "organizations": self.organizations,
+                "identities": self.identities, "mfa": self.mfa,
                 "differences": self.differences, "reports": self.reports, "state": self.state,
-                "exit_code": self.exit_code, **({"delta": self.delta} if self.delta is not None else {})}
+                **({"delta": self.delta} if self.delta is not None else {})}
 
 
-@dataclass
-class PlanResult:
+@dataclass(kw_only=True)
+class PlanResult(CommandResult):
     """What `plan` found, writing nothing; `as_dict()` is what `plan --json` prints.
 
     `users` counts `selected`, `will_import`, `held_back`, `will_fail`, `with_password_hash` and `stale_hash`
@@ -134,8 +154,7 @@ class PlanResult:
     long those calls take at a sustained request rate ("2 req/s" -> minutes).
     """
 
-    users: dict[str, int]
-    failures: list[Failure]
+    command: Command = "plan"
     problems: dict[str, list[dict[str, Any]]]
     import_files: list[int]
     roles_missing_in_target: list[str]
@@ -150,7 +169,7 @@ class PlanResult:
     `scopes_to_add` per API identifier, `apis_missing`); None (and not in --json) without the flag."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"users": self.users, "failures": [f.as_dict() for f in self.failures], "problems": self.problems,
+        return {**self.common_dict(), "problems": self.problems,
                 "import_files": self.import_files, "roles_missing_in_target": self.roles_missing_in_target,
                 "apis_missing_in_target": self.apis_missing_in_target, "calls": self.calls,
                 "minutes_at": self.minutes_at, **({"delta": self.delta} if self.delta is not None else {}),

@@ -50,6 +50,7 @@ from .model import (
     EXIT_FAILED_USERS,
     EXIT_OK,
     EXIT_VERIFY,
+    Command,
     Failure,
     MigrationOptions,
     PlanResult,
@@ -57,7 +58,8 @@ from .model import (
     Reporter,
     RunResult,
 )
-from .stages import cutover, delta, export, grants, grants_delta, hashes, idmap, import_jobs, restore, transform, verify
+from .stages import cutover, delta, export, grants, grants_delta, hashes, idmap, import_jobs, restore, transform
+from .stages import verify as verify_stage
 from .stages.context import Connection, Migration
 
 #: Problem kinds that are facts about the input, not something the tool failed to carry: the hashes of
@@ -261,7 +263,7 @@ async def run(options: MigrationOptions, *, source: TenantClient, target: Tenant
         await _import_ready_users(migration)
         await idmap.map_ids(migration)
         await restore.restore_grants(migration)
-        await verify.verify_grants(migration)
+        await verify_stage.verify_grants(migration)
         await _cut_over(migration)
         return summarize(migration.ledger)
     finally:
@@ -329,7 +331,7 @@ async def _refresh(migration: Migration) -> RunResult:
     if ledger.get_meta("refresh_grants") is None:
         ledger.set_meta("refresh_grants", await _refresh_grants_step(migration))
     await restore.restore_grants(migration)
-    await verify.verify_grants(migration, only=ledger.delta_ordinals())
+    await verify_stage.verify_grants(migration, only=ledger.delta_ordinals())
     await _cut_over(migration)
     if ledger.phase_done("refresh-deletes") and (ledger.phase_done("cutover") or
                                                  not migration.options.delete_source_users):
@@ -358,9 +360,10 @@ async def _refresh_grants_step(migration: Migration) -> dict[str, int]:
     return {"grants_added": changed.added, "grants_removed": changed.removed}
 
 
-async def verify_again(options: MigrationOptions, *, source: TenantClient, target: TenantClient | None = None,
-                       reporter: Reporter | None = None, state: str | None = None) -> RunResult:
-    """Re-read the target now and compare every migrated user again (the `verify` command)."""
+async def verify(options: MigrationOptions, *, source: TenantClient, target: TenantClient | None = None,
+                 reporter: Reporter | None = None, state: str | None = None) -> RunResult:
+    """Re-read the target now and compare every migrated user again (the `verify` command; `result.command`
+    is "verify")."""
     reporter = reporter or QuietReporter()
     migration = await open_migration(options, source, target, reporter, command="verify", state=state, create=False)
     try:
@@ -368,8 +371,8 @@ async def verify_again(options: MigrationOptions, *, source: TenantClient, targe
         for phase in ("reverify-idmap", "reverify-grants"):
             ledger.forget_meta(f"phase:{phase}", f"{phase}_export_job_id")
         await idmap.map_ids(migration, phase="reverify-idmap")
-        await verify.verify_grants(migration, phase="reverify-grants")
-        return summarize(ledger)
+        await verify_stage.verify_grants(migration, phase="reverify-grants")
+        return summarize(ledger, command="verify")
     finally:
         migration.ledger.close()
 
@@ -409,7 +412,7 @@ def _unfinished_reason(row: NotCarried) -> str:
     return f"left in the state {status!r}, which this version of auth0-migrate does not know"
 
 
-def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True) -> RunResult:
+def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True, command: Command = "run") -> RunResult:
     """The run's numbers, failures and differences, read from the ledger (so `status` shows the same).
 
     Every user is counted once: migrated (`imported`, `already_in_target`), `held_back`, `failed`, or
@@ -452,9 +455,9 @@ def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True) -> RunRes
     else:
         code = EXIT_OK
     organizations, identities, mfa = holding_summary(ledger)
-    return RunResult(users=users, grants=grants, failures=failures, differences=differences, reports=reports,
-                     exit_code=code, state=ledger.path, delta=delta_counts, organizations=organizations,
-                     identities=identities, mfa=mfa)
+    return RunResult(command=command, users=users, grants=grants, failures=failures, differences=differences,
+                     reports=reports, exit_code=code, state=ledger.path, delta=delta_counts,
+                     organizations=organizations, identities=identities, mfa=mfa)
 
 
 def write_failed_users(state: str, path: str, *, include_hashes: bool = False) -> int:
@@ -501,7 +504,7 @@ def holding_summary(ledger: Ledger) -> tuple[dict[str, int], dict[str, int], dic
 def status(state: str) -> RunResult:
     """Where a run stands, from its ledger alone (no network)."""
     with Ledger.open_readonly(state) as ledger:
-        return summarize(ledger)
+        return summarize(ledger, command="status")
 
 
 async def plan(options: MigrationOptions, *, source: TenantClient, target: TenantClient | None = None,

@@ -203,3 +203,38 @@ def test_a_resumed_run_shows_the_stages_already_done(world: World, tmp_path, cli
     assert f"resuming {tmp_path / 's.sqlite'}" in err
     assert "· map ids and check profiles in the target" in err and "· export source users" not in err
     assert len(world.users(TARGET)) == seeded.users
+
+
+# -- one result type for every command ------------------------------------------------------------------
+
+
+def test_every_command_returns_one_result_type_with_the_same_common_json(world: World, tmp_path) -> None:
+    import asyncio
+
+    from auth0_migrate import CommandResult, plan, status, verify
+    from auth0_migrate.model import PlanResult, RunResult
+
+    world.seed(users=5)
+    world.connection(TARGET)
+    opts = options(tmp_path, missing_hash="import")
+
+    async def go(fn):  # noqa: ANN001, ANN202
+        client = world.client()
+        try:
+            return await fn(opts, source=client)
+        finally:
+            await client.aclose()
+
+    planned = asyncio.run(go(plan))
+    ran = migrate(world, opts)
+    verified = asyncio.run(go(verify))
+    stood = status(opts.state or "")
+    assert isinstance(planned, PlanResult) and isinstance(ran, RunResult)
+    results = {"plan": planned, "run": ran, "verify": verified, "status": stood}
+    for command, result in results.items():
+        assert isinstance(result, CommandResult)
+        as_json = result.as_dict()
+        assert list(as_json)[:4] == ["command", "exit_code", "users", "failures"], command
+        assert as_json["command"] == command and as_json["exit_code"] == 0, command
+        assert json.loads(json.dumps(as_json, default=str))["users"] == result.users
+    assert planned.users["will_import"] == ran.users["imported"] == verified.users["verified"] == 5
