@@ -4,6 +4,11 @@
     auth0-migrate tenant serve | tenant export-hashes
 
 stdout carries data (`--json`); stderr carries people's messages and progress.
+
+`plan`, `run` and `verify` read `--config FILE.toml` (config.py: flags on the command line win, secrets
+only from the environment). A `run` or `verify` that stops on an error or an interruption names the
+stage it stopped in, its ledger and the exact command to resume (`Stopped`). `run` and `status` write
+`--failed-users FILE`, the retry file (formats/failed_users.py).
 """
 
 from __future__ import annotations
