@@ -1,6 +1,6 @@
 """The command line: parse -> call one library function -> render -> exit code; nothing else.
 
-    auth0-migrate plan | run | verify | status | demo
+    auth0-migrate plan | run | verify | rollback | status | demo
     auth0-migrate tenant serve | tenant export-hashes
 
 stdout carries data (`--json`); stderr carries people's messages and progress.
@@ -35,7 +35,7 @@ from .model import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_TRANSIENT, EXIT_U
 RESUME_HINT = "run the same command again to resume; the ledger keeps every finished step"
 
 
-def _migration_flags(p: argparse.ArgumentParser, *, state_required: bool = False, refresh: bool = False) -> None:
+def _tenant_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("tenants (default: the AUTH0_* and TARGET_AUTH0_* environment variables)")
     g.add_argument("--domain", help="source tenant domain, or http://host:port for a local tenant [AUTH0_DOMAIN]")
     g.add_argument("--client-id", help="source machine-to-machine client id [AUTH0_CLIENT_ID]")
@@ -47,6 +47,10 @@ def _migration_flags(p: argparse.ArgumentParser, *, state_required: bool = False
                                               "(learned from the rate-limit headers when not given)")
     g.add_argument("--target-rate", type=float, help="the same for the target tenant")
     g.add_argument("--concurrency", type=int, default=16, help="requests in flight per tenant (default 16)")
+
+
+def _migration_flags(p: argparse.ArgumentParser, *, state_required: bool = False, refresh: bool = False) -> None:
+    _tenant_flags(p)
     m = p.add_argument_group("migration")
     m.add_argument("--source-connection", help="the database connection users come from (not needed with "
                                                 "--from-file: users from another system have none)")
@@ -116,6 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
     _retry_flags(p)
     p = sub.add_parser("verify", help="re-read the target and compare every migrated user again")
     _migration_flags(p)
+    p = sub.add_parser("rollback", help="take out of the target what a run put there; bring back what it deleted",
+                       description="Undo the migration of a ledger: delete from the target the users that run "
+                                   "imported (never one that was there before), and, when cutover deleted source "
+                                   "users, import them into the source again with their ids, profiles, roles and "
+                                   "permissions (and passwords, from --password-hashes). It says first what it can "
+                                   "and cannot restore. Resumable; exit codes as run's.")
+    _tenant_flags(p)
+    p.add_argument("--state", required=True, metavar="FILE", help="the ledger of the run to undo")
+    p.add_argument("--password-hashes", metavar="FILE",
+                   help="the support hash file again: the passwords of the source users cutover deleted")
+    p.add_argument("--without-passwords", action="store_true",
+                   help="bring deleted source users back without passwords when no hash file is given")
+    p.add_argument("--dry-run", action="store_true", help="say what would be undone and what cannot, doing nothing")
+    p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     p = sub.add_parser("status", help="where a run stands, from its ledger",
                        description="Where a run stands, from its ledger alone (no network). The exit code is the "
                                    "run's as it stands: 0 done and verified, 3 users not migrated (failed, held "
@@ -194,9 +212,36 @@ def _options(args: argparse.Namespace) -> MigrationOptions:
 
 
 async def _migration_command(args: argparse.Namespace, console: Console) -> int:
-    """`plan`, `run` or `verify`; SIGTERM stops it as Ctrl-C does (see `_stop_on_sigterm`)."""
+    """`plan`, `run`, `verify` or `rollback`; SIGTERM stops it as Ctrl-C does (see `_stop_on_sigterm`)."""
     with _stop_on_sigterm():
+        if args.command == "rollback":
+            return await _rollback(args, console)
         return await _migration(args, console)
+
+
+async def _rollback(args: argparse.Namespace, console: Console) -> int:
+    from . import pipeline
+    from .report import ConsoleReporter, print_json, render_result
+
+    source_creds, target_creds = _credentials(args)
+    source = TenantClient(source_creds, rate=args.rate, concurrency=args.concurrency)
+    target = TenantClient(target_creds, rate=args.target_rate, concurrency=args.concurrency) if target_creds else None
+    reporter = ConsoleReporter(console.file, quiet=False, tenant_rate=lambda: _sustained_rate(source, target))
+    args.stopped = Stopped(reporter, args.state, _resume_command(args.argv, args.state))
+    try:
+        outcome = await pipeline.rollback(state=args.state, source=source, target=target, reporter=reporter,
+                                          password_hashes=args.password_hashes,
+                                          without_passwords=args.without_passwords, dry_run=args.dry_run)
+        reporter.finish()
+        render_result(outcome, console, title="Rollback (dry run)" if args.dry_run else "Rollback")
+        if args.json:
+            print_json(outcome.as_dict())
+        return outcome.exit_code
+    finally:
+        reporter.close()
+        await source.aclose()
+        if target is not None:
+            await target.aclose()
 
 
 @contextlib.contextmanager
@@ -387,7 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv, args.stopped = typed, None
     try:
-        if args.command in ("plan", "run", "verify"):
+        if args.command in ("plan", "run", "verify", "rollback"):
             signal.signal(signal.SIGTERM, _interrupt)  # before the event loop takes it over
             return asyncio.run(_migration_command(args, console))
         if args.command == "status":

@@ -293,6 +293,16 @@ class Holding(NamedTuple):
     detail: str | None
 
 
+class RollbackUser(NamedTuple):
+    """A user `rollback` handles: its ids, email, and (for a source copy to import again) its carried record."""
+
+    ordinal: int
+    source_id: str
+    email: str | None
+    target_id: str | None
+    record: str | None
+
+
 class Problem(NamedTuple):
     kind: str
     ref: str | None
@@ -379,6 +389,8 @@ CREATE TABLE IF NOT EXISTS files (file_id INTEGER PRIMARY KEY, bytes INTEGER, us
 CREATE TABLE IF NOT EXISTS job_errors (job_id TEXT, file_id INTEGER, email TEXT, code TEXT, message TEXT,
     path TEXT);
 CREATE TABLE IF NOT EXISTS problems (kind TEXT NOT NULL, ref TEXT, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rollback (ordinal INTEGER PRIMARY KEY, reimported INTEGER NOT NULL DEFAULT 0,
+    removed INTEGER NOT NULL DEFAULT 0, grants_restored INTEGER NOT NULL DEFAULT 0, code TEXT, message TEXT);
 CREATE TABLE IF NOT EXISTS holdings (ordinal INTEGER NOT NULL, kind TEXT NOT NULL CHECK (kind IN HOLDING_KINDS),
     item TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'found' CHECK (state IN HOLDING_STATES), detail TEXT,
     PRIMARY KEY (ordinal, kind, item));
@@ -1186,6 +1198,72 @@ class Ledger:
 
     def problems(self) -> list[Problem]:
         return [Problem(*r) for r in self.db.execute("SELECT kind, ref, detail FROM problems ORDER BY rowid")]
+
+    # -- rollback: take out of the target what the run put there, bring back what cutover deleted ---------
+
+    def rollback_counts(self) -> dict[str, int]:
+        """What the run did that a rollback undoes or cannot, and how far a rollback has come."""
+        one = self._count
+        return {
+            "imported_by_run": one("SELECT COUNT(*) FROM users WHERE status = 'imported' AND target_id IS NOT NULL"
+                                   " AND target_deleted = 0"),
+            "deleted_from_source_by_run": one("SELECT COUNT(*) FROM users WHERE deleted = 1"),
+            "already_in_target": one("SELECT COUNT(*) FROM users WHERE status = 'already_in_target'"),
+            "grants_written_to_existing_users": one(
+                "SELECT (SELECT COUNT(*) FROM role_members m JOIN users u USING (ordinal) WHERE m.assigned >= 1 AND "
+                "u.status = 'already_in_target') + (SELECT COUNT(*) FROM permissions p JOIN users u USING (ordinal) "
+                "WHERE u.perms_restored = 1 AND u.status = 'already_in_target')"),
+            "removed_from_target": one("SELECT COUNT(*) FROM rollback WHERE removed = 1"),
+            "restored_to_source": one("SELECT COUNT(*) FROM rollback WHERE reimported = 1"),
+            "not_rolled_back": one("SELECT COUNT(*) FROM rollback WHERE code IS NOT NULL"),
+        }
+
+    def users_to_remove_from_target(self) -> list[RollbackUser]:
+        """Users this run imported into the target (never one that was there before), not yet removed."""
+        return [RollbackUser(*r) for r in self.db.execute(
+            "SELECT u.ordinal, u.source_id, u.email, u.target_id, NULL FROM users u LEFT JOIN rollback r "
+            "USING (ordinal) WHERE u.status = 'imported' AND u.target_id IS NOT NULL AND u.target_deleted = 0 AND "
+            "COALESCE(r.removed, 0) = 0 ORDER BY u.ordinal")]
+
+    def users_to_reimport(self) -> list[RollbackUser]:
+        """Users whose source copy cutover deleted, not yet imported into the source again, with their record."""
+        return [RollbackUser(*r) for r in self.db.execute(
+            "SELECT u.ordinal, u.source_id, u.email, u.target_id, u.record FROM users u LEFT JOIN rollback r "
+            "USING (ordinal) WHERE u.deleted = 1 AND COALESCE(r.reimported, 0) = 0 ORDER BY u.ordinal")]
+
+    def users_to_regrant(self, *, every_migrated: bool) -> list[RollbackUser]:
+        """Users whose source grants a rollback writes again: the source copies it imported again, and with
+        `every_migrated` (kept ids in one tenant) every migrated user, whose shared id lost its grants when the
+        target copy was deleted."""
+        which = f"u.status IN {_MIGRATED}" if every_migrated else "r.reimported = 1"
+        return [RollbackUser(*r) for r in self.db.execute(
+            "SELECT u.ordinal, u.source_id, u.email, u.target_id, NULL FROM users u LEFT JOIN rollback r "
+            f"USING (ordinal) WHERE ({which}) AND COALESCE(r.grants_restored, 0) = 0 AND "
+            "COALESCE(r.code, '') = '' ORDER BY u.ordinal")]
+
+    def mark_rolled_back(self, step: Literal["reimported", "removed", "grants_restored"],
+                         ordinals: Iterable[int]) -> None:
+        """Record a rollback step done for these users (clears a failure the same step recorded before)."""
+        with self.tx():
+            for ordinal in ordinals:
+                self.db.execute("INSERT OR IGNORE INTO rollback (ordinal) VALUES (?)", (ordinal,))
+                self.db.execute(f"UPDATE rollback SET {step} = 1, code = NULL, message = NULL WHERE ordinal = ?",
+                                (ordinal,))  # `step` is one of three fixed column names (the Literal)
+
+    def fail_rollback(self, rows: Iterable[tuple[int, str, str]]) -> None:
+        """(ordinal, code, message) of users a rollback step could not undo."""
+        with self.tx():
+            for ordinal, code, message in rows:
+                self.db.execute("INSERT OR IGNORE INTO rollback (ordinal) VALUES (?)", (ordinal,))
+                self.db.execute("UPDATE rollback SET code = ?, message = ? WHERE ordinal = ?", (code, message, ordinal))
+
+    def rollback_failures(self) -> list[NotCarried]:
+        return [NotCarried(*r) for r in self.db.execute(
+            "SELECT u.source_id, u.email, u.status, 'rollback', r.code, r.message, u.file_id FROM rollback r "
+            "JOIN users u USING (ordinal) WHERE r.code IS NOT NULL ORDER BY u.ordinal")]
+
+    def clear_rollback_failures(self) -> None:
+        self.db.execute("UPDATE rollback SET code = NULL, message = NULL")
 
     # -- what users hold beside profile, hash and grants (organizations, linked accounts, MFA) -------
 

@@ -93,7 +93,7 @@ class Failure:
                 "message": self.message}
 
 
-Command = Literal["plan", "run", "verify", "status"]
+Command = Literal["plan", "run", "verify", "status", "rollback"]
 
 
 @dataclass(kw_only=True)

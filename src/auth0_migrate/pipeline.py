@@ -59,6 +59,7 @@ from .model import (
     RunResult,
 )
 from .stages import cutover, delta, export, grants, grants_delta, hashes, idmap, import_jobs, restore, transform
+from .stages import rollback as undo
 from .stages import verify as verify_stage
 from .stages.context import Connection, Migration
 
@@ -233,6 +234,10 @@ async def open_migration(options: MigrationOptions, source: TenantClient, target
                          may_change=("password_hashes",) if options.refresh else ())
     if ledger.get_meta("run_id") is None:
         ledger.set_meta("run_id", secrets.token_hex(4))
+    if ledger.get_meta("rolled_back") is not None:
+        ledger.close()
+        raise UsageError(f"{path} belongs to a migration that was rolled back (auth0-migrate rollback); start again "
+                         "with a new --state")
     return Migration(options, ledger, source, target, reporter, source_connection, target_connection)
 
 
@@ -499,6 +504,78 @@ def holding_summary(ledger: Ledger) -> tuple[dict[str, int], dict[str, int], dic
     mfa = {"factors": found("mfa-factor"), "factors_imported": written("mfa-factor"),
            "factors_verified": held["mfa-factor"]["verified"], "cannot_carry": held["mfa-factor"]["cannot"]}
     return organizations, identities, mfa
+
+
+async def rollback(*, state: str, source: TenantClient, target: TenantClient | None = None,
+                   reporter: Reporter | None = None, password_hashes: str | None = None,
+                   without_passwords: bool = False, dry_run: bool = False) -> RunResult:
+    """Take out of the target what the run of ledger `state` put there; bring back what its cutover deleted.
+
+    Says first, through the reporter and in `reports` (`will_restore`, `cannot_restore`), what it will and
+    cannot restore; `dry_run` stops there, reading nothing from the tenants. Resumable like `run` (the
+    same command continues), with `run`'s exit codes: 0 all undone, 3 a user it could not (in `failures`).
+    Source copies deleted by cutover come back with their password hashes only from `password_hashes` (the
+    ledger keeps none); without it, `without_passwords` must say that they may come back without one.
+    """
+    reporter = reporter or QuietReporter()
+    target = target or source
+    same = target is source
+    with Ledger.open_readonly(state) as reader:
+        print_ = reader.get_meta("fingerprint")
+        counts = reader.rollback_counts()
+    if not print_:
+        raise UsageError(f"{state} holds no migration to roll back")
+    if (print_["source"], print_["target"]) != (source.name, target.name):
+        raise UsageError(f"{state} is the migration from {print_['source']} to {print_['target']}; the tenants given "
+                         f"are {source.name} and {target.name}")
+    options = MigrationOptions(source_connection=print_["source_connection"],
+                               target_connection=print_["target_connection"], user_ids=print_["user_ids"],
+                               id_prefix=print_.get("id_prefix"), record_source_id=print_.get("record_source_id"),
+                               password_hashes=password_hashes, state=state)
+    to_reimport = counts["deleted_from_source_by_run"] - counts["restored_to_source"]
+    _check_files(("--password-hashes", password_hashes))
+    can, cannot = undo.inventory(counts, source=f"{options.source_connection} ({source.name})",
+                                 target=f"{options.target_connection} ({target.name})", hashes=password_hashes,
+                                 same_tenant=same)
+    for line in can:
+        reporter.info(("would " if dry_run else "will ") + line)
+    for line in cannot:
+        reporter.warn("cannot restore: " + line)
+    reports: dict[str, Any] = {"will_restore": can, "cannot_restore": cannot}
+    if dry_run:
+        return RunResult(command="rollback", users=counts, reports=reports, state=state)
+    if to_reimport and not password_hashes and not without_passwords:
+        raise UsageError(f"cutover deleted {to_reimport} source users; a rollback imports them again, and only "
+                         "--password-hashes FILE (the support hash file) brings their passwords back. Give it, or "
+                         "--without-passwords to bring them back without (they must reset their password)")
+    options.delete_source_users = bool(to_reimport) or (same and options.user_ids == "keep")
+    await check_scopes("rollback", options, source, target)
+    ledger = Ledger.open(state, print_)
+    try:
+        migration = Migration(options, ledger, source, target, reporter,
+                              await resolve_connection(source, options.source_connection),
+                              await resolve_connection(target, options.target_connection))
+        ledger.set_meta("rolled_back", "started")
+        ledger.clear_rollback_failures()
+        credentials = undo.read_credentials(password_hashes, {u.source_id for u in ledger.users_to_reimport()}) \
+            if password_hashes and to_reimport else {}
+        await undo.reimport_source_copies(migration, credentials)
+        await undo.remove_target_copies(migration)
+        await undo.restore_source_grants(migration)
+        failures = [Failure(r.source_id, r.email, "rollback", r.code or "", r.message or "")
+                    for r in ledger.rollback_failures()]
+        if not failures:
+            ledger.set_meta("rolled_back", "done")
+        return RunResult(command="rollback", users=ledger.rollback_counts(), failures=failures, reports=reports,
+                         state=state, exit_code=EXIT_FAILED_USERS if failures else EXIT_OK)
+    finally:
+        ledger.close()
+
+
+def _check_files(*flags: tuple[str, str | None]) -> None:
+    for flag, path in flags:
+        if path and not os.path.isfile(path):
+            raise UsageError(f"{flag} {path}: no such file")
 
 
 def status(state: str) -> RunResult:

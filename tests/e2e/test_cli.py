@@ -444,3 +444,38 @@ def test_ordinary_mistakes_give_a_message_and_an_exit_code_never_a_traceback(ser
     assert "2 × users-file:" in done.stderr
     assert f"{users}, line 2: nested more than 100 levels deep" in done.stderr
     assert f"{users}, line 3: not a JSON object" in done.stderr
+
+
+def test_rollback_dry_run_then_rollback_after_cutover(server: Server, tmp_path: Path) -> None:
+    seeded = _seed(server, "Undo-Legacy", 8, "Undo-New")
+    hashes = tmp_path / "hashes.ndjson"
+    _export_hashes(server, "Undo-Legacy", hashes)
+    state = tmp_path / "state.sqlite"
+    done = server.run("run", "--json", "--source-connection", "Undo-Legacy", "--target-connection", "Undo-New",
+                      "--password-hashes", str(hashes), "--state", str(state), "--delete-source-users")
+    assert done.returncode == 0, done.stderr
+
+    async def count(client: TenantClient, connection: str) -> int:
+        pager = await client.sdk.users.list(q=f'identities.connection:"{connection}"', per_page=50,
+                                            search_engine="v3")
+        return len(pager.items or [])
+    assert server.call(lambda c: count(c, "Undo-Legacy")) == 0
+    assert server.call(lambda c: count(c, "Undo-New")) == seeded.users
+
+    # Without the hash file: refused with exit 2 and the reason; nothing done.
+    done = server.run("rollback", "--state", str(state))
+    assert done.returncode == 2 and "--password-hashes" in done.stderr, done.stderr
+    done = server.run("rollback", "--state", str(state), "--dry-run", "--json", "--password-hashes", str(hashes))
+    assert done.returncode == 0, done.stderr
+    planned = json.loads(done.stdout)
+    assert planned["users"]["deleted_from_source_by_run"] == planned["users"]["imported_by_run"] == seeded.users
+    assert "would import into Undo-Legacy" in done.stderr and "cannot restore" in done.stderr
+    assert server.call(lambda c: count(c, "Undo-New")) == seeded.users
+
+    done = server.run("rollback", "--state", str(state), "--json", "--password-hashes", str(hashes))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["users"]["restored_to_source"] == result["users"]["removed_from_target"] == seeded.users
+    assert server.call(lambda c: count(c, "Undo-Legacy")) == seeded.users
+    assert server.call(lambda c: count(c, "Undo-New")) == 0
+    assert "$2" not in done.stdout + done.stderr  # no hash on the way

@@ -9,7 +9,8 @@ Finer-grained scopes are accepted wherever Auth0 takes them, e.g. `create:role_m
 `update:roles` to add role members.
 
 `USES` says which operations each command calls on the source and on the target tenant; an entry
-marked `CROSS` is called only across tenants, `CUTOVER` only with `--delete-source-users`, `REFRESH`
+marked `CROSS` is called only across tenants, `CUTOVER` only with `--delete-source-users` (for `rollback`:
+only when source copies come back), `REFRESH`
 only by a refresh (`stages/grants_delta.refresh_grants`: removals, and the changed users' roles read
 back), `PROPAGATE` only with `--refresh --propagate-deletes`, `CREATE_ROLES` only with `--create-missing-roles`
 across tenants. In one tenant the two lists are checked
@@ -27,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-Command = Literal["run", "plan", "verify"]
+Command = Literal["run", "plan", "verify", "rollback"]
 Side = Literal["source", "target"]
 
 
@@ -111,6 +112,14 @@ USES: dict[Command, dict[Side, tuple[str, ...]]] = {
     "verify": {
         "source": ("find a connection",),
         "target": ("find a connection", *_ID_MAP, *_VERIFY),
+    },
+    # Rollback (stages/rollback.py): CUTOVER marks what only bringing back deleted source copies (or kept ids'
+    # grants in one tenant) needs: importing them again, confirming each, and their grants written and read back.
+    "rollback": {
+        "source": ("find a connection", *(CUTOVER + op for op in (
+            "start an import job", "read a job", "read a job's errors", "find users by email", "assign role members",
+            "give a user permissions", "list role members", "read a user's permissions"))),
+        "target": ("find a connection", "delete a connection's user by email", "find users by email"),
     },
 }
 
