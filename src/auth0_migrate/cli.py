@@ -78,6 +78,13 @@ def _migration_flags(p: argparse.ArgumentParser, *, state_required: bool = False
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
 
 
+def _report_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--report", metavar="FILE.html",
+                   help="also write the report to share: one self-contained HTML page from the ledger (summary, "
+                        "timeline, rate-limit headroom, import files, users not carried and why, the command to "
+                        "resume), created 0600; written even when the command stops")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="auth0-migrate", description="Move the users of one Auth0 database "
                                      "connection into another: profiles, password hashes, roles, permissions, ids.")
@@ -87,14 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     _migration_flags(p, refresh=True)
     p = sub.add_parser("run", help="migrate (or resume), then verify")
     _migration_flags(p, refresh=True)
+    _report_flag(p)
     p = sub.add_parser("verify", help="re-read the target and compare every migrated user again")
     _migration_flags(p)
+    _report_flag(p)
     p = sub.add_parser("status", help="where a run stands, from its ledger",
                        description="Where a run stands, from its ledger alone (no network). The exit code is the "
                                    "run's as it stands: 0 done and verified, 3 users not migrated (failed, held "
                                    "back or not yet finished) or input problems, 4 verification found differences.")
     p.add_argument("--state", required=True, metavar="FILE", help="the ledger of the run")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    _report_flag(p)
     p = sub.add_parser("demo", help="a full migration on a local tenant started for the purpose")
     p.add_argument("--users", type=int, default=300, help="how many users to seed (default 300)")
     p.add_argument("--user-ids", choices=("regenerate", "keep", "prefix"), default="regenerate",
@@ -212,6 +222,7 @@ async def _migration(args: argparse.Namespace, console: Console) -> int:
     source = TenantClient(source_creds, rate=args.rate, concurrency=args.concurrency)
     target = TenantClient(target_creds, rate=args.target_rate, concurrency=args.concurrency) if target_creds else None
     reporter = ConsoleReporter(console.file, quiet=False)
+    report = getattr(args, "report", None)
     try:
         if args.command == "plan":
             planned = await pipeline.plan(options, source=source, target=target, reporter=reporter, rate=args.rate)
@@ -229,9 +240,25 @@ async def _migration(args: argparse.Namespace, console: Console) -> int:
         return outcome.exit_code
     finally:
         reporter.close()
+        if report:  # from the ledger, whatever happened: a stopped run's report says where it stopped
+            from .pipeline import default_state_path
+
+            _write_report(report, options.state or default_state_path(options, source, target or source), console)
         await source.aclose()
         if target is not None:
             await target.aclose()
+
+
+def _write_report(path: str, state: str, console: Console) -> None:
+    """Write the HTML report of the ledger `state`; a ledger that does not exist (the command stopped before
+    making one) is said, not raised: the command's own error is the one that matters."""
+    from .html_report import write_report
+
+    if not os.path.isfile(state):
+        console.print(f"no report written: there is no ledger at {state} yet", markup=False)
+        return
+    write_report(path, state)
+    console.print(f"report: {path}", markup=False)
 
 
 def _status(args: argparse.Namespace, console: Console) -> int:
@@ -243,6 +270,8 @@ def _status(args: argparse.Namespace, console: Console) -> int:
     console.print("phases done: " + (", ".join(result.reports.get("phases_done") or []) or "none"), markup=False)
     if args.json:
         print_json(result.as_dict())
+    if args.report:
+        _write_report(args.report, args.state, console)
     return result.exit_code
 
 

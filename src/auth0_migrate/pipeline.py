@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+from . import timeline
 from .auth0 import scopes
 from .auth0.client import TenantClient
 from .auth0.paging import checkpoint_items, every, first, offset_items
@@ -209,7 +210,10 @@ async def open_migration(options: MigrationOptions, source: TenantClient, target
                          may_change=("password_hashes",) if options.refresh else ())
     if ledger.get_meta("run_id") is None:
         ledger.set_meta("run_id", secrets.token_hex(4))
-    return Migration(options, ledger, source, target, reporter, source_connection, target_connection)
+    migration = Migration(options, ledger, source, target, reporter, source_connection, target_connection)
+    if command != "plan":  # a plan's ledger is thrown away: nothing to report from
+        timeline.record(migration, "run --refresh" if options.refresh else command)
+    return migration
 
 
 async def ingest_source(migration: Migration) -> None:
@@ -231,6 +235,7 @@ async def run(options: MigrationOptions, *, source: TenantClient, target: Tenant
         try:
             return await _refresh(migration)
         finally:
+            timeline.finish(migration)
             migration.ledger.close()
     try:
         await ingest_source(migration)
@@ -242,6 +247,7 @@ async def run(options: MigrationOptions, *, source: TenantClient, target: Tenant
         await _cut_over(migration)
         return summarize(migration.ledger)
     finally:
+        timeline.finish(migration)
         migration.ledger.close()
 
 
@@ -329,6 +335,7 @@ async def verify_again(options: MigrationOptions, *, source: TenantClient, targe
         await verify.verify_grants(migration, phase="reverify-grants")
         return summarize(ledger)
     finally:
+        timeline.finish(migration)
         migration.ledger.close()
 
 

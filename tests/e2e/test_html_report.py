@@ -1,0 +1,134 @@
+"""`--report FILE.html`: the page to share, drawn from the ledger, rendered in a real browser (headless Chromium).
+
+Each test drives a real run against the local tenant, writes the report the way the CLI does, opens it in
+Chromium (`--dump-dom`: what the browser made of the page) and checks what is on it: the numbers, the users
+named with their codes, the command to resume, and that no hash or secret from the inputs is anywhere in it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+from html import unescape
+from pathlib import Path
+
+import pytest
+
+from auth0_migrate.cli import main
+from auth0_migrate.html_report import write_report
+from auth0_migrate.stages import idmap
+
+from .conftest import SOURCE, TARGET, World, dump, migrate, options
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def browser_text(page: Path) -> str:
+    """The page as Chromium parsed it (its DOM), reduced to the text a person reads."""
+    if CHROMIUM is None:
+        pytest.skip("no headless browser here: install Debian's `chromium` package (apt-get install -y chromium) "
+                    "to check the report in a real browser")
+    profile = page.parent / "chromium-profile"
+    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                           f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    dom = done.stdout
+    assert "<h1>Migration report</h1>" in dom, dom[:2000]  # the browser got the page, not an error page
+    text = re.sub(r"<[^>]+>", " ", dom)
+    return re.sub(r"\s+", " ", unescape(text))
+
+
+def self_contained(html: str) -> None:
+    """No script, and nothing fetched from anywhere: no src, no href, no url(), no @import."""
+    assert "<script" not in html.lower()
+    assert not re.search(r"\s(src|href)\s*=", html, re.I)
+    assert "url(" not in html and "@import" not in html
+
+
+def hash_file_without_first(world: World, tmp_path: Path) -> tuple[str, list[dict[str, str]], dict[str, str]]:
+    lines = Path(world.hash_file(str(tmp_path / "all.ndjson"))).read_text(encoding="utf-8").splitlines()
+    path = tmp_path / "hashes.ndjson"
+    with open(path, "w", encoding="utf-8", opener=lambda p, f: os.open(p, f, 0o600)) as out:
+        out.write("\n".join(lines[1:]) + "\n")  # the first user's hash is missing: that user is held back
+    rows = [json.loads(line) for line in lines]
+    return str(path), rows, rows[0]
+
+
+def test_report_of_a_run_names_held_back_users_files_stages_and_the_command(world: World, tmp_path: Path) -> None:
+    world.seed(users=8)
+    world.connection(TARGET)
+    hashes, rows, missing = hash_file_without_first(world, tmp_path)
+    state = str(tmp_path / "state.sqlite")
+    result = migrate(world, options(tmp_path, password_hashes=hashes, state=state))
+    assert result.exit_code == 3 and result.users["held_back"] == 1 and result.users["imported"] == 7, dump(result)
+    held = next(u for u in world.users(SOURCE) if u["email"] == missing["email"])
+
+    page = tmp_path / "report.html"
+    assert main(["status", "--state", state, "--report", str(page)]) == 3
+    assert stat.S_IMODE(page.stat().st_mode) == 0o600
+    html = page.read_text(encoding="utf-8")
+    self_contained(html)
+    for row in rows:  # the hash file's hashes are nowhere on the page
+        assert row["passwordHash"] not in html
+    text = browser_text(page)
+
+    assert "exit status 3" in text
+    assert "8 selected" in text and "7 migrated" in text and "1 held back" in text
+    # held back, by code, with the user's id and email and why
+    assert "Held back (left in the source): 1" in text
+    assert f"NO_PASSWORD_HASH : 1 users" in text
+    assert held["user_id"] in text and missing["email"] in text
+    # the timeline: stages of the run's session, with their calls
+    assert "Session 1: run" in text and "finished" in text
+    for stage in ("export source users", "import files", "map ids and check profiles in the target",
+                  "verify permissions in the target"):
+        assert stage in text
+    # import files and their fill against 500 KB
+    (f,) = result.reports["import_files"]
+    assert f"1 files, 7 users, {f['bytes']:,} bytes" in text
+    # rate-limit headroom was sampled
+    assert "source and target (line 1)" in text
+    # the exact command: the options of the run, the ledger, the secret from the environment only
+    command = (f"auth0-migrate run --domain {world.base_url} --client-id {world.client_id} --source-connection "
+               f"{SOURCE} --target-connection {TARGET} --password-hashes {hashes} --state {state}")
+    assert command in text
+    assert world.client_secret not in html
+
+
+def test_report_of_an_interrupted_then_resumed_run_shows_both_sessions(world: World, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    world.seed(users=5)
+    world.connection(TARGET)
+    state = str(tmp_path / "state.sqlite")
+
+    class Killed(BaseException):
+        pass
+
+    real = idmap.map_ids
+
+    async def killed(*args: object, **kwargs: object) -> None:
+        raise Killed
+
+    monkeypatch.setattr(idmap, "map_ids", killed)
+    with pytest.raises(Killed):
+        migrate(world, options(tmp_path, state=state))
+    page = tmp_path / "stopped.html"
+    write_report(str(page), state)
+    text = browser_text(page)
+    assert "Session 1: run" in text and "stopped: Killed" in text  # the killed session fired, and says so
+    assert "Resume it (the ledger keeps every finished step)" in text
+    assert f"--state {state}" in text and "Session 2" not in text
+
+    monkeypatch.setattr(idmap, "map_ids", real)
+    result = migrate(world, options(tmp_path, state=state))
+    assert result.exit_code == 0, dump(result)
+    write_report(str(page), state)
+    text = browser_text(page)
+    assert "Session 1: run" in text and "Session 2: run" in text and "exit status 0" in text
+    assert "map ids and check profiles in the target" in text  # done by the resumed session
+    assert "Nothing left to do" in text and "Resume it" not in text
