@@ -126,6 +126,10 @@ def _n(value: int | float) -> str:
     return f"{value:,}" if isinstance(value, int) else f"{value:,.1f}"
 
 
+def _users(count: int) -> str:
+    return f"{count:,} user" + ("" if count == 1 else "s")
+
+
 def _when(stamp: float | None) -> str:
     if stamp is None:
         return "—"
@@ -226,24 +230,29 @@ def next_steps(data: ReportData) -> list[tuple[str, str]]:
     verify = command_line("verify", recorded)
     steps: list[tuple[str, str]] = []
     if last.outcome != "finished" or users.get("pending"):
-        how = "was interrupted" if last.outcome == "interrupted" else (
-            "stopped without a word (killed?)" if last.outcome is None else
-            ("stopped: " + last.outcome.removeprefix("stopped: ")) if last.outcome != "finished" else "left users "
-            "pending")
+        if last.outcome is None:
+            how = "stopped without a word (killed, or it is still running)"
+        elif last.outcome == "interrupted":
+            how = "was interrupted"
+        elif last.outcome != "finished":
+            how = last.outcome
+        else:
+            how = "finished with users still pending"
+        again = verify if last.command == "verify" else run
         steps.append((f"The last {last.command} {how}. Resume it (the ledger keeps every finished step), "
-                      + _secrets_note(recorded) + ":", run))
+                      + _secrets_note(recorded) + ":", again))
     retry = sum(1 for r in data.not_carried if r.code in RETRYABLE_CODES and r.status not in MIGRATED)
     if retry:
-        steps.append((f"Retry the {_n(retry)} users whose import job failed or expired (the same command puts them "
+        steps.append((f"Retry the {_users(retry)} whose import job failed or expired (the same command puts them "
                       "back in line), " + _secrets_note(recorded) + ":", run))
     final = users.get("failed", 0) + users.get("held_back", 0) - retry
     if final > 0:
-        steps.append((f"{_n(final)} users were held back or refused for their data (see below): they stay so "
+        steps.append((f"{_users(final)} held back or refused for their data (see below): they stay so "
                       "until the data (or the hash file) changes, or a flag named in their reason allows them. Fix "
                       "it and run again with a new --state (users already in the target are recognised, not "
                       "imported twice); the command that ran was:", run))
     if result.differences:
-        steps.append((f"{_n(len(result.differences))} users differ in the target: after fixing, verify again:",
+        steps.append((f"{_users(len(result.differences))} differ in the target: after fixing, verify again:",
                       verify))
     if not steps:
         steps.append(("Nothing left to do. To check the target again later:", verify))
@@ -284,12 +293,18 @@ def _summary(data: ReportData) -> str:
         out.append(f'<p><svg role="img" width="900" height="22" viewBox="0 0 900 22"><title>users by outcome'
                    f'</title>{"".join(rects)}</svg><br>{" &nbsp; ".join(legend)}</p>')
     rows: list[tuple[str, Any]] = [(k.replace("_", " "), v) for k, v in result.grants.items()]
+    none_held = []
     for group, counts in (("organizations", result.organizations), ("linked accounts", result.identities),
                           ("MFA", result.mfa)):
-        rows += [(f"{group}: {k.replace('_', ' ')}", v) for k, v in counts.items()]
+        if any(counts.values()):
+            rows += [(f"{group}: {k.replace('_', ' ')}", v) for k, v in counts.items()]
+        else:
+            none_held.append(group)
     rows += [(f"users {k.replace('_', ' ')}", v) for k, v in u.items()
              if k not in ("selected", "held_back", "failed", "pending", "verified", "deleted_from_source")]
     out.append(_table(["", "count"], rows, numeric=(1,)))
+    if none_held:
+        out.append(f'<p class="muted">No {_e(", ".join(none_held))} found on these users.</p>')
     return "".join(out)
 
 

@@ -81,7 +81,7 @@ def test_report_of_a_run_names_held_back_users_files_stages_and_the_command(worl
     assert "8 selected" in text and "7 migrated" in text and "1 held back" in text
     # held back, by code, with the user's id and email and why
     assert "Held back (left in the source): 1" in text
-    assert f"NO_PASSWORD_HASH : 1 users" in text
+    assert "NO_PASSWORD_HASH : 1 users" in text
     assert held["user_id"] in text and missing["email"] in text
     # the timeline: stages of the run's session, with their calls
     assert "Session 1: run" in text and "finished" in text
@@ -132,3 +132,81 @@ def test_report_of_an_interrupted_then_resumed_run_shows_both_sessions(world: Wo
     assert "Session 1: run" in text and "Session 2: run" in text and "exit status 0" in text
     assert "map ids and check profiles in the target" in text  # done by the resumed session
     assert "Nothing left to do" in text and "Resume it" not in text
+
+
+def test_no_hash_or_mfa_secret_from_the_inputs_reaches_the_report(world: World, tmp_path: Path) -> None:
+    """Users from a file with password hashes and TOTP secrets, some refused for exactly those fields: the report
+    names each refused user and its code, and holds none of the hashes or secrets (good or bad)."""
+    from auth0_migrate.passwords import make_credential
+
+    world.connection(SOURCE)
+    world.connection(TARGET)
+    good = make_credential("pw-good", "sha256", salt="s1", salt_position="prefix")
+    other = make_credential("pw-other", "sha256", salt="s2", salt_position="prefix")
+    bad_hash = {"custom_password_hash": {"algorithm": "sha256",
+                                         "hash": {"value": "zz-not-hex-SECRETHASHVALUE", "encoding": "hex"}}}
+    secret, bad_secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "JBSWY3DPEHPK3PXP1SECRET8"
+    users = [
+        {"user_id": "fine", "email": "fine@example.com", "mfa_factors": [{"totp": {"secret": secret}}], **good},
+        {"user_id": "badtotp", "email": "badtotp@example.com", "mfa_factors": [{"totp": {"secret": bad_secret}}],
+         **other},
+        {"user_id": "badhash", "email": "badhash@example.com", **bad_hash},
+    ]
+    path = tmp_path / "users.json"
+    path.write_text(json.dumps(users))
+    state = str(tmp_path / "state.sqlite")
+    result = migrate(world, options(tmp_path, from_file=str(path), state=state))
+    assert result.exit_code == 3, dump(result)
+    refused = {f.user_id: f.code for f in result.failures}
+    assert set(refused) == {"auth0|badtotp", "auth0|badhash"}, dump(result)  # both refused for their secret
+
+    page = tmp_path / "report.html"
+    assert main(["status", "--state", state, "--report", str(page)]) == 3
+    html = page.read_text(encoding="utf-8")
+    self_contained(html)
+    text = browser_text(page)
+    for user_id, code in refused.items():
+        assert user_id in text and f"{code} : " in text
+    assert "badtotp@example.com" in text and "badhash@example.com" in text
+    for value in (secret, bad_secret, "SECRETHASHVALUE", good["custom_password_hash"]["hash"]["value"],
+                  other["custom_password_hash"]["hash"]["value"], "pw-good", "pw-other"):
+        assert value not in html
+
+
+def test_headroom_is_sampled_every_few_seconds_as_the_governor_sees_it(oas_wrap: object, tmp_path: Path) -> None:
+    """A tenant with a small bucket (2 req/s, 10 at once): the run drains it, and the ledger keeps the lowest
+    headroom seen, at most every 5 s of the run's clock; the report draws it and names the lowest."""
+    from auth0_migrate.clock import ManualClock
+    from auth0_migrate.ledger import Ledger
+    from auth0_migrate.tenant import TenantConfig, create_app
+
+    clock = ManualClock()
+    app = create_app(TenantConfig(name="tenant.local", client_id="e2e-client", client_secret="e2e-secret",
+                                  clock=clock, base_url="http://tenant.local", rate=2.0, burst=10))
+    world = World(app, clock, "http://tenant.local", "e2e-client", "e2e-secret", oas_wrap)
+    try:
+        world.seed(users=20)
+        world.connection(TARGET)
+        state = str(tmp_path / "state.sqlite")
+        started = clock.now()
+        result = migrate(world, options(tmp_path, state=state))
+        assert result.exit_code == 0, dump(result)
+        assert clock.now() - started > 20  # the bucket paced the run: it took time on the run's clock
+    finally:
+        world.tenant.close()
+    with Ledger.open_readonly(state) as ledger:
+        samples = ledger.rate_samples()
+        stages = ledger.stage_times()
+    assert len(samples) >= 3
+    assert {s.tenant for s in samples} == {"source and target"} and {s.size for s in samples} == {10}
+    assert all(b.at - a.at >= 5.0 for a, b in zip(samples, samples[1:], strict=False))
+    lowest = min(s.remaining for s in samples)
+    assert lowest <= 2  # the run used the bucket up to (nearly) nothing, and the samples show it
+    assert all(st.ended is not None and st.ended >= st.started for st in stages)
+    assert sum(st.ended - st.started for st in stages if st.ended is not None) > 0
+    assert sum(st.calls for st in stages) > 20
+
+    page = tmp_path / "report.html"
+    write_report(str(page), state)
+    text = browser_text(page)
+    assert f"source and target (line 1) {len(samples)} {lowest} of 10 {100 * lowest / 10:.0f} %" in text
