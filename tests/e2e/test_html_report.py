@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
 from html import unescape
@@ -23,6 +24,9 @@ from auth0_migrate.html_report import write_report
 from auth0_migrate.stages import idmap
 
 from .conftest import SOURCE, TARGET, World, dump, migrate, options
+from .test_cli import CLIENT_ID, CLIENT_SECRET, COMMAND_SECONDS, Server, _cli, _export_hashes, _seed, server
+
+__all__ = ["server"]  # the served tenant of test_cli.py, one for this module too
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
@@ -210,3 +214,59 @@ def test_headroom_is_sampled_every_few_seconds_as_the_governor_sees_it(oas_wrap:
     write_report(str(page), state)
     text = browser_text(page)
     assert f"source and target (line 1) {len(samples)} {lowest} of 10 {100 * lowest / 10:.0f} %" in text
+
+
+def test_cli_run_stopped_by_sigterm_then_resumed_then_verified_writes_the_report_each_time(tmp_path: Path,
+                                                                                            server: Server) -> None:
+    """The real command line against a served tenant: `run --report` stopped mid-run still writes the page (it
+    says the run was interrupted and gives the command to resume); the same command finishes and writes it
+    again with both sessions; `verify --report` adds its own; a command stopped before any ledger says so."""
+    seeded = _seed(server, "Rep-Legacy", 60, "Rep-New")
+    hashes = tmp_path / "hashes.ndjson"
+    lines = _export_hashes(server, "Rep-Legacy", hashes)
+    state, page = tmp_path / "state.sqlite", tmp_path / "report.html"
+    flags = ["--source-connection", "Rep-Legacy", "--target-connection", "Rep-New", "--state", str(state),
+             "--password-hashes", str(hashes)]
+    command = [*_cli(), "run", *flags, "--report", str(page)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=server.env())
+    seen: list[str] = []
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:  # one line a phase: stderr is not a terminal
+            seen.append(line)
+            if "read direct permissions" in line:
+                process.send_signal(signal.SIGTERM)
+                break
+        _, err = process.communicate(timeout=COMMAND_SECONDS)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+    err = "".join(seen) + err
+    assert process.returncode == 130, err  # the signal stopped it mid-run
+    assert f"report: {page}" in err
+    assert stat.S_IMODE(page.stat().st_mode) == 0o600
+    text = browser_text(page)
+    assert "Session 1: run" in text and "interrupted" in text and "Resume it" in text
+    resume = (f"auth0-migrate run --domain {server.url} --client-id {CLIENT_ID} --source-connection Rep-Legacy "
+              f"--target-connection Rep-New --password-hashes {hashes} --state {state}")
+    assert resume in text and "AUTH0_CLIENT_SECRET" in text and CLIENT_SECRET not in page.read_text()
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=COMMAND_SECONDS, env=server.env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = browser_text(page)
+    assert "Session 2: run" in text and "exit status 0" in text and "Nothing left to do" in text
+    assert f"{seeded.users} selected" in text and f"{seeded.users} migrated" in text
+    html = page.read_text(encoding="utf-8")
+    assert not any(line["passwordHash"] in html for line in lines)
+
+    done = server.run("verify", *flags, "--report", str(page))
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = browser_text(page)
+    assert "Session 3: verify" in text and "map ids and check profiles in the target" in text
+
+    elsewhere = tmp_path / "never.html"
+    done = server.run("run", *flags[:4], "--state", str(tmp_path / "none.sqlite"), "--password-hashes",
+                      str(tmp_path / "missing.ndjson"), "--report", str(elsewhere))
+    assert done.returncode == 2 and "--password-hashes" in done.stderr, done.stderr
+    assert "no report written: there is no ledger at" in done.stderr and not elsewhere.exists()
