@@ -270,3 +270,41 @@ def test_cli_run_stopped_by_sigterm_then_resumed_then_verified_writes_the_report
                       str(tmp_path / "missing.ndjson"), "--report", str(elsewhere))
     assert done.returncode == 2 and "--password-hashes" in done.stderr, done.stderr
     assert "no report written: there is no ledger at" in done.stderr and not elsewhere.exists()
+
+
+def test_failed_import_jobs_give_the_retry_command_and_429s_land_in_their_stage(world: World, tmp_path: Path) -> None:
+    """Every import job fails: the users are failed as retryable (the ledger keeps their hashes for the retry, in
+    its 0600 file); the report offers the retry and shows none of those hashes. 429s on job polls are counted in
+    the stage that made them."""
+    from auth0_migrate.ledger import Ledger
+    from auth0_migrate.passwords import make_credential
+
+    world.connection(SOURCE)
+    world.connection(TARGET)
+    users = [{"user_id": f"u{n}", "email": f"u{n}@example.com", **make_credential(f"pw-{n}", "sha256", salt=f"s{n}")}
+             for n in range(3)]
+    path = tmp_path / "users.json"
+    path.write_text(json.dumps(users))
+    world.tenant.faults.fail_jobs.update({1, 2, 3})
+    world.tenant.faults.fail_call("GET /api/v2/jobs/{id}", nth=1, action=429, times=4)
+    state = str(tmp_path / "state.sqlite")
+    result = migrate(world, options(tmp_path, from_file=str(path), state=state))
+    assert world.tenant.faults.injected["GET /api/v2/jobs/{id}"] == 4  # the 429s fired
+    assert result.reports["failures_by_code"] == {"JOB_FAILED": 3}, dump(result)
+    with Ledger.open_readonly(state) as ledger:
+        (imports,) = [st for st in ledger.stage_times() if st.stage == "import files"]
+    assert imports.http_429 == 4 and imports.retries >= 4
+
+    page = tmp_path / "report.html"
+    write_report(str(page), state)
+    html = page.read_text(encoding="utf-8")
+    hashes = [u["custom_password_hash"]["hash"]["value"] for u in users]
+    assert all(h.encode() in Path(state).read_bytes() for h in hashes)  # still in the ledger, for the retry
+    assert not any(h in html for h in hashes)  # never on the page
+    text = browser_text(page)
+    assert "Retry the 3 users whose import job failed or expired" in text
+    assert f"auth0-migrate run --domain {world.base_url}" in text and f"--from-file {path}" in text
+    assert "JOB_FAILED : 3 users" in text
+    row = re.search(r"(?<!pack )import files \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC [\d.]+ (s|min \d+ s) "
+                    r"(\d+) (\d+) (\d+)", text)
+    assert row is not None and int(row.group(3)) == 4, text  # the stage's row: its 429s
