@@ -217,12 +217,14 @@ async def _migration(args: argparse.Namespace, console: Console) -> int:
     from . import pipeline
     from .report import ConsoleReporter, print_json, render_result
 
+    report = getattr(args, "report", None)
+    if report:
+        _check_report_path(report)  # before the run: a typo must not surface only after hours of work
     source_creds, target_creds = _credentials(args)
     options = _options(args)
     source = TenantClient(source_creds, rate=args.rate, concurrency=args.concurrency)
     target = TenantClient(target_creds, rate=args.target_rate, concurrency=args.concurrency) if target_creds else None
     reporter = ConsoleReporter(console.file, quiet=False)
-    report = getattr(args, "report", None)
     try:
         if args.command == "plan":
             planned = await pipeline.plan(options, source=source, target=target, reporter=reporter, rate=args.rate)
@@ -249,15 +251,29 @@ async def _migration(args: argparse.Namespace, console: Console) -> int:
             await target.aclose()
 
 
+def _check_report_path(path: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder) or os.path.isdir(path):
+        raise UsageError(f"--report {path}: cannot write the report there ("
+                         + (f"{path} is a folder" if os.path.isdir(path) else f"{folder} is not a folder") + ")")
+
+
 def _write_report(path: str, state: str, console: Console) -> None:
-    """Write the HTML report of the ledger `state`; a ledger that does not exist (the command stopped before
-    making one) is said, not raised: the command's own error is the one that matters."""
+    """Write the HTML report of the ledger `state`. When the command is already failing, a report that cannot be
+    written (no ledger yet, a file problem) is said, not raised: the command's own error is the one that matters."""
     from .html_report import write_report
 
+    failing = sys.exc_info()[1] is not None
     if not os.path.isfile(state):
         console.print(f"no report written: there is no ledger at {state} yet", markup=False)
         return
-    write_report(path, state)
+    try:
+        write_report(path, state)
+    except (OSError, MigrationError) as exc:
+        if not failing:
+            raise
+        console.print(f"no report written: {exc}", markup=False)
+        return
     console.print(f"report: {path}", markup=False)
 
 
@@ -265,6 +281,8 @@ def _status(args: argparse.Namespace, console: Console) -> int:
     from .pipeline import status
     from .report import print_json, render_result
 
+    if args.report:
+        _check_report_path(args.report)
     result = status(args.state)
     render_result(result, console, title="Status")
     console.print("phases done: " + (", ".join(result.reports.get("phases_done") or []) or "none"), markup=False)

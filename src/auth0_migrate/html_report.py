@@ -370,6 +370,12 @@ def _headroom(data: ReportData) -> str:
                        f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{pct} %</text>')
         svg.append(f'<text x="{left}" y="{height - 4}">0 s</text><text x="{left + plot_w}" y="{height - 4}" '
                    f'text-anchor="end">{_e(_duration(span))}</text>')
+        marks = [st for st in data.stages if st.session == session]
+        for i, st in enumerate(marks):  # where each stage began: which stage drew the bucket down
+            x = left + plot_w * max(0.0, st.started - t0) / span
+            svg.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="10" y2="{10 + plot_h}" stroke="#9ca3af" '
+                       f'stroke-dasharray="3,3"><title>{_e(st.stage)}</title></line>'
+                       f'<text x="{x + 2:.1f}" y="{20 + (i % 3) * 12}" fill="#6b7280">{i + 1}</text>')
         rows = []
         tenants = sorted({s.tenant for s in samples})
         for i, tenant in enumerate(tenants):
@@ -385,6 +391,9 @@ def _headroom(data: ReportData) -> str:
                          f"{100 * low.remaining / max(1, low.size):.0f} %"))
         svg.append("</svg>")
         out.append(f"<h3>Session {session}</h3>" + "".join(svg))
+        if marks:
+            out.append('<p class="muted">Stages (dashed lines): '
+                       + " · ".join(f"{i + 1} {_e(st.stage)}" for i, st in enumerate(marks)) + "</p>")
         out.append(_table(["tenant", "samples", "lowest remaining", "lowest headroom"], rows, numeric=(1,)))
     return "".join(out)
 

@@ -51,3 +51,14 @@ def test_a_ledger_from_before_the_timeline_still_gets_a_page(tmp_path: Path,
     assert "This ledger records no timeline" in html
     assert "The ledger records no run with its options" in html
     assert f"report: {page}" in capsys.readouterr().err
+
+
+def test_a_report_path_that_cannot_be_written_is_refused_before_anything_runs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AUTH0_DOMAIN", "AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET"):
+        monkeypatch.delenv(name, raising=False)  # nothing could run anyway: the refusal comes first
+    missing = tmp_path / "no-such-folder" / "report.html"
+    assert main(["run", "--source-connection", "a", "--target-connection", "b", "--report", str(missing)]) == 2
+    assert f"--report {missing}: cannot write the report there" in capsys.readouterr().err
+    assert main(["status", "--state", str(tmp_path / "x.sqlite"), "--report", str(tmp_path)]) == 2
+    assert f"{tmp_path} is a folder" in capsys.readouterr().err
