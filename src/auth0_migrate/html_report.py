@@ -292,7 +292,8 @@ def _summary(data: ReportData) -> str:
             x += w
         out.append(f'<p><svg role="img" width="900" height="22" viewBox="0 0 900 22"><title>users by outcome'
                    f'</title>{"".join(rects)}</svg><br>{" &nbsp; ".join(legend)}</p>')
-    rows: list[tuple[str, Any]] = [(k.replace("_", " "), v) for k, v in result.grants.items()]
+    rows: list[tuple[str, Any]] = [(f"refresh: {k.replace('_', ' ')}", v) for k, v in (result.delta or {}).items()]
+    rows += [(k.replace("_", " "), v) for k, v in result.grants.items()]
     none_held = []
     for group, counts in (("organizations", result.organizations), ("linked accounts", result.identities),
                           ("MFA", result.mfa)):

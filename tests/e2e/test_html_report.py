@@ -21,12 +21,14 @@ import pytest
 
 from auth0_migrate.cli import main
 from auth0_migrate.html_report import write_report
+from auth0_migrate.model import MigrationOptions
 from auth0_migrate.stages import idmap
 
 from .conftest import SOURCE, TARGET, World, dump, migrate, options
 from .test_cli import CLIENT_ID, CLIENT_SECRET, COMMAND_SECONDS, Server, _cli, _export_hashes, _seed, server
+from .test_refresh import change_the_source, custom_hash_file, go, migrated
 
-__all__ = ["server"]  # the served tenant of test_cli.py, one for this module too
+__all__ = ["migrated", "server"]  # fixtures of test_cli.py (the served tenant) and test_refresh.py, used here too
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
@@ -309,3 +311,20 @@ def test_failed_import_jobs_give_the_retry_command_and_429s_land_in_their_stage(
     row = re.search(r"(?<!pack )import files \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC [\d.]+ (s|min \d+ s) "
                     r"(\d+) (\d+) (\d+)", text)
     assert row is not None and int(row.group(3)) == 4, text  # the stage's row: its 429s
+
+
+def test_a_refresh_is_its_own_session_and_its_delta_is_in_the_summary(
+        migrated: tuple[World, Path, dict[str, str], MigrationOptions]) -> None:
+    world, tmp_path, passwords, opts = migrated
+    change_the_source(world, passwords)
+    newer = custom_hash_file(world, str(tmp_path / "hashes-2.ndjson"))
+    refresh = MigrationOptions(**{**opts.__dict__, "password_hashes": newer, "refresh": True})
+    result = go(world, refresh)
+    assert result.delta is not None and result.delta["new"] == 3, dump(result)  # the refresh carried new users
+    assert opts.state is not None
+    page = tmp_path / "report.html"
+    write_report(str(page), opts.state)
+    text = browser_text(page)
+    assert "Session 1: run" in text and "Session 2: run --refresh" in text
+    assert "export source users again" in text
+    assert "refresh: new 3" in text and "refresh: updated 4" in text and "refresh: deleted in source 1" in text
