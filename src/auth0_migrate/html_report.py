@@ -431,7 +431,7 @@ def _users_by_code(title: str, rows: list[NotCarried], state: str) -> str:
         listed = users[:LIST_LIMIT]
         more = (f'<p class="muted">and {_n(len(users) - LIST_LIMIT)} more: <code>auth0-migrate status --state '
                 f"{_e(shlex.quote(state))} --json</code> lists them all.</p>") if len(users) > LIST_LIMIT else ""
-        out.append(f"<details open><summary><b>{_e(code)}</b>: {_n(len(users))} users</summary>"
+        out.append(f"<details open><summary><b>{_e(code)}</b>: {_users(len(users))}</summary>"
                    + _table(["user id", "email", "stage", "why"],
                             [(r.source_id, r.email or "", r.stage or r.status, r.message or "") for r in listed])
                    + more + "</details>")

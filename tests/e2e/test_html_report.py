@@ -87,7 +87,7 @@ def test_report_of_a_run_names_held_back_users_files_stages_and_the_command(worl
     assert "8 selected" in text and "7 migrated" in text and "1 held back" in text
     # held back, by code, with the user's id and email and why
     assert "Held back (left in the source): 1" in text
-    assert "NO_PASSWORD_HASH : 1 users" in text
+    assert "NO_PASSWORD_HASH : 1 user " in text
     assert held["user_id"] in text and missing["email"] in text
     # the timeline: stages of the run's session, with their calls
     assert "Session 1: run" in text and "finished" in text
