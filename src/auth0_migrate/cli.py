@@ -108,6 +108,13 @@ def _retry_flags(p: argparse.ArgumentParser) -> None:
                    help="with --failed-users, for --from-file users: keep their password hashes in FILE")
 
 
+def _report_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--report", metavar="FILE.html",
+                   help="also write the report to share: one self-contained HTML page from the ledger (summary, "
+                        "timeline, rate-limit headroom, import files, users not carried and why, the command to "
+                        "resume), created 0600; written even when the command stops")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="auth0-migrate", description="Move the users of one Auth0 database "
                                      "connection into another: profiles, password hashes, roles, permissions, ids.")
@@ -118,8 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="migrate (or resume), then verify")
     _migration_flags(p, refresh=True)
     _retry_flags(p)
+    _report_flag(p)
     p = sub.add_parser("verify", help="re-read the target and compare every migrated user again")
     _migration_flags(p)
+    _report_flag(p)
     p = sub.add_parser("rollback", help="take out of the target what a run put there; bring back what it deleted",
                        description="Undo the migration of a ledger: delete from the target the users that run "
                                    "imported (never one that was there before), and, when cutover deleted source "
@@ -134,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bring deleted source users back without passwords when no hash file is given")
     p.add_argument("--dry-run", action="store_true", help="say what would be undone and what cannot, doing nothing")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    _report_flag(p)
     p = sub.add_parser("status", help="where a run stands, from its ledger",
                        description="Where a run stands, from its ledger alone (no network). The exit code is the "
                                    "run's as it stands: 0 done and verified, 3 users not migrated (failed, held "
@@ -141,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state", required=True, metavar="FILE", help="the ledger of the run")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     _retry_flags(p)
+    _report_flag(p)
     p = sub.add_parser("demo", help="a full migration on a local tenant started for the purpose")
     p.add_argument("--users", type=int, default=300, help="how many users to seed (default 300)")
     p.add_argument("--user-ids", choices=("regenerate", "keep", "prefix"), default="regenerate",
@@ -228,6 +239,8 @@ async def _rollback(args: argparse.Namespace, console: Console) -> int:
     target = TenantClient(target_creds, rate=args.target_rate, concurrency=args.concurrency) if target_creds else None
     reporter = ConsoleReporter(console.file, quiet=False, tenant_rate=lambda: _sustained_rate(source, target))
     args.stopped = Stopped(reporter, args.state, _resume_command(args.argv, args.state))
+    if args.report:
+        _check_report_path(args.report)
     try:
         outcome = await pipeline.rollback(state=args.state, source=source, target=target, reporter=reporter,
                                           password_hashes=args.password_hashes,
@@ -239,6 +252,8 @@ async def _rollback(args: argparse.Namespace, console: Console) -> int:
         return outcome.exit_code
     finally:
         reporter.close()
+        if args.report and not args.dry_run:
+            _write_report(args.report, args.state, console)
         await source.aclose()
         if target is not None:
             await target.aclose()
@@ -282,6 +297,9 @@ async def _migration(args: argparse.Namespace, console: Console) -> int:
     from .report import ConsoleReporter, print_json, render_result
 
     _check_retry_flags(args)
+    report = getattr(args, "report", None)
+    if report:
+        _check_report_path(report)  # before the run: a typo must not surface only after hours of work
     source_creds, target_creds = _credentials(args)
     options = _options(args)
     source = TenantClient(source_creds, rate=args.rate, concurrency=args.concurrency)
@@ -308,6 +326,10 @@ async def _migration(args: argparse.Namespace, console: Console) -> int:
         return outcome.exit_code
     finally:
         reporter.close()
+        if report:  # from the ledger, whatever happened: a stopped run's report says where it stopped
+            from .pipeline import default_state_path
+
+            _write_report(report, options.state or default_state_path(options, source, target or source), console)
         await source.aclose()
         if target is not None:
             await target.aclose()
@@ -320,17 +342,47 @@ def _sustained_rate(*clients: TenantClient | None) -> float | None:
     return min(rates) if rates else None
 
 
+def _check_report_path(path: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder) or os.path.isdir(path):
+        raise UsageError(f"--report {path}: cannot write the report there ("
+                         + (f"{path} is a folder" if os.path.isdir(path) else f"{folder} is not a folder") + ")")
+
+
+def _write_report(path: str, state: str, console: Console) -> None:
+    """Write the HTML report of the ledger `state`. When the command is already failing, a report that cannot be
+    written (no ledger yet, a file problem) is said, not raised: the command's own error is the one that matters."""
+    from .html_report import write_report
+
+    failing = sys.exc_info()[1] is not None
+    if not os.path.isfile(state):
+        console.print(f"no report written: there is no ledger at {state} yet", markup=False)
+        return
+    try:
+        write_report(path, state)
+    except (OSError, MigrationError) as exc:
+        if not failing:
+            raise
+        console.print(f"no report written: {exc}", markup=False)
+        return
+    console.print(f"report: {path}", markup=False)
+
+
 def _status(args: argparse.Namespace, console: Console) -> int:
     from .pipeline import status
     from .report import print_json, render_result
 
     _check_retry_flags(args)
+    if args.report:
+        _check_report_path(args.report)
     result = status(args.state)
     render_result(result, console, title="Status")
     _write_failed_users(args, args.state, console)
     console.print("phases done: " + (", ".join(result.reports.get("phases_done") or []) or "none"), markup=False)
     if args.json:
         print_json(result.as_dict())
+    if args.report:
+        _write_report(args.report, args.state, console)
     return result.exit_code
 
 

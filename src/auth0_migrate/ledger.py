@@ -29,6 +29,9 @@ What it holds (schema version `SCHEMA_VERSION`):
 - `reread_roles`, `reread_role_members`, `reread_users`, `reread_permissions`: the source's grants as
   a grants refresh (`stages/grants_delta.py`) read them again, kept until that refresh is applied
   and verified, then emptied; `role_members` and `permissions` then hold the new state.
+- `sessions`, `stage_times`, `rate_samples`: the timeline of every command that used this ledger (a resumed run
+  adds a session): when each stage started and ended, the Management API calls (429s, retries) it made, and the
+  rate-limit headroom the governor saw every few seconds (`timeline.py`); what `--report` draws.
 - generations (schema 2): `meta.generation` is the export the users were last carried from (1: the first
   run's); a refresh (`begin_refresh` ... `finish_refresh`) exports again and records per user the
   generation that last showed it, its `delta` (new, updated, deleted), what it could not carry
@@ -303,6 +306,43 @@ class RollbackUser(NamedTuple):
     record: str | None
 
 
+class Session(NamedTuple):
+    """One command that used the ledger (`run`, a resumed `run`, `verify`...): what, with which options, how it ended.
+
+    `outcome` is None while it runs, or when the process was killed before it could say."""
+
+    session: int
+    command: str
+    options: str
+    started: float
+    ended: float | None
+    outcome: str | None
+
+
+class StageTime(NamedTuple):
+    """A stage of a session: when it started and ended (None: still running, or the session stopped in it), and the
+    Management API calls it made (both tenants), the 429s among them and the retries."""
+
+    session: int
+    seq: int
+    stage: str
+    started: float
+    ended: float | None
+    calls: int
+    http_429: int
+    retries: int
+
+
+class RateSample(NamedTuple):
+    """The lowest rate-limit headroom a tenant's answers showed since the sample before (`remaining` of `size`)."""
+
+    session: int
+    at: float
+    tenant: str
+    remaining: int
+    size: int
+
+
 class Problem(NamedTuple):
     kind: str
     ref: str | None
@@ -394,6 +434,13 @@ CREATE TABLE IF NOT EXISTS rollback (ordinal INTEGER PRIMARY KEY, reimported INT
 CREATE TABLE IF NOT EXISTS holdings (ordinal INTEGER NOT NULL, kind TEXT NOT NULL CHECK (kind IN HOLDING_KINDS),
     item TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'found' CHECK (state IN HOLDING_STATES), detail TEXT,
     PRIMARY KEY (ordinal, kind, item));
+CREATE TABLE IF NOT EXISTS sessions (session INTEGER PRIMARY KEY, command TEXT NOT NULL, options TEXT NOT NULL,
+    started REAL NOT NULL, ended REAL, outcome TEXT);
+CREATE TABLE IF NOT EXISTS stage_times (session INTEGER NOT NULL, seq INTEGER NOT NULL, stage TEXT NOT NULL,
+    started REAL NOT NULL, ended REAL, calls INTEGER NOT NULL DEFAULT 0, http_429 INTEGER NOT NULL DEFAULT 0,
+    retries INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (session, seq));
+CREATE TABLE IF NOT EXISTS rate_samples (session INTEGER NOT NULL, at REAL NOT NULL, tenant TEXT NOT NULL,
+    remaining INTEGER NOT NULL, size INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS reread_roles (source_role_id TEXT PRIMARY KEY, name TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS reread_role_members (source_role_id TEXT NOT NULL, ordinal INTEGER NOT NULL,
     PRIMARY KEY (source_role_id, ordinal));
@@ -1309,6 +1356,53 @@ class Ledger:
                 f"h.kind IN {_sql_list(kinds)} ORDER BY h.ordinal, h.kind, h.item"):
             found.setdefault(r[0], []).append(Holding(*r))
         return found
+
+    # -- the timeline of the commands that used this ledger (timeline.py; what --report draws) --------
+
+    def begin_session(self, command: str, options: str, started: float) -> int:
+        """A new session (a command run on this ledger); its number."""
+        cur = self.db.execute("INSERT INTO sessions (command, options, started) VALUES (?, ?, ?)",
+                              (command, options, started))
+        return int(cur.lastrowid or 0)
+
+    def end_session(self, session: int, ended: float, outcome: str) -> None:
+        self.db.execute("UPDATE sessions SET ended = ?, outcome = ? WHERE session = ?", (ended, outcome, session))
+
+    def begin_stage(self, session: int, seq: int, stage: str, started: float) -> None:
+        self.db.execute("INSERT OR REPLACE INTO stage_times (session, seq, stage, started) VALUES (?, ?, ?, ?)",
+                        (session, seq, stage, started))
+
+    def end_stage(self, session: int, seq: int, ended: float, calls: int, http_429: int, retries: int) -> None:
+        self.db.execute("UPDATE stage_times SET ended = ?, calls = ?, http_429 = ?, retries = ? "
+                        "WHERE session = ? AND seq = ?", (ended, calls, http_429, retries, session, seq))
+
+    def add_rate_sample(self, session: int, at: float, tenant: str, remaining: int, size: int) -> None:
+        self.db.execute("INSERT INTO rate_samples (session, at, tenant, remaining, size) VALUES (?, ?, ?, ?, ?)",
+                        (session, at, tenant, remaining, size))
+
+    def _has_table(self, name: str) -> bool:
+        """Whether a table exists: a ledger written before it, opened read-only (`status`), lacks it."""
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                               (name,)).fetchone() is not None
+
+    def sessions(self) -> list[Session]:
+        if not self._has_table("sessions"):
+            return []
+        return [Session(*r) for r in self.db.execute(
+            "SELECT session, command, options, started, ended, outcome FROM sessions ORDER BY session")]
+
+    def stage_times(self) -> list[StageTime]:
+        if not self._has_table("stage_times"):
+            return []
+        return [StageTime(*r) for r in self.db.execute(
+            "SELECT session, seq, stage, started, ended, calls, http_429, retries FROM stage_times "
+            "ORDER BY session, seq")]
+
+    def rate_samples(self) -> list[RateSample]:
+        if not self._has_table("rate_samples"):
+            return []
+        return [RateSample(*r) for r in self.db.execute(
+            "SELECT session, at, tenant, remaining, size FROM rate_samples ORDER BY at, rowid")]
 
     def phases_done(self) -> list[str]:
         return sorted(r[0].removeprefix("phase:") for r in self.db.execute(

@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+from . import timeline
 from .auth0 import scopes
 from .auth0.client import TenantClient
 from .auth0.paging import checkpoint_items, every, first, offset_items
@@ -238,7 +239,10 @@ async def open_migration(options: MigrationOptions, source: TenantClient, target
         ledger.close()
         raise UsageError(f"{path} belongs to a migration that was rolled back (auth0-migrate rollback); start again "
                          "with a new --state")
-    return Migration(options, ledger, source, target, reporter, source_connection, target_connection)
+    migration = Migration(options, ledger, source, target, reporter, source_connection, target_connection)
+    if command != "plan":  # a plan's ledger is thrown away: nothing to report from
+        timeline.record(migration, "run --refresh" if options.refresh else command)
+    return migration
 
 
 async def ingest_source(migration: Migration) -> None:
@@ -260,6 +264,7 @@ async def run(options: MigrationOptions, *, source: TenantClient, target: Tenant
         try:
             return await _refresh(migration)
         finally:
+            timeline.finish(migration)
             migration.ledger.close()
     try:
         _show_stages_done(migration)
@@ -272,6 +277,7 @@ async def run(options: MigrationOptions, *, source: TenantClient, target: Tenant
         await _cut_over(migration)
         return summarize(migration.ledger)
     finally:
+        timeline.finish(migration)
         migration.ledger.close()
 
 
@@ -379,6 +385,7 @@ async def verify(options: MigrationOptions, *, source: TenantClient, target: Ten
         await verify_stage.verify_grants(migration, phase="reverify-grants")
         return summarize(ledger, command="verify")
     finally:
+        timeline.finish(migration)
         migration.ledger.close()
 
 
@@ -551,10 +558,13 @@ async def rollback(*, state: str, source: TenantClient, target: TenantClient | N
     options.delete_source_users = bool(to_reimport) or (same and options.user_ids == "keep")
     await check_scopes("rollback", options, source, target)
     ledger = Ledger.open(state, print_)
+    migration: Migration | None = None
     try:
-        migration = Migration(options, ledger, source, target, reporter,
-                              await resolve_connection(source, options.source_connection),
-                              await resolve_connection(target, options.target_connection))
+        source_connection = await resolve_connection(source, options.source_connection) \
+            if options.source_connection else Connection(id="", name="(users from a file)")
+        migration = timeline.record(Migration(options, ledger, source, target, reporter, source_connection,
+                                              await resolve_connection(target, options.target_connection)),
+                                    "rollback")
         ledger.set_meta("rolled_back", "started")
         ledger.clear_rollback_failures()
         credentials = undo.read_credentials(password_hashes, {u.source_id for u in ledger.users_to_reimport()}) \
@@ -569,6 +579,8 @@ async def rollback(*, state: str, source: TenantClient, target: TenantClient | N
         return RunResult(command="rollback", users=ledger.rollback_counts(), failures=failures, reports=reports,
                          state=state, exit_code=EXIT_FAILED_USERS if failures else EXIT_OK)
     finally:
+        if migration is not None:
+            timeline.finish(migration)
         ledger.close()
 
 

@@ -472,8 +472,13 @@ def test_rollback_dry_run_then_rollback_after_cutover(server: Server, tmp_path: 
     assert "would import into Undo-Legacy" in done.stderr and "cannot restore" in done.stderr
     assert server.call(lambda c: count(c, "Undo-New")) == seeded.users
 
-    done = server.run("rollback", "--state", str(state), "--json", "--password-hashes", str(hashes))
+    report = tmp_path / "rollback.html"
+    done = server.run("rollback", "--state", str(state), "--json", "--password-hashes", str(hashes),
+                      "--report", str(report))
     assert done.returncode == 0, done.stderr
+    page = report.read_text()
+    assert "rollback" in page and "The migration was rolled back" in page
+    assert "$2" not in page  # no hash in the report either
     result = json.loads(done.stdout)
     assert result["users"]["restored_to_source"] == result["users"]["removed_from_target"] == seeded.users
     assert server.call(lambda c: count(c, "Undo-Legacy")) == seeded.users

@@ -20,6 +20,9 @@ every stage goes through it:
   estimated from the `Date` header of every answer (see `ClockOffset`) and taken off before a reset
   becomes a wait; no single wait is longer than `MAX_WAIT` (60 s), after which the governor sends
   again and reads fresh headers.
+- Every `sample_every` seconds (of the injected clock) it hands the lowest headroom (remaining of the bucket
+  size) seen since the sample before to `on_sample`, when one is set: the run's timeline (`timeline.py`)
+  records it for the report's headroom chart.
 - A request with the `SEND_ONCE` header (an import upload: a job may exist even when the answer is
   lost) is never re-sent: its answer, 429 included, or its transport error goes back to the caller.
 
@@ -40,6 +43,7 @@ import asyncio
 import random
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 
@@ -233,6 +237,11 @@ class Governor:
         """Endpoint label -> the bucket that last answered for it."""
         self._unclaimed: Pacer | None = Pacer(self, rate, burst)
         self._last: Pacer = self._unclaimed
+        self.on_sample: Callable[[float, int, int], None] | None = None
+        """Told (time, remaining, bucket size) of the lowest headroom seen, at most every `sample_every` s."""
+        self.sample_every = 5.0
+        self._lowest: tuple[int, int] | None = None
+        self._next_sample = float("-inf")
 
     def pacer_for(self, label: str) -> Pacer:
         key = self.routes.get(label)
@@ -277,9 +286,20 @@ class Governor:
             self.pacers[limit] = pacer
         self.routes[label] = limit
         self._last = pacer
+        if self.on_sample is not None:
+            self._sample(now, remaining, limit)
         if response.status_code != 429:
             pacer._answers += 1  # an answer that took a token; a 429 took none (counting it overestimates the rate)
         pacer.observe(response.status_code, remaining, limit, reset, now)
+
+    def _sample(self, now: float, remaining: int, limit: int) -> None:
+        """Keep the lowest headroom (remaining / size, of any bucket) until the next sample is due, then hand it on."""
+        low = self._lowest
+        if low is None or remaining * low[1] < low[0] * limit:
+            self._lowest = low = (remaining, limit)
+        if now >= self._next_sample and self.on_sample is not None:
+            self._lowest, self._next_sample = None, now + self.sample_every
+            self.on_sample(now, *low)
 
     def backoff(self, attempt: int) -> float:
         return min(30.0, 0.5 * 2.0 ** (attempt - 1)) * self._random.uniform(0.8, 1.2)
