@@ -61,6 +61,10 @@ def _migration_flags(p: argparse.ArgumentParser, *, state_required: bool = False
     m.add_argument("--users", metavar="FILE", dest="users_file", help="migrate only these users (emails or ids)")
     m.add_argument("--delete-source-users", action="store_true",
                    help="cutover: delete each source copy once that user is verified in the target")
+    m.add_argument("--allow-loss", metavar="GROUPS", type=_names, default=(),
+                   help="with --delete-source-users: delete a verified user even though its organizations, "
+                        "identities (linked accounts) or mfa factors, named comma-separated, were not carried "
+                        "(they are lost with the source copy); by default such users stay in the source")
     m.add_argument("--state", metavar="FILE", required=state_required,
                    help="the ledger (default: derived from tenants and connections, in this folder)")
     if refresh:
@@ -76,6 +80,11 @@ def _migration_flags(p: argparse.ArgumentParser, *, state_required: bool = False
                             "Auth0 has no bulk read) to carry permission changes of users whose profile did not "
                             "change; roles are always compared, set-wise")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """A comma-separated list of names (checked against the known ones by `pipeline.check_options`)."""
+    return tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,7 +167,8 @@ def _options(args: argparse.Namespace) -> MigrationOptions:
                             password_hashes=args.password_hashes, missing_hash=args.missing_hash,
                             duplicate_hash=args.duplicate_hash, stale_hash=args.stale_hash,
                             from_file=args.from_file, users_file=args.users_file,
-                            delete_source_users=args.delete_source_users, state=args.state,
+                            delete_source_users=args.delete_source_users, allow_loss=args.allow_loss,
+                            state=args.state,
                             refresh=getattr(args, "refresh", False),
                             propagate_deletes=getattr(args, "propagate_deletes", False),
                             refresh_permissions=getattr(args, "refresh_permissions", False))

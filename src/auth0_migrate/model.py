@@ -40,6 +40,9 @@ class MigrationOptions:
     """Carry what changed in the source since this ledger's last export (`run --refresh`, `plan --refresh`)."""
     propagate_deletes: bool = False
     """With `refresh`: delete from the target the users this migration made that the source no longer has."""
+    allow_loss: tuple[str, ...] = ()
+    """Holding groups (`ledger.LOSS_GROUPS`: organizations, identities, mfa) whose unverified holdings do not keep a
+    user in the source at cutover (`--allow-loss`): the owner accepts losing them with the source copy."""
     refresh_permissions: bool = False
     """With `refresh`: read every migrated user's DIRECT permissions again (one call each), not only those of the
     users whose profile changed, so that permission changes of the others are carried too (roles always are)."""

@@ -43,7 +43,7 @@ from .formats.import_record import _BAD_ID_CHAR as BAD_ID_CHAR
 from .formats.import_record import MAX_USER_ID_CHARS
 from .formats.users_file import check_users_file, read_selection
 from .import_schema import _RESERVED_APP_METADATA as RESERVED_APP_METADATA
-from .ledger import MIGRATED, NOT_CARRIED, HoldingKind, Ledger, NotCarried
+from .ledger import LOSS_GROUPS, MIGRATED, NOT_CARRIED, HoldingKind, Ledger, NotCarried
 from .model import (
     EXIT_FAILED_USERS,
     EXIT_OK,
@@ -114,6 +114,10 @@ def check_options(options: MigrationOptions, same_tenant: bool) -> None:
             "the wrong one. Use --user-ids prefix or regenerate to keep both copies.")
     if same_tenant and options.source_connection == options.target_connection:
         raise UsageError("the source and target connections are the same connection")
+    unknown = [name for name in options.allow_loss if name not in LOSS_GROUPS]
+    if unknown:
+        raise UsageError(f"--allow-loss {','.join(unknown)}: unknown; the names are {', '.join(LOSS_GROUPS)} "
+                         "(comma-separated)")
     if options.missing_hash not in ("hold", "import"):
         raise UsageError("--missing-hash must be hold or import")
     if options.duplicate_hash not in ("first", "last", "hold"):
@@ -404,7 +408,8 @@ def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True) -> RunRes
     dropped = any(kind not in INFORMATIONAL_PROBLEMS for kind in problem_counts)
     if differences:
         code = EXIT_VERIFY
-    elif users["failed"] or users["held_back"] or users["pending"] or users["deletion_not_confirmed"] or dropped:
+    elif users["failed"] or users["held_back"] or users["pending"] or users["deletion_not_confirmed"] or dropped \
+            or users["kept_in_source"]:
         code = EXIT_FAILED_USERS
     else:
         code = EXIT_OK
