@@ -215,7 +215,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 async def _migration(args: argparse.Namespace, console: Console) -> int:
     from . import pipeline
-    from .report import ConsoleReporter, print_json, render_result
+    from .report import ConsoleReporter, print_json, render_inventory, render_result
 
     source_creds, target_creds = _credentials(args)
     options = _options(args)
@@ -227,6 +227,8 @@ async def _migration(args: argparse.Namespace, console: Console) -> int:
             planned = await pipeline.plan(options, source=source, target=target, reporter=reporter, rate=args.rate)
             reporter.close()
             print_json(planned.as_dict(), None if args.json else console.file)
+            if not args.json:
+                render_inventory(planned, console)
             return EXIT_OK
         if args.command == "run":
             outcome = await pipeline.run(options, source=source, target=target, reporter=reporter)

@@ -293,6 +293,15 @@ class Holding(NamedTuple):
     detail: str | None
 
 
+class CannotGroup(NamedTuple):
+    """Holdings of one kind that cannot be carried for one reason: how many, held by how many users."""
+
+    kind: HoldingKind
+    detail: str
+    items: int
+    users: int
+
+
 class Problem(NamedTuple):
     kind: str
     ref: str | None
@@ -1243,6 +1252,17 @@ class Ledger:
                 f"h.kind IN {_sql_list(kinds)} ORDER BY h.ordinal, h.kind, h.item"):
             found.setdefault(r[0], []).append(Holding(*r))
         return found
+
+    def cannot_groups(self) -> list[CannotGroup]:
+        """Holdings in state `cannot`, grouped by kind and reason (items and users each), for the plan's inventory."""
+        return [CannotGroup(*r) for r in self.db.execute(
+            "SELECT kind, COALESCE(detail, ''), COUNT(*), COUNT(DISTINCT ordinal) FROM holdings WHERE state = 'cannot' "
+            "GROUP BY kind, detail ORDER BY kind, detail")]
+
+    def users_holding_cannot(self, kinds: Iterable[str]) -> int:
+        """Users with at least one holding of these kinds that cannot be carried."""
+        return self._count("SELECT COUNT(DISTINCT ordinal) FROM holdings WHERE state = 'cannot' "
+                           f"AND kind IN {_sql_list(kinds)}")
 
     def phases_done(self) -> list[str]:
         return sorted(r[0].removeprefix("phase:") for r in self.db.execute(

@@ -141,6 +141,12 @@ class PlanResult:
     apis_missing_in_target: list[str]
     calls: dict[str, int]
     minutes_at: dict[str, float]
+    inventory: dict[str, Any] = field(default_factory=dict)
+    """What users hold beside profile, hash and grants (`stages/inventory.holding_inventory`): per kind the users,
+    items, `will_carry`, `cannot` by reason; MFA factors by type; and how many users cutover would keep in the
+    source (`cutover.users_kept_in_source`) and which `--allow-loss` group would let them go."""
+    not_carried_by_import: dict[str, Any] = field(default_factory=dict)
+    """What no import can carry, by kind (users each, and what it means): never holds a user back."""
     delta: dict[str, Any] | None = None
     """`plan --refresh`: the counts a refresh would carry (`new`, `updated`, `deleted_in_source`, `password`)
     and `exceptions`, the changes it could not carry, named per user."""
@@ -149,4 +155,6 @@ class PlanResult:
         return {"users": self.users, "failures": [f.as_dict() for f in self.failures], "problems": self.problems,
                 "import_files": self.import_files, "roles_missing_in_target": self.roles_missing_in_target,
                 "apis_missing_in_target": self.apis_missing_in_target, "calls": self.calls,
-                "minutes_at": self.minutes_at, **({"delta": self.delta} if self.delta is not None else {})}
+                "minutes_at": self.minutes_at, "inventory": self.inventory,
+                "not_carried_by_import": self.not_carried_by_import,
+                **({"delta": self.delta} if self.delta is not None else {})}

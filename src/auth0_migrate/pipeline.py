@@ -55,7 +55,20 @@ from .model import (
     Reporter,
     RunResult,
 )
-from .stages import cutover, delta, export, grants, grants_delta, hashes, idmap, import_jobs, restore, transform, verify
+from .stages import (
+    cutover,
+    delta,
+    export,
+    grants,
+    grants_delta,
+    hashes,
+    idmap,
+    import_jobs,
+    inventory,
+    restore,
+    transform,
+    verify,
+)
 from .stages.context import Connection, Migration
 
 #: Problem kinds that are facts about the input, not something the tool failed to carry: the hashes of
@@ -354,7 +367,8 @@ def _note_input_files(migration: Migration) -> None:
     for flag in sorted(f for f in stamps if stored.get(f) not in (None, stamps[f])):
         migration.reporter.warn(f"{flag} {files[flag]} changed since this ledger read it, and a resumed run does not "
                                 "read it again: to carry the changes, run with a new --state (users already in the "
-                                "target are recognised, not imported twice)")
+                                "target are not imported twice, and are recognised as this migration's where their id "
+                                "or --record-source-id proves it)")
 
 
 def _unfinished_reason(row: NotCarried) -> str:
@@ -404,6 +418,7 @@ def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True) -> RunRes
     problem_counts = {kind: len(items) for kind, items in problems.items()}
     reports = {"problems": problems, "problem_counts": problem_counts, "import_files": files,
                "phases_done": phases, "hash_file": ledger.get_meta("hashes"),
+               "not_carried_by_import": inventory.not_carried_by_import(ledger),
                "failures_by_code": dict(sorted(Counter(f.code for f in failures).items()))}
     dropped = any(kind not in INFORMATIONAL_PROBLEMS for kind in problem_counts)
     if differences:
@@ -493,6 +508,8 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
                 roles_missing_in_target=missing_roles, apis_missing_in_target=missing_apis,
                 calls=calls,
                 minutes_at=_minutes_at(calls["total"], rate),
+                inventory=inventory.holding_inventory(ledger, options.allow_loss, options.delete_source_users),
+                not_carried_by_import=inventory.not_carried_by_import(ledger),
             )
         finally:
             migration.ledger.close()
