@@ -59,8 +59,10 @@ Choices where Auth0 is silent
 -----------------------------
 - A failed or expired import job says nothing about its users (Auth0 documents no partial
   outcome of a failed job), so they are retried, not refused. If such a job did create some of
-  them, the retry meets them as DUPLICATED_USER/CONFLICT and the id map recognises them as
-  already in the target: never imported twice.
+  them, the retry meets them as DUPLICATED_USER/CONFLICT: never imported twice; the id map
+  recognises them as already in the target where their id (keep, prefix) or `--record-source-id`
+  proves them this migration's, and otherwise names them `STRANGER_IN_TARGET` (never adopted on
+  a guess: stages/idmap.py).
 - Users Auth0 refused one by one (the job's errors) are final: Auth0 judged their data, and the
   same data would be refused again.
 """

@@ -211,8 +211,8 @@ def test_plan_writes_nothing(server: Server, tmp_path: Path) -> None:
                       "Plan-New", "--password-hashes", str(hashes), "--state", str(state), cwd=work)
     assert done.returncode == 0, done.stderr
     plan = json.loads(done.stdout)
-    assert sorted(plan) == ["apis_missing_in_target", "calls", "failures", "import_files", "minutes_at", "problems",
-                            "roles_missing_in_target", "users"]
+    assert sorted(plan) == ["apis_missing_in_target", "calls", "failures", "import_files", "inventory", "minutes_at",
+                            "not_carried_by_import", "problems", "roles_missing_in_target", "users"]
     assert sorted(plan["users"]) == ["held_back", "selected", "stale_hash", "will_fail", "will_import",
                                      "with_password_hash"]
     assert plan["users"]["stale_hash"] == 0

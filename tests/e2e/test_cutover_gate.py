@@ -130,6 +130,11 @@ def test_kept_in_source_with_kept_ids_in_one_tenant(world: World, tmp_path) -> N
     assert result.users["kept_in_source"] == 1
     assert result.users["deleted_from_source"] == seeded.users - 1
     assert [u["email"] for u in world.users(SOURCE)] == [user["email"]]
+    (failure,) = result.failures
+    assert failure.code == "KEPT_IN_SOURCE"
+    assert "mfa-factor webauthn-roaming (cannot be carried: WebAuthn keys cannot be imported)" in failure.message
+    assert failure.message.endswith("until then both copies share its id (--user-ids keep), so Auth0's id-only "
+                                    "endpoints are ambiguous for it")
 
 
 def test_unknown_allow_loss_names_are_refused() -> None:

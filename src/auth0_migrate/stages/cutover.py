@@ -56,9 +56,9 @@ def loss_group(kind: str) -> str:
     return next(group for group, kinds in LOSS_GROUPS.items() if kind in kinds)
 
 
-def kept_message(connection: str, held: list[Holding]) -> str:
+def kept_message(connection: str, held: list[Holding], shared_id: bool = False) -> str:
     """Why a verified user stays in the source: each unverified holding (kind, item, state or reason) and the
-    `--allow-loss` names that would let it go."""
+    `--allow-loss` names that would let it go (`shared_id`: keep in one tenant, both copies hold the id)."""
     def one(h: Holding) -> str:
         why = f"cannot be carried: {h.detail}" if h.state == "cannot" else \
             (f"{h.state}, not verified in the target" + (f" ({h.detail})" if h.detail else ""))
@@ -67,7 +67,9 @@ def kept_message(connection: str, held: list[Holding]) -> str:
     more = f"; and {len(held) - KEPT_DETAIL_ITEMS} more" if len(held) > KEPT_DETAIL_ITEMS else ""
     groups = ",".join(dict.fromkeys(loss_group(h.kind) for h in held))
     return (f"kept in {connection}: deleting it would delete what was not carried to the target: {named}{more}. "
-            f"Run again once these are verified in the target, or give --allow-loss {groups} to delete it anyway")
+            f"Run again once these are verified in the target, or give --allow-loss {groups} to delete it anyway"
+            + ("; until then both copies share its id (--user-ids keep), so Auth0's id-only endpoints are ambiguous "
+               "for it" if shared_id else ""))
 
 
 async def still_in_source(migration: Migration, email: str, source_id: str) -> bool:
@@ -99,12 +101,13 @@ async def delete_source_copies(migration: Migration) -> None:
         return
     connection = migration.source_connection
     unverified = ledger.unverified_holdings(migration.options.allow_loss)
+    shared = migration.same_tenant and migration.options.user_ids == "keep"
     users = []
     kept: list[tuple[int, str]] = []
     for user in ledger.users_to_delete():
         held = unverified.get(user.ordinal)
         if held:
-            kept.append((user.ordinal, kept_message(connection.name, held)))
+            kept.append((user.ordinal, kept_message(connection.name, held, shared)))
         else:
             users.append(user)
     ledger.record_kept_in_source(kept, KEPT)

@@ -90,7 +90,7 @@ def _apply(migration: Migration, target_user: dict[str, Any], pending: dict[str,
 
 
 NO_PROOF = ("with --user-ids regenerate and no --record-source-id the only proof would be this run's import "
-            "job making it, and the job found it there already")
+            "job making it, and the job found it there already; --record-source-id lets a run prove its own users")
 """`why_not_ours` when the user carries nothing that could prove it ours (only the job's own word can)."""
 
 
