@@ -12,7 +12,8 @@ users, a `--state` that is not a ledger.
 (`_refresh`, stages/delta.py); `plan --refresh` shows that delta, found on a copy of the ledger.
 
 Exit codes (`summarize`): 4 when verification found differences; else 3 when any user is failed,
-held back or pending, or the input had a problem the run could not carry (a bad line, a listed
+held back or pending, or kept in the source by cutover (`KEPT_IN_SOURCE`: it holds what was not carried), or
+the input had a problem the run could not carry (a bad line, a listed
 user not in the source...: every kind in `reports.problems` but `INFORMATIONAL_PROBLEMS`, including a refresh's
 `delta-not-carried`: a change it could not carry, named per user); else 0.
 
@@ -33,7 +34,7 @@ import secrets
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, get_args
 
 from .auth0 import scopes
 from .auth0.client import TenantClient
@@ -391,7 +392,9 @@ def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True) -> RunRes
     Every user is counted once: migrated (`imported`, `already_in_target`), `held_back`, `failed`, or
     `pending` (anything else). Every user not migrated is in `failures` with a reason: a pending user
     as `NOT_FINISHED` (unless `unfinished_are_failures` is False, as for `plan`, where all are pending).
-    A migrated user whose source copy cutover could not confirm deleted is listed too, with its code.
+    A migrated user whose source copy cutover could not confirm deleted, or kept in the source because it
+    holds what was not carried (`KEPT_IN_SOURCE`, `users.kept_in_source`), is listed too, with its code.
+    `reports.not_carried_by_import` lists by kind what no import carries (stages/inventory.py).
     """
     users = ledger.user_counts()
     grants = ledger.grant_counts()
@@ -419,6 +422,8 @@ def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True) -> RunRes
     reports = {"problems": problems, "problem_counts": problem_counts, "import_files": files,
                "phases_done": phases, "hash_file": ledger.get_meta("hashes"),
                "not_carried_by_import": inventory.not_carried_by_import(ledger),
+               "holdings_not_carried": [{"user_id": h.source_id, "kind": h.kind, "item": h.item, "detail": h.detail}
+                                        for kind in get_args(HoldingKind) for h in ledger.holdings(kind, ("cannot",))],
                "failures_by_code": dict(sorted(Counter(f.code for f in failures).items()))}
     dropped = any(kind not in INFORMATIONAL_PROBLEMS for kind in problem_counts)
     if differences:

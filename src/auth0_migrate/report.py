@@ -87,6 +87,12 @@ def render_result(result: RunResult, console: Console, *, title: str = "Migratio
         console.print(f"[yellow]{len(items)} × {kind}[/]" + (f" (first {limit}):" if len(items) > limit else ":"))
         for item in items[:limit]:
             console.print(f"  {item['detail']}", markup=False)
+    cannot = result.reports.get("holdings_not_carried") or []
+    if cannot:
+        console.print(f"[yellow]{len(cannot)} organization memberships and roles, linked accounts or MFA factors "
+                      f"cannot be carried[/]" + (f" (first {limit}):" if len(cannot) > limit else ":"))
+        for h in cannot[:limit]:
+            console.print(f"  {h['user_id']}: {h['kind']} {h['item']}: {h['detail']}", markup=False)
     for line in inventory_lines({}, result.reports.get("not_carried_by_import") or {}):
         console.print(line, markup=False)
     if result.state:

@@ -9,15 +9,18 @@ second run), so the gating is driven by the real pipeline against the local tena
 from __future__ import annotations
 
 import asyncio
+import io
 import subprocess
 import sys
 
 import pytest
+from rich.console import Console
 
 from auth0_migrate.errors import UsageError
 from auth0_migrate.ledger import Ledger
 from auth0_migrate.model import MigrationOptions, QuietReporter
 from auth0_migrate.pipeline import check_options, ingest_source, open_migration
+from auth0_migrate.report import render_result
 
 from .conftest import SOURCE, TARGET, World, dump, migrate, options
 
@@ -68,6 +71,9 @@ def test_a_user_holding_what_was_not_carried_stays_in_the_source(world: World, t
     assert "rol_1" not in org.message  # the verified role is not what holds it back
     assert "--allow-loss organizations " in org.message
     assert result.reports["failures_by_code"] == {"KEPT_IN_SOURCE": 2}
+    assert result.reports["holdings_not_carried"] == [
+        {"user_id": push_user["user_id"], "kind": "mfa-factor", "item": "push",
+         "detail": "push factors cannot be imported; the user enrols again"}]
     assert result.as_dict()["users"]["kept_in_source"] == 2
 
     # Resumable: once the membership is verified, the same command deletes that user (and only that one).
@@ -86,6 +92,12 @@ def test_a_user_holding_what_was_not_carried_stays_in_the_source(world: World, t
     assert (result.users["kept_in_source"], result.users["deleted_from_source"]) == (0, seeded.users)
     assert result.failures == []
     assert world.users(SOURCE) == []
+    # What was lost with it is still named in the output.
+    assert [h["item"] for h in result.reports["holdings_not_carried"]] == ["push"]
+    out = io.StringIO()
+    render_result(result, Console(file=out, width=300))
+    assert f"  {push_user['user_id']}: mfa-factor push: push factors cannot be imported; the user enrols again" \
+        in out.getvalue()
     assert len(world.users(TARGET)) == seeded.users
 
 
