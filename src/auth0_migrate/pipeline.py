@@ -419,12 +419,13 @@ def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True) -> RunRes
              for f in ledger.files()]
     phases = ledger.phases_done()
     problem_counts = {kind: len(items) for kind, items in problems.items()}
+    by_code = dict(sorted(Counter(f.code for f in failures).items()))
     reports = {"problems": problems, "problem_counts": problem_counts, "import_files": files,
                "phases_done": phases, "hash_file": ledger.get_meta("hashes"),
-               "not_carried_by_import": inventory.not_carried_by_import(ledger),
+               "not_carried_by_import": inventory.not_carried_by_import(ledger, by_code),
                "holdings_not_carried": [{"user_id": h.source_id, "kind": h.kind, "item": h.item, "detail": h.detail}
                                         for kind in get_args(HoldingKind) for h in ledger.holdings(kind, ("cannot",))],
-               "failures_by_code": dict(sorted(Counter(f.code for f in failures).items()))}
+               "failures_by_code": by_code}
     dropped = any(kind not in INFORMATIONAL_PROBLEMS for kind in problem_counts)
     if differences:
         code = EXIT_VERIFY
@@ -514,7 +515,7 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
                 calls=calls,
                 minutes_at=_minutes_at(calls["total"], rate),
                 inventory=inventory.holding_inventory(ledger, options.allow_loss, options.delete_source_users),
-                not_carried_by_import=inventory.not_carried_by_import(ledger),
+                not_carried_by_import=summary.reports["not_carried_by_import"],
             )
         finally:
             migration.ledger.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 
 from rich.console import Console
 
@@ -111,3 +112,23 @@ def test_plan_shows_the_inventory_and_what_cutover_would_keep(world: World, tmp_
     assert planned.inventory["cutover"]["allow_loss_would_let_go"] == {"organizations": 1}
     assert planned.inventory["kinds"]["mfa-factor"]["loss_allowed"] is True
     assert world.users(TARGET) == []  # plan wrote nothing
+
+
+def test_custom_root_attributes_are_counted_and_their_users_named(world: World, tmp_path) -> None:
+    from auth0_migrate.passwords import make_credential
+
+    world.connection(SOURCE)
+    world.connection(TARGET)
+    users = [{"user_id": f"u{i}", "email": f"u{i}@example.com",
+              **make_credential(f"pw-{i}", "sha256", salt=f"s{i}-0123456789")} for i in range(3)]
+    users[1]["favourite_colour"] = "teal"
+    path = tmp_path / "users.ndjson"
+    path.write_text("".join(json.dumps(u) + "\n" for u in users), encoding="utf-8")
+    result = migrate(world, options(tmp_path, from_file=str(path)))
+    assert result.exit_code == 3, dump(result)
+    assert [(f.user_id, f.code) for f in result.failures] == [("auth0|u1", "UNSUPPORTED_EXPORT_KEYS")]
+    assert "favourite_colour" in result.failures[0].message
+    left = result.reports["not_carried_by_import"]
+    assert left["custom_root_attributes"]["users"] == 1
+    assert "UNSUPPORTED_EXPORT_KEYS" in left["custom_root_attributes"]["detail"]
+    assert left["created_at"]["users"] == 0  # a --from-file user without one

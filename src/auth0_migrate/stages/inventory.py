@@ -19,8 +19,8 @@ Choices where Auth0 is silent:
   Auth0 revokes them with it, and whether a token of the old user then works for the new one, is
   UNCONFIRMED); either way the user should expect to sign in again;
 - custom root attributes: the export asks for named fields, so a root attribute the tool does not name
-  never arrives; what is counted is the root keys of a `--from-file` user beyond those the tool knows
-  (such a user is refused, `UNSUPPORTED_EXPORT_KEYS`, rather than imported without them);
+  never arrives; what is counted is the users refused for root keys the tool does not know
+  (`UNSUPPORTED_EXPORT_KEYS`, a `--from-file` user: refused rather than imported without them);
 - group memberships are not read (Auth0's groups API, `GET /users/{id}/groups`, is one call per user and
   the local tenant does not model groups yet): the kind is listed with an unknown count (`null`);
 - the counts are those of the first export; a refresh's new users are not added to them.
@@ -30,12 +30,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..formats.import_record import CARRIED_KEYS, DROPPED_KEYS
 from ..ledger import LOSS_GROUPS, Ledger
 from ..model import IdStrategy
 
 META_KEY = "not_carried_by_import"
-_KNOWN = CARRIED_KEYS | DROPPED_KEYS
+CUSTOM_ROOT_DETAIL = "none seen (the export returns only the fields the tool names)"
 
 
 class ImportLeftovers:
@@ -44,8 +43,7 @@ class ImportLeftovers:
     def __init__(self, user_ids: IdStrategy) -> None:
         self.user_ids = user_ids
         self.created_at = self.last_login = self.logins_count = self.last_password_reset = 0
-        self.signed_in = self.custom_root = 0
-        self.custom_keys: set[str] = set()
+        self.signed_in = 0
 
     def see(self, record: dict[str, Any]) -> None:
         """One exported user (cheap: a few key look-ups; the export of a million users calls it each time)."""
@@ -53,25 +51,20 @@ class ImportLeftovers:
         if get("created_at"):
             self.created_at += 1
         last_login, logins = get("last_login"), get("logins_count")
-        if last_login:
-            self.last_login += 1
-        if logins:
-            self.logins_count += 1
         if last_login or logins:
             self.signed_in += 1
+            if last_login:
+                self.last_login += 1
+            if logins:
+                self.logins_count += 1
         if get("last_password_reset"):
             self.last_password_reset += 1
-        if not _KNOWN.issuperset(record):
-            self.custom_root += 1
-            if len(self.custom_keys) < 20:
-                self.custom_keys.update(sorted(record.keys() - _KNOWN)[:20 - len(self.custom_keys)])
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
         bound = ("issued to the source user's id; the target user has another id, so these users sign in again"
                  if self.user_ids != "keep" else
                  "issued to the source user, which cutover deletes; expect these users to sign in again "
                  "(UNCONFIRMED whether Auth0 revokes them with it)")
-        custom = ", ".join(sorted(self.custom_keys))
         return {
             "created_at": {"users": self.created_at, "detail": "the creation date: the target's is the import's"},
             "last_login": {"users": self.last_login, "detail": "the last login date starts empty in the target"},
@@ -81,11 +74,7 @@ class ImportLeftovers:
             "sessions_and_refresh_tokens": {"users": self.signed_in,
                                             "detail": f"users who have signed in: sessions and refresh tokens "
                                                       f"{bound}"},
-            "custom_root_attributes": {"users": self.custom_root,
-                                       "detail": ("root attributes the import schema does not take "
-                                                  f"({custom}): those users are refused, not imported without them"
-                                                  if custom else "none seen (the export returns only the fields "
-                                                  "the tool names)")},
+            "custom_root_attributes": {"users": 0, "detail": CUSTOM_ROOT_DETAIL},
             "group_memberships": {"users": None,
                                   "detail": "not read (Auth0's groups API); the import carries none: re-create "
                                             "them in the target if the source uses groups"},
@@ -95,10 +84,17 @@ class ImportLeftovers:
         ledger.set_meta(META_KEY, self.as_dict())
 
 
-def not_carried_by_import(ledger: Ledger) -> dict[str, Any]:
-    """The counts `ImportLeftovers` saved with the export ({} for a ledger older than them)."""
+def not_carried_by_import(ledger: Ledger, failures_by_code: dict[str, int]) -> dict[str, Any]:
+    """The counts `ImportLeftovers` saved with the export ({} for a ledger older than them); custom root
+    attributes are the users the transform refused for them (`UNSUPPORTED_EXPORT_KEYS`, each named)."""
     saved = ledger.get_meta(META_KEY)
-    return saved if isinstance(saved, dict) else {}
+    if not isinstance(saved, dict):
+        return {}
+    refused = failures_by_code.get("UNSUPPORTED_EXPORT_KEYS", 0)
+    saved["custom_root_attributes"] = {"users": refused, "detail": CUSTOM_ROOT_DETAIL if not refused else
+                                       "root attributes the import schema does not take: those users are refused "
+                                       "(UNSUPPORTED_EXPORT_KEYS, named in the failures), not imported without them"}
+    return saved
 
 
 def holding_inventory(ledger: Ledger, allow_loss: tuple[str, ...], delete_source_users: bool) -> dict[str, Any]:
