@@ -164,3 +164,13 @@ def test_cli_allow_loss_unknown_name_exits_2(tmp_path) -> None:
                            "--state", str(tmp_path / "s.sqlite")], capture_output=True, text=True, check=False)
     assert done.returncode == 2, done.stderr
     assert "--allow-loss groups: unknown" in done.stderr
+
+
+def test_cli_allow_loss_takes_a_comma_separated_list() -> None:
+    from auth0_migrate.cli import _options, build_parser
+
+    args = build_parser().parse_args(["run", "--source-connection", SOURCE, "--target-connection", TARGET,
+                                      "--delete-source-users", "--allow-loss", "mfa, organizations,mfa"])
+    assert _options(args).allow_loss == ("mfa", "organizations")
+    args = build_parser().parse_args(["plan", "--source-connection", SOURCE, "--target-connection", TARGET])
+    assert _options(args).allow_loss == ()
