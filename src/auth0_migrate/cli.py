@@ -73,6 +73,10 @@ def _migration_flags(p: argparse.ArgumentParser, *, state_required: bool = False
     m.add_argument("--users", metavar="FILE", dest="users_file", help="migrate only these users (emails or ids)")
     m.add_argument("--delete-source-users", action="store_true",
                    help="cutover: delete each source copy once that user is verified in the target")
+    m.add_argument("--allow-loss", metavar="GROUPS", type=_names, default=(),
+                   help="with --delete-source-users: delete a verified user even though its organizations, "
+                        "identities (linked accounts) or mfa factors, named comma-separated, were not carried "
+                        "(they are lost with the source copy); by default such users stay in the source")
     m.add_argument("--state", metavar="FILE", required=state_required,
                    help="the ledger (default: derived from tenants and connections, in this folder)")
     if refresh:  # plan and run
@@ -113,6 +117,11 @@ def _report_flag(p: argparse.ArgumentParser) -> None:
                    help="also write the report to share: one self-contained HTML page from the ledger (summary, "
                         "timeline, rate-limit headroom, import files, users not carried and why, the command to "
                         "resume), created 0600; written even when the command stops")
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """A comma-separated list of names (checked against the known ones by `pipeline.check_options`)."""
+    return tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -215,7 +224,8 @@ def _options(args: argparse.Namespace) -> MigrationOptions:
                             password_hashes=args.password_hashes, missing_hash=args.missing_hash,
                             duplicate_hash=args.duplicate_hash, stale_hash=args.stale_hash,
                             from_file=args.from_file, users_file=args.users_file,
-                            delete_source_users=args.delete_source_users, state=args.state,
+                            delete_source_users=args.delete_source_users, allow_loss=args.allow_loss,
+                            state=args.state,
                             refresh=getattr(args, "refresh", False),
                             propagate_deletes=getattr(args, "propagate_deletes", False),
                             refresh_permissions=getattr(args, "refresh_permissions", False),
@@ -294,7 +304,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 async def _migration(args: argparse.Namespace, console: Console) -> int:
     from . import pipeline
-    from .report import ConsoleReporter, print_json, render_result
+    from .report import ConsoleReporter, print_json, render_inventory, render_result
 
     _check_retry_flags(args)
     report = getattr(args, "report", None)
@@ -313,6 +323,8 @@ async def _migration(args: argparse.Namespace, console: Console) -> int:
             planned = await pipeline.plan(options, source=source, target=target, reporter=reporter, rate=args.rate)
             reporter.finish()
             print_json(planned.as_dict(), None if args.json else console.file)
+            if not args.json:
+                render_inventory(planned, console)
             return planned.exit_code
         if args.command == "run":
             outcome = await pipeline.run(options, source=source, target=target, reporter=reporter)

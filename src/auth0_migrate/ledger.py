@@ -62,8 +62,10 @@ Choices where Auth0 is silent
 -----------------------------
 - A failed or expired import job says nothing about its users (Auth0 documents no partial
   outcome of a failed job), so they are retried, not refused. If such a job did create some of
-  them, the retry meets them as DUPLICATED_USER/CONFLICT and the id map recognises them as
-  already in the target: never imported twice.
+  them, the retry meets them as DUPLICATED_USER/CONFLICT: never imported twice; the id map
+  recognises them as already in the target where their id (keep, prefix) or `--record-source-id`
+  proves them this migration's, and otherwise names them `STRANGER_IN_TARGET` (never adopted on
+  a guess: stages/idmap.py).
 - Users Auth0 refused one by one (the job's errors) are final: Auth0 judged their data, and the
   same data would be refused again.
 """
@@ -341,6 +343,15 @@ class RateSample(NamedTuple):
     tenant: str
     remaining: int
     size: int
+
+
+class CannotGroup(NamedTuple):
+    """Holdings of one kind that cannot be carried for one reason: how many, held by how many users."""
+
+    kind: HoldingKind
+    detail: str
+    items: int
+    users: int
 
 
 class Problem(NamedTuple):
@@ -1178,16 +1189,25 @@ class Ledger:
             "AND (delta IS NULL OR delta != 'deleted') ORDER BY ordinal")]
 
     def record_deletions(self, deleted: Iterable[int], not_confirmed: Iterable[tuple[str, int]], code: str) -> None:
-        """Users confirmed gone from the source, and (message, ordinal) of those still there (failed `code`)."""
+        """Users confirmed gone from the source, and (message, ordinal) of those still there (failed `code`).
+        A deleted user's earlier cutover note (not confirmed, kept in the source) is cleared."""
         with self.tx():
             for ordinal in deleted:
                 self.db.execute("UPDATE users SET deleted = 1, reapplied = 0 WHERE ordinal = ?", (ordinal,))
                 self.db.execute("UPDATE users SET stage = NULL, code = NULL, message = NULL WHERE ordinal = ? AND "
-                                "code = ?", (ordinal, code))
+                                "stage = 'cutover'", (ordinal,))
                 # A later pass's deletion needs its roles applied again (see cutover.reapply_after_cutover).
                 self.db.execute("UPDATE role_members SET assigned = 1 WHERE ordinal = ? AND assigned = 2", (ordinal,))
             self.db.executemany("UPDATE users SET stage = 'cutover', code = ?, message = ? WHERE ordinal = ?",
                                 [(code, message, ordinal) for message, ordinal in not_confirmed])
+
+    def record_kept_in_source(self, kept: Iterable[tuple[int, str]], code: str) -> None:
+        """(ordinal, message) of migrated users cutover keeps in the source (what they hold was not verified in
+        the target): noted at stage `cutover` with `code`, so the summary names them; a later cutover that
+        deletes one clears the note (`record_deletions`)."""
+        with self.tx():
+            self.db.executemany("UPDATE users SET stage = 'cutover', code = ?, message = ? WHERE ordinal = ? "
+                                "AND deleted = 0", [(code, message, ordinal) for ordinal, message in kept])
 
     def deletions_not_confirmed(self, code: str) -> bool:
         return self.db.execute("SELECT 1 FROM users WHERE code = ? AND deleted = 0", (code,)).fetchone() is not None
@@ -1213,7 +1233,10 @@ class Ledger:
             "failed": counts.get("failed", 0) + counts.get("invalid", 0),
             "pending": sum(n for s, n in counts.items() if s not in MIGRATED and s not in NOT_CARRIED),
             "deleted_from_source": one("SELECT COUNT(*) FROM users WHERE deleted = 1"),
-            "deletion_not_confirmed": one("SELECT COUNT(*) FROM users WHERE deleted = 0 AND stage = 'cutover'"),
+            "deletion_not_confirmed": one("SELECT COUNT(*) FROM users WHERE deleted = 0 AND stage = 'cutover' "
+                                          "AND code != 'KEPT_IN_SOURCE'"),
+            "kept_in_source": one("SELECT COUNT(*) FROM users WHERE deleted = 0 AND stage = 'cutover' "
+                                  "AND code = 'KEPT_IN_SOURCE'"),
             "verified": one(f"SELECT COUNT(*) FROM users WHERE status IN {_MIGRATED} AND profile_ok = 1 "
                             "AND grants_ok = 1"),
             "with_password_hash": one("SELECT COUNT(*) FROM users WHERE has_credential = 1"),
@@ -1403,6 +1426,17 @@ class Ledger:
             return []
         return [RateSample(*r) for r in self.db.execute(
             "SELECT session, at, tenant, remaining, size FROM rate_samples ORDER BY at, rowid")]
+
+    def cannot_groups(self) -> list[CannotGroup]:
+        """Holdings in state `cannot`, grouped by kind and reason (items and users each), for the plan's inventory."""
+        return [CannotGroup(*r) for r in self.db.execute(
+            "SELECT kind, COALESCE(detail, ''), COUNT(*), COUNT(DISTINCT ordinal) FROM holdings WHERE state = 'cannot' "
+            "GROUP BY kind, detail ORDER BY kind, detail")]
+
+    def users_holding_cannot(self, kinds: Iterable[str]) -> int:
+        """Users with at least one holding of these kinds that cannot be carried."""
+        return self._count("SELECT COUNT(DISTINCT ordinal) FROM holdings WHERE state = 'cannot' "
+                           f"AND kind IN {_sql_list(kinds)}")
 
     def phases_done(self) -> list[str]:
         return sorted(r[0].removeprefix("phase:") for r in self.db.execute(

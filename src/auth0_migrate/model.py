@@ -44,6 +44,9 @@ class MigrationOptions:
     create_missing_roles: bool = False
     """Across tenants: create in the target the source roles it lacks (same permissions; the API scopes they
     need are added to the target's APIs) before restoring members, instead of only reporting them."""
+    allow_loss: tuple[str, ...] = ()
+    """Holding groups (`ledger.LOSS_GROUPS`: organizations, identities, mfa) whose unverified holdings do not keep a
+    user in the source at cutover (`--allow-loss`): the owner accepts losing them with the source copy."""
     refresh_permissions: bool = False
     """With `refresh`: read every migrated user's DIRECT permissions again (one call each), not only those of the
     users whose profile changed, so that permission changes of the others are carried too (roles always are)."""
@@ -161,6 +164,12 @@ class PlanResult(CommandResult):
     apis_missing_in_target: list[str]
     calls: dict[str, int]
     minutes_at: dict[str, float]
+    inventory: dict[str, Any] = field(default_factory=dict)
+    """What users hold beside profile, hash and grants (`stages/inventory.holding_inventory`): per kind the users,
+    items, `will_carry`, `cannot` by reason; MFA factors by type; and how many users cutover would keep in the
+    source (`cutover.users_kept_in_source`) and which `--allow-loss` group would let them go."""
+    not_carried_by_import: dict[str, Any] = field(default_factory=dict)
+    """What no import can carry, by kind (users each, and what it means): never holds a user back."""
     delta: dict[str, Any] | None = None
     """`plan --refresh`: the counts a refresh would carry (`new`, `updated`, `deleted_in_source`, `password`)
     and `exceptions`, the changes it could not carry, named per user."""
@@ -172,5 +181,7 @@ class PlanResult(CommandResult):
         return {**self.common_dict(), "problems": self.problems,
                 "import_files": self.import_files, "roles_missing_in_target": self.roles_missing_in_target,
                 "apis_missing_in_target": self.apis_missing_in_target, "calls": self.calls,
-                "minutes_at": self.minutes_at, **({"delta": self.delta} if self.delta is not None else {}),
+                "minutes_at": self.minutes_at, "inventory": self.inventory,
+                "not_carried_by_import": self.not_carried_by_import,
+                **({"delta": self.delta} if self.delta is not None else {}),
                 **({"roles_to_create": self.roles_to_create} if self.roles_to_create is not None else {})}

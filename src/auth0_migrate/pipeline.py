@@ -12,7 +12,8 @@ users, a `--state` that is not a ledger.
 (`_refresh`, stages/delta.py); `plan --refresh` shows that delta, found on a copy of the ledger.
 
 Exit codes (`summarize`): 4 when verification found differences; else 3 when any user is failed,
-held back or pending, or the input had a problem the run could not carry (a bad line, a listed
+held back or pending, or kept in the source by cutover (`KEPT_IN_SOURCE`: it holds what was not carried), or
+the input had a problem the run could not carry (a bad line, a listed
 user not in the source...: every kind in `reports.problems` but `INFORMATIONAL_PROBLEMS`, including a refresh's
 `delta-not-carried`: a change it could not carry, named per user); else 0.
 
@@ -33,7 +34,7 @@ import secrets
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, get_args
 
 from . import timeline
 from .auth0 import scopes
@@ -46,7 +47,7 @@ from .formats.import_record import _BAD_ID_CHAR as BAD_ID_CHAR
 from .formats.import_record import MAX_USER_ID_CHARS
 from .formats.users_file import check_users_file, read_selection
 from .import_schema import _RESERVED_APP_METADATA as RESERVED_APP_METADATA
-from .ledger import MIGRATED, NOT_CARRIED, HoldingKind, Ledger, NotCarried
+from .ledger import LOSS_GROUPS, MIGRATED, NOT_CARRIED, HoldingKind, Ledger, NotCarried
 from .model import (
     EXIT_FAILED_USERS,
     EXIT_OK,
@@ -59,7 +60,19 @@ from .model import (
     Reporter,
     RunResult,
 )
-from .stages import cutover, delta, export, grants, grants_delta, hashes, idmap, import_jobs, restore, transform
+from .stages import (
+    cutover,
+    delta,
+    export,
+    grants,
+    grants_delta,
+    hashes,
+    idmap,
+    import_jobs,
+    inventory,
+    restore,
+    transform,
+)
 from .stages import rollback as undo
 from .stages import verify as verify_stage
 from .stages.context import Connection, Migration
@@ -137,6 +150,10 @@ def check_options(options: MigrationOptions, same_tenant: bool) -> None:
         raise UsageError("--create-missing-roles applies across tenants: in one tenant every role is already there")
     if same_tenant and options.source_connection == options.target_connection:
         raise UsageError("the source and target connections are the same connection")
+    unknown = [name for name in options.allow_loss if name not in LOSS_GROUPS]
+    if unknown:
+        raise UsageError(f"--allow-loss {','.join(unknown)}: unknown; the names are {', '.join(LOSS_GROUPS)} "
+                         "(comma-separated)")
     if options.missing_hash not in ("hold", "import"):
         raise UsageError("--missing-hash must be hold or import")
     if options.duplicate_hash not in ("first", "last", "hold"):
@@ -407,7 +424,8 @@ def _note_input_files(migration: Migration) -> None:
     for flag in sorted(f for f in stamps if stored.get(f) not in (None, stamps[f])):
         migration.reporter.warn(f"{flag} {files[flag]} changed since this ledger read it, and a resumed run does not "
                                 "read it again: to carry the changes, run with a new --state (users already in the "
-                                "target are recognised, not imported twice)")
+                                "target are not imported twice, and are recognised as this migration's where their id "
+                                "or --record-source-id proves it)")
 
 
 def _unfinished_reason(row: NotCarried) -> str:
@@ -430,7 +448,9 @@ def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True, command: 
     Every user is counted once: migrated (`imported`, `already_in_target`), `held_back`, `failed`, or
     `pending` (anything else). Every user not migrated is in `failures` with a reason: a pending user
     as `NOT_FINISHED` (unless `unfinished_are_failures` is False, as for `plan`, where all are pending).
-    A migrated user whose source copy cutover could not confirm deleted is listed too, with its code.
+    A migrated user whose source copy cutover could not confirm deleted, or kept in the source because it
+    holds what was not carried (`KEPT_IN_SOURCE`, `users.kept_in_source`), is listed too, with its code.
+    `reports.not_carried_by_import` lists by kind what no import carries (stages/inventory.py).
     """
     users = ledger.user_counts()
     grants = ledger.grant_counts()
@@ -455,14 +475,19 @@ def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True, command: 
              for f in ledger.files()]
     phases = ledger.phases_done()
     problem_counts = {kind: len(items) for kind, items in problems.items()}
+    by_code = dict(sorted(Counter(f.code for f in failures).items()))
     reports = {"problems": problems, "problem_counts": problem_counts, "import_files": files,
                "phases_done": phases, "hash_file": ledger.get_meta("hashes"),
-               "failures_by_code": dict(sorted(Counter(f.code for f in failures).items())),
+               "not_carried_by_import": inventory.not_carried_by_import(ledger, by_code),
+               "holdings_not_carried": [{"user_id": h.source_id, "kind": h.kind, "item": h.item, "detail": h.detail}
+                                        for kind in get_args(HoldingKind) for h in ledger.holdings(kind, ("cannot",))],
+               "failures_by_code": by_code,
                **({"roles_created": created} if (created := ledger.get_meta("roles_created")) else {})}
     dropped = any(kind not in INFORMATIONAL_PROBLEMS for kind in problem_counts)
     if differences:
         code = EXIT_VERIFY
-    elif users["failed"] or users["held_back"] or users["pending"] or users["deletion_not_confirmed"] or dropped:
+    elif users["failed"] or users["held_back"] or users["pending"] or users["deletion_not_confirmed"] or dropped \
+            or users["kept_in_source"]:
         code = EXIT_FAILED_USERS
     else:
         code = EXIT_OK
@@ -641,6 +666,8 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
                 roles_missing_in_target=missing_roles, apis_missing_in_target=missing_apis,
                 calls=calls,
                 minutes_at=_minutes_at(calls["total"], rate), roles_to_create=roles_to_create,
+                inventory=inventory.holding_inventory(ledger, options.allow_loss, options.delete_source_users),
+                not_carried_by_import=summary.reports["not_carried_by_import"],
             )
         finally:
             migration.ledger.close()

@@ -21,7 +21,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .model import RunResult
+from .model import PlanResult, RunResult
+from .stages.inventory import inventory_lines
 
 
 def duration(seconds: float) -> str:
@@ -150,8 +151,26 @@ def render_result(result: RunResult, console: Console, *, title: str = "Migratio
         console.print(f"[yellow]{len(items)} × {kind}[/]" + (f" (first {limit}):" if len(items) > limit else ":"))
         for item in items[:limit]:
             console.print(f"  {item['detail']}", markup=False)
+    cannot = result.reports.get("holdings_not_carried") or []
+    if cannot:
+        console.print(f"[yellow]{len(cannot)} organization memberships and roles, linked accounts or MFA factors "
+                      f"cannot be carried[/]" + (f" (first {limit}):" if len(cannot) > limit else ":"))
+        for h in cannot[:limit]:
+            console.print(f"  {h['user_id']}: {h['kind']} {h['item']}: {h['detail']}", markup=False)
+    for line in inventory_lines({}, result.reports.get("not_carried_by_import") or {}):
+        console.print(line, markup=False)
     if result.state:
         console.print(f"state: {result.state}", markup=False)
+
+
+def render_inventory(plan: PlanResult, console: Console) -> None:
+    """The plan's inventory for people: what users hold, what will be carried or cannot, what cutover keeps,
+    and what no import carries."""
+    lines = inventory_lines(plan.inventory, plan.not_carried_by_import)
+    if lines:
+        console.print("What users hold beside profile, password and grants:", markup=False)
+    for line in lines:
+        console.print(f"  {line}", markup=False)
 
 
 def print_json(value: Any, stream: IO[str] | None = None) -> None:

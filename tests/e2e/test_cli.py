@@ -212,7 +212,8 @@ def test_plan_writes_nothing(server: Server, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     plan = json.loads(done.stdout)
     assert sorted(plan) == ["apis_missing_in_target", "calls", "command", "exit_code", "failures", "import_files",
-                            "minutes_at", "problems", "roles_missing_in_target", "users"]
+                            "inventory", "minutes_at", "not_carried_by_import", "problems", "roles_missing_in_target",
+                            "users"]
     assert plan["command"] == "plan" and plan["exit_code"] == 0
     assert sorted(plan["users"]) == ["held_back", "selected", "stale_hash", "will_fail", "will_import",
                                      "with_password_hash"]

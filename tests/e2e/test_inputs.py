@@ -49,7 +49,8 @@ def test_missing_hashes_are_held_back_then_imported_on_request(world: World, tmp
     hashes = _write_lines(str(tmp_path / "hashes.ndjson"), [r for r in rows if r not in dropped])
     missing = {ids[r["email"]]: r["email"] for r in dropped}
 
-    result = migrate(world, options(tmp_path, password_hashes=hashes))
+    # The source id is recorded, so a later run with another ledger can prove these users are this migration's.
+    result = migrate(world, options(tmp_path, password_hashes=hashes, record_source_id="legacy_id"))
     assert result.exit_code == 3, dump(result)
     assert result.users["selected"] == 12
     assert result.users["held_back"] == 3
@@ -68,7 +69,7 @@ def test_missing_hashes_are_held_back_then_imported_on_request(world: World, tmp
 
     # Asked to, they are imported without a hash (and so cannot log in); the 9 already there are recognised.
     result = migrate(world, options(tmp_path, password_hashes=hashes, missing_hash="import",
-                                    state=str(tmp_path / "second.sqlite")))
+                                    record_source_id="legacy_id", state=str(tmp_path / "second.sqlite")))
     assert result.exit_code == 0, dump(result)
     assert result.users["imported"] == 3
     assert result.users["already_in_target"] == 9
@@ -295,6 +296,8 @@ def test_users_the_import_rejects_fail_at_transform(world: World, tmp_path) -> N
 
 
 def test_user_already_in_target_is_not_a_failure(world: World, tmp_path) -> None:
+    """A target user with the same email that carries this user's source id (`--record-source-id`) is this
+    migration's (made by an earlier run, say): recognised, not a failure (one without it: test_stranger.py)."""
     seeded = world.seed(users=12)
     world.connection(TARGET)
     ids = _source_ids(world)
@@ -308,6 +311,7 @@ def test_user_already_in_target_is_not_a_failure(world: World, tmp_path) -> None
         try:
             same = {k: source_profile.get(k) for k in ("given_name", "family_name", "name", "nickname",
                                                         "app_metadata", "user_metadata")}
+            same["app_metadata"] = {**(same["app_metadata"] or {}), "legacy_id": ids[email]}
             user = await client.sdk.users.create(
                 connection=TARGET, email=email, password="Already-Here-123!", **same,
                 email_verified=bool(source_profile.get("email_verified")),
@@ -318,7 +322,7 @@ def test_user_already_in_target_is_not_a_failure(world: World, tmp_path) -> None
     existing_id = asyncio.run(precreate())
 
     hashes = world.hash_file(str(tmp_path / "hashes.ndjson"))
-    result = migrate(world, options(tmp_path, password_hashes=hashes))
+    result = migrate(world, options(tmp_path, password_hashes=hashes, record_source_id="legacy_id"))
     assert result.users["already_in_target"] == 1, dump(result)
     assert result.users["imported"] == 11
     assert result.users["failed"] == result.users["held_back"] == 0
@@ -567,7 +571,7 @@ def test_a_fixed_input_file_is_carried_with_a_new_state(world: World, tmp_path) 
     world.connection(TARGET)
     good = [_file_user(n) for n in range(3)]
     path = _write_lines(str(tmp_path / "users.ndjson"), [good[0], '{"email": "file1@example.com",', good[2]])
-    assert migrate(world, options(tmp_path, from_file=path)).exit_code == 3
+    assert migrate(world, options(tmp_path, from_file=path, record_source_id="legacy_id")).exit_code == 3
 
     _write_lines(path, good)  # the owner fixes line 2
     os.utime(path, ns=(1, 1))  # a different modification time, whatever the file system's resolution
@@ -579,14 +583,15 @@ def test_a_fixed_input_file_is_carried_with_a_new_state(world: World, tmp_path) 
             return await run(opts, source=client, reporter=reporter)
         finally:
             await client.aclose()
-    result = asyncio.run(again(options(tmp_path, from_file=path)))
+    result = asyncio.run(again(options(tmp_path, from_file=path, record_source_id="legacy_id")))
     assert result.exit_code == 3, dump(result)
     assert [m for m in reporter.messages if "changed since this ledger read it" in m] == [
         f"warning: --from-file {path} changed since this ledger read it, and a resumed run does not read it "
-        "again: to carry the changes, run with a new --state (users already in the target are recognised, not "
-        "imported twice)"]
+        "again: to carry the changes, run with a new --state (users already in the target are not imported twice, "
+        "and are recognised as this migration's where their id or --record-source-id proves it)"]
 
-    result = migrate(world, options(tmp_path, from_file=path, state=str(tmp_path / "second.sqlite")))
+    result = migrate(world, options(tmp_path, from_file=path, record_source_id="legacy_id",
+                                    state=str(tmp_path / "second.sqlite")))
     assert result.exit_code == 0, dump(result)
     assert (result.users["imported"], result.users["already_in_target"]) == (1, 2)
     emails = [u["email"] for u in world.users(TARGET)]

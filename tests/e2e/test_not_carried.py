@@ -160,7 +160,9 @@ def test_refused_users_leave_no_hash_in_the_ledger(world: World, tmp_path) -> No
                                         "passwordHash": "$2b$10$" + "n" * 53, "connection": SOURCE}], "hashes.ndjson")
     for state, extra in (("alone.sqlite", {}), ("joined.sqlite", {"password_hashes": hash_file,
                                                                    "missing_hash": "import"})):
-        result = migrate(world, options(tmp_path, from_file=path, state=str(tmp_path / state), **extra))
+        # The source id is recorded, so the second ledger can prove the good users are this migration's.
+        result = migrate(world, options(tmp_path, from_file=path, state=str(tmp_path / state),
+                                        record_source_id="legacy_id", **extra))
         assert result.exit_code == 3, dump(result)
         assert set(_failures(result)) == {f"auth0|{u['user_id']}" for u in refused}, dump(result)
         assert {k: f["stage"] for k, f in _failures(result).items() if f["stage"] != "transform"} \

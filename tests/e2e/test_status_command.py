@@ -25,7 +25,8 @@ def test_status_exits_with_the_runs_exit_code(world: World, tmp_path: Path,
         out.write("\n".join(all_lines[1:]) + "\n")  # one user's hash is missing: that user is held back
     held = json.loads(all_lines[0])["email"]
     state = str(tmp_path / "state.sqlite")
-    result = migrate(world, options(tmp_path, password_hashes=str(hashes), state=state))
+    # The source id is recorded, so the second ledger below can prove the first run's users are this migration's.
+    result = migrate(world, options(tmp_path, password_hashes=str(hashes), state=state, record_source_id="legacy_id"))
     assert result.exit_code == 3 and result.users["held_back"] == 1, dump(result)
 
     assert main(["status", "--state", state, "--json"]) == 3
@@ -38,7 +39,7 @@ def test_status_exits_with_the_runs_exit_code(world: World, tmp_path: Path,
 
     # Asked to, the held-back user is imported without a hash: the run is done, and status says 0.
     result = migrate(world, options(tmp_path, password_hashes=str(hashes), state=str(tmp_path / "second.sqlite"),
-                                    missing_hash="import"))
+                                    missing_hash="import", record_source_id="legacy_id"))
     assert result.exit_code == 0, dump(result)
     assert main(["status", "--state", str(tmp_path / "second.sqlite")]) == 0
 

@@ -14,6 +14,12 @@ identity (source connection name and source id; the target copy is told apart by
 A user still there is a per-user failure, `DELETE_NOT_CONFIRMED`, not counted as deleted; the
 cutover phase stays open, so running the same command again retries exactly those users.
 
+Nothing is deleted that was not carried: a user that holds something beside profile, hash and grants
+(organization memberships and roles, linked secondaries, MFA factors: ledger `holdings`) is deleted only when
+each of those was verified in the target, or its group is named in `--allow-loss` (Auth0 deletes them with
+the user). The others stay in the source, noted `KEPT_IN_SOURCE` with what was not carried and the flag that
+would let them go; the cutover phase stays open, so a later run deletes them once their holdings are verified.
+
 Choices where Auth0 is silent:
 
 - the email sent is the ledger's, exactly as the source export gave it (the form Auth0 stored),
@@ -22,6 +28,9 @@ Choices where Auth0 is silent:
   case-sensitive (OAS), which the stored form satisfies;
 - a user already gone before its DELETE (removed by hand between runs) is confirmed gone and counted
   as deleted: what the ledger promises is that the source no longer holds it;
+- a user kept in the source is not a failure of the migration (it is in the target, verified) but it is
+  not finished either: it is listed in `failures` with its reasons and the run exits 3 until it is deleted
+  or the owner allows the loss; its holdings are named kind and item, at most `KEPT_DETAIL_ITEMS` of them;
 - with `keep`, the grants are applied again after each cutover pass that deleted someone, and the
   re-apply and its verification are marked done only once every deletion is confirmed, so a user
   deleted by a later run is given its grants again too.
@@ -30,13 +39,37 @@ Choices where Auth0 is silent:
 from __future__ import annotations
 
 from ..errors import NotFoundError
-from ..ledger import UserRef
+from ..ledger import LOSS_GROUPS, Holding, UserRef
 from ..pool import run_pool, together
 from .context import Migration
 from .restore import restore_permissions, restore_roles
 from .verify import verify_grants
 
 NOT_CONFIRMED = "DELETE_NOT_CONFIRMED"
+KEPT = "KEPT_IN_SOURCE"
+KEPT_DETAIL_ITEMS = 10
+"""How many unverified holdings a kept user's message names one by one (the rest are counted)."""
+
+
+def loss_group(kind: str) -> str:
+    """The `--allow-loss` name that lets cutover delete a user holding an unverified `kind`."""
+    return next(group for group, kinds in LOSS_GROUPS.items() if kind in kinds)
+
+
+def kept_message(connection: str, held: list[Holding], shared_id: bool = False) -> str:
+    """Why a verified user stays in the source: each unverified holding (kind, item, state or reason) and the
+    `--allow-loss` names that would let it go (`shared_id`: keep in one tenant, both copies hold the id)."""
+    def one(h: Holding) -> str:
+        why = f"cannot be carried: {h.detail}" if h.state == "cannot" else \
+            (f"{h.state}, not verified in the target" + (f" ({h.detail})" if h.detail else ""))
+        return f"{h.kind} {h.item} ({why})"
+    named = "; ".join(one(h) for h in held[:KEPT_DETAIL_ITEMS])
+    more = f"; and {len(held) - KEPT_DETAIL_ITEMS} more" if len(held) > KEPT_DETAIL_ITEMS else ""
+    groups = ",".join(dict.fromkeys(loss_group(h.kind) for h in held))
+    return (f"kept in {connection}: deleting it would delete what was not carried to the target: {named}{more}. "
+            f"Run again once these are verified in the target, or give --allow-loss {groups} to delete it anyway"
+            + ("; until then both copies share its id (--user-ids keep), so Auth0's id-only endpoints are ambiguous "
+               "for it" if shared_id else ""))
 
 
 async def still_in_source(migration: Migration, email: str, source_id: str) -> bool:
@@ -66,9 +99,22 @@ async def delete_source_copies(migration: Migration) -> None:
     ledger = migration.ledger
     if ledger.phase_done("cutover"):
         return
-    users = ledger.users_to_delete()
-    migration.reporter.phase("delete verified users from the source", total=len(users))
     connection = migration.source_connection
+    unverified = ledger.unverified_holdings(migration.options.allow_loss)
+    shared = migration.same_tenant and migration.options.user_ids == "keep"
+    users = []
+    kept: list[tuple[int, str]] = []
+    for user in ledger.users_to_delete():
+        held = unverified.get(user.ordinal)
+        if held:
+            kept.append((user.ordinal, kept_message(connection.name, held, shared)))
+        else:
+            users.append(user)
+    ledger.record_kept_in_source(kept, KEPT)
+    if kept:
+        migration.reporter.warn(f"{len(kept)} verified users stay in {connection.name}: they hold what was not "
+                                "carried to the target (see the failures, code KEPT_IN_SOURCE)")
+    migration.reporter.phase("delete verified users from the source", total=len(users))
     done: list[int] = []
     refused: list[tuple[str, int]] = []
 
@@ -97,7 +143,7 @@ async def delete_source_copies(migration: Migration) -> None:
         await run_pool(users, delete, on_result=deleted)
     finally:
         flush()
-    if not ledger.deletions_not_confirmed(NOT_CONFIRMED):
+    if not kept and not ledger.deletions_not_confirmed(NOT_CONFIRMED):
         ledger.mark_phase("cutover")
 
 

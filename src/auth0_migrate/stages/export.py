@@ -18,6 +18,7 @@ from ..formats.import_file import FilePacker, PackedFile
 from ..formats.users_file import read_selection
 from ..ledger import KnownUser, UserRow, dumps
 from .context import Migration
+from .inventory import ImportLeftovers
 from .transform import transform_one
 
 BATCH = 5000
@@ -45,6 +46,7 @@ class _Ingest:
         self.next_file = migration.ledger.next_file_id()
         self.waiting: dict[str, UserRow] = {}  # ordinal -> row, for users of the open file
         self.rows: list[UserRow] = []
+        self.leftovers = ImportLeftovers(migration.options.user_ids)
 
     def selected(self, source_id: str, email: str | None) -> bool:
         if self.selection is None:
@@ -57,6 +59,7 @@ class _Ingest:
     def add(self, ordinal: int, source_id: str, email: str | None, record: dict[str, Any], text: str) -> None:
         if not self.selected(source_id, email):
             return
+        self.leftovers.see(record)
         credential_text: str | None = None
         set_date: str | None = None
         hash_match = None
@@ -144,6 +147,7 @@ async def export_source(migration: Migration) -> None:
                     ingest.add(number, record["user_id"], email.lower() if isinstance(email, str) else None,
                                record, text)
                 ingest.finish()
+                ingest.leftovers.save(ledger)
                 ledger.mark_phase("export")
         finally:
             os.unlink(path)
@@ -225,5 +229,6 @@ def _load_from_file(migration: Migration) -> None:
             email = user.get("email")
             ingest.add(ordinal, key, email.lower() if isinstance(email, str) else None, user, dumps(user))
         ingest.finish()
+        ingest.leftovers.save(ledger)
         ledger.mark_phase("export")
 

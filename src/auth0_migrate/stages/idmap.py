@@ -5,6 +5,21 @@ target connection; with `keep` and `prefix` they were computed, and the export c
 The same export gives the profile fields that verification compares, so it is one job, not one
 look-up per user. Users the export does not show are looked up one by one with
 `GET /users-by-email` (immediately consistent), filtered to the target connection.
+
+Never adopt a stranger (issue 8): a user the import met in the target (`DUPLICATED_USER`, or found older
+than a lost upload) is this migration's only when it can be proved (`why_not_ours`): its id is the computed
+one (`keep`, `prefix`), or its `app_metadata` holds this user's source id (`--record-source-id`). Otherwise
+it is someone else's, e.g. a person who signed up in the new connection while the migration ran: the user
+fails `STRANGER_IN_TARGET` (named, with the target id), so no grants are applied to it, it is not verified,
+and its source copy is never deleted.
+
+Choices where Auth0 is silent:
+
+- with `regenerate` and no `--record-source-id`, nothing a user carries says who made it, so a user the
+  import met is never adopted, even one an earlier run of this tool made under another `--state`: the
+  owner who may run again with a new ledger should record the source id;
+- a computed id that matches is proof enough: Auth0 gives a sign-up a random id, and only an import or a
+  POST /users that chose the id can make `auth0|<source id>` or `auth0|<prefix><source id>`.
 """
 
 from __future__ import annotations
@@ -19,6 +34,7 @@ from .context import Migration
 
 PROFILE_FIELDS = ("email", "email_verified", "given_name", "family_name", "name", "nickname", "picture",
                   "blocked", "app_metadata", "user_metadata", "username", "phone_number", "phone_verified")
+STRANGER = "STRANGER_IN_TARGET"
 TARGET_FIELDS = ("user_id", *PROFILE_FIELDS, "identities")
 DEFAULTS: dict[str, Any] = {"blocked": False, "email_verified": False, "app_metadata": {}, "user_metadata": {},
                             "phone_verified": False}
@@ -53,13 +69,49 @@ def _apply(migration: Migration, target_user: dict[str, Any], pending: dict[str,
     if row is None:
         return False
     found_id = str(target_user.get("user_id"))
+    record = json.loads(row.record)
+    met = row.status in ("conflict", "already_in_target")  # the import met a user with this email
+    if met:
+        doubt = why_not_ours(migration, row.target_id, record, target_user)
+        if doubt is not None:
+            connection = migration.target_connection.name
+            ledger.fail_user(ordinal, "idmap", STRANGER, (
+                f"{email} is already in {connection} as {found_id}, and nothing proves this migration made it "
+                f"({doubt}): not adopted, no grants applied to it, and the source copy is kept. Find out who it "
+                "is (someone may have signed up meanwhile); to carry this user, resolve it in the target and run "
+                "again with a new --state"))
+            return True
     if row.target_id and row.target_id != found_id:
         ledger.id_mismatch(ordinal, found_id, f"expected {row.target_id} in the target but {email} has {found_id}")
         return True
-    diffs = profile_differences(json.loads(row.record), target_user)
-    ledger.mark_found(ordinal, found_id, "already_in_target" if row.status in ("conflict", "already_in_target")
-                      else "imported", diffs)
+    diffs = profile_differences(record, target_user)
+    ledger.mark_found(ordinal, found_id, "already_in_target" if met else "imported", diffs)
     return True
+
+
+NO_PROOF = ("with --user-ids regenerate and no --record-source-id the only proof would be this run's import "
+            "job making it, and the job found it there already; --record-source-id lets a run prove its own users")
+"""`why_not_ours` when the user carries nothing that could prove it ours (only the job's own word can)."""
+
+
+def why_not_ours(migration: Migration, computed_id: str | None, record: dict[str, Any],
+                 target_user: dict[str, Any]) -> str | None:
+    """None when a target user with this user's email is provably this migration's user; else why not.
+
+    Proof is the computed id (`keep`, `prefix`: a sign-up gets a random id), or the source id this migration
+    records in `app_metadata` (`--record-source-id`); with neither (`NO_PROOF`), nothing a target user carries
+    says who made it.
+    """
+    found_id = str(target_user.get("user_id"))
+    if computed_id:
+        return None if computed_id == found_id else f"its id is not the computed {computed_id}"
+    key = migration.options.record_source_id
+    if key:
+        want = (record.get("app_metadata") or {}).get(key)
+        have = (target_user.get("app_metadata") or {}).get(key)
+        return None if want is not None and want == have else \
+            f"its app_metadata.{key} is not this user's source id {want}"
+    return NO_PROOF
 
 
 async def map_ids(migration: Migration, *, phase: str = "idmap") -> None:

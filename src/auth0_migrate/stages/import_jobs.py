@@ -18,8 +18,12 @@ Choices where Auth0 is silent:
   a job that starts later than that meets a second job for the users not found, whose users then
   fail `DUPLICATED_USER` and are recognised (by the id map) as already in the target: never twice.
 - A user found in the target counts as made by the lost job when it was created no earlier than
-  `CLOCK_SKEW` before the file was sent (our clock against Auth0's `created_at`); an older one was
-  there before, and is recorded as already in the target, as a resend would have found it.
+  `CLOCK_SKEW` before the file was sent (our clock against Auth0's `created_at`) and, where the user can
+  carry proof (computed id with keep/prefix, `--record-source-id`), it carries it; an older one, or one
+  without the proof, was made by someone else and is recorded as a conflict, as a resend would have met
+  it, for the id map to judge (`idmap.why_not_ours`: a stranger is never adopted). With `regenerate` and no
+  `--record-source-id`, creation time is the only evidence: a sign-up with the same email within
+  `CLOCK_SKEW` of a lost upload would be taken for ours (record the source id to close that gap).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from ..ledger import ImportFile, JobError
 from ..passwords import redact
 from ..pool import run_pool
 from .context import Migration
-from .idmap import find_in_target
+from .idmap import NO_PROOF, find_in_target, why_not_ours
 from .transform import import_body
 
 MAX_IN_FLIGHT = 2
@@ -193,9 +197,13 @@ async def _settle(migration: Migration, file_id: int, row: ImportFile) -> None:
     users = ledger.ready_emails_of_file(file_id)
     emails = list(users)
 
-    def ours(user: dict[str, Any] | None) -> bool:
+    def ours(email: str, user: dict[str, Any] | None) -> bool:
         created = _epoch(user.get("created_at")) if user else None
-        return user is not None and (sent_at is None or (created is not None and created >= sent_at - CLOCK_SKEW))
+        if user is None or not (sent_at is None or (created is not None and created >= sent_at - CLOCK_SKEW)):
+            return False
+        mapped = ledger.user_to_map(users[email])
+        return mapped is not None and why_not_ours(migration, mapped.target_id, json.loads(mapped.record),
+                                                   user) in (None, NO_PROOF)
 
     found: dict[str, dict[str, Any]] = {}
 
@@ -212,7 +220,7 @@ async def _settle(migration: Migration, file_id: int, row: ImportFile) -> None:
     deadline = clock.now() + SETTLE_PATIENCE
     delay = SLOT_POLL
     sample = list(dict.fromkeys(emails[i] for i in {0, len(emails) // 2, len(emails) - 1} if emails))
-    while sample and not any(ours(u) for u in (await look(sample)).values()) and clock.now() < deadline:
+    while sample and not any(ours(e, u) for e, u in (await look(sample)).items()) and clock.now() < deadline:
         await clock.sleep(delay)
         delay = min(60.0, delay * 2)
     while True:
@@ -222,8 +230,9 @@ async def _settle(migration: Migration, file_id: int, row: ImportFile) -> None:
             break
         await clock.sleep(SLOT_POLL)  # the job may still be running: look again for the rest
     left = len(emails) - len(found)
-    ledger.record_settled(file_id, [users[e] for e, u in found.items() if ours(u)],
-                          [users[e] for e, u in found.items() if not ours(u)], left)
+    made = {e for e, u in found.items() if ours(e, u)}
+    ledger.record_settled(file_id, [users[e] for e in found if e in made],
+                          [users[e] for e in found if e not in made], left)
     migration.reporter.warn(f"file {file_id}: {len(found)} of its users are in the target after the lost upload; "
                             f"{left} to send again")
 
