@@ -61,6 +61,9 @@ def _migration_flags(p: argparse.ArgumentParser, *, state_required: bool = False
     m.add_argument("--users", metavar="FILE", dest="users_file", help="migrate only these users (emails or ids)")
     m.add_argument("--delete-source-users", action="store_true",
                    help="cutover: delete each source copy once that user is verified in the target")
+    m.add_argument("--enable-org-connections", action="store_true",
+                   help="enable the target connection on each organization the migrated users belong to that "
+                        "lacks it (without it, memberships of such organizations are not carried: named per user)")
     m.add_argument("--state", metavar="FILE", required=state_required,
                    help="the ledger (default: derived from tenants and connections, in this folder)")
     if refresh:
@@ -161,7 +164,8 @@ def _options(args: argparse.Namespace) -> MigrationOptions:
                             delete_source_users=args.delete_source_users, state=args.state,
                             refresh=getattr(args, "refresh", False),
                             propagate_deletes=getattr(args, "propagate_deletes", False),
-                            refresh_permissions=getattr(args, "refresh_permissions", False))
+                            refresh_permissions=getattr(args, "refresh_permissions", False),
+                            enable_org_connections=args.enable_org_connections)
 
 
 async def _migration_command(args: argparse.Namespace, console: Console) -> int:

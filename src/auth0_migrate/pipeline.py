@@ -55,7 +55,20 @@ from .model import (
     Reporter,
     RunResult,
 )
-from .stages import cutover, delta, export, grants, grants_delta, hashes, idmap, import_jobs, restore, transform, verify
+from .stages import (
+    cutover,
+    delta,
+    export,
+    grants,
+    grants_delta,
+    hashes,
+    idmap,
+    import_jobs,
+    organizations,
+    restore,
+    transform,
+    verify,
+)
 from .stages.context import Connection, Migration
 
 #: Problem kinds that are facts about the input, not something the tool failed to carry: the hashes of
@@ -158,7 +171,8 @@ async def check_scopes(command: scopes.Command, options: MigrationOptions, sourc
     same = source is target
     sides: list[tuple[str, TenantClient, list[str]]] = []
     kwargs = {"cross_tenant": not same, "delete_source_users": options.delete_source_users,
-              "refresh": options.refresh, "propagate_deletes": options.refresh and options.propagate_deletes}
+              "refresh": options.refresh, "propagate_deletes": options.refresh and options.propagate_deletes,
+              "enable_org_connections": options.enable_org_connections}
     source_ops = scopes.needed_operations(command, "source", **kwargs)
     target_ops = scopes.needed_operations(command, "target", **kwargs)
     if same:
@@ -235,10 +249,13 @@ async def run(options: MigrationOptions, *, source: TenantClient, target: Tenant
     try:
         await ingest_source(migration)
         await grants.read_grants(migration)
+        await organizations.read(migration)
         await _import_ready_users(migration)
         await idmap.map_ids(migration)
         await restore.restore_grants(migration)
+        await organizations.restore(migration)
         await verify.verify_grants(migration)
+        await organizations.verify(migration)
         await _cut_over(migration)
         return summarize(migration.ledger)
     finally:
@@ -258,6 +275,7 @@ async def _cut_over(migration: Migration) -> None:
         await cutover.delete_source_copies(migration)
         if migration.options.user_ids == "keep":
             await cutover.reapply_after_cutover(migration)
+            await organizations.reapply(migration)
 
 
 def _check_refresh_options(options: MigrationOptions) -> None:
@@ -463,6 +481,8 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
             await ingest_source(migration)
             transform.transform_users(migration)
             transform.pack_users(migration)
+            await organizations.read(migration)
+            await organizations.settle(migration, write=False)
             ledger = migration.ledger
             source_roles = await grants.list_roles(migration.source)
             missing_roles: list[str] = []

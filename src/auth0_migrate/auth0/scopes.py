@@ -11,7 +11,8 @@ Finer-grained scopes are accepted wherever Auth0 takes them, e.g. `create:role_m
 `USES` says which operations each command calls on the source and on the target tenant; an entry
 marked `CROSS` is called only across tenants, `CUTOVER` only with `--delete-source-users`, `REFRESH`
 only by a refresh (`stages/grants_delta.refresh_grants`: removals, and the changed users' roles read
-back), `PROPAGATE` only with `--refresh --propagate-deletes`. In one tenant the two lists are checked
+back), `PROPAGATE` only with `--refresh --propagate-deletes`, `ORG_CONNECTIONS` only with
+`--enable-org-connections`. In one tenant the two lists are checked
 together against the one token.
 
 Example::
@@ -37,14 +38,18 @@ class Operation:
     """The path as the OAS writes it (`/roles/{id}/users`)."""
     alternatives: tuple[frozenset[str], ...]
     """Any one of these sets of scopes is enough."""
+    also: frozenset[str] = frozenset()
+    """Needed beside any alternative for the query this tool sends, though the OAS lists it on another
+    operation: `fields=roles` on the organization members list needs `read:organization_member_roles`."""
 
     @property
     def scopes(self) -> frozenset[str]:
         return frozenset().union(*self.alternatives)
 
 
-def _op(method: str, path: str, *alternatives: str | tuple[str, ...]) -> Operation:
-    return Operation(method, path, tuple(frozenset((a,) if isinstance(a, str) else a) for a in alternatives))
+def _op(method: str, path: str, *alternatives: str | tuple[str, ...], also: tuple[str, ...] = ()) -> Operation:
+    return Operation(method, path, tuple(frozenset((a,) if isinstance(a, str) else a) for a in alternatives),
+                     frozenset(also))
 
 
 OPERATIONS: dict[str, Operation] = {
@@ -66,12 +71,25 @@ OPERATIONS: dict[str, Operation] = {
     "find users by email": _op("GET", "/users-by-email", "read:users"),
     "read a user": _op("GET", "/users/{id}", "read:users", "read:current_user", "read:user_idp_tokens"),
     "delete a connection's user by email": _op("DELETE", "/connections/{id}/users", "delete:users"),
+    "list organizations": _op("GET", "/organizations", "read:organizations", "read:organizations_summary"),
+    # Each member's organization roles come in the same pages (`fields=user_id,roles`), which Auth0 answers only
+    # to a token that also holds read:organization_member_roles (its documentation of this endpoint).
+    "list organization members": _op("GET", "/organizations/{id}/members", "read:organization_members",
+                                     also=("read:organization_member_roles",)),
+    "list an organization's enabled connections": _op("GET", "/organizations/{id}/enabled_connections",
+                                                      "read:organization_connections"),
+    "enable a connection for an organization": _op("POST", "/organizations/{id}/enabled_connections",
+                                                   "create:organization_connections"),
+    "add organization members": _op("POST", "/organizations/{id}/members", "create:organization_members"),
+    "assign organization member roles": _op("POST", "/organizations/{id}/members/{user_id}/roles",
+                                            "create:organization_member_roles"),
 }
 
 CROSS = "cross:"
 CUTOVER = "cutover:"
 REFRESH = "refresh:"
 PROPAGATE = "propagate:"
+ORG_CONNECTIONS = "org-connections:"
 
 # What each command calls (the stages in pipeline order); see the module docstring for the marks.
 _READ_SOURCE = ("find a connection", "start an export job", "read a job")
@@ -81,22 +99,26 @@ _IMPORT = ("find a connection", "list a connection's enabled clients", "start an
 _ID_MAP = ("start an export job", "read a job", "find users by email")
 _RESTORE = (CROSS + "list roles", CROSS + "list APIs", "assign role members", "give a user permissions")
 _VERIFY = (CROSS + "list roles", "list role members", "read a user's permissions")
+_SOURCE_ORGS = ("list organizations", "list organization members")
+_ORGS = (CROSS + "list organizations", "list an organization's enabled connections",
+         ORG_CONNECTIONS + "enable a connection for an organization", "add organization members",
+         "assign organization member roles", "list organization members")
 _REFRESH_GRANTS = (REFRESH + "remove a user's roles", REFRESH + "remove a user's permissions",
                    REFRESH + "read a user's roles")
 
 USES: dict[Command, dict[Side, tuple[str, ...]]] = {
     "run": {
         # Cutover confirms each deletion by reading the user back (by id, or by email under keep in one tenant).
-        "source": (*_READ_SOURCE, *_SOURCE_GRANTS, CUTOVER + "delete a connection's user by email",
+        "source": (*_READ_SOURCE, *_SOURCE_GRANTS, *_SOURCE_ORGS, CUTOVER + "delete a connection's user by email",
                    CUTOVER + "read a user", CUTOVER + "find users by email"),
         # A refresh with --propagate-deletes deletes this migration's copies and confirms each by reading it back.
-        "target": (*_IMPORT, *_ID_MAP, *_RESTORE, *_VERIFY, *_REFRESH_GRANTS,
+        "target": (*_IMPORT, *_ID_MAP, *_RESTORE, *_VERIFY, *_ORGS, *_REFRESH_GRANTS,
                    PROPAGATE + "delete a connection's user by email", PROPAGATE + "read a user"),
     },
     "plan": {
-        "source": (*_READ_SOURCE, "list roles", CROSS + "list APIs"),
+        "source": (*_READ_SOURCE, "list roles", CROSS + "list APIs", *_SOURCE_ORGS),
         "target": ("find a connection", "list a connection's enabled clients", CROSS + "list roles",
-                   CROSS + "list APIs"),
+                   CROSS + "list APIs", CROSS + "list organizations", "list an organization's enabled connections"),
     },
     "verify": {
         "source": ("find a connection",),
@@ -107,7 +129,7 @@ USES: dict[Command, dict[Side, tuple[str, ...]]] = {
 
 def needed_operations(command: Command, side: Side, *, cross_tenant: bool,
                       delete_source_users: bool = False, refresh: bool = False,
-                      propagate_deletes: bool = False) -> list[str]:
+                      propagate_deletes: bool = False, enable_org_connections: bool = False) -> list[str]:
     """The operations `command` calls on one side, for these options (`refresh`: a refresh of a migration)."""
     names = []
     for entry in USES[command][side]:
@@ -127,6 +149,10 @@ def needed_operations(command: Command, side: Side, *, cross_tenant: bool,
             if not propagate_deletes:
                 continue
             entry = entry.removeprefix(PROPAGATE)
+        elif entry.startswith(ORG_CONNECTIONS):
+            if not enable_org_connections:
+                continue
+            entry = entry.removeprefix(ORG_CONNECTIONS)
         names.append(entry)
     return list(dict.fromkeys(names))
 
@@ -140,7 +166,7 @@ def missing_scopes(operations: Iterable[str], granted: Iterable[str]) -> list[tu
     have = frozenset(granted)
     missing = []
     for name in operations:
-        alternatives = OPERATIONS[name].alternatives
+        alternatives = tuple(alt | OPERATIONS[name].also for alt in OPERATIONS[name].alternatives)
         if any(alt <= have for alt in alternatives):
             continue
         closest = min(alternatives, key=lambda alt: (len(alt - have), -len(alt & have)))
@@ -150,4 +176,5 @@ def missing_scopes(operations: Iterable[str], granted: Iterable[str]) -> list[tu
 
 def describe(name: str) -> str:
     """`update:roles or create:role_members` for one operation, as a person would read it."""
-    return " or ".join(" + ".join(sorted(alt)) for alt in OPERATIONS[name].alternatives)
+    op = OPERATIONS[name]
+    return " or ".join(" + ".join(sorted(alt | op.also)) for alt in op.alternatives)

@@ -275,10 +275,7 @@ def _member_fields(ctx: Ctx) -> set[str]:
     named = [f.strip() for f in raw.split(",")]
     if any(f not in MEMBER_FIELDS for f in named):
         raise query_error("fields", f"String does not match pattern: {raw}")
-    if ctx.bool_query("include_fields", True):
-        chosen = set(named)
-    else:
-        chosen = set(MEMBER_FIELDS) - set(named)
+    chosen = set(named) if ctx.bool_query("include_fields", True) else set(MEMBER_FIELDS) - set(named)
     if "roles" in chosen and "read:organization_member_roles" not in str(ctx.claims.get("scope", "")).split():
         raise ApiError(403, "Insufficient scope; expected any of: read:organization_member_roles", "insufficient_scope")
     return chosen
