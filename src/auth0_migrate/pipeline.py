@@ -497,6 +497,8 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
             n = summary.users["selected"] - summary.users["held_back"] - summary.users["failed"]
             files = len(summary.reports["import_files"])
             calls = _estimate_calls(n, files, len(source_roles), options)
+            calls["organizations"] = organizations.estimate_calls(migration)
+            calls["total"] += calls["organizations"]
             return PlanResult(
                 users={"selected": summary.users["selected"], "will_import": n,
                        "held_back": summary.users["held_back"], "will_fail": summary.users["failed"],

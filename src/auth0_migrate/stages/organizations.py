@@ -314,3 +314,25 @@ async def reapply(migration: Migration) -> None:
     await verify(migration)
     if complete:
         ledger.mark_phase("organizations-reapply")
+
+
+def estimate_calls(migration: Migration) -> int:
+    """Management API calls `run` makes for organizations, from what `read` and `settle` found (for `plan`):
+    the source's organization pages and member pages (already made), then in the target its organization list
+    (across tenants), the enabled-connection reads, the enabling (with the flag, at most one per organization),
+    the member batches, one role assignment per member with roles, and the verification's member pages. Exact
+    when every list fits one page (a large organization costs a page per 100 members more on each side)."""
+    ledger = migration.ledger
+    orgs = len((ledger.get_meta(META) or {}).get("orgs", {}))
+    if not orgs:
+        return 1
+    found = ledger.holdings("organization", ("found",))
+    by_org: dict[str, int] = defaultdict(int)
+    for h in found:
+        by_org[h.item] += 1
+    batches = sum(-(-n // MEMBER_BATCH) for n in by_org.values())
+    pages = sum(-(-n // PAGE) for n in by_org.values())
+    with_roles = len({(h.ordinal, h.item.split(" ", 1)[0]) for h in ledger.holdings("organization-role", ("found",))})
+    enable = len(by_org) if migration.options.enable_org_connections else 0  # at most one per organization
+    target_list = 0 if migration.same_tenant else 1
+    return 1 + 2 * orgs + target_list + enable + batches + with_roles + pages
