@@ -13,6 +13,7 @@ import pytest
 
 from auth0_migrate.auth0.paging import checkpoint_items, offset_items
 from auth0_migrate.auth0.scopes import OPERATIONS, needed_operations
+from auth0_migrate.errors import TransientError
 from auth0_migrate.ledger import Ledger
 from auth0_migrate.model import PlanResult
 from auth0_migrate.pipeline import plan
@@ -197,3 +198,28 @@ def test_across_tenants_orgs_and_roles_match_by_name_and_what_is_missing_is_name
     assert again.organizations["memberships_verified"] == sum(len(m) for m in seeded.members.values())
     assert [p["ref"] for p in again.reports["problems"]["organization-role-missing-in-target"]] == ["auditor"]
     assert "organization-connection-not-enabled" not in again.reports["problems"]
+
+
+def test_a_run_stopped_mid_restore_resumes_with_only_what_is_left(world: World, tmp_path) -> None:
+    seeded_users = world.seed(users=8)
+    target_connection = world.connection(TARGET)
+    source_ids = [u["user_id"] for u in world.users(SOURCE)]
+    seeded = seed_orgs(world, source_ids, names=("acme",),
+                       connection_ids=(seeded_users.connection_id, target_connection), member_share=1.0, role_share=1.0)
+    assign = "POST /api/v2/organizations/{id}/members/{user_id}/roles"
+    before = world.tenant.stats[assign]
+    world.tenant.faults.fail_call(assign, nth=3, action=503, times=50)  # past every retry: the run stops
+    with pytest.raises(TransientError):
+        migrate(world, options(tmp_path))
+    assert world.tenant.faults.injected[assign] >= 1
+    state = str(tmp_path / "state.sqlite")
+    with Ledger.open_readonly(state) as ledger:  # the two members whose roles were given are recorded so
+        assert len({h.ordinal for h in ledger.holdings("organization-role", ("carried",))}) == 2
+    world.tenant.faults.calls.clear()
+    first = world.tenant.stats[assign] - before
+    result = migrate(world, options(tmp_path))
+    assert result.exit_code == 0, dump(result)
+    assert world.tenant.stats[assign] - before - first == 8 - 2  # only the members not yet given their roles
+    held = org_holdings(state)
+    assert held["organization"]["verified"] == 8
+    assert held["organization-role"]["verified"] == sum(len(r) for r in seeded.roles.values())
