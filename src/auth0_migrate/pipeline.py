@@ -345,6 +345,7 @@ async def verify_again(options: MigrationOptions, *, source: TenantClient, targe
             ledger.forget_meta(f"phase:{phase}", f"{phase}_export_job_id")
         await idmap.map_ids(migration, phase="reverify-idmap")
         await verify.verify_grants(migration, phase="reverify-grants")
+        await organizations.verify_again(migration)
         return summarize(ledger)
     finally:
         migration.ledger.close()

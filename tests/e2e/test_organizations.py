@@ -16,7 +16,7 @@ from auth0_migrate.auth0.scopes import OPERATIONS, needed_operations
 from auth0_migrate.errors import TransientError
 from auth0_migrate.ledger import Ledger
 from auth0_migrate.model import PlanResult
-from auth0_migrate.pipeline import plan
+from auth0_migrate.pipeline import plan, verify_again
 from auth0_migrate.seed import SeededOrganizations, seed_organizations
 
 from .conftest import SOURCE, TARGET, World, dump, migrate, options
@@ -223,3 +223,34 @@ def test_a_run_stopped_mid_restore_resumes_with_only_what_is_left(world: World, 
     held = org_holdings(state)
     assert held["organization"]["verified"] == 8
     assert held["organization-role"]["verified"] == sum(len(r) for r in seeded.roles.values())
+
+
+def test_verify_reads_memberships_again_and_names_one_removed_since(world: World, other_world: World,
+                                                                    tmp_path) -> None:
+    seeded_users = world.seed(users=6)
+    target_connection = other_world.connection(TARGET)
+    source_ids = [u["user_id"] for u in world.users(SOURCE)]
+    seed_orgs(world, source_ids, names=("acme",), connection_ids=(seeded_users.connection_id,), member_share=1.0,
+              role_share=0.0)
+    seed_orgs(other_world, [], names=("acme",), connection_ids=(target_connection,))
+    opts = options(tmp_path)
+    assert migrate(world, opts, target=other_world).organizations["memberships_verified"] == 6
+    removed = sorted(members(other_world, "acme"))[0]
+
+    async def remove(client: Any) -> None:
+        org = await client.call("get org", client.sdk.organizations.get_by_name, "acme")
+        await client.call("remove", client.sdk.organizations.members.delete, org.id, members=[removed])
+    _go(other_world, remove)
+
+    async def go() -> Any:
+        src, dst = world.client(), other_world.client()
+        try:
+            return await verify_again(opts, source=src, target=dst)
+        finally:
+            await src.aclose()
+            await dst.aclose()
+    again = asyncio.run(go())
+    assert again.organizations["memberships_verified"] == 5
+    with Ledger.open_readonly(opts.state or "") as ledger:
+        (gone,) = ledger.holdings("organization", ("carried",))
+        assert gone.target_id == removed and "not a member" in (gone.detail or "")

@@ -122,7 +122,7 @@ USES: dict[Command, dict[Side, tuple[str, ...]]] = {
     },
     "verify": {
         "source": ("find a connection",),
-        "target": ("find a connection", *_ID_MAP, *_VERIFY),
+        "target": ("find a connection", *_ID_MAP, *_VERIFY, CROSS + "list organizations", "list organization members"),
     },
 }
 

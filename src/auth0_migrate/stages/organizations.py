@@ -336,3 +336,13 @@ def estimate_calls(migration: Migration) -> int:
     enable = len(by_org) if migration.options.enable_org_connections else 0  # at most one per organization
     target_list = 0 if migration.same_tenant else 1
     return 1 + 2 * orgs + target_list + enable + batches + with_roles + pages
+
+
+async def verify_again(migration: Migration) -> None:
+    """The `verify` command: every membership and organization role verified before is read in the target again
+    (a verified one no longer there goes back to `carried`, with the detail saying so)."""
+    ledger = migration.ledger
+    with ledger.tx():
+        for kind in KINDS:
+            ledger.set_holdings(kind, "carried", [(h.ordinal, h.item) for h in ledger.holdings(kind, ("verified",))])
+    await verify(migration)
