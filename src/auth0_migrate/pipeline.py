@@ -81,8 +81,11 @@ from .stages.context import Connection, Migration
 #: `stale-hash` names a user imported without its stale hash, as the owner chose (`--stale-hash import-without-hash`);
 #: `deleted-in-source` is a refresh's report of users the source no longer has, kept in or deleted from the target.
 #: `permissions-not-read-again` says a refresh compared DIRECT permissions only of the users it changed.
+#: `organization-connection-enabled` names each organization `--enable-org-connections` enabled the target
+#: connection on (`organization-connection-to-enable`: what `plan` says run will enable).
 INFORMATIONAL_PROBLEMS = frozenset({"hash-without-user", "hash-without-password", "hash-repeat", "stale-hash",
-                                    "deleted-in-source", "permissions-not-read-again"})
+                                    "deleted-in-source", "permissions-not-read-again",
+                                    "organization-connection-enabled", "organization-connection-to-enable"})
 
 
 def default_state_path(options: MigrationOptions, source: TenantClient, target: TenantClient) -> str:

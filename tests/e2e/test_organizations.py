@@ -172,6 +172,11 @@ def test_across_tenants_orgs_and_roles_match_by_name_and_what_is_missing_is_name
     assert "--enable-org-connections" in planned.problems["organization-connection-not-enabled"][0]["detail"]
     assert [p["ref"] for p in planned.problems["organization-role-missing-in-target"]] == ["auditor"]
     assert members(other_world, "globex") == {} and enabled_connections(other_world, "globex") == set()
+    flagged = run_plan(world, other_world, options(tmp_path, state=str(tmp_path / "plan2.sqlite"),
+                                                   enable_org_connections=True))
+    assert [p["ref"] for p in flagged.problems["organization-connection-to-enable"]] == ["globex"]
+    assert "organization-connection-not-enabled" not in flagged.problems
+    assert enabled_connections(other_world, "globex") == set()  # plan writes nothing
 
     result = migrate(world, opts, target=other_world)
     assert result.exit_code == 3, dump(result)  # named problems: not everything was carried
@@ -198,6 +203,7 @@ def test_across_tenants_orgs_and_roles_match_by_name_and_what_is_missing_is_name
     assert again.organizations["memberships_verified"] == sum(len(m) for m in seeded.members.values())
     assert [p["ref"] for p in again.reports["problems"]["organization-role-missing-in-target"]] == ["auditor"]
     assert "organization-connection-not-enabled" not in again.reports["problems"]
+    assert [p["ref"] for p in again.reports["problems"]["organization-connection-enabled"]] == ["globex"]
 
 
 def test_a_run_stopped_mid_restore_resumes_with_only_what_is_left(world: World, tmp_path) -> None:

@@ -58,7 +58,9 @@ PAGE = 100
 MEMBER_BATCH = 100
 """Target ids per `POST /organizations/{id}/members` (Auth0 states no limit; a 400 halves it)."""
 PROBLEM_KINDS = ("organization-missing-in-target", "organization-role-missing-in-target",
-                 "organization-connection-not-enabled")
+                 "organization-connection-not-enabled", "organization-connection-to-enable")
+"""Found afresh by each `settle` (a fixed target makes them go away). `organization-connection-enabled`, what a run
+did, stays. The last two are informational (`pipeline.INFORMATIONAL_PROBLEMS`)."""
 META = "organizations"
 KINDS: tuple[HoldingKind, ...] = ("organization", "organization-role")
 
@@ -153,11 +155,15 @@ async def settle(migration: Migration, *, write: bool) -> Mapping:
         if connection.id not in await _enabled_on(target, target_org, mapping.names[source_org]):
             lacking.add(source_org)
     enable = migration.options.enable_org_connections
+    to_enable = sorted(lacking) if enable else []
     if enable and write:
-        for source_org in sorted(lacking):
+        for source_org in to_enable:
             await target.call(f"enable {connection.name} on organization {mapping.names[source_org]!r}",
                               target.sdk.organizations.enabled_connections.add, matched[source_org],
                               connection_id=connection.id, assign_membership_on_login=False)
+            ledger.add_problem_once("organization-connection-enabled", mapping.names[source_org],
+                                    f"--enable-org-connections enabled {connection.name!r} on organization "
+                                    f"{mapping.names[source_org]!r} (assign_membership_on_login false)")
     if enable:
         lacking = set()
     mapping.orgs = {o: t for o, t in matched.items() if o not in lacking}
@@ -194,6 +200,10 @@ async def settle(migration: Migration, *, write: bool) -> Mapping:
                 ledger.add_problem_once("organization-missing-in-target", name, org_problem(source_org) or "")
             elif source_org in lacking:
                 ledger.add_problem_once("organization-connection-not-enabled", name, org_problem(source_org) or "")
+            elif source_org in to_enable and not write:
+                ledger.add_problem_once("organization-connection-to-enable", name,
+                                        f"{connection.name!r} is not enabled on organization {name!r}; run "
+                                        "enables it (--enable-org-connections)")
         for role in sorted({h.item.split(" ", 1)[1] for h in open_roles} - set(mapping.roles)):
             name = mapping.role_names.get(role, role)
             ledger.add_problem_once("organization-role-missing-in-target", name,
