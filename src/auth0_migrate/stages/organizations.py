@@ -44,12 +44,14 @@ Choices where Auth0 is silent:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..auth0.client import TenantClient
 from ..auth0.paging import checkpoint_items, offset_items
 from ..errors import BadRequest
 from ..ledger import Holding, HoldingKind
+from ..pool import run_pool
 from .context import Migration
 from .grants import list_roles
 
@@ -91,15 +93,22 @@ async def read(migration: Migration) -> None:
     role_names: dict[str, str] = {}
     memberships: list[tuple[int, str]] = []
     org_roles: list[tuple[int, str]] = []
-    for org_id, name in orgs.items():
-        for member in await _members(migration.source, org_id, name):
+
+    async def read_org(org: tuple[str, str]) -> list[Any]:
+        return await _members(migration.source, *org)
+
+    def got(org: tuple[str, str], found: list[Any]) -> None:
+        for member in found:
             ordinal = by_source_id.get(str(member.user_id))
             if ordinal is None:
                 continue
-            memberships.append((ordinal, org_id))
+            memberships.append((ordinal, org[0]))
             for role in member.roles or []:
                 role_names[str(role.id)] = str(role.name)
-                org_roles.append((ordinal, f"{org_id} {role.id}"))
+                org_roles.append((ordinal, f"{org[0]} {role.id}"))
+
+    # Organizations side by side (each one's member pages follow one another: checkpoint paging).
+    await run_pool(list(orgs.items()), read_org, on_result=got)
     with ledger.tx():
         ledger.set_meta(META, {"orgs": orgs, "roles": role_names})
         ledger.add_holdings("organization", memberships)
@@ -150,10 +159,16 @@ async def settle(migration: Migration, *, write: bool) -> Mapping:
         roles_by_name = {r["name"]: r["id"] for r in await list_roles(target)}
         mapping.roles = {r: roles_by_name[n] for r, n in mapping.role_names.items() if n in roles_by_name}
     connection = migration.target_connection
-    lacking = set()
-    for source_org, target_org in sorted(matched.items()):
-        if connection.id not in await _enabled_on(target, target_org, mapping.names[source_org]):
-            lacking.add(source_org)
+    lacking: set[str] = set()
+
+    async def enabled(item: tuple[str, str]) -> set[str]:
+        return await _enabled_on(target, item[1], mapping.names[item[0]])
+
+    def check(item: tuple[str, str], connections: set[str]) -> None:
+        if connection.id not in connections:
+            lacking.add(item[0])
+
+    await run_pool(sorted(matched.items()), enabled, on_result=check)
     enable = migration.options.enable_org_connections
     to_enable = sorted(lacking) if enable else []
     if enable and write:
@@ -240,27 +255,54 @@ async def restore(migration: Migration) -> None:
     for h in ledger.holdings("organization", ("found",)):
         if h.ordinal in migrated and h.item in mapping.orgs:
             members[h.item].append(h)
-    for source_org, held in members.items():
-        name = mapping.names.get(source_org, source_org)
-        for start in range(0, len(held), MEMBER_BATCH * 10):
-            chunk = held[start:start + MEMBER_BATCH * 10]
-            await _add_members(migration, mapping.orgs[source_org], name, [migrated[h.ordinal] for h in chunk])
-            with ledger.tx():
-                ledger.set_holdings("organization", "carried", [(h.ordinal, h.item) for h in chunk])
+    batches = [(source_org, held[start:start + MEMBER_BATCH]) for source_org, held in members.items()
+               for start in range(0, len(held), MEMBER_BATCH)]
+
+    async def add(batch: tuple[str, list[Holding]]) -> None:
+        source_org, held = batch
+        await _add_members(migration, mapping.orgs[source_org], mapping.names.get(source_org, source_org),
+                           [migrated[h.ordinal] for h in held])
+
+    # Batches (and members' role assignments) run side by side through the governor; each is recorded as it
+    # answers, so a run stopped midway resumes with only the rest (every write here is idempotent anyway).
+    await _pool(migration, "organization", batches, add)
     member_of = {(h.ordinal, h.item) for h in ledger.holdings("organization", ("carried", "verified"))}
     roles: dict[tuple[str, int], list[Holding]] = defaultdict(list)
     for h in ledger.holdings("organization-role", ("found",)):
         source_org, role = h.item.split(" ", 1)
         if h.ordinal in migrated and (h.ordinal, source_org) in member_of and role in mapping.roles:
             roles[(source_org, h.ordinal)].append(h)
-    for (source_org, ordinal), held in roles.items():
+
+    async def assign(item: tuple[tuple[str, int], list[Holding]]) -> None:
+        (source_org, ordinal), held = item
         target_id = migrated[ordinal]
         await migration.target.call(
             f"assign organization roles to {target_id} in {mapping.names.get(source_org, source_org)!r}",
             migration.target.sdk.organizations.members.roles.assign, mapping.orgs[source_org], target_id,
             roles=[mapping.roles[h.item.split(" ", 1)[1]] for h in held])
-        with ledger.tx():
-            ledger.set_holdings("organization-role", "carried", [(h.ordinal, h.item) for h in held])
+
+    await _pool(migration, "organization-role", list(roles.items()), assign)
+
+
+async def _pool(migration: Migration, kind: HoldingKind, items: list[tuple[Any, list[Holding]]],
+                write: Callable[[Any], Awaitable[None]]) -> None:
+    """`write` each item (its holdings last) concurrently; the holdings of each item that answered become `carried`."""
+    done: list[tuple[int, str]] = []
+
+    def flush() -> None:
+        with migration.ledger.tx():
+            migration.ledger.set_holdings(kind, "carried", done)
+        done.clear()
+
+    def finished(item: tuple[Any, list[Holding]], _: None) -> None:
+        done.extend((h.ordinal, h.item) for h in item[1])
+        if len(done) >= 200:
+            flush()
+
+    try:
+        await run_pool(items, write, on_result=finished)
+    finally:
+        flush()
 
 
 async def verify(migration: Migration) -> None:
@@ -283,10 +325,14 @@ async def verify(migration: Migration) -> None:
         role_ids = {r: roles_by_name[n] for r, n in role_names.items() if n in roles_by_name}
     wanted = {h.item for h in carried_orgs} | {h.item.split(" ", 1)[0] for h in carried_roles}
     held: dict[str, dict[str, set[str]]] = {}
-    for source_org in sorted(wanted):
-        if source_org in target_orgs:
-            held[source_org] = {str(m.user_id): {str(r.id) for r in m.roles or []}
-                                for m in await _members(migration.target, target_orgs[source_org], names[source_org])}
+
+    async def read_org(source_org: str) -> list[Any]:
+        return await _members(migration.target, target_orgs[source_org], names[source_org])
+
+    def got(source_org: str, found: list[Any]) -> None:
+        held[source_org] = {str(m.user_id): {str(r.id) for r in m.roles or []} for m in found}
+
+    await run_pool(sorted(o for o in wanted if o in target_orgs), read_org, on_result=got)
     ok_orgs: list[tuple[int, str]] = []
     missing_orgs: list[tuple[int, str]] = []
     ok_roles: list[tuple[int, str]] = []
