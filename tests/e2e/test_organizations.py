@@ -18,6 +18,7 @@ from auth0_migrate.ledger import Ledger
 from auth0_migrate.model import PlanResult
 from auth0_migrate.pipeline import plan, verify_again
 from auth0_migrate.seed import SeededOrganizations, seed_organizations
+from auth0_migrate.stages import organizations
 
 from .conftest import SOURCE, TARGET, World, dump, migrate, options
 
@@ -260,3 +261,25 @@ def test_verify_reads_memberships_again_and_names_one_removed_since(world: World
     with Ledger.open_readonly(opts.state or "") as ledger:
         (gone,) = ledger.holdings("organization", ("carried",))
         assert gone.target_id == removed and "not a member" in (gone.detail or "")
+
+
+def test_a_large_organization_pages_and_batches_and_a_refused_batch_is_halved(world: World, tmp_path,
+                                                                              monkeypatch) -> None:
+    """150 members: read and verified over checkpoint pages of 100; a batch over the tenant's 100 is refused
+    (400) and the tool halves it."""
+    seeded_users = world.seed(users=150)
+    target_connection = world.connection(TARGET)
+    source_ids = [u["user_id"] for u in world.users(SOURCE)]
+    seed_orgs(world, source_ids, names=("big",), connection_ids=(seeded_users.connection_id, target_connection),
+              member_share=1.0, role_share=0.0)
+    monkeypatch.setattr(organizations, "MEMBER_BATCH", 150)
+    add = "POST /api/v2/organizations/{id}/members"
+    pages = "GET /api/v2/organizations/{id}/members"
+    before = (world.tenant.stats.get(add, 0), world.tenant.stats.get(pages, 0))
+    result = migrate(world, options(tmp_path))
+    assert result.exit_code == 0, dump(result)
+    assert world.tenant.stats[add] - before[0] == 1 + 2  # refused at 150, then two of 75
+    # Read: 150 members in two pages of 100; verified: the same organization (one tenant), 300 members by then.
+    assert world.tenant.stats[pages] - before[1] == 2 + 3
+    assert result.organizations["memberships_verified"] == 150
+    assert len(members(world, "big")) == 300  # the source users and their target copies
