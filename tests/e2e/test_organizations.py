@@ -283,3 +283,26 @@ def test_a_large_organization_pages_and_batches_and_a_refused_batch_is_halved(wo
     assert world.tenant.stats[pages] - before[1] == 2 + 3
     assert result.organizations["memberships_verified"] == 150
     assert len(members(world, "big")) == 300  # the source users and their target copies
+
+
+@pytest.mark.parametrize("strategy", ["regenerate", "prefix", "keep"])
+def test_across_tenants_each_strategy_carries_every_membership_before_cutover(world: World, other_world: World,
+                                                                              tmp_path, strategy: str) -> None:
+    seeded_users = world.seed(users=12)
+    target_connection = other_world.connection(TARGET)
+    source_ids = [u["user_id"] for u in world.users(SOURCE)]
+    email_of = {u["user_id"]: u["email"] for u in world.users(SOURCE)}
+    seeded = seed_orgs(world, source_ids, connection_ids=(seeded_users.connection_id,), member_share=0.6)
+    seed_orgs(other_world, [], connection_ids=(target_connection,))
+    result = migrate(world, options(tmp_path, user_ids=strategy, id_prefix="x-" if strategy == "prefix" else None,
+                                    delete_source_users=True), target=other_world)
+    assert result.exit_code == 0, dump(result)
+    assert world.users(SOURCE) == []
+    want = expected(email_of, seeded, other_world)
+    for org in seeded.members:
+        assert members(other_world, org) == want[org], org
+    if strategy == "keep":
+        assert set(want["acme"]) <= set(source_ids)
+    memberships = sum(len(m) for m in seeded.members.values())
+    assert result.organizations["memberships_verified"] == memberships > 0
+    assert result.organizations["roles_verified"] == sum(len(r) for r in seeded.roles.values()) > 0
