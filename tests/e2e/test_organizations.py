@@ -306,3 +306,23 @@ def test_across_tenants_each_strategy_carries_every_membership_before_cutover(wo
     memberships = sum(len(m) for m in seeded.members.values())
     assert result.organizations["memberships_verified"] == memberships > 0
     assert result.organizations["roles_verified"] == sum(len(r) for r in seeded.roles.values()) > 0
+
+
+def test_an_organization_missing_in_the_target_is_named_and_its_memberships_are_not_carried(
+        world: World, other_world: World, tmp_path) -> None:
+    seeded_users = world.seed(users=8)
+    target_connection = other_world.connection(TARGET)
+    source_ids = [u["user_id"] for u in world.users(SOURCE)]
+    seeded = seed_orgs(world, source_ids, names=("acme", "initech"), connection_ids=(seeded_users.connection_id,),
+                       member_share=1.0, role_share=0.0)
+    seed_orgs(other_world, [], names=("acme",), connection_ids=(target_connection,))  # no initech there
+    opts = options(tmp_path, enable_org_connections=True)
+    result = migrate(world, opts, target=other_world)
+    assert result.exit_code == 3, dump(result)
+    (problem,) = result.reports["problems"]["organization-missing-in-target"]
+    assert problem["ref"] == "initech" and "create it there (same name)" in problem["detail"]
+    assert result.organizations["memberships_verified"] == 8 and result.organizations["cannot_carry"] == 8
+    with Ledger.open_readonly(opts.state or "") as ledger:
+        cannot = ledger.holdings("organization", ("cannot",))
+        assert {h.item for h in cannot} == {seeded.ids["initech"]}
+        assert all("organization 'initech' does not exist in the target" in (h.detail or "") for h in cannot)
