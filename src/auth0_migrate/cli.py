@@ -77,6 +77,9 @@ def _migration_flags(p: argparse.ArgumentParser, *, state_required: bool = False
                    help="with --delete-source-users: delete a verified user even though its organizations, "
                         "identities (linked accounts) or mfa factors, named comma-separated, were not carried "
                         "(they are lost with the source copy); by default such users stay in the source")
+    m.add_argument("--enable-org-connections", action="store_true",
+                   help="enable the target connection on each organization the migrated users belong to that "
+                        "lacks it (without it, memberships of such organizations are not carried: named per user)")
     m.add_argument("--state", metavar="FILE", required=state_required,
                    help="the ledger (default: derived from tenants and connections, in this folder)")
     if refresh:  # plan and run
@@ -229,7 +232,8 @@ def _options(args: argparse.Namespace) -> MigrationOptions:
                             refresh=getattr(args, "refresh", False),
                             propagate_deletes=getattr(args, "propagate_deletes", False),
                             refresh_permissions=getattr(args, "refresh_permissions", False),
-                            create_missing_roles=getattr(args, "create_missing_roles", False))
+                            create_missing_roles=getattr(args, "create_missing_roles", False),
+                            enable_org_connections=getattr(args, "enable_org_connections", False))
 
 
 async def _migration_command(args: argparse.Namespace, console: Console) -> int:

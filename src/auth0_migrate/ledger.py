@@ -1126,6 +1126,10 @@ class Ledger:
                 self.db.executemany("UPDATE roles SET target_role_id = ? WHERE source_role_id = ?",
                                     [(t, s) for s, t in mapping])
 
+    def forget_problems(self, kinds: Iterable[str]) -> None:
+        """Drop every problem of these kinds (a stage that finds them afresh on each run records them again)."""
+        self.db.executemany("DELETE FROM problems WHERE kind = ?", [(k,) for k in kinds])
+
     def add_problem_once(self, kind: str, ref: str, detail: str) -> None:
         if self.db.execute("SELECT 1 FROM problems WHERE kind = ? AND ref = ?", (kind, ref)).fetchone() is None:
             self.add_problem(kind, ref, detail)

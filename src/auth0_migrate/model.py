@@ -50,6 +50,9 @@ class MigrationOptions:
     refresh_permissions: bool = False
     """With `refresh`: read every migrated user's DIRECT permissions again (one call each), not only those of the
     users whose profile changed, so that permission changes of the others are carried too (roles always are)."""
+    enable_org_connections: bool = False
+    """Enable the target connection on each organization the migrated users belong to that lacks it (else their
+    memberships there are not carried: they could not log in through the organization)."""
 
 
 class Reporter(Protocol):

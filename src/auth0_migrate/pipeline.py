@@ -70,6 +70,7 @@ from .stages import (
     idmap,
     import_jobs,
     inventory,
+    organizations,
     restore,
     transform,
 )
@@ -87,8 +88,11 @@ from .stages.context import Connection, Migration
 #: `stale-hash` names a user imported without its stale hash, as the owner chose (`--stale-hash import-without-hash`);
 #: `deleted-in-source` is a refresh's report of users the source no longer has, kept in or deleted from the target.
 #: `permissions-not-read-again` says a refresh compared DIRECT permissions only of the users it changed.
+#: `organization-connection-enabled` names each organization `--enable-org-connections` enabled the target
+#: connection on (`organization-connection-to-enable`: what `plan` says run will enable).
 INFORMATIONAL_PROBLEMS = frozenset({"hash-without-user", "hash-without-password", "hash-repeat", "stale-hash",
-                                    "deleted-in-source", "permissions-not-read-again"})
+                                    "deleted-in-source", "permissions-not-read-again",
+                                    "organization-connection-enabled", "organization-connection-to-enable"})
 
 
 #: The name a run gives its source when the users come from `--from-file` with no `--source-connection`.
@@ -199,7 +203,8 @@ async def check_scopes(command: scopes.Command, options: MigrationOptions, sourc
     sides: list[tuple[str, TenantClient, list[str]]] = []
     kwargs = {"cross_tenant": not same, "delete_source_users": options.delete_source_users,
               "refresh": options.refresh, "propagate_deletes": options.refresh and options.propagate_deletes,
-              "create_missing_roles": options.create_missing_roles}
+              "create_missing_roles": options.create_missing_roles,
+              "enable_org_connections": options.enable_org_connections}
     source_ops = scopes.needed_operations(command, "source", **kwargs)
     target_ops = scopes.needed_operations(command, "target", **kwargs)
     if same:
@@ -287,10 +292,13 @@ async def run(options: MigrationOptions, *, source: TenantClient, target: Tenant
         _show_stages_done(migration)
         await ingest_source(migration)
         await grants.read_grants(migration)
+        await organizations.read(migration)
         await _import_ready_users(migration)
         await idmap.map_ids(migration)
         await restore.restore_grants(migration)
+        await organizations.restore(migration)
         await verify_stage.verify_grants(migration)
+        await organizations.verify(migration)
         await _cut_over(migration)
         return summarize(migration.ledger)
     finally:
@@ -330,6 +338,7 @@ async def _cut_over(migration: Migration) -> None:
         await cutover.delete_source_copies(migration)
         if migration.options.user_ids == "keep":
             await cutover.reapply_after_cutover(migration)
+            await organizations.reapply(migration)
 
 
 def _check_refresh_options(options: MigrationOptions) -> None:
@@ -400,6 +409,7 @@ async def verify(options: MigrationOptions, *, source: TenantClient, target: Ten
             ledger.forget_meta(f"phase:{phase}", f"{phase}_export_job_id")
         await idmap.map_ids(migration, phase="reverify-idmap")
         await verify_stage.verify_grants(migration, phase="reverify-grants")
+        await organizations.verify_again(migration)
         return summarize(ledger, command="verify")
     finally:
         timeline.finish(migration)
@@ -638,6 +648,8 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
             await ingest_source(migration)
             transform.transform_users(migration)
             transform.pack_users(migration)
+            await organizations.read(migration)
+            await organizations.settle(migration, write=False)
             ledger = migration.ledger
             source_roles = await grants.list_roles(migration.source)
             missing_roles: list[str] = []
@@ -655,6 +667,8 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
             n = summary.users["selected"] - summary.users["held_back"] - summary.users["failed"]
             files = len(summary.reports["import_files"])
             calls = _estimate_calls(n, files, len(source_roles), options)
+            calls["organizations"] = organizations.estimate_calls(migration)
+            calls["total"] += calls["organizations"]
             return PlanResult(
                 users={"selected": summary.users["selected"], "will_import": n,
                        "held_back": summary.users["held_back"], "will_fail": summary.users["failed"],

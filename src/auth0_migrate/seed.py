@@ -194,3 +194,47 @@ async def _ids_by_email(client: TenantClient, connection_id: str) -> dict[str, s
         return {r["email"]: r["user_id"] for _, r, _ in jobs.iter_export_file(path) if r}
     finally:
         os.unlink(path)
+
+
+@dataclass
+class SeededOrganizations:
+    ids: dict[str, str] = field(default_factory=dict)
+    """organization name -> id."""
+    members: dict[str, list[str]] = field(default_factory=dict)
+    """organization name -> member user ids."""
+    roles: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    """(organization name, user id) -> organization role names."""
+
+
+async def seed_organizations(client: TenantClient, user_ids: list[str], *, names: tuple[str, ...] = ("acme", "globex"),
+                             connection_ids: tuple[str, ...] = (), member_share: float = 0.5,
+                             role_share: float = 0.5, seed: int = 7) -> SeededOrganizations:
+    """Organizations (created when missing, with `connection_ids` enabled), members among `user_ids`, and
+    organization roles among the example roles (`ensure_api_and_roles`), through the Management API."""
+    rng = random.Random(seed)
+    roles = await ensure_api_and_roles(client)
+    seeded = SeededOrganizations()
+    existing = {str(o.id): str(o.name) async for o in checkpoint_items(client, "list organizations",
+                                                                      client.sdk.organizations.list)}
+    for name in names:
+        org_id = next((i for i, n in existing.items() if n == name), None)
+        if org_id is None:
+            created = await client.call(f"create organization {name}", client.sdk.organizations.create, name=name,
+                                        display_name=name.title())
+            org_id = str(created.id)
+        seeded.ids[name] = org_id
+        for connection_id in connection_ids:
+            await client.call(f"enable {connection_id} on {name}", client.sdk.organizations.enabled_connections.add,
+                              org_id, connection_id=connection_id)
+        members = [u for u in user_ids if rng.random() < member_share]
+        seeded.members[name] = members
+        for start in range(0, len(members), 100):
+            await client.call(f"add members to {name}", client.sdk.organizations.members.create, org_id,
+                              members=members[start:start + 100])
+        for user_id in members:
+            if rng.random() < role_share:
+                picked = rng.sample(sorted(roles), rng.randint(1, 2))
+                await client.call(f"give {user_id} roles in {name}", client.sdk.organizations.members.roles.assign,
+                                  org_id, user_id, roles=[roles[r] for r in picked])
+                seeded.roles[(name, user_id)] = sorted(picked)
+    return seeded

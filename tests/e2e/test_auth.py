@@ -20,6 +20,7 @@ from auth0_migrate.pipeline import plan
 from auth0_migrate.tenant.oauth import ALL_SCOPES
 
 from .conftest import SOURCE, TARGET, World, dump, migrate, options
+from .test_organizations import seed_orgs
 
 EXPORTS = "POST /api/v2/jobs/users-exports"
 IMPORTS = "POST /api/v2/jobs/users-imports"
@@ -90,10 +91,15 @@ def test_create_role_members_is_accepted_instead_of_update_roles(world: World, t
     assert info.value.scopes == ["update:roles"]
 
 
+ORG_READS = ["read:organizations", "read:organization_members", "read:organization_member_roles"]
+"""What reading the source's organization members with their roles takes (`stages/organizations.py`)."""
+
+
 def test_plan_in_one_tenant_needs_read_scopes_only(world: World, tmp_path) -> None:
     world.seed(users=5)
     world.connection(TARGET)
-    reader = granted_client(world, ["read:users", "read:roles", "read:connections"])
+    reader = granted_client(world, ["read:users", "read:roles", "read:connections", *ORG_READS,
+                                    "read:organization_connections"])
     result = run_plan(world, None, options(tmp_path), **reader)
     assert result.users["selected"] == 5 and result.users["will_import"] == 5
 
@@ -102,15 +108,15 @@ def test_a_cross_tenant_plan_needs_read_resource_servers_on_the_source(world: Wo
                                                                         tmp_path) -> None:
     world.seed(users=3)
     other_world.connection(TARGET)
-    source = granted_client(world, ["read:users", "read:roles", "read:connections"])
+    source = granted_client(world, ["read:users", "read:roles", "read:connections", *ORG_READS])
     before = jobs_started(world)
     with pytest.raises(InsufficientScopeError) as info:
         run_plan(world, other_world, options(tmp_path), **source)
     assert info.value.scopes == ["read:resource_servers"]
     assert "the source token" in str(info.value) and "list APIs" in str(info.value)
     assert jobs_started(world) == before  # refused before the first export job
-    enough = granted_client(world, ["read:users", "read:roles", "read:connections", "read:resource_servers"],
-                            name="enough")
+    enough = granted_client(world, ["read:users", "read:roles", "read:connections", "read:resource_servers",
+                                    *ORG_READS], name="enough")
     assert run_plan(world, other_world, options(tmp_path), **enough).users["selected"] == 3
 
 
@@ -201,9 +207,13 @@ def _declared(command: Any, side: Any, **kwargs: Any) -> set[tuple[str, str]]:
 
 def test_the_scope_table_declares_what_a_cross_tenant_run_and_plan_call(world: World, other_world: World,
                                                                          tmp_path) -> None:
-    world.seed(users=20)
+    seeded = world.seed(users=20)
     other_world.seed(connection="Elsewhere", users=2, seed=99)
-    other_world.connection(TARGET)
+    target_connection = other_world.connection(TARGET)
+    # Organizations with members and roles on both sides, so their reads and writes are made too.
+    seed_orgs(world, [u["user_id"] for u in world.users(SOURCE)], names=("acme",),
+              connection_ids=(seeded.connection_id,), member_share=0.5, role_share=1.0)
+    seed_orgs(other_world, [], names=("acme",), connection_ids=(target_connection,))
     kwargs = {"cross_tenant": True, "delete_source_users": True}
     for command in ("plan", "run"):
         before = (dict(world.tenant.stats), dict(other_world.tenant.stats))
@@ -221,8 +231,10 @@ def test_the_scope_table_declares_what_a_cross_tenant_run_and_plan_call(world: W
 
 def test_the_scope_table_declares_what_a_keep_run_in_one_tenant_calls(world: World, tmp_path) -> None:
     """In one tenant the two sides share one token: their union is what is checked, and called."""
-    world.seed(users=12)
-    world.connection(TARGET)
+    seeded = world.seed(users=12)
+    target_connection = world.connection(TARGET)
+    seed_orgs(world, [u["user_id"] for u in world.users(SOURCE)], names=("acme",),
+              connection_ids=(seeded.connection_id, target_connection), member_share=0.5, role_share=1.0)
     before = dict(world.tenant.stats)
     result = migrate(world, options(tmp_path, user_ids="keep", delete_source_users=True))
     assert result.exit_code == 0, dump(result)

@@ -50,7 +50,7 @@ def test_a_user_holding_what_was_not_carried_stays_in_the_source(world: World, t
     push_user, org_user = source[1], source[3]
     _hold(state, push_user["user_id"], "mfa-factor", "push", "cannot",
           "push factors cannot be imported; the user enrols again")
-    _hold(state, org_user["user_id"], "organization", "org_abc")
+    _hold(state, org_user["user_id"], "organization", "org_abc", "carried")  # written, not yet read back
     _hold(state, org_user["user_id"], "organization-role", "org_abc rol_1", "verified")
 
     result = migrate(world, options(tmp_path, password_hashes=hashes, delete_source_users=True))
@@ -67,7 +67,7 @@ def test_a_user_holding_what_was_not_carried_stays_in_the_source(world: World, t
         in push.message
     assert push.message.endswith("give --allow-loss mfa to delete it anyway")
     org = failures[org_user["user_id"]]
-    assert "organization org_abc (found, not verified in the target)" in org.message
+    assert "organization org_abc (carried, not verified in the target" in org.message
     assert "rol_1" not in org.message  # the verified role is not what holds it back
     assert "--allow-loss organizations " in org.message
     assert result.reports["failures_by_code"] == {"KEPT_IN_SOURCE": 2}

@@ -118,6 +118,18 @@ KNOWN_SPEC_ERRATA: dict[tuple[str, str, str], str] = {
         " so the last checkpoint page {client_grants:[...]} (no `next`) is 'valid under each of' two branches."
         " Relaxed: the same three shapes under anyOf."
     ),
+    ("GET", "/organizations", "200"): (
+        "Same defect as GET /roles/{id}/users: ListOrganizationsResponseContent is a oneOf of [array, offset"
+        " page {start,limit,total,organizations}, checkpoint page {next,organizations}] with no required"
+        " properties, so the last checkpoint page (no `next`) is 'valid under each of' two branches."
+        " Relaxed: the same three shapes under anyOf."
+    ),
+    ("GET", "/organizations/{id}/members", "200"): (
+        "Same defect as GET /roles/{id}/users: ListOrganizationMembersResponseContent is a oneOf of [array,"
+        " offset page {start,limit,total,members}, checkpoint page {next,members}] with no required"
+        " properties, so the last checkpoint page (no `next`) is 'valid under each of' two branches."
+        " Relaxed: the same three shapes under anyOf (members still checked as OrganizationMember)."
+    ),
     ("GET", "/jobs/{id}/errors", "204"): (
         "The spec gives the 204 'no errors were found' response an application/json body (the same oneOf as"
         " the 200). HTTP 204 No Content cannot carry a body (RFC 9110 s15.3.5); Auth0 sends none and"
@@ -127,6 +139,20 @@ KNOWN_SPEC_ERRATA: dict[tuple[str, str, str], str] = {
 
 _ROLE_USER_REF = {"$ref": f"{SPEC_URI}#/components/schemas/RoleUser"}
 ERRATA_RELAXED_SCHEMAS: dict[tuple[str, str, str], dict[str, Any] | None] = {
+    ("GET", "/organizations", "200"): {
+        "anyOf": [
+            {"type": "array", "items": {"$ref": f"{SPEC_URI}#/components/schemas/Organization"}},
+            {"$ref": f"{SPEC_URI}#/components/schemas/ListOrganizationsOffsetPaginatedResponseContent"},
+            {"$ref": f"{SPEC_URI}#/components/schemas/ListOrganizationsPaginatedResponseContent"},
+        ]
+    },
+    ("GET", "/organizations/{id}/members", "200"): {
+        "anyOf": [
+            {"type": "array", "items": {"$ref": f"{SPEC_URI}#/components/schemas/OrganizationMember"}},
+            {"$ref": f"{SPEC_URI}#/components/schemas/ListOrganizationMembersOffsetPaginatedResponseContent"},
+            {"$ref": f"{SPEC_URI}#/components/schemas/ListOrganizationMembersPaginatedResponseContent"},
+        ]
+    },
     ("GET", "/roles/{id}/users", "200"): {
         "anyOf": [
             {"type": "array", "items": _ROLE_USER_REF},

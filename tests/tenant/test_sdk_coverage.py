@@ -84,6 +84,23 @@ def test_every_management_endpoint_through_the_sdk(mgmt, tenant, http) -> None:
     location = mgmt.jobs.get(export.id).location
     lines = gzip.decompress(http.get(location).content).decode().splitlines()
     assert {json.loads(line)["email"] for line in lines} == {"ada@example.com", "grace@example.com"}
+    # Organizations: members with their organization roles, enabled connections, a user's organizations.
+    org = mgmt.organizations.create(name="coverage-org", display_name="Coverage Org")
+    assert mgmt.organizations.get(org.id).name == "coverage-org"
+    assert mgmt.organizations.get_by_name("coverage-org").id == org.id
+    assert [o.id for o in mgmt.organizations.list(take=10)] == [org.id]
+    enabled = mgmt.organizations.enabled_connections.add(org.id, connection_id=conn.id)
+    assert enabled.connection_id == conn.id
+    assert [c.connection_id for c in mgmt.organizations.enabled_connections.list(org.id)] == [conn.id]
+    mgmt.organizations.members.create(org.id, members=[user.user_id])
+    mgmt.organizations.members.roles.assign(org.id, user.user_id, roles=[role.id])
+    assert [r.id for r in mgmt.organizations.members.roles.list(org.id, user.user_id)] == [role.id]
+    members = list(mgmt.organizations.members.list(org.id, take=10, fields="user_id,roles", include_fields=True))
+    assert [(m.user_id, [r.name for r in m.roles or []]) for m in members] == [(user.user_id, ["coverage-role"])]
+    assert [o.id for o in mgmt.users.organizations.list(user.user_id)] == [org.id]
+    mgmt.organizations.members.roles.delete(org.id, user.user_id, roles=[role.id])
+    mgmt.organizations.members.delete(org.id, members=[user.user_id])
+    assert list(mgmt.organizations.members.list(org.id, take=10)) == []
     mgmt.roles.delete(role.id)
     mgmt.connections.users.delete_by_email(conn.id, email="grace@example.com")
     mgmt.users.delete(user.user_id)

@@ -40,3 +40,16 @@ def test_what_each_side_needs_depends_on_the_options() -> None:
     assert "delete a connection's user by email" in needed_operations("run", "source", cross_tenant=False,
                                                                      delete_source_users=True)
     assert "start an import job" not in needed_operations("plan", "target", cross_tenant=True)
+
+
+def test_the_members_list_with_roles_needs_the_member_roles_scope_too() -> None:
+    """`fields=user_id,roles` on GET /organizations/{id}/members needs read:organization_member_roles beside the
+    scope the OAS lists for the endpoint; `--enable-org-connections` adds the one write it makes."""
+    assert missing_scopes(["list organization members"], {"read:organization_members"}) == [
+        ("list organization members", ("read:organization_member_roles",))]
+    assert missing_scopes(["list organization members"],
+                          {"read:organization_members", "read:organization_member_roles"}) == []
+    assert describe("list organization members") == "read:organization_member_roles + read:organization_members"
+    flagged = needed_operations("run", "target", cross_tenant=True, enable_org_connections=True)
+    assert "enable a connection for an organization" in flagged
+    assert "enable a connection for an organization" not in needed_operations("run", "target", cross_tenant=True)

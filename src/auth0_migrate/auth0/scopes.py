@@ -13,7 +13,7 @@ marked `CROSS` is called only across tenants, `CUTOVER` only with `--delete-sour
 only when source copies come back), `REFRESH`
 only by a refresh (`stages/grants_delta.refresh_grants`: removals, and the changed users' roles read
 back), `PROPAGATE` only with `--refresh --propagate-deletes`, `CREATE_ROLES` only with `--create-missing-roles`
-across tenants. In one tenant the two lists are checked
+across tenants, `ORG_CONNECTIONS` only with `--enable-org-connections`. In one tenant the two lists are checked
 together against the one token.
 
 Example::
@@ -39,14 +39,18 @@ class Operation:
     """The path as the OAS writes it (`/roles/{id}/users`)."""
     alternatives: tuple[frozenset[str], ...]
     """Any one of these sets of scopes is enough."""
+    also: frozenset[str] = frozenset()
+    """Needed beside any alternative for the query this tool sends, though the OAS lists it on another
+    operation: `fields=roles` on the organization members list needs `read:organization_member_roles`."""
 
     @property
     def scopes(self) -> frozenset[str]:
         return frozenset().union(*self.alternatives)
 
 
-def _op(method: str, path: str, *alternatives: str | tuple[str, ...]) -> Operation:
-    return Operation(method, path, tuple(frozenset((a,) if isinstance(a, str) else a) for a in alternatives))
+def _op(method: str, path: str, *alternatives: str | tuple[str, ...], also: tuple[str, ...] = ()) -> Operation:
+    return Operation(method, path, tuple(frozenset((a,) if isinstance(a, str) else a) for a in alternatives),
+                     frozenset(also))
 
 
 OPERATIONS: dict[str, Operation] = {
@@ -72,6 +76,18 @@ OPERATIONS: dict[str, Operation] = {
     "create a role": _op("POST", "/roles", "create:roles"),
     "give a role permissions": _op("POST", "/roles/{id}/permissions", "update:roles"),
     "add scopes to an API": _op("PATCH", "/resource-servers/{id}", "update:resource_servers"),
+    "list organizations": _op("GET", "/organizations", "read:organizations", "read:organizations_summary"),
+    # Each member's organization roles come in the same pages (`fields=user_id,roles`), which Auth0 answers only
+    # to a token that also holds read:organization_member_roles (its documentation of this endpoint).
+    "list organization members": _op("GET", "/organizations/{id}/members", "read:organization_members",
+                                     also=("read:organization_member_roles",)),
+    "list an organization's enabled connections": _op("GET", "/organizations/{id}/enabled_connections",
+                                                      "read:organization_connections"),
+    "enable a connection for an organization": _op("POST", "/organizations/{id}/enabled_connections",
+                                                   "create:organization_connections"),
+    "add organization members": _op("POST", "/organizations/{id}/members", "create:organization_members"),
+    "assign organization member roles": _op("POST", "/organizations/{id}/members/{user_id}/roles",
+                                            "create:organization_member_roles"),
 }
 
 CROSS = "cross:"
@@ -79,6 +95,7 @@ CUTOVER = "cutover:"
 REFRESH = "refresh:"
 PROPAGATE = "propagate:"
 CREATE_ROLES = "create-roles:"
+ORG_CONNECTIONS = "org-connections:"
 
 # What each command calls (the stages in pipeline order); see the module docstring for the marks.
 _READ_SOURCE = ("find a connection", "start an export job", "read a job")
@@ -92,26 +109,32 @@ _VERIFY = (CROSS + "list roles", "list role members", "read a user's permissions
 _CREATE_ROLES_SOURCE = (CREATE_ROLES + "read a role's permissions",)
 _CREATE_ROLES_TARGET = (CREATE_ROLES + "add scopes to an API", CREATE_ROLES + "create a role",
                         CREATE_ROLES + "give a role permissions")
+_SOURCE_ORGS = ("list organizations", "list organization members")
+_ORGS = (CROSS + "list organizations", "list an organization's enabled connections",
+         ORG_CONNECTIONS + "enable a connection for an organization", "add organization members",
+         "assign organization member roles", "list organization members")
 _REFRESH_GRANTS = (REFRESH + "remove a user's roles", REFRESH + "remove a user's permissions",
                    REFRESH + "read a user's roles")
 
 USES: dict[Command, dict[Side, tuple[str, ...]]] = {
     "run": {
         # Cutover confirms each deletion by reading the user back (by id, or by email under keep in one tenant).
-        "source": (*_READ_SOURCE, *_SOURCE_GRANTS, CUTOVER + "delete a connection's user by email",
+        "source": (*_READ_SOURCE, *_SOURCE_GRANTS, *_SOURCE_ORGS, CUTOVER + "delete a connection's user by email",
                    CUTOVER + "read a user", CUTOVER + "find users by email", *_CREATE_ROLES_SOURCE),
         # A refresh with --propagate-deletes deletes this migration's copies and confirms each by reading it back.
-        "target": (*_IMPORT, *_ID_MAP, *_RESTORE, *_VERIFY, *_REFRESH_GRANTS,
-                   PROPAGATE + "delete a connection's user by email", PROPAGATE + "read a user", *_CREATE_ROLES_TARGET),
+        "target": (*_IMPORT, *_ID_MAP, *_RESTORE, *_VERIFY, *_ORGS, *_REFRESH_GRANTS,
+                   PROPAGATE + "delete a connection's user by email", PROPAGATE + "read a user",
+                   *_CREATE_ROLES_TARGET),
     },
     "plan": {
-        "source": (*_READ_SOURCE, "list roles", CROSS + "list APIs", CREATE_ROLES + "read a role's permissions"),
+        "source": (*_READ_SOURCE, "list roles", CROSS + "list APIs", *_SOURCE_ORGS,
+                   CREATE_ROLES + "read a role's permissions"),
         "target": ("find a connection", "list a connection's enabled clients", CROSS + "list roles",
-                   CROSS + "list APIs"),
+                   CROSS + "list APIs", CROSS + "list organizations", "list an organization's enabled connections"),
     },
     "verify": {
         "source": ("find a connection",),
-        "target": ("find a connection", *_ID_MAP, *_VERIFY),
+        "target": ("find a connection", *_ID_MAP, *_VERIFY, CROSS + "list organizations", "list organization members"),
     },
     # Rollback (stages/rollback.py): CUTOVER marks what only bringing back deleted source copies (or kept ids'
     # grants in one tenant) needs: importing them again, confirming each, and their grants written and read back.
@@ -126,7 +149,8 @@ USES: dict[Command, dict[Side, tuple[str, ...]]] = {
 
 def needed_operations(command: Command, side: Side, *, cross_tenant: bool,
                       delete_source_users: bool = False, refresh: bool = False,
-                      propagate_deletes: bool = False, create_missing_roles: bool = False) -> list[str]:
+                      propagate_deletes: bool = False, create_missing_roles: bool = False,
+                      enable_org_connections: bool = False) -> list[str]:
     """The operations `command` calls on one side, for these options (`refresh`: a refresh of a migration)."""
     names = []
     for entry in USES[command][side]:
@@ -150,6 +174,10 @@ def needed_operations(command: Command, side: Side, *, cross_tenant: bool,
             if not propagate_deletes:
                 continue
             entry = entry.removeprefix(PROPAGATE)
+        elif entry.startswith(ORG_CONNECTIONS):
+            if not enable_org_connections:
+                continue
+            entry = entry.removeprefix(ORG_CONNECTIONS)
         names.append(entry)
     return list(dict.fromkeys(names))
 
@@ -163,7 +191,7 @@ def missing_scopes(operations: Iterable[str], granted: Iterable[str]) -> list[tu
     have = frozenset(granted)
     missing = []
     for name in operations:
-        alternatives = OPERATIONS[name].alternatives
+        alternatives = tuple(alt | OPERATIONS[name].also for alt in OPERATIONS[name].alternatives)
         if any(alt <= have for alt in alternatives):
             continue
         closest = min(alternatives, key=lambda alt: (len(alt - have), -len(alt & have)))
@@ -173,4 +201,5 @@ def missing_scopes(operations: Iterable[str], granted: Iterable[str]) -> list[tu
 
 def describe(name: str) -> str:
     """`update:roles or create:role_members` for one operation, as a person would read it."""
-    return " or ".join(" + ".join(sorted(alt)) for alt in OPERATIONS[name].alternatives)
+    op = OPERATIONS[name]
+    return " or ".join(" + ".join(sorted(alt | op.also)) for alt in op.alternatives)

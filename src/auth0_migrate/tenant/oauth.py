@@ -96,6 +96,9 @@ ALL_SCOPES: tuple[str, ...] = (
     "read:role_members", "create:role_members", "delete:role_members",
     "read:resource_servers", "create:resource_servers", "update:resource_servers",
     "read:clients", "create:clients", "read:client_grants", "create:client_grants",
+    "read:organizations", "create:organizations", "read:organization_members", "create:organization_members",
+    "delete:organization_members", "read:organization_member_roles", "create:organization_member_roles",
+    "delete:organization_member_roles", "read:organization_connections", "create:organization_connections",
 )
 
 UNAUTHORIZED_CLIENT = ('Client is not authorized to access "{audience}". You need to create a "client-grant" '
