@@ -56,6 +56,7 @@ from .model import (
     RunResult,
 )
 from .stages import cutover, delta, export, grants, grants_delta, hashes, idmap, import_jobs, restore, transform, verify
+from .stages import identities as linked_accounts
 from .stages.context import Connection, Migration
 
 #: Problem kinds that are facts about the input, not something the tool failed to carry: the hashes of
@@ -234,11 +235,14 @@ async def run(options: MigrationOptions, *, source: TenantClient, target: Tenant
             migration.ledger.close()
     try:
         await ingest_source(migration)
+        linked_accounts.classify(migration)
         await grants.read_grants(migration)
         await _import_ready_users(migration)
         await idmap.map_ids(migration)
         await restore.restore_grants(migration)
         await verify.verify_grants(migration)
+        await linked_accounts.relink(migration)
+        await linked_accounts.verify_links(migration)
         await _cut_over(migration)
         return summarize(migration.ledger)
     finally:
@@ -258,6 +262,7 @@ async def _cut_over(migration: Migration) -> None:
         await cutover.delete_source_copies(migration)
         if migration.options.user_ids == "keep":
             await cutover.reapply_after_cutover(migration)
+            await linked_accounts.relink_after_cutover(migration)
 
 
 def _check_refresh_options(options: MigrationOptions) -> None:
@@ -277,6 +282,7 @@ async def _refresh(migration: Migration) -> RunResult:
                          "--refresh first")
     generation = ledger.refresh_in_progress() or ledger.begin_refresh()
     await _find_delta(migration, generation)
+    linked_accounts.classify(migration)
     await grants.read_grants(migration)
     await _import_ready_users(migration)
     await delta.upsert_changes(migration)
@@ -288,6 +294,8 @@ async def _refresh(migration: Migration) -> RunResult:
         ledger.set_meta("refresh_grants", await _refresh_grants_step(migration))
     await restore.restore_grants(migration)
     await verify.verify_grants(migration, only=ledger.delta_ordinals())
+    await linked_accounts.relink(migration)
+    await linked_accounts.verify_links(migration)
     await _cut_over(migration)
     if ledger.phase_done("refresh-deletes") and (ledger.phase_done("cutover") or
                                                  not migration.options.delete_source_users):
@@ -461,6 +469,7 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
         migration = await open_migration(options, source, target, reporter, command="plan", state=path)
         try:
             await ingest_source(migration)
+            linked_accounts.classify(migration)
             transform.transform_users(migration)
             transform.pack_users(migration)
             ledger = migration.ledger

@@ -11,7 +11,8 @@ Finer-grained scopes are accepted wherever Auth0 takes them, e.g. `create:role_m
 `USES` says which operations each command calls on the source and on the target tenant; an entry
 marked `CROSS` is called only across tenants, `CUTOVER` only with `--delete-source-users`, `REFRESH`
 only by a refresh (`stages/grants_delta.refresh_grants`: removals, and the changed users' roles read
-back), `PROPAGATE` only with `--refresh --propagate-deletes`. In one tenant the two lists are checked
+back), `PROPAGATE` only with `--refresh --propagate-deletes`, `SAME` only in one tenant (linked accounts
+move only there, and only when a migrated user has some). In one tenant the two lists are checked
 together against the one token.
 
 Example::
@@ -66,12 +67,17 @@ OPERATIONS: dict[str, Operation] = {
     "find users by email": _op("GET", "/users-by-email", "read:users"),
     "read a user": _op("GET", "/users/{id}", "read:users", "read:current_user", "read:user_idp_tokens"),
     "delete a connection's user by email": _op("DELETE", "/connections/{id}/users", "delete:users"),
+    "unlink a secondary account": _op("DELETE", "/users/{id}/identities/{provider}/{user_id}", "update:users",
+                                      "update:current_user_identities"),
+    "link a secondary account": _op("POST", "/users/{id}/identities", "update:users",
+                                    "update:current_user_identities"),
 }
 
 CROSS = "cross:"
 CUTOVER = "cutover:"
 REFRESH = "refresh:"
 PROPAGATE = "propagate:"
+SAME = "same:"
 
 # What each command calls (the stages in pipeline order); see the module docstring for the marks.
 _READ_SOURCE = ("find a connection", "start an export job", "read a job")
@@ -81,6 +87,10 @@ _IMPORT = ("find a connection", "list a connection's enabled clients", "start an
 _ID_MAP = ("start an export job", "read a job", "find users by email")
 _RESTORE = (CROSS + "list roles", CROSS + "list APIs", "assign role members", "give a user permissions")
 _VERIFY = (CROSS + "list roles", "list role members", "read a user's permissions")
+# Linked accounts move in one tenant only (stages/identities.py): the secondary read back as a user, and the
+# new primary's identities read to verify.
+_LINKS = (SAME + "unlink a secondary account", SAME + "link a secondary account", SAME + "read a user",
+          SAME + "find a connection")
 _REFRESH_GRANTS = (REFRESH + "remove a user's roles", REFRESH + "remove a user's permissions",
                    REFRESH + "read a user's roles")
 
@@ -90,7 +100,7 @@ USES: dict[Command, dict[Side, tuple[str, ...]]] = {
         "source": (*_READ_SOURCE, *_SOURCE_GRANTS, CUTOVER + "delete a connection's user by email",
                    CUTOVER + "read a user", CUTOVER + "find users by email"),
         # A refresh with --propagate-deletes deletes this migration's copies and confirms each by reading it back.
-        "target": (*_IMPORT, *_ID_MAP, *_RESTORE, *_VERIFY, *_REFRESH_GRANTS,
+        "target": (*_IMPORT, *_ID_MAP, *_RESTORE, *_VERIFY, *_LINKS, *_REFRESH_GRANTS,
                    PROPAGATE + "delete a connection's user by email", PROPAGATE + "read a user"),
     },
     "plan": {
@@ -115,6 +125,10 @@ def needed_operations(command: Command, side: Side, *, cross_tenant: bool,
             if not cross_tenant:
                 continue
             entry = entry.removeprefix(CROSS)
+        elif entry.startswith(SAME):
+            if cross_tenant:
+                continue
+            entry = entry.removeprefix(SAME)
         elif entry.startswith(CUTOVER):
             if not delete_source_users:
                 continue

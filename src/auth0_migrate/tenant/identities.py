@@ -111,12 +111,14 @@ def unlink(store: Store, primary: sqlite3.Row, provider: str, user_id: str, now:
         if current is None:
             raise ApiError(404, "The user does not exist.", "inexistent_user")
         profile = loads(current["profile"])
-        kept, gone = [], []
+        kept: list[dict[str, Any]] = []
+        gone: list[dict[str, Any]] = []
         for entry in linked_of(profile):
             uid = entry["row"]["user_id"]
             (gone if provider_of(uid) == provider and bare_id(uid) == user_id else kept).append(entry)
         if not gone:
-            return current
+            unchanged: sqlite3.Row = current
+            return unchanged
         if kept:
             profile[LINKED_KEY] = kept
         else:
