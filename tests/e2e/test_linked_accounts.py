@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from auth0_migrate.auth0 import client as client_module
+from auth0_migrate.auth0.scopes import OPERATIONS, needed_operations
 from auth0_migrate.ledger import Ledger
 from auth0_migrate.seed import ensure_connection, link_accounts
 from auth0_migrate.tenant import directory
@@ -89,9 +90,17 @@ def test_one_tenant_secondaries_move_to_the_new_primary_before_cutover(world: Wo
     before, secondaries, hashes = _setup(world, tmp_path)
     opts = options(tmp_path, user_ids=strategy, id_prefix="m_" if strategy == "prefix" else None,
                    password_hashes=hashes, delete_source_users=True)
+    calls_before = dict(world.tenant.stats)
     result = migrate(world, opts)
     _all_moved(world, result, before, secondaries)
     assert result.users["deleted_from_source"] == len(before)
+    # The scope table declares the link calls really made (the token is checked for them before a run).
+    called = {tuple(name.split(" ", 1)) for name, n in world.tenant.stats.items() if n > calls_before.get(name, 0)}
+    declared = {(OPERATIONS[op].method, "/api/v2" + OPERATIONS[op].path) for side in ("source", "target")
+                for op in needed_operations("run", side, cross_tenant=False, delete_source_users=True)}
+    assert {("POST", "/api/v2/users/{id}/identities"),
+            ("DELETE", "/api/v2/users/{id}/identities/{provider}/{user_id}")} <= called
+    assert {c for c in called if c[1].startswith("/api/v2/")} <= declared
 
 
 def test_keep_parks_each_secondary_before_cutover_and_links_it_after(world: World, tmp_path, monkeypatch) -> None:
