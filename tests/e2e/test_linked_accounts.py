@@ -12,6 +12,7 @@ import pytest
 from auth0_migrate.auth0 import client as client_module
 from auth0_migrate.auth0.scopes import OPERATIONS, needed_operations
 from auth0_migrate.ledger import Ledger
+from auth0_migrate.pipeline import plan
 from auth0_migrate.seed import ensure_connection, link_accounts
 from auth0_migrate.tenant import directory
 from auth0_migrate.tenant.identities import add_social_user
@@ -182,6 +183,12 @@ def test_a_source_user_linked_to_a_primary_elsewhere_is_reported_not_duplicated(
     linked_email = sorted(source)[0]
     conn = directory.connection_by_name(world.tenant.store, SOURCE)
     _on(world, lambda c: link_accounts(c, str(owner.user_id), source[linked_email], conn["id"]))
+    # plan reads the same export: it names the user too, and counts it out of the users to import.
+    async def planned(client: Any) -> Any:
+        return await plan(options(tmp_path, state=None), source=client)
+    forecast = _on(world, planned)
+    assert forecast.users["selected"] == len(source) - 1
+    assert [p["ref"] for p in forecast.problems["linked-elsewhere"]] == [str(owner.user_id)]
     result = migrate(world, options(tmp_path))
     # A user of the source that was not carried: exit 3, and the output names it.
     assert (result.exit_code, result.failures) == (3, []), dump(result)
