@@ -54,7 +54,8 @@ def test_unlink_makes_the_secondary_a_user_again_with_its_profile_and_password(m
     answer = mgmt.users.identities.delete(primary.user_id, "auth0", secondary.user_id.removeprefix("auth0|"))
     assert [i.connection for i in answer] == [DB]
     back = mgmt.users.get(secondary.user_id)
-    assert back.email == "ann.old@example.com" and back.user_metadata == {"keep": "me"}
+    # Its metadata was discarded when it was linked, as Auth0 documents; its profile and password stay.
+    assert back.email == "ann.old@example.com" and back.nickname == "annie" and back.user_metadata == {}
     assert [i.connection for i in back.identities] == [OTHER]
     assert [i.connection for i in mgmt.users.get(primary.user_id).identities] == [DB]
     r = http.post("/oauth/token", data={"grant_type": "http://auth0.com/oauth/grant-type/password-realm",

@@ -9,8 +9,10 @@ Routes (scopes as the OAS's `security`, `update:users` or `update:current_user_i
   carries `profileData` in this answer too; the secondary's `user_id` is shown without its
   `provider|` prefix, although the request sent it with one).
 * `DELETE /api/v2/users/{id}/identities/{provider}/{user_id}`: unlink. The secondary is a user again,
-  with its id, connection, profile and password; answer 200: the primary's remaining identities
-  (go-auth0 `TestUserManager_Unlink`).
+  with its id, connection, profile and password, but not its `user_metadata`/`app_metadata`: Auth0
+  discards those when an account is linked (account-linking docs: "The user_metadata and app_metadata
+  of the secondary account is discarded"); answer 200: the primary's remaining identities (go-auth0
+  `TestUserManager_Unlink`).
 * Deleting a primary deletes its linked secondaries with it (reference: "impact of deleting
   connections and linked accounts"): they live inside the primary's row.
 * `GET /users/{id}` and every other user view (search, users-by-email, export) list the secondaries
@@ -91,9 +93,13 @@ def link(store: Store, primary: sqlite3.Row, secondary: sqlite3.Row, now: float)
         current = db.execute("SELECT * FROM users WHERE pk = ?", (primary["pk"],)).fetchone()
         if current is None:
             raise ApiError(404, "The user does not exist.", "inexistent_user")
+        kept = {k: secondary[k] for k in ("user_id", "connection_id", "email", "username", "phone_number",
+                                          "profile", "credential", "created_at", "updated_at")}
+        # Auth0 discards the secondary's metadata when it is linked (account-linking docs).
+        kept["profile"] = dumps({k: v for k, v in (loads(secondary["profile"]) or {}).items()
+                                 if k not in ("app_metadata", "user_metadata")})
         entry = {"connection": connection["name"] if connection else "", "profileData": _profile_data(secondary),
-                 "row": {k: secondary[k] for k in ("user_id", "connection_id", "email", "username", "phone_number",
-                                                    "profile", "credential", "created_at", "updated_at")}}
+                 "row": kept}
         profile = loads(current["profile"])
         profile[LINKED_KEY] = [*linked_of(profile), entry]
         db.execute("DELETE FROM users WHERE pk = ?", (secondary["pk"],))
