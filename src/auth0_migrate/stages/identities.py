@@ -22,6 +22,9 @@ linked accounts"), so before cutover deletes an old primary its secondaries must
 * **verify** (`verify_links`): one `GET /users/{new}` per new primary with carried secondaries; each
   found among its identities is `verified`, which is what lets cutover delete the old primary.
 
+Primaries are handled concurrently (`run_pool`, up to the rate limit); the secondaries of one primary one
+after the other, so two links never race on the same user.
+
 With `--user-ids keep` in one tenant the new primary has the old one's id until cutover deletes the
 old (id-only endpoints then act on the old: `directory.get_user`, reference §6), so a link by id would
 go to the old primary. There the secondary is unlinked before cutover and `parked` (a user of its
@@ -49,6 +52,7 @@ from typing import Any
 from ..auth0.paging import checkpoint_items, every
 from ..errors import Conflict, NotFoundError
 from ..ledger import IdentityMove, IdentityStep, Ledger
+from ..pool import run_pool
 from .context import Migration
 
 CROSS_TENANT = ("a linked account cannot move to another tenant: the secondary {item} of connection {connection} "
@@ -176,20 +180,37 @@ async def relink(migration: Migration) -> None:
         return
     migration.reporter.phase("move linked accounts to the new primaries", total=len(moves))
     relinker = _Relinker(migration)
-    for move in moves:  # one at a time: few users have secondaries, and each step is written before its call
-        if move.step in ("found", "unlinking"):
-            move = await relinker.unlink(move, parked=keep)
-        if not keep:
-            await relinker.link(move)
-        migration.reporter.advance()
+
+    async def move_all(held: list[IdentityMove]) -> int:
+        # One primary's secondaries one after the other (each step written before its call); primaries at once.
+        for move in held:
+            if move.step in ("found", "unlinking"):
+                move = await relinker.unlink(move, parked=keep)
+            if not keep:
+                await relinker.link(move)
+        return len(held)
+
+    await run_pool(list(_by_primary(moves).values()), move_all,
+                   on_result=lambda _, n: migration.reporter.advance(n))
+
+
+def _by_primary(moves: list[IdentityMove]) -> dict[int, list[IdentityMove]]:
+    grouped: dict[int, list[IdentityMove]] = {}
+    for move in moves:
+        grouped.setdefault(move.ordinal, []).append(move)
+    return grouped
 
 
 async def relink_after_cutover(migration: Migration) -> None:
     """Keep in one tenant: link each parked secondary to the new primary once its old primary is deleted."""
     relinker = _Relinker(migration)
-    for move in migration.ledger.identity_moves(("parked", "linking")):
-        if move.deleted:
+    due = [move for move in migration.ledger.identity_moves(("parked", "linking")) if move.deleted]
+
+    async def link_all(held: list[IdentityMove]) -> None:
+        for move in held:
             await relinker.link(move)
+
+    await run_pool(list(_by_primary(due).values()), link_all)
     await verify_links(migration)
 
 
@@ -207,10 +228,14 @@ async def verify_links(migration: Migration) -> None:
         return
     migration.reporter.phase("verify linked accounts", total=len(by_primary))
     client = migration.target
-    for target_id, moves in by_primary.items():
+
+    async def read(target_id: str) -> set[str]:
         user = await client.call(f"read the identities of {target_id}", client.sdk.users.get, target_id,
                                  fields="identities", include_fields=True)
-        held = {f"{i.provider}|{i.user_id}" for i in user.identities or []}
+        return {f"{i.provider}|{i.user_id}" for i in user.identities or []}
+
+    def check(target_id: str, held: set[str]) -> None:
+        moves = by_primary[target_id]
         with ledger.tx():
             for move in moves:
                 if move.item in held:
@@ -221,3 +246,5 @@ async def verify_links(migration: Migration) -> None:
                                         "by the next run")
                     ledger.set_identity_step(move.ordinal, move.item, "unlinked")
         migration.reporter.advance()
+
+    await run_pool(list(by_primary), read, on_result=check)
