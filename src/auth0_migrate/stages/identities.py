@@ -33,9 +33,11 @@ own, safe from the old primary's deletion: the ledger's gate lets the old primar
 
 Choices where Auth0 is silent:
 
-* The link sends `user_id` as the secondary's whole id (`auth0|...`, `google-oauth2|...`), as the
-  go-auth0 recording TestUserManager_Link does, with `connection_id` for `auth0` secondaries (their
-  connection resolved by name) so a database id held by two connections is not ambiguous.
+* The link sends `user_id` as the identity shows it (no `provider|` prefix), as Auth0's own
+  account-linking rule sample does (`identities[0].user_id`) and as the unlink path takes it; the
+  go-auth0 recording TestUserManager_Link shows the prefixed form accepted too (for `auth0`), and
+  the local tenant takes both. `connection_id` goes along for `auth0` secondaries (their connection
+  resolved by name), so a database id held by two connections is not ambiguous.
 * A link answered 409 ("Specified identity already exists") is taken as done and left to verify.
 * How Auth0's bulk export presents a secondary of the exported connection whose primary is in another
   connection is UNCONFIRMED: the tool assumes the export shows the primary (its own connection first
@@ -151,13 +153,13 @@ class _Relinker:
         return move._replace(step=step)
 
     async def link(self, move: IdentityMove) -> None:
-        provider, _ = _split(move.item)
+        provider, user_id = _split(move.item)
         target_id = move.target_id or ""
         if move.step == "linking" and not await self.is_a_user(move.item):
             pass  # the link went through before the run stopped: no longer a user of its own
         else:
             self.ledger.set_identity_step(move.ordinal, move.item, "linking")
-            body: dict[str, Any] = {"provider": provider, "user_id": move.item}
+            body: dict[str, Any] = {"provider": provider, "user_id": user_id}
             if provider == "auth0" and (cid := await self.connection_id(move.connection)):
                 body["connection_id"] = cid
             with contextlib.suppress(Conflict):  # "Specified identity already exists": verify reads it back
