@@ -198,3 +198,22 @@ def test_a_source_user_linked_to_a_primary_elsewhere_is_reported_not_duplicated(
     [problem] = result.reports["problems"]["linked-elsewhere"]
     assert problem["ref"] == str(owner.user_id)
     assert source[linked_email] in problem["detail"] and "Main-DB" in problem["detail"]
+
+
+def test_a_secondary_in_the_target_connection_is_not_taken_for_the_migrated_user(world: World, tmp_path) -> None:
+    """The target connection's export also shows the OLD primary (it holds a target-connection secondary): the
+    id map must not take it for the new copy, and the secondary still moves to the new primary."""
+    world.seed(users=4)
+    target_id = _on(world, lambda c: ensure_connection(c, TARGET))
+    before = {u["email"]: u["user_id"] for u in world.users(SOURCE)}
+    email = sorted(before)[0]
+    made = _on(world, lambda c: c.sdk.users.create(connection=TARGET, email="already.new@example.com",
+                                                   password="New-pass-1!"))
+    _on(world, lambda c: link_accounts(c, before[email], str(made.user_id), target_id))
+    result = migrate(world, options(tmp_path, password_hashes=world.hash_file(str(tmp_path / "h.ndjson"))))
+    assert result.exit_code == 0, dump(result)
+    moved = {u["email"]: u["user_id"] for u in world.users(TARGET)}
+    assert set(moved) == set(before)
+    assert moved[email] != before[email]  # a new copy, not the old primary
+    assert _identities(world, moved[email])[1:] == [str(made.user_id)]
+    assert _identities(world, before[email]) == [before[email]]  # the old primary holds it no more
