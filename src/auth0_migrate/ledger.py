@@ -26,6 +26,8 @@ What it holds (schema version `SCHEMA_VERSION`):
   memberships and roles, linked secondary accounts, MFA factors), each `found` -> `carried` ->
   `verified`, or `cannot` with the reason; cutover deletes a source copy only when all are verified
   (or their group is in `--allow-loss`: `unverified_holdings`).
+- `identity_moves`: each linked secondary of a source user, its connection and how far it moved from the
+  old primary to the new one (`IdentityStep`), so an unlink is never left without its link.
 - `reread_roles`, `reread_role_members`, `reread_users`, `reread_permissions`: the source's grants as
   a grants refresh (`stages/grants_delta.py`) read them again, kept until that refresh is applied
   and verified, then emptied; `role_members` and `permissions` then hold the new state.
@@ -114,6 +116,12 @@ HoldingState = Literal["found", "carried", "verified", "cannot"]
 LOSS_GROUPS: Final = {"organizations": ("organization", "organization-role"), "identities": ("identity",),
                       "mfa": ("mfa-factor",)}
 """The names `--allow-loss` takes, and the holding kinds each lets cutover delete although not verified."""
+
+IdentityStep = Literal["found", "unlinking", "unlinked", "parked", "linking", "linked"]
+"""How far a linked secondary has moved from the old primary to the new one (`stages/identities.py`): each
+step is written BEFORE the call it names (`unlinking`, `linking`) and after the call it confirms (`unlinked`,
+`linked`), so a run killed between two calls knows which one may have happened. `parked`: unlinked and
+waiting for cutover (keep in one tenant: the new primary shares the old one's id until the old is deleted)."""
 
 FileStatus = Literal["packed", "submitting", "submitted", "done"]
 """Where an import file stands: `packed` (to send) -> `submitting` (POST about to go, or its answer lost)
@@ -354,6 +362,20 @@ class CannotGroup(NamedTuple):
     users: int
 
 
+class IdentityMove(NamedTuple):
+    """A linked secondary (`item`: `<provider>|<user id>`, of `connection`) of a migrated primary, and its step."""
+
+    ordinal: int
+    source_id: str
+    target_id: str | None
+    item: str
+    connection: str
+    step: IdentityStep
+    state: HoldingState
+    deleted: int
+    """1 once cutover deleted the old primary."""
+
+
 class Problem(NamedTuple):
     kind: str
     ref: str | None
@@ -389,6 +411,11 @@ _REREAD = (f"u.status IN {_MIGRATED} AND u.target_id IS NOT NULL AND u.deleted =
 """Users a grants refresh compares (`u`): migrated, read again, and still in the source."""
 _REREAD_PERMISSIONS = _REREAD.replace("WHERE gone = 0)", "WHERE gone = 0 AND permissions = 1)")
 """Users a grants refresh compares the DIRECT permissions of (`u`): those whose permissions it read again too."""
+
+_PARKED = ("(h.kind = 'identity' AND EXISTS (SELECT 1 FROM identity_moves m WHERE m.ordinal = h.ordinal AND "
+           "m.item = h.item AND m.step = 'parked'))")
+"""A holding (`h`) that is a secondary already unlinked from its old primary and waiting for cutover to link it
+to the new one (keep in one tenant): deleting the old primary no longer deletes it, so it holds nothing back."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -452,6 +479,8 @@ CREATE TABLE IF NOT EXISTS stage_times (session INTEGER NOT NULL, seq INTEGER NO
     retries INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (session, seq));
 CREATE TABLE IF NOT EXISTS rate_samples (session INTEGER NOT NULL, at REAL NOT NULL, tenant TEXT NOT NULL,
     remaining INTEGER NOT NULL, size INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS identity_moves (ordinal INTEGER NOT NULL, item TEXT NOT NULL, connection TEXT NOT NULL,
+    step TEXT NOT NULL DEFAULT 'found' CHECK (step IN IDENTITY_STEPS), PRIMARY KEY (ordinal, item));
 CREATE TABLE IF NOT EXISTS reread_roles (source_role_id TEXT PRIMARY KEY, name TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS reread_role_members (source_role_id TEXT NOT NULL, ordinal INTEGER NOT NULL,
     PRIMARY KEY (source_role_id, ordinal));
@@ -459,7 +488,8 @@ CREATE TABLE IF NOT EXISTS reread_users (ordinal INTEGER PRIMARY KEY, gone INTEG
     changed INTEGER NOT NULL DEFAULT 0, permissions INTEGER NOT NULL DEFAULT 1);
 CREATE TABLE IF NOT EXISTS reread_permissions (ordinal INTEGER NOT NULL, api TEXT NOT NULL, name TEXT NOT NULL,
     PRIMARY KEY (ordinal, api, name));
-""".replace("HOLDING_KINDS", _sql_list(get_args(HoldingKind))).replace(
+""".replace("IDENTITY_STEPS", _sql_list(get_args(IdentityStep))).replace(
+    "HOLDING_KINDS", _sql_list(get_args(HoldingKind))).replace(
     "HOLDING_STATES", _sql_list(get_args(HoldingState))).replace(
     "FILE_STATUSES", _sql_list(get_args(FileStatus))).replace("STATUSES", _sql_list(get_args(UserStatus)))
 
@@ -1371,7 +1401,8 @@ class Ledger:
 
     def unverified_holdings(self, allowed: Iterable[str] = ()) -> dict[int, list[Holding]]:
         """Per migrated user, what it holds that was not verified in the target, but for the `--allow-loss`
-        groups in `allowed` (`LOSS_GROUPS`): cutover must keep these users in the source."""
+        groups in `allowed` (`LOSS_GROUPS`) and secondaries parked for cutover (`_PARKED`): cutover must keep
+        these users in the source."""
         let_go = {kind for group in allowed for kind in LOSS_GROUPS[group]}
         kinds = [k for k in get_args(HoldingKind) if k not in let_go]
         found: dict[int, list[Holding]] = {}
@@ -1380,7 +1411,7 @@ class Ledger:
         for r in self.db.execute(
                 "SELECT h.ordinal, u.source_id, u.target_id, h.kind, h.item, h.state, h.detail FROM holdings h "
                 f"JOIN users u USING (ordinal) WHERE u.status IN {_MIGRATED} AND h.state != 'verified' AND "
-                f"h.kind IN {_sql_list(kinds)} ORDER BY h.ordinal, h.kind, h.item"):
+                f"h.kind IN {_sql_list(kinds)} AND NOT {_PARKED} ORDER BY h.ordinal, h.kind, h.item"):
             found.setdefault(r[0], []).append(Holding(*r))
         return found
 
@@ -1441,6 +1472,31 @@ class Ledger:
         """Users with at least one holding of these kinds that cannot be carried."""
         return self._count("SELECT COUNT(DISTINCT ordinal) FROM holdings WHERE state = 'cannot' "
                            f"AND kind IN {_sql_list(kinds)}")
+
+
+    def add_linked_identities(self, rows: Iterable[tuple[int, str, str]]) -> None:
+        """(ordinal, `<provider>|<user id>`, connection name) of each secondary linked to a source user: an
+        `identity` holding found, and its move; idempotent like `add_holdings`."""
+        listed = list(rows)
+        self.add_holdings("identity", ((ordinal, item) for ordinal, item, _ in listed))
+        self.db.executemany("INSERT OR IGNORE INTO identity_moves (ordinal, item, connection) VALUES (?, ?, ?)",
+                            listed)
+
+    def identity_moves(self, steps: Iterable[IdentityStep], *, migrated: bool = True) -> list[IdentityMove]:
+        """Secondaries at one of `steps` whose holding can still be carried (not `cannot`), of users migrated and
+        verified in the target (`migrated`) or of every user, in user order."""
+        where = f" AND u.status IN {_MIGRATED} AND u.target_id IS NOT NULL AND u.profile_ok = 1" if migrated else ""
+        return [IdentityMove(*r) for r in self.db.execute(
+            "SELECT m.ordinal, u.source_id, u.target_id, m.item, m.connection, m.step, h.state, u.deleted "
+            "FROM identity_moves m "
+            "JOIN users u USING (ordinal) JOIN holdings h ON h.ordinal = m.ordinal AND h.kind = 'identity' AND "
+            f"h.item = m.item WHERE m.step IN {_sql_list(steps)} AND h.state != 'cannot'{where} "
+            "ORDER BY m.ordinal, m.item")]
+
+    def set_identity_step(self, ordinal: int, item: str, step: IdentityStep) -> None:
+        """Record a secondary's step at once (its own transaction unless inside one): before and after each call."""
+        with self.tx():
+            self.db.execute("UPDATE identity_moves SET step = ? WHERE ordinal = ? AND item = ?", (step, ordinal, item))
 
     def phases_done(self) -> list[str]:
         return sorted(r[0].removeprefix("phase:") for r in self.db.execute(

@@ -74,6 +74,7 @@ from .stages import (
     restore,
     transform,
 )
+from .stages import identities as linked_accounts
 from .stages import rollback as undo
 from .stages import verify as verify_stage
 from .stages.context import Connection, Migration
@@ -291,6 +292,7 @@ async def run(options: MigrationOptions, *, source: TenantClient, target: Tenant
     try:
         _show_stages_done(migration)
         await ingest_source(migration)
+        linked_accounts.classify(migration)
         await grants.read_grants(migration)
         await organizations.read(migration)
         await _import_ready_users(migration)
@@ -299,6 +301,8 @@ async def run(options: MigrationOptions, *, source: TenantClient, target: Tenant
         await organizations.restore(migration)
         await verify_stage.verify_grants(migration)
         await organizations.verify(migration)
+        await linked_accounts.relink(migration)
+        await linked_accounts.verify_links(migration)
         await _cut_over(migration)
         return summarize(migration.ledger)
     finally:
@@ -339,6 +343,7 @@ async def _cut_over(migration: Migration) -> None:
         if migration.options.user_ids == "keep":
             await cutover.reapply_after_cutover(migration)
             await organizations.reapply(migration)
+            await linked_accounts.relink_after_cutover(migration)
 
 
 def _check_refresh_options(options: MigrationOptions) -> None:
@@ -358,6 +363,7 @@ async def _refresh(migration: Migration) -> RunResult:
                          "--refresh first")
     generation = ledger.refresh_in_progress() or ledger.begin_refresh()
     await _find_delta(migration, generation)
+    linked_accounts.classify(migration)
     await grants.read_grants(migration)
     await _import_ready_users(migration)
     await delta.upsert_changes(migration)
@@ -369,6 +375,8 @@ async def _refresh(migration: Migration) -> RunResult:
         ledger.set_meta("refresh_grants", await _refresh_grants_step(migration))
     await restore.restore_grants(migration)
     await verify_stage.verify_grants(migration, only=ledger.delta_ordinals())
+    await linked_accounts.relink(migration)
+    await linked_accounts.verify_links(migration)
     await _cut_over(migration)
     if ledger.phase_done("refresh-deletes") and (ledger.phase_done("cutover") or
                                                  not migration.options.delete_source_users):
@@ -646,6 +654,7 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
         migration = await open_migration(options, source, target, reporter, command="plan", state=path)
         try:
             await ingest_source(migration)
+            linked_accounts.classify(migration)
             transform.transform_users(migration)
             transform.pack_users(migration)
             await organizations.read(migration)

@@ -238,3 +238,14 @@ async def seed_organizations(client: TenantClient, user_ids: list[str], *, names
                                   org_id, user_id, roles=[roles[r] for r in picked])
                 seeded.roles[(name, user_id)] = sorted(picked)
     return seeded
+
+
+async def link_accounts(client: TenantClient, primary_id: str, secondary_id: str,
+                        connection_id: str | None = None) -> None:
+    """Link `secondary_id` to `primary_id` server-side, as Auth0's account linking does (the secondary stops
+    being a user and becomes an identity of the primary); `connection_id` for a database secondary."""
+    provider = secondary_id.split("|", 1)[0]
+    body: dict[str, Any] = {"provider": provider, "user_id": secondary_id}
+    if connection_id:
+        body["connection_id"] = connection_id
+    await client.call(f"link {secondary_id} to {primary_id}", client.sdk.users.identities.link, primary_id, **body)

@@ -187,9 +187,11 @@ def test_a_client_without_a_grant_is_told_to_authorize_it(world: World) -> None:
 
 # -- the table of needed scopes is what the tool really calls ---------------------------------------
 
-CONDITIONAL = {("GET", "/jobs/{id}/errors"), ("GET", "/users-by-email"), ("GET", "/users/{id}")}
+CONDITIONAL = {("GET", "/jobs/{id}/errors"), ("GET", "/users-by-email"), ("GET", "/users/{id}"),
+               ("POST", "/users/{id}/identities"), ("DELETE", "/users/{id}/identities/{provider}/{user_id}")}
 """Declared but called only when an import job reports failures / the id-map export misses a user / cutover
-confirms a deletion by id (under keep in one tenant the id is shared, so it confirms by email instead)."""
+confirms a deletion by id (under keep in one tenant the id is shared, so it confirms by email instead) / a
+migrated user has linked secondaries (one tenant; tests/e2e/test_linked_accounts.py)."""
 
 
 def _calls_since(world: World, before: dict[str, int]) -> set[tuple[str, str]]:

@@ -67,18 +67,35 @@ def test_plan_shows_the_inventory_and_what_cutover_would_keep(world: World, tmp_
     _log_in(world, seeded, sorted(seeded.passwords)[:1])
     hashes = world.hash_file(str(tmp_path / "hashes.ndjson"))
     source = world.users(SOURCE)
+    a_id, b_id, _ = (u["user_id"] for u in source[:3])
+    target_connection = world.connection(TARGET)
+
+    async def organizations() -> None:
+        """acme (the target connection enabled on it) holds a and b, b with a role there; globex holds b and
+        lacks the target connection, so b's membership there cannot be carried without --enable-org-connections."""
+        from auth0_migrate.seed import ensure_api_and_roles
+
+        client = world.client()
+        try:
+            roles = await ensure_api_and_roles(client)
+            for name, members, enabled in (("acme", [a_id, b_id], True), ("globex", [b_id], False)):
+                org = await client.sdk.organizations.create(name=name)
+                if enabled:
+                    await client.sdk.organizations.enabled_connections.add(org.id, connection_id=target_connection)
+                await client.sdk.organizations.members.create(org.id, members=members)
+                if name == "acme":
+                    await client.sdk.organizations.members.roles.assign(org.id, b_id, roles=[roles["admin"]])
+        finally:
+            await client.aclose()
+    asyncio.run(organizations())
     ingest = pipeline.ingest_source
 
     async def ingest_and_hold(migration) -> None:
-        """The export, then what the carriers' reads record in plan (organizations, MFA), via the ledger API."""
+        """The export, then what the MFA read records in plan, via the ledger API."""
         await ingest(migration)
         ordinals = migration.ledger.ordinals_by_source_id()
-        a, b, c = (ordinals[u["user_id"]] for u in source[:3])
+        a, c = ordinals[source[0]["user_id"]], ordinals[source[2]["user_id"]]
         ledger = migration.ledger
-        ledger.add_holdings("organization", [(a, "org_1"), (b, "org_1"), (b, "org_2")])
-        ledger.add_holdings("organization-role", [(b, "org_1 rol_x")])
-        ledger.set_holdings("organization", "cannot", [(b, "org_2")], "organization org_2 is not in the target "
-                            "(match by name); create it there")
         ledger.add_holdings("mfa-factor", [(a, "totp"), (c, "push"), (c, "phone")])
         ledger.set_holdings("mfa-factor", "cannot", [(c, "push")], "push factors cannot be imported: the user "
                             "enrols again")
@@ -88,9 +105,8 @@ def test_plan_shows_the_inventory_and_what_cutover_would_keep(world: World, tmp_
     kinds = planned.inventory["kinds"]
     assert {k: (v["users"], v["items"], v["will_carry"]) for k, v in kinds.items()} == {
         "organization": (2, 3, 2), "organization-role": (1, 1, 1), "identity": (0, 0, 0), "mfa-factor": (2, 3, 2)}
-    assert kinds["organization"]["cannot"] == [
-        {"detail": "organization org_2 is not in the target (match by name); create it there", "items": 1,
-         "users": 1}]
+    assert [(c["items"], c["users"]) for c in kinds["organization"]["cannot"]] == [(1, 1)]
+    assert "not enabled on organization 'globex'" in kinds["organization"]["cannot"][0]["detail"]
     assert planned.inventory["mfa_factor_types"] == {"phone": 1, "push": 1, "totp": 1}
     assert planned.inventory["cutover"] == {"delete_source_users": True, "users_kept_in_source": 2,
                                             "allow_loss_would_let_go": {"organizations": 1, "mfa": 1},

@@ -49,6 +49,10 @@ def test_every_management_endpoint_through_the_sdk(mgmt, tenant, http) -> None:
     user = mgmt.users.create(connection="Coverage-DB", email="ada@example.com", password="Correct-horse-1!")
     assert mgmt.users.get(user.user_id).email == "ada@example.com"
     mgmt.users.update(user.user_id, app_metadata={"plan": "pro"})
+    second = mgmt.users.create(connection="Coverage-DB", email="ada.2@example.com", password="Correct-horse-2!")
+    mgmt.users.identities.link(user.user_id, provider="auth0", user_id=second.user_id, connection_id=conn.id)
+    mgmt.users.identities.delete(user.user_id, "auth0", second.user_id.removeprefix("auth0|"))
+    mgmt.users.delete(second.user_id)
     assert [u.user_id for u in mgmt.users.list(q='email:"ada@example.com"', search_engine="v3")] == [user.user_id]
     assert [u.user_id for u in mgmt.users.list_users_by_email(email="ada@example.com")] == [user.user_id]
     role = mgmt.roles.create(name="coverage-role", description="r")

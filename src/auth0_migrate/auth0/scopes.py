@@ -13,7 +13,8 @@ marked `CROSS` is called only across tenants, `CUTOVER` only with `--delete-sour
 only when source copies come back), `REFRESH`
 only by a refresh (`stages/grants_delta.refresh_grants`: removals, and the changed users' roles read
 back), `PROPAGATE` only with `--refresh --propagate-deletes`, `CREATE_ROLES` only with `--create-missing-roles`
-across tenants, `ORG_CONNECTIONS` only with `--enable-org-connections`. In one tenant the two lists are checked
+across tenants, `ORG_CONNECTIONS` only with `--enable-org-connections`, `SAME` only in one tenant (linked
+accounts move only there, and only when a migrated user has some). In one tenant the two lists are checked
 together against the one token.
 
 Example::
@@ -88,6 +89,10 @@ OPERATIONS: dict[str, Operation] = {
     "add organization members": _op("POST", "/organizations/{id}/members", "create:organization_members"),
     "assign organization member roles": _op("POST", "/organizations/{id}/members/{user_id}/roles",
                                             "create:organization_member_roles"),
+    "unlink a secondary account": _op("DELETE", "/users/{id}/identities/{provider}/{user_id}", "update:users",
+                                      "update:current_user_identities"),
+    "link a secondary account": _op("POST", "/users/{id}/identities", "update:users",
+                                    "update:current_user_identities"),
 }
 
 CROSS = "cross:"
@@ -96,6 +101,7 @@ REFRESH = "refresh:"
 PROPAGATE = "propagate:"
 CREATE_ROLES = "create-roles:"
 ORG_CONNECTIONS = "org-connections:"
+SAME = "same:"
 
 # What each command calls (the stages in pipeline order); see the module docstring for the marks.
 _READ_SOURCE = ("find a connection", "start an export job", "read a job")
@@ -113,6 +119,10 @@ _SOURCE_ORGS = ("list organizations", "list organization members")
 _ORGS = (CROSS + "list organizations", "list an organization's enabled connections",
          ORG_CONNECTIONS + "enable a connection for an organization", "add organization members",
          "assign organization member roles", "list organization members")
+# Linked accounts move in one tenant only (stages/identities.py): the secondary read back as a user, and the
+# new primary's identities read to verify.
+_LINKS = (SAME + "unlink a secondary account", SAME + "link a secondary account", SAME + "read a user",
+          SAME + "find a connection")
 _REFRESH_GRANTS = (REFRESH + "remove a user's roles", REFRESH + "remove a user's permissions",
                    REFRESH + "read a user's roles")
 
@@ -122,7 +132,7 @@ USES: dict[Command, dict[Side, tuple[str, ...]]] = {
         "source": (*_READ_SOURCE, *_SOURCE_GRANTS, *_SOURCE_ORGS, CUTOVER + "delete a connection's user by email",
                    CUTOVER + "read a user", CUTOVER + "find users by email", *_CREATE_ROLES_SOURCE),
         # A refresh with --propagate-deletes deletes this migration's copies and confirms each by reading it back.
-        "target": (*_IMPORT, *_ID_MAP, *_RESTORE, *_VERIFY, *_ORGS, *_REFRESH_GRANTS,
+        "target": (*_IMPORT, *_ID_MAP, *_RESTORE, *_VERIFY, *_ORGS, *_LINKS, *_REFRESH_GRANTS,
                    PROPAGATE + "delete a connection's user by email", PROPAGATE + "read a user",
                    *_CREATE_ROLES_TARGET),
     },
@@ -158,6 +168,10 @@ def needed_operations(command: Command, side: Side, *, cross_tenant: bool,
             if not cross_tenant:
                 continue
             entry = entry.removeprefix(CROSS)
+        elif entry.startswith(SAME):
+            if cross_tenant:
+                continue
+            entry = entry.removeprefix(SAME)
         elif entry.startswith(CUTOVER):
             if not delete_source_users:
                 continue

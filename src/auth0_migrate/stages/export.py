@@ -18,6 +18,7 @@ from ..formats.import_file import FilePacker, PackedFile
 from ..formats.users_file import read_selection
 from ..ledger import KnownUser, UserRow, dumps
 from .context import Migration
+from .identities import LinkedAccounts
 from .inventory import ImportLeftovers
 from .transform import transform_one
 
@@ -47,6 +48,9 @@ class _Ingest:
         self.waiting: dict[str, UserRow] = {}  # ordinal -> row, for users of the open file
         self.rows: list[UserRow] = []
         self.leftovers = ImportLeftovers(migration.options.user_ids)
+        # Linked accounts are read from the export's `identities` (a --from-file user has none to move).
+        self.linked = None if migration.options.from_file else LinkedAccounts(migration.ledger,
+                                                                               migration.source_connection.name)
 
     def selected(self, source_id: str, email: str | None) -> bool:
         if self.selection is None:
@@ -59,6 +63,8 @@ class _Ingest:
     def add(self, ordinal: int, source_id: str, email: str | None, record: dict[str, Any], text: str) -> None:
         if not self.selected(source_id, email):
             return
+        if self.linked is not None and not self.linked.note_record(ordinal, source_id, record):
+            return  # a primary of another connection holding one of ours as a secondary: reported, not ours
         self.leftovers.see(record)
         credential_text: str | None = None
         set_date: str | None = None
@@ -112,6 +118,8 @@ class _Ingest:
         self.rows.extend(self.waiting.values())  # the open file's users: packed later, with the stragglers
         self.waiting.clear()
         self._flush_rows(force=True)
+        if self.linked is not None:
+            self.linked.flush()
         if self.selection is not None:
             ids, emails = self.selection
             absent = sorted((ids | emails) - self.found)

@@ -57,9 +57,20 @@ def profile_differences(expected: dict[str, Any], actual: dict[str, Any]) -> lis
     return diffs
 
 
+def _own_connection(user: dict[str, Any]) -> str | None:
+    """The connection a user belongs to: its first identity's (the others are linked secondaries)."""
+    identities = user.get("identities")
+    first = identities[0] if isinstance(identities, list) and identities else None
+    return first.get("connection") if isinstance(first, dict) else None
+
+
 def _apply(migration: Migration, target_user: dict[str, Any], pending: dict[str, int]) -> bool:
     email = target_user.get("email")
     if not isinstance(email, str):
+        return False
+    if _own_connection(target_user) not in (None, migration.target_connection.name):
+        # A primary of another connection that holds a user of the target connection as a linked secondary:
+        # the target connection's export shows it too (stages/identities.py), but it is not that user.
         return False
     ordinal = pending.pop(email.lower(), None)
     if ordinal is None:
@@ -146,7 +157,7 @@ async def find_in_target(migration: Migration, email: str) -> dict[str, Any] | N
                                         migration.target.sdk.users.list_users_by_email, email=email)
     for user in users or []:
         data: dict[str, Any] = user.model_dump(mode="json")
-        if any(i.get("connection") == connection for i in data.get("identities") or []):
+        if _own_connection(data) == connection:
             return data
     return None
 

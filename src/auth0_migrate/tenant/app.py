@@ -41,7 +41,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import apis, connections, directory, grants, jobs, logins, oauth, organizations, roles, users
+from . import apis, connections, directory, grants, identities, jobs, logins, oauth, organizations, roles, users
 from .config import TenantConfig
 from .errors import ApiError, OAuthError
 from .faults import DroppedConnection
@@ -58,7 +58,7 @@ SCHEMAS: tuple[str, ...] = (directory.SCHEMA, oauth.SCHEMA, connections.SCHEMA, 
 """Every table of the tenant, created when a store opens."""
 
 ROUTERS: tuple[Router, ...] = (logins.router, oauth.router, connections.router, jobs.router, apis.router,
-                                roles.router, grants.router, organizations.router,
+                                roles.router, grants.router, organizations.router, identities.router,
                                 users.router)
 """Every route module's endpoints, matched in this order."""
 

@@ -47,6 +47,11 @@ CREATE INDEX IF NOT EXISTS users_conn_username ON users(connection_id, username)
 CREATE INDEX IF NOT EXISTS users_email ON users(email);
 """
 
+LINKED_KEY = "__linked"
+"""The key of a primary's profile JSON holding its linked secondaries (`identities.py`); never rendered."""
+SOCIAL_PROVIDERS = frozenset({"google-oauth2", "facebook", "github", "twitter", "apple", "linkedin", "windowslive",
+                              "amazon", "instagram", "line", "paypal", "yahoo", "dropbox", "bitbucket"})
+
 PROFILE_FIELDS = ("email_verified", "phone_verified", "given_name", "family_name", "name", "nickname",
                   "picture", "blocked", "app_metadata", "user_metadata", "last_login", "last_ip",
                   "logins_count", "multifactor")
@@ -178,9 +183,29 @@ def user_json(row: sqlite3.Row, connection_name: str) -> dict[str, Any]:
     body.setdefault("user_metadata", {})
     body["created_at"] = iso(row["created_at"])
     body["updated_at"] = iso(row["updated_at"])
-    body["identities"] = [{"connection": connection_name, "user_id": uid.split("|", 1)[1] if "|" in uid else uid,
-                           "provider": "auth0", "isSocial": False}]
+    linked = body.pop(LINKED_KEY, None)
+    body["identities"] = [identity(uid, connection_name)]
+    if linked:
+        body["identities"].extend({**identity(entry["row"]["user_id"], entry["connection"]),
+                                   "profileData": entry["profileData"]} for entry in linked)
     return body
+
+
+def provider_of(user_id: str) -> str:
+    """The provider part of a user id (`google-oauth2` of `google-oauth2|123`)."""
+    return user_id.split("|", 1)[0] if "|" in user_id else "auth0"
+
+
+def bare_id(user_id: str) -> str:
+    """A user id without its `provider|` prefix, as an identity shows it."""
+    return user_id.split("|", 1)[1] if "|" in user_id else user_id
+
+
+def identity(user_id: str, connection_name: str) -> dict[str, Any]:
+    """One entry of a user's `identities`, without `profileData`."""
+    provider = provider_of(user_id)
+    return {"connection": connection_name, "user_id": bare_id(user_id), "provider": provider,
+            "isSocial": provider in SOCIAL_PROVIDERS}
 
 
 def connection_names(store: Store) -> dict[str, str]:
@@ -188,10 +213,14 @@ def connection_names(store: Store) -> dict[str, str]:
 
 
 def delete_user_row(store: Store, row: sqlite3.Row) -> None:
-    """Delete exactly this user (one connection's copy) and tell grant holders about its id."""
+    """Delete exactly this user (one connection's copy, with its linked secondaries) and tell grant holders
+    about their ids."""
     with store.tx() as db:
         db.execute("DELETE FROM users WHERE pk = ?", (row["pk"],))
         store.user_deleted(row["user_id"])
+        # Its linked secondaries go with it, as in Auth0 (they live in its profile: `identities.py`).
+        for entry in (loads(row["profile"]) or {}).get(LINKED_KEY) or []:
+            store.user_deleted(entry["row"]["user_id"])
 
 
 def update_profile(db: sqlite3.Connection, row: sqlite3.Row, changes: dict[str, Any], now: float) -> sqlite3.Row:

@@ -83,7 +83,7 @@ from starlette.responses import Response
 from .. import passwords
 from ..import_schema import json_type
 from .connections import require_enabled_client
-from .directory import connection_names, get_connection, insert_user, iso, new_id, update_profile, user_json
+from .directory import LINKED_KEY, connection_names, get_connection, insert_user, iso, new_id, update_profile, user_json
 from .errors import ApiError, body_error
 from .faults import DroppedConnection
 from .http import Ctx, Router
@@ -567,6 +567,10 @@ def _csv_header(title: str) -> str:
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
+_HOLDS_SECONDARY_OF = (f"instr(profile, '\"{LINKED_KEY}\"') > 0 AND EXISTS (SELECT 1 FROM json_each(profile, "
+                       f"'$.{LINKED_KEY}') j WHERE json_extract(j.value, '$.row.connection_id') = ?)")
+
+
 def _export_batches(store: Store, job: sqlite3.Row, params: dict[str, Any]) -> Iterator[str]:
     """The export file's text, some lines at a time: one SELECT over the users, streamed by pk."""
     fields = [(_compile_field(f["name"]), f.get("export_as") or f["name"], f["name"]) for f in params["fields"]]
@@ -574,8 +578,11 @@ def _export_batches(store: Store, job: sqlite3.Row, params: dict[str, Any]) -> I
     if csv:
         yield ",".join(_csv_header(title) for _, title, _ in fields) + "\n"
     names = connection_names(store)
-    sql = "SELECT * FROM users" + (" WHERE connection_id = ?" if job["connection_id"] else "") + " ORDER BY pk"
-    args: list[Any] = [job["connection_id"]] if job["connection_id"] else []
+    # A connection's export also shows the primaries (of other connections) that hold one of its users as a
+    # linked secondary (identities.py; UNCONFIRMED), with their own connection first in `identities`.
+    sql = "SELECT * FROM users" + (f" WHERE connection_id = ? OR ({_HOLDS_SECONDARY_OF})" if job["connection_id"]
+                                   else "") + " ORDER BY pk"
+    args: list[Any] = [job["connection_id"]] * 2 if job["connection_id"] else []
     if "limit" in params:
         sql += " LIMIT ?"
         args.append(params["limit"])
