@@ -625,6 +625,7 @@ class Ledger:
         if self._lock_fd is not None:
             with suppress(sqlite3.Error):  # whatever path refused a user, its hash does not outlive the run
                 self.clear_refused_hashes()
+                self.forget_mfa_secrets()
             # Fold the write-ahead log into the file and empty it, so cleared hashes do not outlive the run there.
             with suppress(sqlite3.Error):
                 self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -1199,6 +1200,24 @@ class Ledger:
         """Move (ordinal, item) rows of `kind` to `state`; `detail` says why for `cannot` (None clears it)."""
         self.db.executemany("UPDATE holdings SET state = ?, detail = ? WHERE ordinal = ? AND kind = ? AND item = ?",
                             [(state, detail, ordinal, kind, item) for ordinal, item in rows])
+
+    def forget_holdings(self, kind: HoldingKind, rows: Iterable[tuple[int, str]]) -> None:
+        """Remove (ordinal, item) rows of `kind`: a provisional row replaced by what a closer read found."""
+        self.db.executemany("DELETE FROM holdings WHERE ordinal = ? AND kind = ? AND item = ?",
+                            [(ordinal, kind, item) for ordinal, item in rows])
+
+    def forget_mfa_secrets(self) -> int:
+        """Take `mfa_factors` (TOTP secrets, phones, emails) out of the import record of every user no import
+        will send again (imported, in the target already, refused); how many. Users still to import (ready,
+        exported, or failed for a retryable reason) keep them, as they keep their hash."""
+        return self.db.execute(
+            "UPDATE users SET record = json_remove(record, '$.mfa_factors') WHERE instr(record, '\"mfa_factors\"') > 0 "
+            f"AND status NOT IN ('ready', 'exported') AND NOT (status = 'failed' AND code IN "
+            f"{_sql_list(RETRYABLE_CODES)})").rowcount
+
+    def users_with_mfa_secrets(self) -> int:
+        """Users whose ledger record still holds `mfa_factors` (a test and `status` can check none are left)."""
+        return self._count("SELECT COUNT(*) FROM users WHERE instr(record, '\"mfa_factors\"') > 0")
 
     def holdings(self, kind: HoldingKind, states: Iterable[HoldingState] | None = None) -> list[Holding]:
         """The holdings of `kind` (in `states`, when given), in user and item order, with the user's ids."""

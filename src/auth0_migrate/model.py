@@ -43,6 +43,9 @@ class MigrationOptions:
     refresh_permissions: bool = False
     """With `refresh`: read every migrated user's DIRECT permissions again (one call each), not only those of the
     users whose profile changed, so that permission changes of the others are carried too (roles always are)."""
+    mfa_secrets: str | None = None
+    """The NDJSON file of users' MFA secrets from Auth0 support (`formats/mfa_file.py`): their TOTP, phone and email
+    factors are imported with them (`stages/mfa.py`); without it enrolled users' factors cannot be carried."""
 
 
 class Reporter(Protocol):

@@ -55,7 +55,20 @@ from .model import (
     Reporter,
     RunResult,
 )
-from .stages import cutover, delta, export, grants, grants_delta, hashes, idmap, import_jobs, restore, transform, verify
+from .stages import (
+    cutover,
+    delta,
+    export,
+    grants,
+    grants_delta,
+    hashes,
+    idmap,
+    import_jobs,
+    mfa,
+    restore,
+    transform,
+    verify,
+)
 from .stages.context import Connection, Migration
 
 #: Problem kinds that are facts about the input, not something the tool failed to carry: the hashes of
@@ -121,7 +134,7 @@ def check_options(options: MigrationOptions, same_tenant: bool) -> None:
     if options.stale_hash not in ("hold", "import-without-hash"):
         raise UsageError("--stale-hash must be hold or import-without-hash")
     for flag, path in (("--password-hashes", options.password_hashes), ("--from-file", options.from_file),
-                       ("--users", options.users_file)):
+                       ("--users", options.users_file), ("--mfa-secrets", options.mfa_secrets)):
         if path and not os.path.isfile(path):
             raise UsageError(f"{flag} {path}: no such file")
     if options.users_file:
@@ -158,7 +171,8 @@ async def check_scopes(command: scopes.Command, options: MigrationOptions, sourc
     same = source is target
     sides: list[tuple[str, TenantClient, list[str]]] = []
     kwargs = {"cross_tenant": not same, "delete_source_users": options.delete_source_users,
-              "refresh": options.refresh, "propagate_deletes": options.refresh and options.propagate_deletes}
+              "refresh": options.refresh, "propagate_deletes": options.refresh and options.propagate_deletes,
+              "mfa_secrets": options.mfa_secrets is not None}
     source_ops = scopes.needed_operations(command, "source", **kwargs)
     target_ops = scopes.needed_operations(command, "target", **kwargs)
     if same:
@@ -188,6 +202,7 @@ def fingerprint(options: MigrationOptions, source: TenantClient, target: TenantC
             "users_file": os.path.abspath(options.users_file) if options.users_file else None,
             "missing_hash": options.missing_hash,
             # Only when chosen: ledgers written before the flag existed keep resuming.
+            **({"mfa_secrets": os.path.abspath(options.mfa_secrets)} if options.mfa_secrets else {}),
             **({"duplicate_hash": options.duplicate_hash} if options.duplicate_hash != "hold" else {}),
             **({"stale_hash": options.stale_hash} if options.stale_hash != "hold" else {})}
 
@@ -234,11 +249,13 @@ async def run(options: MigrationOptions, *, source: TenantClient, target: Tenant
             migration.ledger.close()
     try:
         await ingest_source(migration)
+        await mfa.read_factors(migration)
         await grants.read_grants(migration)
         await _import_ready_users(migration)
         await idmap.map_ids(migration)
         await restore.restore_grants(migration)
         await verify.verify_grants(migration)
+        await mfa.verify_factors(migration)
         await _cut_over(migration)
         return summarize(migration.ledger)
     finally:
@@ -327,6 +344,7 @@ async def verify_again(options: MigrationOptions, *, source: TenantClient, targe
             ledger.forget_meta(f"phase:{phase}", f"{phase}_export_job_id")
         await idmap.map_ids(migration, phase="reverify-idmap")
         await verify.verify_grants(migration, phase="reverify-grants")
+        await mfa.verify_factors(migration)
         return summarize(ledger)
     finally:
         migration.ledger.close()
@@ -461,6 +479,7 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
         migration = await open_migration(options, source, target, reporter, command="plan", state=path)
         try:
             await ingest_source(migration)
+            await mfa.read_factors(migration)
             transform.transform_users(migration)
             transform.pack_users(migration)
             ledger = migration.ledger

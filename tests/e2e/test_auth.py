@@ -93,7 +93,7 @@ def test_create_role_members_is_accepted_instead_of_update_roles(world: World, t
 def test_plan_in_one_tenant_needs_read_scopes_only(world: World, tmp_path) -> None:
     world.seed(users=5)
     world.connection(TARGET)
-    reader = granted_client(world, ["read:users", "read:roles", "read:connections"])
+    reader = granted_client(world, ["read:users", "read:roles", "read:connections", "read:authentication_methods"])
     result = run_plan(world, None, options(tmp_path), **reader)
     assert result.users["selected"] == 5 and result.users["will_import"] == 5
 
@@ -102,15 +102,15 @@ def test_a_cross_tenant_plan_needs_read_resource_servers_on_the_source(world: Wo
                                                                         tmp_path) -> None:
     world.seed(users=3)
     other_world.connection(TARGET)
-    source = granted_client(world, ["read:users", "read:roles", "read:connections"])
+    source = granted_client(world, ["read:users", "read:roles", "read:connections", "read:authentication_methods"])
     before = jobs_started(world)
     with pytest.raises(InsufficientScopeError) as info:
         run_plan(world, other_world, options(tmp_path), **source)
     assert info.value.scopes == ["read:resource_servers"]
     assert "the source token" in str(info.value) and "list APIs" in str(info.value)
     assert jobs_started(world) == before  # refused before the first export job
-    enough = granted_client(world, ["read:users", "read:roles", "read:connections", "read:resource_servers"],
-                            name="enough")
+    enough = granted_client(world, ["read:users", "read:roles", "read:connections", "read:resource_servers",
+                                    "read:authentication_methods"], name="enough")
     assert run_plan(world, other_world, options(tmp_path), **enough).users["selected"] == 3
 
 
@@ -181,9 +181,11 @@ def test_a_client_without_a_grant_is_told_to_authorize_it(world: World) -> None:
 
 # -- the table of needed scopes is what the tool really calls ---------------------------------------
 
-CONDITIONAL = {("GET", "/jobs/{id}/errors"), ("GET", "/users-by-email"), ("GET", "/users/{id}")}
+CONDITIONAL = {("GET", "/jobs/{id}/errors"), ("GET", "/users-by-email"), ("GET", "/users/{id}"),
+               ("GET", "/users/{id}/authentication-methods")}
 """Declared but called only when an import job reports failures / the id-map export misses a user / cutover
-confirms a deletion by id (under keep in one tenant the id is shared, so it confirms by email instead)."""
+confirms a deletion by id (under keep in one tenant the id is shared, so it confirms by email instead) / a user
+is enrolled in MFA (tests/e2e/test_mfa.py counts those calls)."""
 
 
 def _calls_since(world: World, before: dict[str, int]) -> set[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""Users' MFA factors on the local tenant: imported, listed masked through the SDK, handed out, deleted with the user."""
+"""Users' MFA factors on the local tenant: imported, listed masked (SDK), handed out, deleted with the user."""
 
 from __future__ import annotations
 

@@ -11,8 +11,10 @@ Finer-grained scopes are accepted wherever Auth0 takes them, e.g. `create:role_m
 `USES` says which operations each command calls on the source and on the target tenant; an entry
 marked `CROSS` is called only across tenants, `CUTOVER` only with `--delete-source-users`, `REFRESH`
 only by a refresh (`stages/grants_delta.refresh_grants`: removals, and the changed users' roles read
-back), `PROPAGATE` only with `--refresh --propagate-deletes`. In one tenant the two lists are checked
-together against the one token.
+back), `PROPAGATE` only with `--refresh --propagate-deletes`, `MFA` only with `--mfa-secrets` (the target's
+factors are read back only when some were imported). The source's factors of users the export shows
+enrolled in MFA are read by every `run` and `plan` (`stages/mfa.py`), and only those users'. In one tenant
+the two lists are checked together against the one token.
 
 Example::
 
@@ -66,12 +68,15 @@ OPERATIONS: dict[str, Operation] = {
     "find users by email": _op("GET", "/users-by-email", "read:users"),
     "read a user": _op("GET", "/users/{id}", "read:users", "read:current_user", "read:user_idp_tokens"),
     "delete a connection's user by email": _op("DELETE", "/connections/{id}/users", "delete:users"),
+    "read a user's authentication methods": _op("GET", "/users/{id}/authentication-methods",
+                                                "read:authentication_methods"),
 }
 
 CROSS = "cross:"
 CUTOVER = "cutover:"
 REFRESH = "refresh:"
 PROPAGATE = "propagate:"
+MFA = "mfa:"
 
 # What each command calls (the stages in pipeline order); see the module docstring for the marks.
 _READ_SOURCE = ("find a connection", "start an export job", "read a job")
@@ -81,33 +86,35 @@ _IMPORT = ("find a connection", "list a connection's enabled clients", "start an
 _ID_MAP = ("start an export job", "read a job", "find users by email")
 _RESTORE = (CROSS + "list roles", CROSS + "list APIs", "assign role members", "give a user permissions")
 _VERIFY = (CROSS + "list roles", "list role members", "read a user's permissions")
+_READ_MFA = ("read a user's authentication methods",)
+_VERIFY_MFA = (MFA + "read a user's authentication methods",)
 _REFRESH_GRANTS = (REFRESH + "remove a user's roles", REFRESH + "remove a user's permissions",
                    REFRESH + "read a user's roles")
 
 USES: dict[Command, dict[Side, tuple[str, ...]]] = {
     "run": {
         # Cutover confirms each deletion by reading the user back (by id, or by email under keep in one tenant).
-        "source": (*_READ_SOURCE, *_SOURCE_GRANTS, CUTOVER + "delete a connection's user by email",
+        "source": (*_READ_SOURCE, *_READ_MFA, *_SOURCE_GRANTS, CUTOVER + "delete a connection's user by email",
                    CUTOVER + "read a user", CUTOVER + "find users by email"),
         # A refresh with --propagate-deletes deletes this migration's copies and confirms each by reading it back.
-        "target": (*_IMPORT, *_ID_MAP, *_RESTORE, *_VERIFY, *_REFRESH_GRANTS,
+        "target": (*_IMPORT, *_ID_MAP, *_RESTORE, *_VERIFY, *_VERIFY_MFA, *_REFRESH_GRANTS,
                    PROPAGATE + "delete a connection's user by email", PROPAGATE + "read a user"),
     },
     "plan": {
-        "source": (*_READ_SOURCE, "list roles", CROSS + "list APIs"),
+        "source": (*_READ_SOURCE, *_READ_MFA, "list roles", CROSS + "list APIs"),
         "target": ("find a connection", "list a connection's enabled clients", CROSS + "list roles",
                    CROSS + "list APIs"),
     },
     "verify": {
         "source": ("find a connection",),
-        "target": ("find a connection", *_ID_MAP, *_VERIFY),
+        "target": ("find a connection", *_ID_MAP, *_VERIFY, *_VERIFY_MFA),
     },
 }
 
 
 def needed_operations(command: Command, side: Side, *, cross_tenant: bool,
                       delete_source_users: bool = False, refresh: bool = False,
-                      propagate_deletes: bool = False) -> list[str]:
+                      propagate_deletes: bool = False, mfa_secrets: bool = False) -> list[str]:
     """The operations `command` calls on one side, for these options (`refresh`: a refresh of a migration)."""
     names = []
     for entry in USES[command][side]:
@@ -127,6 +134,10 @@ def needed_operations(command: Command, side: Side, *, cross_tenant: bool,
             if not propagate_deletes:
                 continue
             entry = entry.removeprefix(PROPAGATE)
+        elif entry.startswith(MFA):
+            if not mfa_secrets:
+                continue
+            entry = entry.removeprefix(MFA)
         names.append(entry)
     return list(dict.fromkeys(names))
 

@@ -17,6 +17,7 @@ from ..auth0 import jobs
 from ..formats.import_file import FilePacker, PackedFile
 from ..formats.users_file import read_selection
 from ..ledger import KnownUser, UserRow, dumps
+from . import mfa
 from .context import Migration
 from .transform import transform_one
 
@@ -45,6 +46,8 @@ class _Ingest:
         self.next_file = migration.ledger.next_file_id()
         self.waiting: dict[str, UserRow] = {}  # ordinal -> row, for users of the open file
         self.rows: list[UserRow] = []
+        self.mfa_secrets = mfa.secrets(migration)
+        self.factors: list[tuple[int, str]] = []  # MFA holdings found: enrolled users, factors from the secrets file
 
     def selected(self, source_id: str, email: str | None) -> bool:
         if self.selection is None:
@@ -57,6 +60,11 @@ class _Ingest:
     def add(self, ordinal: int, source_id: str, email: str | None, record: dict[str, Any], text: str) -> None:
         if not self.selected(source_id, email):
             return
+        if record.get("multifactor"):
+            self.factors.append((ordinal, mfa.ENROLLED))
+        if self.mfa_secrets is not None:
+            record, text, items = mfa.with_secrets(self.mfa_secrets, source_id, email, record, text)
+            self.factors += [(ordinal, item) for item in items]
         credential_text: str | None = None
         set_date: str | None = None
         hash_match = None
@@ -109,6 +117,7 @@ class _Ingest:
         self.rows.extend(self.waiting.values())  # the open file's users: packed later, with the stragglers
         self.waiting.clear()
         self._flush_rows(force=True)
+        self.ledger.add_holdings("mfa-factor", self.factors)
         if self.selection is not None:
             ids, emails = self.selection
             absent = sorted((ids | emails) - self.found)
