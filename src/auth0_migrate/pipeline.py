@@ -294,6 +294,7 @@ async def _refresh(migration: Migration) -> RunResult:
                          "--refresh first")
     generation = ledger.refresh_in_progress() or ledger.begin_refresh()
     await _find_delta(migration, generation)
+    await mfa.read_factors(migration)
     await grants.read_grants(migration)
     await _import_ready_users(migration)
     await delta.upsert_changes(migration)
@@ -305,6 +306,7 @@ async def _refresh(migration: Migration) -> RunResult:
         ledger.set_meta("refresh_grants", await _refresh_grants_step(migration))
     await restore.restore_grants(migration)
     await verify.verify_grants(migration, only=ledger.delta_ordinals())
+    await mfa.verify_factors(migration)
     await _cut_over(migration)
     if ledger.phase_done("refresh-deletes") and (ledger.phase_done("cutover") or
                                                  not migration.options.delete_source_users):

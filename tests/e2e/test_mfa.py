@@ -213,3 +213,20 @@ def test_a_token_without_read_authentication_methods_is_refused_before_the_expor
     assert info.value.scopes == ["read:authentication_methods"]
     assert "read a user's authentication methods" in str(info.value)
     assert jobs_started(world) == before
+
+
+def test_a_from_file_users_own_mfa_factors_are_counted_imported_and_verified(world: World, tmp_path) -> None:
+    world.connection(SOURCE)
+    world.connection(TARGET)
+    path = tmp_path / "users.ndjson"
+    path.write_text(json.dumps({"email": "own@example.com", "mfa_factors": [
+        {"totp": {"secret": SECRET}}, {"phone": {"value": "+15555550100"}}, {"phone": {"value": "+15555550101"}}]})
+        + "\n" + json.dumps({"email": "none@example.com"}) + "\n")
+    opts = options(tmp_path, from_file=str(path))
+    result = migrate(world, opts)
+    assert result.users["imported"] == 2, dump(result)
+    assert result.mfa == {"factors": 3, "factors_imported": 3, "factors_verified": 3, "cannot_carry": 0}
+    assert [set(items) for items in holdings(opts.state or "").values()] == [{"totp", "phone", "phone 2"}]
+    assert sorted(factors(world, target_id(world, "own@example.com"))) == ["phone", "phone", "totp"]
+    with Ledger.open_readonly(opts.state or "") as ledger:
+        assert ledger.users_with_mfa_secrets() == 0

@@ -62,7 +62,7 @@ class _Ingest:
             return
         if record.get("multifactor"):
             self.factors.append((ordinal, mfa.ENROLLED))
-        if self.mfa_secrets is not None:
+        if self.mfa_secrets is not None or "mfa_factors" in record:
             record, text, items = mfa.with_secrets(self.mfa_secrets, source_id, email, record, text)
             self.factors += [(ordinal, item) for item in items]
         credential_text: str | None = None

@@ -80,15 +80,16 @@ def secrets(migration: Migration) -> MfaSecrets | None:
     return migration.mfa_secrets
 
 
-def with_secrets(found: MfaSecrets, source_id: str, email: str | None, record: dict[str, Any],
+def with_secrets(found: MfaSecrets | None, source_id: str, email: str | None, record: dict[str, Any],
                  text: str) -> tuple[dict[str, Any], str, list[str]]:
     """The export record with the user's factors from the secrets file as `mfa_factors` (and its text), and
-    the holding items they are; unchanged when the file has none for the user."""
-    factors = found.factors_for(source_id, email)
-    if not factors:
-        return record, text, []
-    record = {**record, "mfa_factors": factors}
-    return record, dumps(record), numbered(factor_types(factors))
+    the holding items of the factors the record will import (a `--from-file` user may bring its own)."""
+    factors = found.factors_for(source_id, email) if found is not None else None
+    if factors:
+        record = {**record, "mfa_factors": factors}
+        text = dumps(record)
+    carried = record.get("mfa_factors")
+    return record, text, numbered(factor_types(carried)) if isinstance(carried, list) else []
 
 
 def note_problems(migration: Migration) -> None:
@@ -103,10 +104,11 @@ def note_problems(migration: Migration) -> None:
 
 
 async def read_factors(migration: Migration) -> None:
-    """Read the factor types of every user the export showed enrolled, and mark at once what cannot be carried."""
+    """Read the factor types of every user the export showed enrolled, and mark at once what cannot be carried.
+
+    Resumable user by user: a user's `enrolled` row is replaced by its factors in one transaction, so a
+    later run (or a refresh that exported new enrolled users) reads only the users still marked."""
     ledger = migration.ledger
-    if ledger.phase_done("mfa-read"):
-        return
     note_problems(migration)
     held: dict[int, list[Holding]] = {}
     for h in ledger.holdings("mfa-factor"):
@@ -145,7 +147,6 @@ async def read_factors(migration: Migration) -> None:
         migration.reporter.advance(1)
 
     await run_pool(enrolled, read, on_result=settle)
-    ledger.mark_phase("mfa-read")
 
 
 def _why_not(migration: Migration, item: str) -> str:
