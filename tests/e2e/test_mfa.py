@@ -230,3 +230,19 @@ def test_a_from_file_users_own_mfa_factors_are_counted_imported_and_verified(wor
     assert sorted(factors(world, target_id(world, "own@example.com"))) == ["phone", "phone", "totp"]
     with Ledger.open_readonly(opts.state or "") as ledger:
         assert ledger.users_with_mfa_secrets() == 0
+
+
+def test_seeded_enrolled_users_keep_every_factor_across_tenants(world: World, other_world: World, tmp_path) -> None:
+    seeded = world.seed(users=30, mfa_share=0.4)
+    other_world.connection(TARGET)
+    expected = sum(len(types) for types in seeded.mfa_factors.values())
+    assert len(seeded.mfa_factors) >= 5 and expected > len(seeded.mfa_factors)  # some have phone and email too
+    opts = options(tmp_path, user_ids="prefix", id_prefix="s_",
+                   password_hashes=world.hash_file(str(tmp_path / "hashes.ndjson")),
+                   mfa_secrets=secrets_file(world, str(tmp_path / "mfa.ndjson")))
+    result = migrate(world, opts, target=other_world)
+    assert result.users["imported"] == 30, dump(result)
+    assert result.mfa == {"factors": expected, "factors_imported": expected, "factors_verified": expected,
+                          "cannot_carry": 0}
+    email, types = sorted(seeded.mfa_factors.items())[0]
+    assert sorted(factors(other_world, target_id(other_world, email))) == sorted(types)
