@@ -70,6 +70,7 @@ from .stages import (
     verify,
 )
 from .stages.context import Connection, Migration
+from .stages.mfa import not_carried as mfa_not_carried
 
 #: Problem kinds that are facts about the input, not something the tool failed to carry: the hashes of
 #: users who are not selected (a `--users` subset, or users deleted since support made the file), and
@@ -420,7 +421,8 @@ def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True) -> RunRes
     problem_counts = {kind: len(items) for kind, items in problems.items()}
     reports = {"problems": problems, "problem_counts": problem_counts, "import_files": files,
                "phases_done": phases, "hash_file": ledger.get_meta("hashes"),
-               "failures_by_code": dict(sorted(Counter(f.code for f in failures).items()))}
+               "failures_by_code": dict(sorted(Counter(f.code for f in failures).items())),
+               "mfa_not_carried": mfa_not_carried(ledger)}
     dropped = any(kind not in INFORMATIONAL_PROBLEMS for kind in problem_counts)
     if differences:
         code = EXIT_VERIFY

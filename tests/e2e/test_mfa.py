@@ -96,6 +96,19 @@ def test_totp_phone_and_email_factors_are_imported_and_verified_the_rest_named(w
     assert state == "cannot" and "push factor cannot be imported" in (detail or "") and "--allow-loss mfa" in detail
     assert {item: s for item, (s, _) in held[ids["key"]].items()} == {"webauthn-roaming": "cannot",
                                                                       "recovery-code": "cannot"}
+    # Reported per user, in --json and in the human summary.
+    named = {(r["user_id"], r["factor"]) for r in result.reports["mfa_not_carried"]}
+    assert named == {(ids["push"], "push"), (ids["key"], "webauthn-roaming"), (ids["key"], "recovery-code")}
+    from io import StringIO
+
+    from rich.console import Console
+
+    from auth0_migrate.report import render_result
+
+    out = StringIO()
+    render_result(result, Console(file=out, width=200))
+    assert f"{ids['key']}: webauthn-roaming: a webauthn-roaming factor cannot be imported" in out.getvalue()
+    assert "mfa factors verified" in out.getvalue()
     # Cutover would keep exactly the users with a factor that was not carried.
     with Ledger.open_readonly(opts.state or "") as ledger:
         kept = {rows[0].source_id for rows in ledger.unverified_holdings().values()}

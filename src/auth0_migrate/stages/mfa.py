@@ -45,7 +45,7 @@ from typing import Any
 from ..auth0.paging import every, offset_items
 from ..errors import NotFoundError
 from ..formats.mfa_file import IMPORTABLE, MfaSecrets, factor_types, read_mfa_file
-from ..ledger import Holding, dumps
+from ..ledger import Holding, Ledger, dumps
 from ..pool import run_pool
 from .context import Migration
 
@@ -210,3 +210,11 @@ async def verify_factors(migration: Migration) -> None:
         migration.reporter.advance(1)
 
     await run_pool(list(pending.values()), read, on_result=settle)
+
+
+def not_carried(ledger: Ledger) -> list[dict[str, str | None]]:
+    """Each MFA factor that cannot be carried, or was imported but not verified, per user with the reason:
+    the summary's `reports.mfa_not_carried` (ids and factor types only; never a value)."""
+    return [{"user_id": h.source_id, "target_id": h.target_id, "factor": h.item, "state": h.state,
+             "detail": h.detail} for h in ledger.holdings("mfa-factor", ("cannot", "carried"))
+            if h.state == "cannot" or h.detail]
