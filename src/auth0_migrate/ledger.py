@@ -1134,6 +1134,16 @@ class Ledger:
     def deletions_not_confirmed(self, code: str) -> bool:
         return self.db.execute("SELECT 1 FROM users WHERE code = ? AND deleted = 0", (code,)).fetchone() is not None
 
+    def deleted_from_source(self, ordinals: Iterable[int]) -> set[int]:
+        """Those of these users whose source copy cutover deleted (and confirmed gone)."""
+        wanted = list(ordinals)
+        found: set[int] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            found.update(r[0] for r in self.db.execute(
+                f"SELECT ordinal FROM users WHERE deleted = 1 AND ordinal IN ({','.join('?' * len(chunk))})", chunk))
+        return found
+
     def mark_reapplied(self) -> None:
         self.db.execute("UPDATE users SET reapplied = 1 WHERE deleted = 1")
 

@@ -276,6 +276,7 @@ async def _cut_over(migration: Migration) -> None:
         await cutover.delete_source_copies(migration)
         if migration.options.user_ids == "keep":
             await cutover.reapply_after_cutover(migration)
+            await mfa.verify_factors(migration)  # in one tenant the shared id now reads the target copy
 
 
 def _check_refresh_options(options: MigrationOptions) -> None:

@@ -56,13 +56,17 @@ def factors(world: World, user_id: str) -> list[str]:
     return asyncio.run(go())
 
 
-def holdings(state: str) -> dict[str, dict[str, tuple[str, str | None]]]:
+def holdings_of(ledger: Ledger) -> dict[str, dict[str, tuple[str, str | None]]]:
     """{source id: {item: (state, detail)}} of the ledger's MFA holdings."""
+    out: dict[str, dict[str, tuple[str, str | None]]] = {}
+    for h in ledger.holdings("mfa-factor"):
+        out.setdefault(h.source_id, {})[h.item] = (h.state, h.detail)
+    return out
+
+
+def holdings(state: str) -> dict[str, dict[str, tuple[str, str | None]]]:
     with Ledger.open_readonly(state) as ledger:
-        out: dict[str, dict[str, tuple[str, str | None]]] = {}
-        for h in ledger.holdings("mfa-factor"):
-            out.setdefault(h.source_id, {})[h.item] = (h.state, h.detail)
-        return out
+        return holdings_of(ledger)
 
 
 def target_id(world: World, email: str) -> str:
@@ -160,13 +164,26 @@ def test_under_keep_in_one_tenant_the_factors_are_imported_but_not_called_verifi
     opts = options(tmp_path, user_ids="keep", delete_source_users=True,
                    password_hashes=world.hash_file(str(tmp_path / "hashes.ndjson")),
                    mfa_secrets=secrets_file(world, str(tmp_path / "mfa.ndjson")))
-    migrate(world, opts)
-    state, detail = holdings(opts.state or "")[ids["full"]]["totp"]
+    gate = {}
+
+    async def hold_back_everyone(migration) -> None:  # noqa: ANN001
+        # Stop before cutover, to see the state a cutover that waits for `verified` would see.
+        gate["before"] = holdings_of(migration.ledger)
+    from auth0_migrate.stages import cutover
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cutover, "delete_source_copies", hold_back_everyone)
+        migrate(world, opts)
+    state, detail = gate["before"][ids["full"]]["totp"]
     assert state == "carried" and "--user-ids keep in one tenant" in (detail or "")
     row = world.tenant.store.row("SELECT COUNT(*) AS n FROM mfa_factors f JOIN users u ON u.pk = f.user_pk "
                                  "JOIN connections c ON c.id = u.connection_id WHERE c.name = ? AND u.user_id = ?",
                                  (TARGET, ids["full"]))
     assert row["n"] == 3  # the target copy holds them
+    # Once the source copies are deleted (here by a cutover that does not wait for MFA), the shared id reads
+    # the target copy and the factors are verified.
+    migrate(world, opts)
+    assert holdings(opts.state or "")[ids["full"]]["totp"] == ("verified", None)
 
 
 def test_a_bad_secret_refuses_that_user_naming_the_field_never_the_secret(world: World, tmp_path) -> None:

@@ -33,8 +33,10 @@ Choices where Auth0 is silent
   this run: those the target does not list are `cannot` (the import creates factors only with a new user).
 - Under `--user-ids keep` in one tenant, `GET /users/{id}/authentication-methods` answers with the first
   user holding the id, the source copy (Auth0's id-only endpoints "tend to show the original user"), so a
-  read before cutover cannot tell the copies apart: the factors stay `carried` with that reason, and
-  cutover keeps those users unless `--allow-loss mfa` (UNCONFIRMED how real Auth0 orders the two).
+  read before cutover cannot tell the copies apart: the factors stay `carried` with that reason until the
+  source copy is deleted, and are read (and verified) after cutover (`pipeline._cut_over` calls
+  `verify_factors` again). A cutover that waits for `verified` keeps those users unless `--allow-loss mfa`.
+  (UNCONFIRMED how real Auth0 orders the two copies.)
 """
 
 from __future__ import annotations
@@ -176,11 +178,14 @@ async def verify_factors(migration: Migration) -> None:
     if not pending:
         return
     if migration.same_tenant and migration.options.user_ids == "keep":
-        for rows in pending.values():
+        gone = ledger.deleted_from_source(pending)
+        for ordinal in [o for o in pending if o not in gone]:
+            rows = pending.pop(ordinal)
             ledger.set_holdings("mfa-factor", "carried", [(h.ordinal, h.item) for h in rows], (
                 "imported; under --user-ids keep in one tenant Auth0 reads a shared id as the source copy, so the "
                 f"factor cannot be verified before that copy is deleted ({ALLOW})"))
-        return
+        if not pending:
+            return
     target = migration.target
     migration.reporter.phase("verify MFA factors", total=len(pending))
 
