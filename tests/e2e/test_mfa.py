@@ -276,3 +276,27 @@ def test_seeded_enrolled_users_keep_every_factor_across_tenants(world: World, ot
                           "cannot_carry": 0}
     email, types = sorted(seeded.mfa_factors.items())[0]
     assert sorted(factors(other_world, target_id(other_world, email))) == sorted(types)
+
+
+def test_a_run_stopped_while_verifying_factors_resumes_and_verifies_them(world: World, tmp_path) -> None:
+    from auth0_migrate.errors import TransientError
+
+    world.seed(users=4)
+    world.connection(TARGET)
+    ids = enrol(world)
+    opts = options(tmp_path, password_hashes=world.hash_file(str(tmp_path / "hashes.ndjson")),
+                   mfa_secrets=secrets_file(world, str(tmp_path / "mfa.ndjson")))
+    endpoint = "GET /api/v2/users/{id}/authentication-methods"
+    # The three source reads pass; every read of the target's factors after them fails.
+    world.tenant.faults.fail_call(endpoint, nth=4, action=503, times=1000)
+    with pytest.raises(TransientError):
+        migrate(world, opts)
+    assert world.tenant.faults.injected[endpoint] > 0
+    held = holdings(opts.state or "")
+    assert held[ids["full"]]["totp"] == ("carried", None)  # imported, not yet read back
+    with Ledger.open_readonly(opts.state or "") as ledger:
+        assert ledger.users_with_mfa_secrets() == 0
+    world.tenant.faults.calls.clear()
+    result = migrate(world, opts)
+    assert result.mfa == {"factors": 7, "factors_imported": 4, "factors_verified": 4, "cannot_carry": 3}
+    assert result.users["imported"] == 4
