@@ -55,6 +55,10 @@ but cost five times the CPU of the id map's per-user updates: they read the whol
 failed for a retryable reason keeps both, in this 0600 file, because the retry has to rebuild its
 import file; nothing else could bring the hash back without the owner's files.
 
+MFA secrets (`--mfa-secrets`: TOTP secrets, phones and emails of factors) travel in the import record's
+`mfa_factors` and leave it the same way: `forget_mfa_secrets` takes them out of every user no import
+will send again (imported, found in the target, refused), after the imports and when the ledger is closed.
+
 Choices where Auth0 is silent
 -----------------------------
 - A failed or expired import job says nothing about its users (Auth0 documents no partial
