@@ -1,7 +1,7 @@
 """The command line: parse -> call one library function -> render -> exit code; nothing else.
 
     auth0-migrate plan | run | verify | rollback | status | demo
-    auth0-migrate tenant serve | tenant export-hashes
+    auth0-migrate tenant serve | tenant export-hashes | tenant export-mfa-secrets
 
 stdout carries data (`--json`); stderr carries people's messages and progress.
 
@@ -68,6 +68,9 @@ def _migration_flags(p: argparse.ArgumentParser, *, state_required: bool = False
     m.add_argument("--stale-hash", choices=("hold", "import-without-hash"), default="hold",
                    help="users who changed their password after the file's hash was taken: hold them back "
                         "(default) or import them without a hash (they must reset; a hash cannot be added later)")
+    m.add_argument("--mfa-secrets", metavar="FILE",
+                   help="the NDJSON file of users' MFA secrets (TOTP, phone, email factors) from Auth0 support; "
+                        "without it enrolled users' factors cannot be carried")
     m.add_argument("--from-file", metavar="FILE", help="take users from an Auth0-import-shaped JSON/NDJSON file "
                                                        "instead of exporting the source connection")
     m.add_argument("--users", metavar="FILE", dest="users_file", help="migrate only these users (emails or ids)")
@@ -207,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--connection", required=True, help="connection name")
     e.add_argument("--tenant-name", default="local-tenant", help="the tenant name written on each line")
     e.add_argument("--out", metavar="FILE", help="write to FILE, created with mode 0600 (default: stdout)")
+    e = tenant.add_parser("export-mfa-secrets", help="write a connection's MFA-secrets file (TOTP, phone, email)")
+    e.add_argument("--db", required=True, help="the tenant's SQLite file (tenant serve --db)")
+    e.add_argument("--connection", required=True, help="connection name")
+    e.add_argument("--out", metavar="FILE", help="write to FILE, created with mode 0600 (default: stdout)")
     return parser
 
 
@@ -227,6 +234,7 @@ def _options(args: argparse.Namespace) -> MigrationOptions:
                             password_hashes=args.password_hashes, missing_hash=args.missing_hash,
                             duplicate_hash=args.duplicate_hash, stale_hash=args.stale_hash,
                             from_file=args.from_file, users_file=args.users_file,
+                            mfa_secrets=getattr(args, "mfa_secrets", None),
                             delete_source_users=args.delete_source_users, allow_loss=args.allow_loss,
                             state=args.state,
                             refresh=getattr(args, "refresh", False),
@@ -419,21 +427,30 @@ def _write_failed_users(args: argparse.Namespace, state: str | None, console: Co
 
 
 def _export_hashes(args: argparse.Namespace) -> int:
+    """`tenant export-hashes` and `tenant export-mfa-secrets`: a support file written from a tenant's store."""
+    from .tenant import mfa
     from .tenant.store import Store
     from .tenant.support_export import export_hashes
 
     if not os.path.isfile(args.db):
         raise UsageError(f"--db {args.db}: no such file")
-    store = Store(args.db)
+    secrets = args.tenant_command == "export-mfa-secrets"
+    store = Store(args.db, (mfa.SCHEMA,) if secrets else ())
+
+    def write(out: Any) -> None:
+        if secrets:
+            mfa.export_secrets(store, args.connection, out)
+        else:
+            export_hashes(store, args.connection, args.tenant_name, out)
     try:
         if not args.out:
-            export_hashes(store, args.connection, args.tenant_name, sys.stdout)
+            write(sys.stdout)
             return EXIT_OK
-        # The file holds password hashes: private from its first byte, whatever the umask.
+        # The file holds password hashes or MFA secrets: private from its first byte, whatever the umask.
         fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)
         with open(fd, "w", encoding="utf-8") as out:
-            export_hashes(store, args.connection, args.tenant_name, out)
+            write(out)
         return EXIT_OK
     finally:
         store.close()
@@ -517,7 +534,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # into a normal exit: the store is closed and the status is 0.
             signal.signal(signal.SIGTERM, _exit_on_sigterm)
             return serve(args)
-        if args.command == "tenant" and args.tenant_command == "export-hashes":
+        if args.command == "tenant" and args.tenant_command in ("export-hashes", "export-mfa-secrets"):
             return _export_hashes(args)
     except KeyboardInterrupt:
         console.print(f"interrupted; {RESUME_HINT}")

@@ -60,6 +60,10 @@ but cost five times the CPU of the id map's per-user updates: they read the whol
 failed for a retryable reason keeps both, in this 0600 file, because the retry has to rebuild its
 import file; nothing else could bring the hash back without the owner's files.
 
+MFA secrets (`--mfa-secrets`: TOTP secrets, phones and emails of factors) travel in the import record's
+`mfa_factors` and leave it the same way: `forget_mfa_secrets` takes them out of every user no import
+will send again (imported, found in the target, refused), after the imports and when the ledger is closed.
+
 Choices where Auth0 is silent
 -----------------------------
 - A failed or expired import job says nothing about its users (Auth0 documents no partial
@@ -725,6 +729,7 @@ class Ledger:
         if self._lock_fd is not None:
             with suppress(sqlite3.Error):  # whatever path refused a user, its hash does not outlive the run
                 self.clear_refused_hashes()
+                self.forget_mfa_secrets()
             # Fold the write-ahead log into the file and empty it, so cleared hashes do not outlive the run there.
             with suppress(sqlite3.Error):
                 self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -1246,6 +1251,16 @@ class Ledger:
     def deletions_not_confirmed(self, code: str) -> bool:
         return self.db.execute("SELECT 1 FROM users WHERE code = ? AND deleted = 0", (code,)).fetchone() is not None
 
+    def deleted_from_source(self, ordinals: Iterable[int]) -> set[int]:
+        """Those of these users whose source copy cutover deleted (and confirmed gone)."""
+        wanted = list(ordinals)
+        found: set[int] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            found.update(r[0] for r in self.db.execute(
+                f"SELECT ordinal FROM users WHERE deleted = 1 AND ordinal IN ({','.join('?' * len(chunk))})", chunk))
+        return found
+
     def mark_reapplied(self) -> None:
         self.db.execute("UPDATE users SET reapplied = 1 WHERE deleted = 1")
 
@@ -1382,6 +1397,24 @@ class Ledger:
         self.db.executemany("UPDATE holdings SET state = ?, detail = ? WHERE ordinal = ? AND kind = ? AND item = ?",
                             [(state, detail, ordinal, kind, item) for ordinal, item in rows])
 
+    def forget_holdings(self, kind: HoldingKind, rows: Iterable[tuple[int, str]]) -> None:
+        """Remove (ordinal, item) rows of `kind`: a provisional row replaced by what a closer read found."""
+        self.db.executemany("DELETE FROM holdings WHERE ordinal = ? AND kind = ? AND item = ?",
+                            [(ordinal, kind, item) for ordinal, item in rows])
+
+    def forget_mfa_secrets(self) -> int:
+        """Take `mfa_factors` (TOTP secrets, phones, emails) out of the import record of every user no import
+        will send again (imported, in the target already, refused); how many. Users still to import (ready,
+        exported, or failed for a retryable reason) keep them, as they keep their hash."""
+        return self.db.execute(
+            "UPDATE users SET record = json_remove(record, '$.mfa_factors') WHERE instr(record, '\"mfa_factors\"') > 0 "
+            f"AND status NOT IN ('ready', 'exported') AND NOT (status = 'failed' AND code IN "
+            f"{_sql_list(RETRYABLE_CODES)})").rowcount
+
+    def users_with_mfa_secrets(self) -> int:
+        """Users whose ledger record still holds `mfa_factors` (a test and `status` can check none are left)."""
+        return self._count("SELECT COUNT(*) FROM users WHERE instr(record, '\"mfa_factors\"') > 0")
+
     def holdings(self, kind: HoldingKind, states: Iterable[HoldingState] | None = None) -> list[Holding]:
         """The holdings of `kind` (in `states`, when given), in user and item order, with the user's ids."""
         where = f" AND h.state IN {_sql_list(states)}" if states is not None else ""
@@ -1399,10 +1432,13 @@ class Ledger:
             counts[kind]["users"] = n
         return counts
 
-    def unverified_holdings(self, allowed: Iterable[str] = ()) -> dict[int, list[Holding]]:
+    def unverified_holdings(self, allowed: Iterable[str] = (), *,
+                            verified_after_cutover: Iterable[HoldingKind] = ()) -> dict[int, list[Holding]]:
         """Per migrated user, what it holds that was not verified in the target, but for the `--allow-loss`
         groups in `allowed` (`LOSS_GROUPS`) and secondaries parked for cutover (`_PARKED`): cutover must keep
-        these users in the source."""
+        these users in the source. Holdings of the kinds in `verified_after_cutover` count once `carried`: they
+        can only be read back in the target after the source copy is gone (MFA factors under a shared id)."""
+        later = _sql_list(verified_after_cutover) if verified_after_cutover else "('')"
         let_go = {kind for group in allowed for kind in LOSS_GROUPS[group]}
         kinds = [k for k in get_args(HoldingKind) if k not in let_go]
         found: dict[int, list[Holding]] = {}
@@ -1411,7 +1447,8 @@ class Ledger:
         for r in self.db.execute(
                 "SELECT h.ordinal, u.source_id, u.target_id, h.kind, h.item, h.state, h.detail FROM holdings h "
                 f"JOIN users u USING (ordinal) WHERE u.status IN {_MIGRATED} AND h.state != 'verified' AND "
-                f"h.kind IN {_sql_list(kinds)} AND NOT {_PARKED} ORDER BY h.ordinal, h.kind, h.item"):
+                f"h.kind IN {_sql_list(kinds)} AND NOT {_PARKED} AND NOT (h.state = 'carried' AND h.kind IN {later}) "
+                "ORDER BY h.ordinal, h.kind, h.item"):
             found.setdefault(r[0], []).append(Holding(*r))
         return found
 

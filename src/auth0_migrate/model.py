@@ -53,6 +53,9 @@ class MigrationOptions:
     enable_org_connections: bool = False
     """Enable the target connection on each organization the migrated users belong to that lacks it (else their
     memberships there are not carried: they could not log in through the organization)."""
+    mfa_secrets: str | None = None
+    """The NDJSON file of users' MFA secrets from Auth0 support (`formats/mfa_file.py`): their TOTP, phone and email
+    factors are imported with them (`stages/mfa.py`); without it enrolled users' factors cannot be carried."""
 
 
 class Reporter(Protocol):

@@ -70,6 +70,7 @@ from .stages import (
     idmap,
     import_jobs,
     inventory,
+    mfa,
     organizations,
     restore,
     transform,
@@ -78,6 +79,7 @@ from .stages import identities as linked_accounts
 from .stages import rollback as undo
 from .stages import verify as verify_stage
 from .stages.context import Connection, Migration
+from .stages.mfa import not_carried as mfa_not_carried
 
 #: Problem kinds that are facts about the input, not something the tool failed to carry: the hashes of
 #: users who are not selected (a `--users` subset, or users deleted since support made the file), and
@@ -166,7 +168,7 @@ def check_options(options: MigrationOptions, same_tenant: bool) -> None:
     if options.stale_hash not in ("hold", "import-without-hash"):
         raise UsageError("--stale-hash must be hold or import-without-hash")
     for flag, path in (("--password-hashes", options.password_hashes), ("--from-file", options.from_file),
-                       ("--users", options.users_file)):
+                       ("--users", options.users_file), ("--mfa-secrets", options.mfa_secrets)):
         if path and not os.path.isfile(path):
             raise UsageError(f"{flag} {path}: no such file")
     if options.users_file:
@@ -205,7 +207,9 @@ async def check_scopes(command: scopes.Command, options: MigrationOptions, sourc
     kwargs = {"cross_tenant": not same, "delete_source_users": options.delete_source_users,
               "refresh": options.refresh, "propagate_deletes": options.refresh and options.propagate_deletes,
               "create_missing_roles": options.create_missing_roles,
-              "enable_org_connections": options.enable_org_connections}
+              "enable_org_connections": options.enable_org_connections,
+
+              "mfa_secrets": options.mfa_secrets is not None}
     source_ops = scopes.needed_operations(command, "source", **kwargs)
     target_ops = scopes.needed_operations(command, "target", **kwargs)
     if same:
@@ -235,6 +239,7 @@ def fingerprint(options: MigrationOptions, source: TenantClient, target: TenantC
             "users_file": os.path.abspath(options.users_file) if options.users_file else None,
             "missing_hash": options.missing_hash,
             # Only when chosen: ledgers written before the flag existed keep resuming.
+            **({"mfa_secrets": os.path.abspath(options.mfa_secrets)} if options.mfa_secrets else {}),
             **({"duplicate_hash": options.duplicate_hash} if options.duplicate_hash != "hold" else {}),
             **({"stale_hash": options.stale_hash} if options.stale_hash != "hold" else {})}
 
@@ -293,6 +298,7 @@ async def run(options: MigrationOptions, *, source: TenantClient, target: Tenant
         _show_stages_done(migration)
         await ingest_source(migration)
         linked_accounts.classify(migration)
+        await mfa.read_factors(migration)
         await grants.read_grants(migration)
         await organizations.read(migration)
         await _import_ready_users(migration)
@@ -303,6 +309,7 @@ async def run(options: MigrationOptions, *, source: TenantClient, target: Tenant
         await organizations.verify(migration)
         await linked_accounts.relink(migration)
         await linked_accounts.verify_links(migration)
+        await mfa.verify_factors(migration)
         await _cut_over(migration)
         return summarize(migration.ledger)
     finally:
@@ -344,6 +351,7 @@ async def _cut_over(migration: Migration) -> None:
             await cutover.reapply_after_cutover(migration)
             await organizations.reapply(migration)
             await linked_accounts.relink_after_cutover(migration)
+            await mfa.verify_factors(migration)  # in one tenant the shared id now reads the target copy
 
 
 def _check_refresh_options(options: MigrationOptions) -> None:
@@ -364,6 +372,7 @@ async def _refresh(migration: Migration) -> RunResult:
     generation = ledger.refresh_in_progress() or ledger.begin_refresh()
     await _find_delta(migration, generation)
     linked_accounts.classify(migration)
+    await mfa.read_factors(migration)
     await grants.read_grants(migration)
     await _import_ready_users(migration)
     await delta.upsert_changes(migration)
@@ -377,6 +386,7 @@ async def _refresh(migration: Migration) -> RunResult:
     await verify_stage.verify_grants(migration, only=ledger.delta_ordinals())
     await linked_accounts.relink(migration)
     await linked_accounts.verify_links(migration)
+    await mfa.verify_factors(migration)
     await _cut_over(migration)
     if ledger.phase_done("refresh-deletes") and (ledger.phase_done("cutover") or
                                                  not migration.options.delete_source_users):
@@ -418,6 +428,7 @@ async def verify(options: MigrationOptions, *, source: TenantClient, target: Ten
         await idmap.map_ids(migration, phase="reverify-idmap")
         await verify_stage.verify_grants(migration, phase="reverify-grants")
         await organizations.verify_again(migration)
+        await mfa.verify_factors(migration)
         return summarize(ledger, command="verify")
     finally:
         timeline.finish(migration)
@@ -499,7 +510,7 @@ def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True, command: 
                "not_carried_by_import": inventory.not_carried_by_import(ledger, by_code),
                "holdings_not_carried": [{"user_id": h.source_id, "kind": h.kind, "item": h.item, "detail": h.detail}
                                         for kind in get_args(HoldingKind) for h in ledger.holdings(kind, ("cannot",))],
-               "failures_by_code": by_code,
+               "failures_by_code": by_code, "mfa_not_carried": mfa_not_carried(ledger),
                **({"roles_created": created} if (created := ledger.get_meta("roles_created")) else {})}
     dropped = any(kind not in INFORMATIONAL_PROBLEMS for kind in problem_counts)
     if differences:
@@ -655,6 +666,7 @@ async def plan(options: MigrationOptions, *, source: TenantClient, target: Tenan
         try:
             await ingest_source(migration)
             linked_accounts.classify(migration)
+            await mfa.read_factors(migration)
             transform.transform_users(migration)
             transform.pack_users(migration)
             await organizations.read(migration)

@@ -137,6 +137,8 @@ def render_result(result: RunResult, console: Console, *, title: str = "Migratio
         table.add_row(key.replace("_", " "), str(value))
     for key, value in (result.delta or {}).items():
         table.add_row(f"delta {key.replace('_', ' ')}", str(value))
+    for key, value in (result.mfa if result.mfa.get("factors") else {}).items():
+        table.add_row(f"mfa {key.replace('_', ' ')}", str(value))
     console.print(table)
     if result.failures:
         console.print(f"[red]{len(result.failures)} users not migrated[/] (first {min(limit, len(result.failures))}):")
@@ -159,6 +161,12 @@ def render_result(result: RunResult, console: Console, *, title: str = "Migratio
             console.print(f"  {h['user_id']}: {h['kind']} {h['item']}: {h['detail']}", markup=False)
     for line in inventory_lines({}, result.reports.get("not_carried_by_import") or {}):
         console.print(line, markup=False)
+    lost = result.reports.get("mfa_not_carried") or []
+    if lost:
+        console.print(f"[yellow]{len(lost)} MFA factors not carried[/]" + (f" (first {limit}):" if len(lost) > limit
+                                                                           else ":"))
+        for item in lost[:limit]:
+            console.print(f"  {item['user_id']}: {item['factor']}: {item['detail']}", markup=False)
     if result.state:
         console.print(f"state: {result.state}", markup=False)
 

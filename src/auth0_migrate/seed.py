@@ -57,6 +57,8 @@ class Seeded:
     role_members: int = 0
     users_with_permissions: int = 0
     permissions: int = 0
+    mfa_factors: dict[str, list[str]] = field(default_factory=dict)
+    """Email -> the types of the MFA factors the user was imported with (`mfa_share`)."""
 
 
 def credential_pool(rng: random.Random, size_per_algorithm: int = 3) -> list[tuple[str, str, dict[str, Any]]]:
@@ -87,6 +89,16 @@ def make_user(n: int, rng: random.Random, credential: dict[str, Any]) -> dict[st
     if rng.random() < 0.2:
         user["phone_number"] = f"+4477009{n:05d}"[:16]
     return user
+
+
+def mfa_factors(n: int, rng: random.Random) -> list[dict[str, Any]]:
+    """A user's MFA factors in the import's shape: a TOTP secret (32 Base32 characters), half also a phone and
+    an email."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    factors: list[dict[str, Any]] = [{"totp": {"secret": "".join(rng.choice(alphabet) for _ in range(32))}}]
+    if rng.random() < 0.5:
+        factors += [{"phone": {"value": f"+4477008{n:05d}"[:16]}}, {"email": {"value": f"mfa.{n}@example.com"}}]
+    return factors
 
 
 async def ensure_connection(client: TenantClient, name: str) -> str:
@@ -127,9 +139,15 @@ async def ensure_api_and_roles(client: TenantClient) -> dict[str, str]:
 
 async def seed_connection(client: TenantClient, connection: str, *, users: int, seed: int = 7,
                           permission_share: float = 0.4, role_share: float = 0.5,
-                          pool: list[tuple[str, str, dict[str, Any]]] | None = None) -> Seeded:
-    """Create `users` users in `connection` (created if missing) with roles and DIRECT permissions."""
+                          pool: list[tuple[str, str, dict[str, Any]]] | None = None,
+                          mfa_share: float = 0.0) -> Seeded:
+    """Create `users` users in `connection` (created if missing) with roles and DIRECT permissions.
+
+    `mfa_share` of them are imported enrolled in MFA (`mfa_factors`: a TOTP secret, some a phone and an
+    email too), drawn from their own random sequence so that the other users are the same whatever it is.
+    """
     rng = random.Random(seed)
+    mfa_rng = random.Random(seed + 1)
     connection_id = await ensure_connection(client, connection)
     roles = await ensure_api_and_roles(client)
     pool = pool or credential_pool(rng)
@@ -143,6 +161,9 @@ async def seed_connection(client: TenantClient, connection: str, *, users: int, 
         user = make_user(n, rng, credential)
         if user.get("blocked") and choice is other:
             user.pop("blocked")  # a blocked user could not have logged in to be re-hashed; keep the demo whole
+        if mfa_share and mfa_rng.random() < mfa_share:
+            user["mfa_factors"] = mfa_factors(n, mfa_rng)
+            seeded.mfa_factors[user["email"]] = [next(iter(f)) for f in user["mfa_factors"]]
         seeded.passwords[user["email"]] = password
         seeded.algorithms[user["email"]] = algorithm
         if user.get("blocked"):

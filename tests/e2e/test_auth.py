@@ -99,7 +99,7 @@ def test_plan_in_one_tenant_needs_read_scopes_only(world: World, tmp_path) -> No
     world.seed(users=5)
     world.connection(TARGET)
     reader = granted_client(world, ["read:users", "read:roles", "read:connections", *ORG_READS,
-                                    "read:organization_connections"])
+                                    "read:authentication_methods", "read:organization_connections"])
     result = run_plan(world, None, options(tmp_path), **reader)
     assert result.users["selected"] == 5 and result.users["will_import"] == 5
 
@@ -108,7 +108,8 @@ def test_a_cross_tenant_plan_needs_read_resource_servers_on_the_source(world: Wo
                                                                         tmp_path) -> None:
     world.seed(users=3)
     other_world.connection(TARGET)
-    source = granted_client(world, ["read:users", "read:roles", "read:connections", *ORG_READS])
+    source = granted_client(world, ["read:users", "read:roles", "read:connections", *ORG_READS,
+                                    "read:authentication_methods"])
     before = jobs_started(world)
     with pytest.raises(InsufficientScopeError) as info:
         run_plan(world, other_world, options(tmp_path), **source)
@@ -116,7 +117,7 @@ def test_a_cross_tenant_plan_needs_read_resource_servers_on_the_source(world: Wo
     assert "the source token" in str(info.value) and "list APIs" in str(info.value)
     assert jobs_started(world) == before  # refused before the first export job
     enough = granted_client(world, ["read:users", "read:roles", "read:connections", "read:resource_servers",
-                                    *ORG_READS], name="enough")
+                                    *ORG_READS, "read:authentication_methods"], name="enough")
     assert run_plan(world, other_world, options(tmp_path), **enough).users["selected"] == 3
 
 
@@ -188,10 +189,12 @@ def test_a_client_without_a_grant_is_told_to_authorize_it(world: World) -> None:
 # -- the table of needed scopes is what the tool really calls ---------------------------------------
 
 CONDITIONAL = {("GET", "/jobs/{id}/errors"), ("GET", "/users-by-email"), ("GET", "/users/{id}"),
-               ("POST", "/users/{id}/identities"), ("DELETE", "/users/{id}/identities/{provider}/{user_id}")}
+               ("POST", "/users/{id}/identities"), ("DELETE", "/users/{id}/identities/{provider}/{user_id}"),
+               ("GET", "/users/{id}/authentication-methods")}
 """Declared but called only when an import job reports failures / the id-map export misses a user / cutover
 confirms a deletion by id (under keep in one tenant the id is shared, so it confirms by email instead) / a
-migrated user has linked secondaries (one tenant; tests/e2e/test_linked_accounts.py)."""
+migrated user has linked secondaries (one tenant; tests/e2e/test_linked_accounts.py) / a user is enrolled in MFA
+(tests/e2e/test_mfa.py counts those calls)."""
 
 
 def _calls_since(world: World, before: dict[str, int]) -> set[tuple[str, str]]:

@@ -107,6 +107,7 @@ def test_every_management_endpoint_through_the_sdk(mgmt, tenant, http) -> None:
     assert list(mgmt.organizations.members.list(org.id, take=10)) == []
     mgmt.roles.delete(role.id)
     mgmt.connections.users.delete_by_email(conn.id, email="grace@example.com")
+    assert list(mgmt.users.authentication_methods.list(user.user_id, include_totals=True)) == []
     mgmt.users.delete(user.user_id)
     assert mgmt.users.list_users_by_email(email="ada@example.com") == []
     mgmt.connections.delete(conn.id)

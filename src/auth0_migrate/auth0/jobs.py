@@ -31,10 +31,11 @@ from .governor import SEND_ONCE
 EXPORT_FIELDS = ("user_id", "email", "email_verified", "username", "phone_number", "phone_verified",
                  "given_name", "family_name", "name", "nickname", "picture", "blocked", "app_metadata",
                  "user_metadata", "identities", "created_at", "updated_at", "last_login", "logins_count",
-                 "last_password_reset")
+                 "last_password_reset", "multifactor")
 """Every profile field the import can carry, plus what the ledger needs (reference §1.5); always explicit.
 `last_password_reset` (an exported root attribute, Auth0's User Profile Structure) is not imported: the
-transform compares it with the hash file's `password_set_date` to hold back stale hashes."""
+transform compares it with the hash file's `password_set_date` to hold back stale hashes. `multifactor` (the
+MFA providers a user is enrolled with) is not imported either: it tells `stages.mfa` whose factors to read."""
 
 
 GZIP_MAGIC = b"\x1f\x8b"

@@ -14,8 +14,10 @@ only when source copies come back), `REFRESH`
 only by a refresh (`stages/grants_delta.refresh_grants`: removals, and the changed users' roles read
 back), `PROPAGATE` only with `--refresh --propagate-deletes`, `CREATE_ROLES` only with `--create-missing-roles`
 across tenants, `ORG_CONNECTIONS` only with `--enable-org-connections`, `SAME` only in one tenant (linked
-accounts move only there, and only when a migrated user has some). In one tenant the two lists are checked
-together against the one token.
+accounts move only there, and only when a migrated user has some), `MFA` only with `--mfa-secrets` (the
+target's factors are read back only when some were imported). The source's factors of users the export shows
+enrolled in MFA are read by every `run` and `plan` (`stages/mfa.py`), and only those users'. In one tenant the
+two lists are checked together against the one token.
 
 Example::
 
@@ -93,6 +95,8 @@ OPERATIONS: dict[str, Operation] = {
                                       "update:current_user_identities"),
     "link a secondary account": _op("POST", "/users/{id}/identities", "update:users",
                                     "update:current_user_identities"),
+    "read a user's authentication methods": _op("GET", "/users/{id}/authentication-methods",
+                                                "read:authentication_methods"),
 }
 
 CROSS = "cross:"
@@ -102,6 +106,7 @@ PROPAGATE = "propagate:"
 CREATE_ROLES = "create-roles:"
 ORG_CONNECTIONS = "org-connections:"
 SAME = "same:"
+MFA = "mfa:"
 
 # What each command calls (the stages in pipeline order); see the module docstring for the marks.
 _READ_SOURCE = ("find a connection", "start an export job", "read a job")
@@ -123,28 +128,32 @@ _ORGS = (CROSS + "list organizations", "list an organization's enabled connectio
 # new primary's identities read to verify.
 _LINKS = (SAME + "unlink a secondary account", SAME + "link a secondary account", SAME + "read a user",
           SAME + "find a connection")
+_READ_MFA = ("read a user's authentication methods",)
+_VERIFY_MFA = (MFA + "read a user's authentication methods",)
 _REFRESH_GRANTS = (REFRESH + "remove a user's roles", REFRESH + "remove a user's permissions",
                    REFRESH + "read a user's roles")
 
 USES: dict[Command, dict[Side, tuple[str, ...]]] = {
     "run": {
         # Cutover confirms each deletion by reading the user back (by id, or by email under keep in one tenant).
-        "source": (*_READ_SOURCE, *_SOURCE_GRANTS, *_SOURCE_ORGS, CUTOVER + "delete a connection's user by email",
-                   CUTOVER + "read a user", CUTOVER + "find users by email", *_CREATE_ROLES_SOURCE),
+        "source": (*_READ_SOURCE, *_READ_MFA, *_SOURCE_GRANTS, *_SOURCE_ORGS,
+                   CUTOVER + "delete a connection's user by email", CUTOVER + "read a user",
+                   CUTOVER + "find users by email", *_CREATE_ROLES_SOURCE),
         # A refresh with --propagate-deletes deletes this migration's copies and confirms each by reading it back.
-        "target": (*_IMPORT, *_ID_MAP, *_RESTORE, *_VERIFY, *_ORGS, *_LINKS, *_REFRESH_GRANTS,
+        "target": (*_IMPORT, *_ID_MAP, *_RESTORE, *_VERIFY, *_VERIFY_MFA, *_ORGS, *_LINKS, *_REFRESH_GRANTS,
                    PROPAGATE + "delete a connection's user by email", PROPAGATE + "read a user",
                    *_CREATE_ROLES_TARGET),
     },
     "plan": {
-        "source": (*_READ_SOURCE, "list roles", CROSS + "list APIs", *_SOURCE_ORGS,
+        "source": (*_READ_SOURCE, *_READ_MFA, "list roles", CROSS + "list APIs", *_SOURCE_ORGS,
                    CREATE_ROLES + "read a role's permissions"),
         "target": ("find a connection", "list a connection's enabled clients", CROSS + "list roles",
                    CROSS + "list APIs", CROSS + "list organizations", "list an organization's enabled connections"),
     },
     "verify": {
         "source": ("find a connection",),
-        "target": ("find a connection", *_ID_MAP, *_VERIFY, CROSS + "list organizations", "list organization members"),
+        "target": ("find a connection", *_ID_MAP, *_VERIFY, *_VERIFY_MFA, CROSS + "list organizations",
+                   "list organization members"),
     },
     # Rollback (stages/rollback.py): CUTOVER marks what only bringing back deleted source copies (or kept ids'
     # grants in one tenant) needs: importing them again, confirming each, and their grants written and read back.
@@ -160,7 +169,7 @@ USES: dict[Command, dict[Side, tuple[str, ...]]] = {
 def needed_operations(command: Command, side: Side, *, cross_tenant: bool,
                       delete_source_users: bool = False, refresh: bool = False,
                       propagate_deletes: bool = False, create_missing_roles: bool = False,
-                      enable_org_connections: bool = False) -> list[str]:
+                      enable_org_connections: bool = False, mfa_secrets: bool = False) -> list[str]:
     """The operations `command` calls on one side, for these options (`refresh`: a refresh of a migration)."""
     names = []
     for entry in USES[command][side]:
@@ -192,6 +201,10 @@ def needed_operations(command: Command, side: Side, *, cross_tenant: bool,
             if not enable_org_connections:
                 continue
             entry = entry.removeprefix(ORG_CONNECTIONS)
+        elif entry.startswith(MFA):
+            if not mfa_secrets:
+                continue
+            entry = entry.removeprefix(MFA)
         names.append(entry)
     return list(dict.fromkeys(names))
 

@@ -6,9 +6,10 @@ export and import jobs, which a migration starts several of.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..auth0.client import TenantClient
+from ..formats.mfa_file import MfaSecrets
 from ..ledger import Ledger
 from ..model import MigrationOptions, Reporter
 
@@ -30,6 +31,8 @@ class Migration:
     reporter: Reporter
     source_connection: Connection
     target_connection: Connection
+    mfa_secrets: MfaSecrets | None = field(default=None, repr=False)
+    """The `--mfa-secrets` file, read once when a stage first needs it (`stages.mfa.secrets`)."""
 
     @property
     def same_tenant(self) -> bool:

@@ -100,8 +100,11 @@ async def delete_source_copies(migration: Migration) -> None:
     if ledger.phase_done("cutover"):
         return
     connection = migration.source_connection
-    unverified = ledger.unverified_holdings(migration.options.allow_loss)
+    # Under keep in one tenant an id-only read of the shared id shows the source copy: the imported MFA factors
+    # (carried) are read back, and verified, only after the copy is deleted (`mfa.verify_factors` runs again).
     shared = migration.same_tenant and migration.options.user_ids == "keep"
+    unverified = ledger.unverified_holdings(migration.options.allow_loss,
+                                            verified_after_cutover=("mfa-factor",) if shared else ())
     users = []
     kept: list[tuple[int, str]] = []
     for user in ledger.users_to_delete():

@@ -17,6 +17,7 @@ from ..auth0 import jobs
 from ..formats.import_file import FilePacker, PackedFile
 from ..formats.users_file import read_selection
 from ..ledger import KnownUser, UserRow, dumps
+from . import mfa
 from .context import Migration
 from .identities import LinkedAccounts
 from .inventory import ImportLeftovers
@@ -51,6 +52,8 @@ class _Ingest:
         # Linked accounts are read from the export's `identities` (a --from-file user has none to move).
         self.linked = None if migration.options.from_file else LinkedAccounts(migration.ledger,
                                                                                migration.source_connection.name)
+        self.mfa_secrets = mfa.secrets(migration)
+        self.factors: list[tuple[int, str]] = []  # MFA holdings found: enrolled users, factors from the secrets file
 
     def selected(self, source_id: str, email: str | None) -> bool:
         if self.selection is None:
@@ -66,6 +69,11 @@ class _Ingest:
         if self.linked is not None and not self.linked.note_record(ordinal, source_id, record):
             return  # a primary of another connection holding one of ours as a secondary: reported, not ours
         self.leftovers.see(record)
+        if record.get("multifactor"):
+            self.factors.append((ordinal, mfa.ENROLLED))
+        if self.mfa_secrets is not None or "mfa_factors" in record:
+            record, text, items = mfa.with_secrets(self.mfa_secrets, source_id, email, record, text)
+            self.factors += [(ordinal, item) for item in items]
         credential_text: str | None = None
         set_date: str | None = None
         hash_match = None
@@ -120,6 +128,7 @@ class _Ingest:
         self._flush_rows(force=True)
         if self.linked is not None:
             self.linked.flush()
+        self.ledger.add_holdings("mfa-factor", self.factors)
         if self.selection is not None:
             ids, emails = self.selection
             absent = sorted((ids | emails) - self.found)

@@ -41,7 +41,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import apis, connections, directory, grants, identities, jobs, logins, oauth, organizations, roles, users
+from . import apis, connections, directory, grants, identities, jobs, logins, mfa, oauth, organizations, roles, users
 from .config import TenantConfig
 from .errors import ApiError, OAuthError
 from .faults import DroppedConnection
@@ -54,12 +54,12 @@ log = logging.getLogger("auth0_migrate.tenant")
 
 SCHEMAS: tuple[str, ...] = (directory.SCHEMA, oauth.SCHEMA, connections.SCHEMA, connections.CLIENTS_SCHEMA,
                             jobs.SCHEMA, apis.SCHEMA, roles.SCHEMA, grants.SCHEMA,
-                            organizations.SCHEMA)
+                            organizations.SCHEMA, mfa.SCHEMA)
 """Every table of the tenant, created when a store opens."""
 
 ROUTERS: tuple[Router, ...] = (logins.router, oauth.router, connections.router, jobs.router, apis.router,
                                 roles.router, grants.router, organizations.router, identities.router,
-                                users.router)
+                                users.router, mfa.router)
 """Every route module's endpoints, matched in this order."""
 
 

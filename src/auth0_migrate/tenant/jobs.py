@@ -82,6 +82,7 @@ from starlette.responses import Response
 
 from .. import passwords
 from ..import_schema import json_type
+from . import mfa
 from .connections import require_enabled_client
 from .directory import LINKED_KEY, connection_names, get_connection, insert_user, iso, new_id, update_profile, user_json
 from .errors import ApiError, body_error
@@ -484,8 +485,10 @@ def _run_import(tenant: Tenant, db: sqlite3.Connection, job: sqlite3.Row,
         credential = ({"password_hash": user["password_hash"]} if "password_hash" in user else
                       {"custom_password_hash": user["custom_password_hash"]} if "custom_password_hash" in user
                       else None)
-        existing.add(insert_user(db, connection, user, credential, now, user_id=keys["user_id"],
-                                 visible_at=visible_at))
+        created = insert_user(db, connection, user, credential, now, user_id=keys["user_id"], visible_at=visible_at)
+        if user.get("mfa_factors"):
+            mfa.add_imported(db, created, user["mfa_factors"], now)
+        existing.add(created)
         inserted += 1
 
     if failures:

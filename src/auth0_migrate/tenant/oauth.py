@@ -95,7 +95,7 @@ ALL_SCOPES: tuple[str, ...] = (
     "read:roles", "create:roles", "update:roles", "delete:roles",
     "read:role_members", "create:role_members", "delete:role_members",
     "read:resource_servers", "create:resource_servers", "update:resource_servers",
-    "read:clients", "create:clients", "read:client_grants", "create:client_grants",
+    "read:clients", "create:clients", "read:client_grants", "create:client_grants", "read:authentication_methods",
     "read:organizations", "create:organizations", "read:organization_members", "create:organization_members",
     "delete:organization_members", "read:organization_member_roles", "create:organization_member_roles",
     "delete:organization_member_roles", "read:organization_connections", "create:organization_connections",
