@@ -61,6 +61,9 @@ def _migration_flags(p: argparse.ArgumentParser, *, state_required: bool = False
     m.add_argument("--users", metavar="FILE", dest="users_file", help="migrate only these users (emails or ids)")
     m.add_argument("--delete-source-users", action="store_true",
                    help="cutover: delete each source copy once that user is verified in the target")
+    m.add_argument("--delete-source-connection", action="store_true",
+                   help="cutover: delete the whole source connection (one call) once every user of it is verified "
+                        "in the target and no application uses it; not with --users or --from-file")
     m.add_argument("--state", metavar="FILE", required=state_required,
                    help="the ledger (default: derived from tenants and connections, in this folder)")
     if refresh:
@@ -158,7 +161,8 @@ def _options(args: argparse.Namespace) -> MigrationOptions:
                             password_hashes=args.password_hashes, missing_hash=args.missing_hash,
                             duplicate_hash=args.duplicate_hash, stale_hash=args.stale_hash,
                             from_file=args.from_file, users_file=args.users_file,
-                            delete_source_users=args.delete_source_users, state=args.state,
+                            delete_source_users=args.delete_source_users,
+                            delete_source_connection=args.delete_source_connection, state=args.state,
                             refresh=getattr(args, "refresh", False),
                             propagate_deletes=getattr(args, "propagate_deletes", False),
                             refresh_permissions=getattr(args, "refresh_permissions", False))

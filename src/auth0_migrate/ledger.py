@@ -680,6 +680,10 @@ class Ledger:
     def add_problem(self, kind: str, ref: str | None, detail: str) -> None:
         self.db.execute("INSERT INTO problems (kind, ref, detail) VALUES (?, ?, ?)", (kind, ref, detail))
 
+    def forget_problems(self, kind: str) -> None:
+        """Drop the problems of one kind (a check that runs again says them again if they still hold)."""
+        self.db.execute("DELETE FROM problems WHERE kind = ?", (kind,))
+
     def add_problems(self, rows: Iterable[tuple[str, str | None, str]]) -> None:
         self.db.executemany("INSERT INTO problems (kind, ref, detail) VALUES (?, ?, ?)", rows)
 

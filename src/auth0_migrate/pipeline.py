@@ -56,7 +56,20 @@ from .model import (
     RunResult,
 )
 from .pool import together
-from .stages import cutover, delta, export, grants, grants_delta, hashes, idmap, import_jobs, restore, transform, verify
+from .stages import (
+    connection_delete,
+    cutover,
+    delta,
+    export,
+    grants,
+    grants_delta,
+    hashes,
+    idmap,
+    import_jobs,
+    restore,
+    transform,
+    verify,
+)
 from .stages.context import Connection, Migration
 
 #: Problem kinds that are facts about the input, not something the tool failed to carry: the hashes of
@@ -108,9 +121,20 @@ def check_options(options: MigrationOptions, same_tenant: bool) -> None:
         if key in RESERVED_APP_METADATA:
             raise UsageError(f"--record-source-id {key!r} is a reserved app_metadata key that Auth0's import "
                              "refuses; choose another name, e.g. legacy_user_id")
-    if options.user_ids == "keep" and same_tenant and not options.delete_source_users:
+    if options.delete_source_connection:
+        if options.delete_source_users:
+            raise UsageError("--delete-source-connection deletes every user of the source connection with it: give "
+                             "it or --delete-source-users, not both")
+        if options.users_file or options.from_file:
+            flag = "--users" if options.users_file else "--from-file"
+            raise UsageError(f"--delete-source-connection deletes the whole connection, and {flag} migrates"
+                             " only part of it (or none): use --delete-source-users to delete the verified "
+                             "users one by one")
+    if options.user_ids == "keep" and same_tenant and not (options.delete_source_users or
+                                                           options.delete_source_connection):
         raise UsageError(
-            "--user-ids keep in one tenant needs --delete-source-users: until the source copy is deleted two users "
+            "--user-ids keep in one tenant needs --delete-source-users (or --delete-source-connection): until the "
+            "source copy is deleted two users "
             "share each id, and Auth0's id-only endpoints (get, update, delete a user; Actions) would answer with "
             "the wrong one. Use --user-ids prefix or regenerate to keep both copies.")
     if same_tenant and options.source_connection == options.target_connection:
@@ -159,6 +183,7 @@ async def check_scopes(command: scopes.Command, options: MigrationOptions, sourc
     same = source is target
     sides: list[tuple[str, TenantClient, list[str]]] = []
     kwargs = {"cross_tenant": not same, "delete_source_users": options.delete_source_users,
+              "delete_source_connection": options.delete_source_connection,
               "refresh": options.refresh, "propagate_deletes": options.refresh and options.propagate_deletes}
     source_ops = scopes.needed_operations(command, "source", **kwargs)
     target_ops = scopes.needed_operations(command, "target", **kwargs)
@@ -262,7 +287,10 @@ async def _import_ready_users(migration: Migration) -> None:
 
 async def _cut_over(migration: Migration) -> None:
     """Stage 9, when asked for: delete the verified source copies (and, with keep, apply the grants again)."""
-    if migration.options.delete_source_users:
+    if migration.options.delete_source_connection:
+        if await connection_delete.delete_source_connection(migration) and migration.options.user_ids == "keep":
+            await cutover.reapply_after_cutover(migration)
+    elif migration.options.delete_source_users:
         await cutover.delete_source_copies(migration)
         if migration.options.user_ids == "keep":
             await cutover.reapply_after_cutover(migration)
@@ -586,6 +614,8 @@ def _estimate_calls(users: int, files: int, roles: int, options: MigrationOption
         "import_jobs": files * 3, "idmap_export": 3, "write_permissions": users, "role_assignments":
         roles + math.ceil(users / restore.ROLE_BATCH), "verify_permissions": users, "verify_roles": roles,
         "delete_source": 2 * users if options.delete_source_users else 0,  # each DELETE, then its confirmation
+        # The two checks (users in the connection, applications using it), the DELETE and the read confirming it.
+        "delete_source_connection": 4 if options.delete_source_connection else 0,
     }
     calls["total"] = sum(calls.values())
     return calls

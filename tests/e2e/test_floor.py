@@ -114,3 +114,90 @@ def test_source_permissions_are_read_while_the_import_job_runs(world: World, oth
     assert len(reads) == seeded.users
     during = [n for n in reads if upload < n < import_done]
     assert during, "no source permission read ran while the import job was processing"
+
+
+def _disable_source_connection(world: World) -> list[str]:
+    from auth0_migrate.seed import disable_connection_for_clients
+
+    async def go() -> list[str]:
+        client = world.client()
+        try:
+            return await disable_connection_for_clients(client, SOURCE)
+        finally:
+            await client.aclose()
+    return asyncio.run(go())
+
+
+def _connections(world: World) -> set[str]:
+    return {r["name"] for r in world.tenant.store.query("SELECT name FROM connections")}
+
+
+def test_keep_deletes_the_source_connection_in_one_call_once_nothing_uses_it(world: World, tmp_path) -> None:
+    from .conftest import grants_of
+
+    seeded = world.seed(users=40)
+    world.connection(TARGET)
+    before = {u["email"]: u["user_id"] for u in world.users(SOURCE)}
+    grants_before = {e: grants_of(world, i) for e, i in sorted(before.items())[:10]}
+    hashes = world.hash_file(str(tmp_path / "hashes.ndjson"))
+    opts = options(tmp_path, user_ids="keep", password_hashes=hashes, delete_source_connection=True)
+    # An application still logs in through the source connection: it is kept, and the run says why.
+    result = migrate(world, opts)
+    assert result.exit_code == 3, dump(result)
+    [kept] = result.reports["problems"]["source-connection-kept"]
+    assert "still enabled for application e2e-client" in kept["detail"]
+    assert SOURCE in _connections(world) and len(world.users(SOURCE)) == seeded.users
+    assert result.users["verified"] == seeded.users and result.users["deleted_from_source"] == 0
+    # The owner switches the application over; the same command deletes the connection, with one call.
+    assert _disable_source_connection(world) == ["e2e-client"]
+    deletes = world.tenant.stats.get("DELETE /api/v2/connections/{id}", 0)
+    result = migrate(world, opts)
+    assert result.exit_code == 0, dump(result)
+    assert world.tenant.stats["DELETE /api/v2/connections/{id}"] - deletes == 1
+    assert world.tenant.stats.get("DELETE /api/v2/connections/{id}/users", 0) == 0  # no per-user delete
+    assert SOURCE not in _connections(world)
+    assert result.users["deleted_from_source"] == seeded.users
+    assert "source-connection-kept" not in result.reports["problems"]
+    # The kept ids lost their grants with the source users; the run applied them again.
+    assert {u["email"]: u["user_id"] for u in world.users(TARGET)} == before
+    for email, grants in grants_before.items():
+        assert grants_of(world, before[email]) == grants
+
+
+def test_a_source_user_the_run_did_not_read_keeps_the_connection(world: World, tmp_path) -> None:
+    world.seed(users=12)
+    world.connection(TARGET)
+    hashes = world.hash_file(str(tmp_path / "hashes.ndjson"))
+    opts = options(tmp_path, password_hashes=hashes, delete_source_connection=True)
+    first = migrate(world, opts)  # kept: an application still uses it
+    assert first.exit_code == 3 and first.users["verified"] == 12, dump(first)
+
+    async def late_user() -> None:  # created after the run's export: the ledger never read it
+        client = world.client()
+        try:
+            await client.sdk.users.create(connection=SOURCE, email="late@example.com", password="Late-pass-1!")
+        finally:
+            await client.aclose()
+    asyncio.run(late_user())
+    _disable_source_connection(world)
+    result = migrate(world, opts)
+    assert result.exit_code == 3, dump(result)
+    [kept] = result.reports["problems"]["source-connection-kept"]
+    assert "holds 13 users and this run read 12" in kept["detail"]
+    assert "enabled for application" not in kept["detail"]
+    assert SOURCE in _connections(world) and len(world.users(SOURCE)) == 13
+    assert result.users["deleted_from_source"] == 0
+
+
+def test_delete_source_connection_is_refused_for_a_subset(world: World, tmp_path) -> None:
+    import pytest
+
+    from auth0_migrate.errors import UsageError
+
+    world.seed(users=3)
+    world.connection(TARGET)
+    users = tmp_path / "users.txt"
+    users.write_text(world.users(SOURCE)[0]["email"] + "\n")
+    with pytest.raises(UsageError, match="--users migrates only part of it"):
+        migrate(world, options(tmp_path, users_file=str(users), delete_source_connection=True))
+    assert SOURCE in _connections(world)

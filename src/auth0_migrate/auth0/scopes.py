@@ -9,7 +9,8 @@ Finer-grained scopes are accepted wherever Auth0 takes them, e.g. `create:role_m
 `update:roles` to add role members.
 
 `USES` says which operations each command calls on the source and on the target tenant; an entry
-marked `CROSS` is called only across tenants, `CUTOVER` only with `--delete-source-users`, `REFRESH`
+marked `CROSS` is called only across tenants, `CUTOVER` only with `--delete-source-users`, `WHOLE` only
+with `--delete-source-connection`, `REFRESH`
 only by a refresh (`stages/grants_delta.refresh_grants`: removals, and the changed users' roles read
 back), `PROPAGATE` only with `--refresh --propagate-deletes`. In one tenant the two lists are checked
 together against the one token.
@@ -66,12 +67,16 @@ OPERATIONS: dict[str, Operation] = {
     "find users by email": _op("GET", "/users-by-email", "read:users"),
     "read a user": _op("GET", "/users/{id}", "read:users", "read:current_user", "read:user_idp_tokens"),
     "delete a connection's user by email": _op("DELETE", "/connections/{id}/users", "delete:users"),
+    "search users": _op("GET", "/users", "read:users", "read:user_idp_tokens"),
+    "delete a connection": _op("DELETE", "/connections/{id}", "delete:connections"),
+    "read a connection": _op("GET", "/connections/{id}", "read:connections"),
 }
 
 CROSS = "cross:"
 CUTOVER = "cutover:"
 REFRESH = "refresh:"
 PROPAGATE = "propagate:"
+WHOLE = "connection:"
 
 # What each command calls (the stages in pipeline order); see the module docstring for the marks.
 _READ_SOURCE = ("find a connection", "start an export job", "read a job")
@@ -88,7 +93,10 @@ USES: dict[Command, dict[Side, tuple[str, ...]]] = {
     "run": {
         # Cutover confirms each deletion by reading the user back (by id, or by email under keep in one tenant).
         "source": (*_READ_SOURCE, *_SOURCE_GRANTS, CUTOVER + "delete a connection's user by email",
-                   CUTOVER + "read a user", CUTOVER + "find users by email"),
+                   CUTOVER + "read a user", CUTOVER + "find users by email",
+                   # --delete-source-connection: its checks (users counted, applications), the DELETE, its read-back.
+                   WHOLE + "search users", WHOLE + "list a connection's enabled clients", WHOLE + "delete a connection",
+                   WHOLE + "read a connection"),
         # A refresh with --propagate-deletes deletes this migration's copies and confirms each by reading it back.
         "target": (*_IMPORT, *_ID_MAP, *_RESTORE, *_VERIFY, *_REFRESH_GRANTS,
                    PROPAGATE + "delete a connection's user by email", PROPAGATE + "read a user"),
@@ -107,7 +115,7 @@ USES: dict[Command, dict[Side, tuple[str, ...]]] = {
 
 def needed_operations(command: Command, side: Side, *, cross_tenant: bool,
                       delete_source_users: bool = False, refresh: bool = False,
-                      propagate_deletes: bool = False) -> list[str]:
+                      propagate_deletes: bool = False, delete_source_connection: bool = False) -> list[str]:
     """The operations `command` calls on one side, for these options (`refresh`: a refresh of a migration)."""
     names = []
     for entry in USES[command][side]:
@@ -123,6 +131,10 @@ def needed_operations(command: Command, side: Side, *, cross_tenant: bool,
             if not refresh:
                 continue
             entry = entry.removeprefix(REFRESH)
+        elif entry.startswith(WHOLE):
+            if not delete_source_connection:
+                continue
+            entry = entry.removeprefix(WHOLE)
         elif entry.startswith(PROPAGATE):
             if not propagate_deletes:
                 continue
