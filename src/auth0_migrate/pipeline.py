@@ -157,7 +157,7 @@ def check_options(options: MigrationOptions, same_tenant: bool) -> None:
 
 async def resolve_connection(client: TenantClient, name: str) -> Connection:
     for item in await every(checkpoint_items(client, f"find connection {name!r}", client.sdk.connections.list,
-                                             name=name, take=50)):
+                                             name=name, take=100)):
         if item.name == name:
             if item.strategy != "auth0":
                 raise UsageError(f"connection {name!r} in {client.name} is a {item.strategy} connection; "
