@@ -168,10 +168,9 @@ class Pacer:
                     continue
                 self.tokens = max(0.0, self.tokens - 1.0)
             elif self.remaining is not None and self.remaining - self.sent_since_header <= 0:
-                # Nothing left by the server's last word and no rate known yet: wait for the reset, which
-                # brings one request back (not the whole bucket): let one go, and read its answer's headers.
+                # Nothing left by the server's last word and no rate known yet: wait for the reset.
                 await clock.sleep(max(0.05, self.gov.wait_until(self.reset, now)))
-                self.remaining = self.sent_since_header + 1
+                self.remaining = None
                 continue
             self.sent_since_header += 1
             return
