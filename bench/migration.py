@@ -30,7 +30,7 @@ from auth0_migrate.auth0.client import TenantClient, TenantCredentials
 from auth0_migrate.ledger import MIGRATED, Ledger
 from auth0_migrate.model import MigrationOptions, QuietReporter
 from auth0_migrate.pipeline import run
-from auth0_migrate.seed import credential_pool, ensure_connection, seed_connection
+from auth0_migrate.seed import credential_pool, disable_connection_for_clients, ensure_connection, seed_connection
 from auth0_migrate.tenant import TenantConfig, create_app
 from auth0_migrate.tenant.support_export import export_hashes
 
@@ -68,15 +68,18 @@ def log(message: str) -> None:
 # -- seeding (once, no limits) ------------------------------------------------------------------
 
 def tenant_app(db_path: str, *, rate: float | None = None, burst: int | None = None, latency: float = 0.0,
-               job_seconds: float = 0.0) -> Any:
+               job_seconds: float = 0.0, plan: str = "unlimited") -> Any:
     return create_app(TenantConfig(name=TENANT_NAME, base_url=BASE_URL, client_id=CLIENT_ID,
                                    client_secret=CLIENT_SECRET, db_path=db_path, rate=rate, burst=burst,
-                                   latency=latency, job_seconds=job_seconds))
+                                   latency=latency, job_seconds=job_seconds, plan=plan))  # type: ignore[arg-type]
 
 
 def limited_tenant_app(spec: dict[str, Any]) -> Any:
-    """The copy of the seeded tenant a worker migrates, under the spec's limits."""
+    """The copy of the seeded tenant a worker migrates, under the spec's limits (or a plan's buckets: `plan`)."""
     limits = Limits(**spec["limits"])
+    if spec.get("plan"):
+        return tenant_app(spec["db"], latency=limits.latency, job_seconds=limits.jobs(spec["users"]),
+                          plan=spec["plan"])
     return tenant_app(spec["db"], rate=limits.rate, burst=limits.burst, latency=limits.latency,
                       job_seconds=limits.jobs(spec["users"]))
 
@@ -148,25 +151,32 @@ def options_for(strategy: str, hashes: str, state: str) -> MigrationOptions:
     return MigrationOptions(source_connection=SOURCE, target_connection=TARGET, user_ids=strategy,  # type: ignore[arg-type]
                             id_prefix="migrated_" if strategy == "prefix" else None,
                             record_source_id="legacy_user_id" if strategy == "regenerate" else None,
-                            password_hashes=hashes, delete_source_users=strategy == "keep", state=state)
+                            password_hashes=hashes, delete_source_connection=strategy == "keep", state=state)
 
 
-def floor_inputs(state: str) -> FloorInputs:
-    """N, m_r, P and B of a finished run, from its ledger (the source side of the data)."""
+def floor_inputs(state: str, tenant: Any = None) -> FloorInputs:
+    """N, m_r, P and B of a finished run, from its ledger (the source side of the data), and M_r (the members of
+    each role in the target when the run verified it) from the tenant after the run (one tenant: the same roles)."""
     with Ledger.open(state, lock=False, create=False) as ledger:
         migrated = f"status IN {MIGRATED!r}"  # a tuple of two strings reads as an SQL list
         counts = ledger.user_counts()
         n = counts["imported"] + counts["already_in_target"]
-        members = [int(r[1]) for r in ledger.db.execute(
+        rows = [(str(r[0]), int(r[1])) for r in ledger.db.execute(
             f"SELECT r.source_role_id, (SELECT COUNT(*) FROM role_members m JOIN users u USING (ordinal) "
-            f"WHERE m.source_role_id = r.source_role_id AND u.{migrated}) FROM roles r")]
+            f"WHERE m.source_role_id = r.source_role_id AND u.{migrated}) FROM roles r ORDER BY r.source_role_id")]
+        members = [n for _, n in rows]
+        in_target = None
+        if tenant is not None:
+            held = {str(r["role_id"]): int(r["n"]) for r in tenant.store.query(
+                "SELECT role_id, COUNT(*) AS n FROM role_members GROUP BY role_id")}
+            in_target = [held.get(role_id, 0) for role_id, _ in rows]
         p = int(ledger.db.execute(f"SELECT COUNT(DISTINCT p.ordinal) FROM permissions p JOIN users u USING (ordinal) "
                                   f"WHERE u.{migrated}").fetchone()[0] or 0)
         files = ledger.files()
         b = sum(f.bytes or 0 for f in files)
         failed_jobs = sum(1 for f in files if f.summary and (json.loads(f.summary) or {}).get("failed"))
     return FloorInputs(users=n, role_members=members, users_with_permissions=p, import_bytes=b,
-                       jobs_with_failures=failed_jobs)
+                       role_members_in_target=in_target, jobs_with_failures=failed_jobs)
 
 
 async def run_strategy(spec: dict[str, Any]) -> dict[str, Any]:
@@ -178,6 +188,13 @@ async def run_strategy(spec: dict[str, Any]) -> dict[str, Any]:
     client = client_for(app, concurrency=spec.get("concurrency", 16), rate=spec.get("known_rate"))
     reporter = PhaseClock()
     options = options_for(spec["strategy"], spec["hashes"], spec["state"])
+    if options.delete_source_connection:
+        # The owner has switched the applications to the target connection (set-up, not measured).
+        setup = client_for(app)
+        try:
+            await disable_connection_for_clients(setup, SOURCE)
+        finally:
+            await setup.aclose()
     profile = spec.get("profile")
     profiler = None
     if profile:
@@ -196,13 +213,14 @@ async def run_strategy(spec: dict[str, Any]) -> dict[str, Any]:
                 profiler.disable()
                 profiler.dump_stats(profile)
             await client.aclose()
+        inputs = floor_inputs(spec["state"], tenant)  # before the delta changes the roles
         if spec.get("delta"):
             delta = await measure_delta(app, options, share=spec.get("delta_share", DELTA_SHARE),
                                         seed_value=spec.get("delta_seed", 11))
     finally:
         tenant.close()
     stats = client.governor.stats
-    inputs = floor_inputs(spec["state"])
+    # A plan's buckets differ by endpoint: no single rate, so no floor on time (its calls still have one).
     fl = floor(inputs, spec["strategy"], rate=limits.rate, job_seconds=job_seconds)
     calls = stats.total
     return {
@@ -210,11 +228,12 @@ async def run_strategy(spec: dict[str, Any]) -> dict[str, Any]:
         "calls": calls,
         "floor_calls": fl.calls,
         "seconds": round(seconds, 2),
-        "floor_seconds": round(fl.seconds, 2),
+        "floor_seconds": None if spec.get("plan") else round(fl.seconds, 2),
         "http_429": stats.http_429,
         "http_413": stats.statuses[413],
         "retries": stats.retries,
-        "import_files": [f["bytes"] for f in result.reports["import_files"]],
+        "import_files": len(result.reports["import_files"]),
+        "import_file_bytes": [f["bytes"] for f in result.reports["import_files"]],
         "floor_import_files": fl.import_files,
         "peak_rss_mb": peak_rss_mb(),
         "calls_by_endpoint": dict(sorted(stats.calls.items())),
@@ -222,11 +241,16 @@ async def run_strategy(spec: dict[str, Any]) -> dict[str, Any]:
         "floor_by_item": fl.by_item,
         "phases": reporter.durations(seconds),
         "exit_code": result.exit_code,
-        "users": result.users,
-        "floor_inputs": {"users": inputs.users, "role_members": inputs.role_members,
-                         "users_with_permissions": inputs.users_with_permissions,
-                         "import_bytes": inputs.import_bytes},
+        "user_counts": result.users,
+        # The data the floor is computed from (bench/floor.py).
+        "users": inputs.users,
+        "users_with_permissions": inputs.users_with_permissions,
+        "role_members": inputs.role_members,
+        "role_members_in_target": inputs.role_members_in_target,
+        "import_bytes": inputs.import_bytes,
         "job_seconds": job_seconds,
+        "rate": None if spec.get("plan") else limits.rate,
+        "plan": spec.get("plan"),
         "warnings": [m for m in reporter.messages if m.startswith("warning")][:20],
         **({} if delta is None else {"delta": delta, "delta_calls": delta["calls"],
                                      "delta_ratio": round(delta["calls"] / calls, 4) if calls else None}),
@@ -334,9 +358,31 @@ def fresh_copy(seeded: dict[str, Any], workdir: str, name: str) -> str:
     return path
 
 
+BEFORE_ISSUE_9 = {"regenerate": 12_178, "keep": 29_212, "prefix": 12_178}
+"""Calls of each strategy on the default data before issue 9 (README's table at commit b98b583, 5,000 users)."""
+
+
+def essentials_run(users: int, *, workdir: str, limits: Limits, concurrency: int = 16) -> dict[str, Any]:
+    """`regenerate` on a tenant with the Essentials plan's per-endpoint buckets (no --rate: the tool learns them
+    from the headers), on its own smaller seeded tenant: the plan's "all other endpoints" bucket (permissions,
+    roles) allows 2.5 req/s."""
+    where = os.path.join(workdir, "essentials")
+    os.makedirs(where, exist_ok=True)
+    seeded = asyncio.run(seed(where, users))
+    spec = {"name": "essentials", "strategy": "regenerate", "users": users, "plan": "essentials",
+            "db": fresh_copy(seeded, where, "essentials"), "hashes": seeded["hashes"],
+            "state": os.path.join(where, "essentials.migration.sqlite"), "limits": limits.__dict__,
+            "concurrency": concurrency}
+    r = run_worker("bench.migration", spec, where)
+    r["http_429_share"] = round(r["http_429"] / r["calls"], 4) if r["calls"] else 0.0
+    r["failed_users"] = r["user_counts"]["failed"] + r["user_counts"]["held_back"] + r["user_counts"]["pending"]
+    r["calls_ratio"] = round(r["calls"] / r["floor_calls"], 3) if r["floor_calls"] else None
+    return r
+
+
 def benchmark(users: int, *, workdir: str, limits: Limits, strategies: tuple[str, ...] = STRATEGIES,
               baseline_users: int | None = None, concurrency: int = 16, known_rate: bool = False,
-              profile: bool = False) -> dict[str, Any]:
+              profile: bool = False, essentials_users: int = 0) -> dict[str, Any]:
     """Seed once, run each strategy and the baseline in their own processes; the report as a dict."""
     log(f"seeding {users} users in {workdir} (no rate limit, no latency)")
     started = time.monotonic()
@@ -374,7 +420,16 @@ def benchmark(users: int, *, workdir: str, limits: Limits, strategies: tuple[str
         log(f"baseline: {b['calls']} calls, {b['seconds']} s" + (
             f" (per-user part measured on {b['measured_users']} users, scaled to {users})" if b.get("extrapolated")
             else ""))
-    for r in out["strategies"].values():
+    if essentials_users:
+        log(f"essentials: regenerate on the Essentials plan's buckets, {essentials_users} users ...")
+        e = essentials_run(essentials_users, workdir=workdir, limits=limits, concurrency=concurrency)
+        out["essentials"] = e
+        log(f"essentials: {e['calls']} calls, {e['seconds']} s, {e['http_429']} x 429 "
+            f"({100 * e['http_429_share']:.2f} %), {e['failed_users']} users not migrated, exit {e['exit_code']}")
+    for name, r in out["strategies"].items():
+        if name in BEFORE_ISSUE_9 and users == 5000:
+            r["calls_before_issue_9"] = BEFORE_ISSUE_9[name]
+            r["calls_vs_before"] = round(r["calls"] / BEFORE_ISSUE_9[name], 3)
         r["calls_ratio"] = round(r["calls"] / r["floor_calls"], 3) if r["floor_calls"] else None
         r["time_ratio"] = round(r["seconds"] / r["floor_seconds"], 3) if r["floor_seconds"] else None
         r["http_429_share"] = round(r["http_429"] / r["calls"], 4) if r["calls"] else 0.0

@@ -83,6 +83,9 @@ def _migration_flags(p: argparse.ArgumentParser, *, state_required: bool = False
     m.add_argument("--enable-org-connections", action="store_true",
                    help="enable the target connection on each organization the migrated users belong to that "
                         "lacks it (without it, memberships of such organizations are not carried: named per user)")
+    m.add_argument("--delete-source-connection", action="store_true",
+                   help="cutover: delete the whole source connection (one call) once every user of it is verified "
+                        "in the target and no application uses it; not with --users or --from-file")
     m.add_argument("--state", metavar="FILE", required=state_required,
                    help="the ledger (default: derived from tenants and connections, in this folder)")
     if refresh:  # plan and run
@@ -236,7 +239,7 @@ def _options(args: argparse.Namespace) -> MigrationOptions:
                             from_file=args.from_file, users_file=args.users_file,
                             mfa_secrets=getattr(args, "mfa_secrets", None),
                             delete_source_users=args.delete_source_users, allow_loss=args.allow_loss,
-                            state=args.state,
+                            delete_source_connection=args.delete_source_connection, state=args.state,
                             refresh=getattr(args, "refresh", False),
                             propagate_deletes=getattr(args, "propagate_deletes", False),
                             refresh_permissions=getattr(args, "refresh_permissions", False),

@@ -1210,6 +1210,10 @@ class Ledger:
             f"SELECT ordinal, target_id, diffs FROM users WHERE status IN {_MIGRATED} AND target_id IS NOT NULL "
             "ORDER BY ordinal")]
 
+    def ordinals_already_in_target(self) -> set[int]:
+        """Migrated users the target held before this run (not inserted by its import)."""
+        return {r[0] for r in self.db.execute("SELECT ordinal FROM users WHERE status = 'already_in_target'")}
+
     def record_grants_check(self, results: Iterable[tuple[int, bool, list[str]]]) -> None:
         """(ordinal, grants all there, every difference found) of verified users."""
         with self.tx():

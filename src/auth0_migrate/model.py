@@ -36,6 +36,8 @@ class MigrationOptions:
     from_file: str | None = None
     users_file: str | None = None
     delete_source_users: bool = False
+    delete_source_connection: bool = False
+    """Cutover by deleting the whole source connection (one call), once every user of it is verified."""
     state: str | None = None
     refresh: bool = False
     """Carry what changed in the source since this ledger's last export (`run --refresh`, `plan --refresh`)."""

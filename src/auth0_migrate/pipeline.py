@@ -60,7 +60,9 @@ from .model import (
     Reporter,
     RunResult,
 )
+from .pool import together
 from .stages import (
+    connection_delete,
     cutover,
     delta,
     export,
@@ -148,9 +150,20 @@ def check_options(options: MigrationOptions, same_tenant: bool) -> None:
         if key in RESERVED_APP_METADATA:
             raise UsageError(f"--record-source-id {key!r} is a reserved app_metadata key that Auth0's import "
                              "refuses; choose another name, e.g. legacy_user_id")
-    if options.user_ids == "keep" and same_tenant and not options.delete_source_users and options.source_connection:
+    if options.delete_source_connection:
+        if options.delete_source_users:
+            raise UsageError("--delete-source-connection deletes every user of the source connection with it: give "
+                             "it or --delete-source-users, not both")
+        if options.users_file or options.from_file:
+            flag = "--users" if options.users_file else "--from-file"
+            raise UsageError(f"--delete-source-connection deletes the whole connection, and {flag} migrates"
+                             " only part of it (or none): use --delete-source-users to delete the verified "
+                             "users one by one")
+    if options.user_ids == "keep" and same_tenant and options.source_connection and not (
+            options.delete_source_users or options.delete_source_connection):
         raise UsageError(
-            "--user-ids keep in one tenant needs --delete-source-users: until the source copy is deleted two users "
+            "--user-ids keep in one tenant needs --delete-source-users (or --delete-source-connection): until the "
+            "source copy is deleted two users "
             "share each id, and Auth0's id-only endpoints (get, update, delete a user; Actions) would answer with "
             "the wrong one. Use --user-ids prefix or regenerate to keep both copies.")
     if same_tenant and options.create_missing_roles:
@@ -179,7 +192,7 @@ def check_options(options: MigrationOptions, same_tenant: bool) -> None:
 
 async def resolve_connection(client: TenantClient, name: str) -> Connection:
     for item in await every(checkpoint_items(client, f"find connection {name!r}", client.sdk.connections.list,
-                                             name=name, take=50)):
+                                             name=name, take=100)):
         if item.name == name:
             if item.strategy != "auth0":
                 raise UsageError(f"connection {name!r} in {client.name} is a {item.strategy} connection; "
@@ -208,8 +221,8 @@ async def check_scopes(command: scopes.Command, options: MigrationOptions, sourc
               "refresh": options.refresh, "propagate_deletes": options.refresh and options.propagate_deletes,
               "create_missing_roles": options.create_missing_roles,
               "enable_org_connections": options.enable_org_connections,
-
-              "mfa_secrets": options.mfa_secrets is not None}
+              "mfa_secrets": options.mfa_secrets is not None,
+              "delete_source_connection": options.delete_source_connection}
     source_ops = scopes.needed_operations(command, "source", **kwargs)
     target_ops = scopes.needed_operations(command, "target", **kwargs)
     if same:
@@ -299,9 +312,8 @@ async def run(options: MigrationOptions, *, source: TenantClient, target: Tenant
         await ingest_source(migration)
         linked_accounts.classify(migration)
         await mfa.read_factors(migration)
-        await grants.read_grants(migration)
         await organizations.read(migration)
-        await _import_ready_users(migration)
+        await _read_grants_while_importing(migration)
         await idmap.map_ids(migration)
         await restore.restore_grants(migration)
         await organizations.restore(migration)
@@ -336,6 +348,14 @@ def _show_stages_done(migration: Migration) -> None:
             migration.reporter.info(f"✓ {name} (done in an earlier run)")
 
 
+async def _read_grants_while_importing(migration: Migration) -> None:
+    """Stages 3, 4 and 5 at once: the source's roles and permissions are read while Auth0 processes the import
+    files (neither needs the other), so the run takes the longer of the two, not their sum (issue 9)."""
+    transform.transform_users(migration)
+    transform.pack_users(migration)
+    await together(grants.read_grants(migration), import_jobs.import_users(migration))
+
+
 async def _import_ready_users(migration: Migration) -> None:
     """Stages 4 and 5 for the users read so far and not yet imported: transform, pack, import."""
     transform.transform_users(migration)
@@ -344,14 +364,21 @@ async def _import_ready_users(migration: Migration) -> None:
 
 
 async def _cut_over(migration: Migration) -> None:
-    """Stage 9, when asked for: delete the verified source copies (and, with keep, apply the grants again)."""
-    if migration.options.delete_source_users:
+    """Stage 9, when asked for: delete the verified source copies, one by one or with their whole connection
+    (and, with keep, apply the grants, memberships and links again, and read the MFA factors back)."""
+    options = migration.options
+    if options.delete_source_connection:
+        deleted = await connection_delete.delete_source_connection(migration)
+    elif options.delete_source_users:
         await cutover.delete_source_copies(migration)
-        if migration.options.user_ids == "keep":
-            await cutover.reapply_after_cutover(migration)
-            await organizations.reapply(migration)
-            await linked_accounts.relink_after_cutover(migration)
-            await mfa.verify_factors(migration)  # in one tenant the shared id now reads the target copy
+        deleted = True  # the re-apply steps follow each pass; they mark themselves done once cutover is
+    else:
+        return
+    if deleted and options.user_ids == "keep":
+        await cutover.reapply_after_cutover(migration)
+        await organizations.reapply(migration)
+        await linked_accounts.relink_after_cutover(migration)
+        await mfa.verify_factors(migration)  # in one tenant the shared id now reads the target copy
 
 
 def _check_refresh_options(options: MigrationOptions) -> None:
@@ -426,7 +453,7 @@ async def verify(options: MigrationOptions, *, source: TenantClient, target: Ten
         for phase in ("reverify-idmap", "reverify-grants"):
             ledger.forget_meta(f"phase:{phase}", f"{phase}_export_job_id")
         await idmap.map_ids(migration, phase="reverify-idmap")
-        await verify_stage.verify_grants(migration, phase="reverify-grants")
+        await verify_stage.verify_grants(migration, phase="reverify-grants", read_all_permissions=True)
         await organizations.verify_again(migration)
         await mfa.verify_factors(migration)
         return summarize(ledger, command="verify")
@@ -793,6 +820,8 @@ def _estimate_calls(users: int, files: int, roles: int, options: MigrationOption
         "import_jobs": files * 3, "idmap_export": 3, "write_permissions": users, "role_assignments":
         roles + math.ceil(users / restore.ROLE_BATCH), "verify_permissions": users, "verify_roles": roles,
         "delete_source": 2 * users if options.delete_source_users else 0,  # each DELETE, then its confirmation
+        # The two checks (users in the connection, applications using it), the DELETE and the read confirming it.
+        "delete_source_connection": 4 if options.delete_source_connection else 0,
     }
     calls["total"] = sum(calls.values())
     return calls

@@ -120,6 +120,20 @@ async def ensure_connection(client: TenantClient, name: str) -> str:
     return connection_id
 
 
+async def disable_connection_for_clients(client: TenantClient, name: str) -> list[str]:
+    """Disable connection `name` for every application enabled for it (what an owner does once the applications
+    log in through the target connection); the client ids it was enabled for."""
+    connections = await every(checkpoint_items(client, "list connections", client.sdk.connections.list, name=name))
+    connection_id = next(str(item.id) for item in connections if item.name == name)
+    enabled = [str(c.client_id) for c in await every(checkpoint_items(
+        client, f"list the applications enabled for {name}", client.sdk.connections.clients.get, connection_id,
+        take=100, include_totals=None))]
+    if enabled:
+        await client.call(f"disable connection {name}", client.sdk.connections.clients.update, connection_id,
+                          request=[{"client_id": c, "status": False} for c in enabled])
+    return enabled
+
+
 async def ensure_api_and_roles(client: TenantClient) -> dict[str, str]:
     """The example API with its scopes and the example roles; returns role name -> id."""
     with contextlib.suppress(Conflict):  # it exists already

@@ -21,30 +21,35 @@ from bench.floor import FloorInputs, floor  # noqa: E402
 
 
 def test_floor_counts_every_call_the_job_needs() -> None:
+    """Issue 9's formula, by hand: reads overlap the import jobs; DIRECT permissions are read back for P users."""
     inputs = FloorInputs(users=1000, role_members=[120, 50, 0], users_with_permissions=400,
-                         import_bytes=1_300_000)
+                         import_bytes=1_300_000, role_members_in_target=[240, 100, 0])
     f = floor(inputs, "regenerate", rate=50, job_seconds=3)
     files = math.ceil(1_300_000 / 512_000)
     assert f.import_files == files == 3
-    expected = (1 + 2 + 3 + 1                      # token, connections, source export, role listing
-                + (2 + 1 + 1)                      # member pages: ceil(120/100), ceil(50/100), an empty role
-                + 1000 + 2 * files + 3             # permission reads, import jobs, id-map export
-                + (2 + 1 + 0) + 400                # assignment batches of 100, permission writes
-                + (3 + 1 + 1) + 1000)              # verify: members twice over in one tenant, permission reads
+    reads = 1 + (2 + 1 + 1) + 1000                # ceil(R/100); member pages (an empty role still takes one); N
+    writes = (2 + 1 + 0) + 400                    # assignment batches of 100, permission writes
+    verify = (3 + 1 + 1) + 400                    # members in the target (M_r), permissions of the P users
+    expected = 1 + 2 + 3 + reads + 2 * files + 3 + writes + verify
     assert f.calls == expected
-    assert f.seconds == pytest.approx((expected - 3) / 50 + 3 * (2 + math.ceil(files / 2)))
+    # J + max(reads / rate, J x ceil(F/2)) + J + (writes + verification reads) / rate
+    assert f.seconds == pytest.approx(3 + max(reads / 50, 3 * 2) + 3 + (writes + verify) / 50)
+    # Few users and long jobs: the import jobs, not the reads, set the time.
+    slow_jobs = floor(inputs, "regenerate", rate=50, job_seconds=30)
+    assert slow_jobs.seconds == pytest.approx(30 + 30 * 2 + 30 + (writes + verify) / 50)
 
 
-def test_keep_adds_cutover_and_a_second_round() -> None:
-    inputs = FloorInputs(users=200, role_members=[100], users_with_permissions=80, import_bytes=100_000)
-    regenerate = floor(inputs, "regenerate", rate=10, job_seconds=1)
+def test_keep_deletes_the_connection_then_a_second_round() -> None:
+    inputs = FloorInputs(users=200, role_members=[100], users_with_permissions=80, import_bytes=100_000,
+                         role_members_in_target=[100])
+    regenerate = floor(FloorInputs(users=200, role_members=[100], users_with_permissions=80, import_bytes=100_000,
+                                   role_members_in_target=[200]), "regenerate", rate=10, job_seconds=1)
     keep = floor(inputs, "keep", rate=10, job_seconds=1)
-    # keep: the shared id means the target role lists each member once (1 page, not 2), then deletes
-    # (200) each confirmed by a read (200), role batches (1) and permission writes (80) again, and a second
-    # verification (1 + 200).
-    assert keep.calls == regenerate.calls - 1 + 200 + 200 + 1 + 80 + 1 + 200
-    assert keep.seconds > regenerate.seconds
-    assert floor(inputs, "prefix", rate=10, job_seconds=1).calls == regenerate.calls
+    # keep: the shared id means the target role lists each member once (1 page, not 2), then one DELETE of the
+    # connection and one read confirming it, role batches (1) and permission writes (80) again, and a second
+    # verification (1 page + 80 reads).
+    assert keep.calls == regenerate.calls - 1 + 1 + 1 + 1 + 80 + 1 + 80
+    assert keep.seconds == pytest.approx(regenerate.seconds + (-1 + 1 + 1 + 1 + 80 + 1 + 80) / 10)
 
 
 def test_migration_mode_smoke(tmp_path) -> None:  # noqa: ANN001
@@ -59,8 +64,9 @@ def test_migration_mode_smoke(tmp_path) -> None:  # noqa: ANN001
                 "state": str(tmp_path / f"{strategy}.sqlite")}
         r = asyncio.run(run_strategy(spec))
         assert r["exit_code"] == 0, r
-        assert r["users"]["verified"] == 30
-        assert r["http_413"] == 0 and r["import_files"]
+        assert r["user_counts"]["verified"] == 30
+        assert r["http_413"] == 0 and r["import_files"] == len(r["import_file_bytes"]) >= 1
+        assert r["users"] == 30 and len(r["role_members"]) == len(r["role_members_in_target"]) > 0
         # Nothing retried or lost at this pace: every call the run made is one the floor counts, plus the
         # polls that found a job still running (none should at job_seconds 0) .
         assert r["floor_calls"] <= r["calls"] <= r["floor_calls"] + 4, (r["calls_by_endpoint"], r["floor_by_item"])

@@ -84,6 +84,8 @@ class CallStats:
         return self.statuses[429]
 
 
+NO_BUCKET = -1
+"""The route of an endpoint whose answers carry no rate-limit headers (paced by the bucket that answered last)."""
 MAX_WAIT = 60.0
 """The longest single wait the rate-limit headers can ask for: after it the governor sends again and
 reads fresh headers, so a wrong reset (or a clock far off) never parks a run for hours."""
@@ -235,6 +237,8 @@ class Governor:
         """By `x-ratelimit-limit`: the bucket size is what tells one bucket's headers from another's."""
         self.routes: dict[str, int] = {}
         """Endpoint label -> the bucket that last answered for it."""
+        self._probes: dict[str, asyncio.Event] = {}
+        """Endpoint label -> set when the first request of an endpoint not yet routed is answered."""
         self._unclaimed: Pacer | None = Pacer(self, rate, burst)
         self._last: Pacer = self._unclaimed
         self.on_sample: Callable[[float, int, int], None] | None = None
@@ -245,14 +249,29 @@ class Governor:
 
     def pacer_for(self, label: str) -> Pacer:
         key = self.routes.get(label)
-        return self.pacers[key] if key is not None else self._last
+        return self.pacers.get(key, self._last) if key is not None else self._last
 
     async def acquire(self, label: str = "") -> Pacer:
-        """Wait until one more request for `label` may be sent; the pacer that let it go."""
+        """Wait until one more request for `label` may be sent; the pacer that let it go.
+
+        An endpoint no answer has routed to a bucket yet sends one request first (a probe) and the rest wait
+        for its answer: until then nobody knows which bucket (and how much of it) the endpoint draws on, and
+        a burst of `concurrency` requests into a small bucket (10 on Essentials) would come back 429.
+        """
+        while label and label not in self.routes and label in self._probes:
+            await self._probes[label].wait()
         async with self._lock:
             pacer = self.pacer_for(label)
             await pacer.acquire()
+            if label and label not in self.routes and label not in self._probes:
+                self._probes[label] = asyncio.Event()
             return pacer
+
+    def end_probe(self, label: str) -> None:
+        """The probe of `label` was answered (or failed): the requests waiting for it may go."""
+        probe = self._probes.pop(label, None)
+        if probe is not None:
+            probe.set()
 
     def wait_until(self, server_time: float, now: float) -> float:
         """Seconds from local `now` to `server_time` (server epoch, e.g. a reset), at most MAX_WAIT."""
@@ -271,6 +290,7 @@ class Governor:
             limit = int(headers["x-ratelimit-limit"])
             reset = float(headers["x-ratelimit-reset"])
         except (KeyError, ValueError):
+            self.routes.setdefault(label, NO_BUCKET)  # an answer without headers: no bucket to learn, no probe
             if response.status_code == 429:  # a 429 without its headers: do not hammer either
                 pacer = self.pacer_for(label)
                 pacer.blocked_until = max(pacer.blocked_until, now + 1.0 + self.jitter(0.0, 0.05))
@@ -329,15 +349,19 @@ class GovernedTransport(httpx.AsyncBaseTransport):
             gov.stats.calls[label] += 1
             if pacer:
                 pacer.in_flight += 1  # from its token on, until answered (waiting for a slot counts too)
+            answered = False
             try:
                 try:
                     async with gov.slots:
                         sent = gov.clock.now()
                         response = await self.inner.handle_async_request(request)
                         await response.aread()
+                        answered = True
                 finally:
                     if pacer:
                         pacer.in_flight -= 1
+                    if not answered:  # a transport error or a cancelled call: whoever waits for its probe goes
+                        gov.end_probe(label)
             except (httpx.TransportError, OSError):
                 gov.stats.transport_errors += 1
                 if once or attempt >= gov.max_attempts:
@@ -348,6 +372,7 @@ class GovernedTransport(httpx.AsyncBaseTransport):
             gov.stats.statuses[response.status_code] += 1
             if paced and not (once and response.status_code == 429):  # the caller reads that 429 itself
                 gov.observe(response, label, sent=sent)
+            gov.end_probe(label)
             if once:
                 return response
             if response.status_code == 429 and attempt < gov.max_attempts * 4:

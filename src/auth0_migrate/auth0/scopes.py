@@ -10,7 +10,7 @@ Finer-grained scopes are accepted wherever Auth0 takes them, e.g. `create:role_m
 
 `USES` says which operations each command calls on the source and on the target tenant; an entry
 marked `CROSS` is called only across tenants, `CUTOVER` only with `--delete-source-users` (for `rollback`:
-only when source copies come back), `REFRESH`
+only when source copies come back), `WHOLE` only with `--delete-source-connection`, `REFRESH`
 only by a refresh (`stages/grants_delta.refresh_grants`: removals, and the changed users' roles read
 back), `PROPAGATE` only with `--refresh --propagate-deletes`, `CREATE_ROLES` only with `--create-missing-roles`
 across tenants, `ORG_CONNECTIONS` only with `--enable-org-connections`, `SAME` only in one tenant (linked
@@ -97,6 +97,9 @@ OPERATIONS: dict[str, Operation] = {
                                     "update:current_user_identities"),
     "read a user's authentication methods": _op("GET", "/users/{id}/authentication-methods",
                                                 "read:authentication_methods"),
+    "search users": _op("GET", "/users", "read:users", "read:user_idp_tokens"),
+    "delete a connection": _op("DELETE", "/connections/{id}", "delete:connections"),
+    "read a connection": _op("GET", "/connections/{id}", "read:connections"),
 }
 
 CROSS = "cross:"
@@ -107,6 +110,7 @@ CREATE_ROLES = "create-roles:"
 ORG_CONNECTIONS = "org-connections:"
 SAME = "same:"
 MFA = "mfa:"
+WHOLE = "connection:"
 
 # What each command calls (the stages in pipeline order); see the module docstring for the marks.
 _READ_SOURCE = ("find a connection", "start an export job", "read a job")
@@ -138,7 +142,10 @@ USES: dict[Command, dict[Side, tuple[str, ...]]] = {
         # Cutover confirms each deletion by reading the user back (by id, or by email under keep in one tenant).
         "source": (*_READ_SOURCE, *_READ_MFA, *_SOURCE_GRANTS, *_SOURCE_ORGS,
                    CUTOVER + "delete a connection's user by email", CUTOVER + "read a user",
-                   CUTOVER + "find users by email", *_CREATE_ROLES_SOURCE),
+                   CUTOVER + "find users by email", *_CREATE_ROLES_SOURCE,
+                   # --delete-source-connection: its checks (users counted, applications), the DELETE, its read-back.
+                   WHOLE + "search users", WHOLE + "list a connection's enabled clients", WHOLE + "delete a connection",
+                   WHOLE + "read a connection"),
         # A refresh with --propagate-deletes deletes this migration's copies and confirms each by reading it back.
         "target": (*_IMPORT, *_ID_MAP, *_RESTORE, *_VERIFY, *_VERIFY_MFA, *_ORGS, *_LINKS, *_REFRESH_GRANTS,
                    PROPAGATE + "delete a connection's user by email", PROPAGATE + "read a user",
@@ -169,7 +176,8 @@ USES: dict[Command, dict[Side, tuple[str, ...]]] = {
 def needed_operations(command: Command, side: Side, *, cross_tenant: bool,
                       delete_source_users: bool = False, refresh: bool = False,
                       propagate_deletes: bool = False, create_missing_roles: bool = False,
-                      enable_org_connections: bool = False, mfa_secrets: bool = False) -> list[str]:
+                      enable_org_connections: bool = False, mfa_secrets: bool = False,
+                      delete_source_connection: bool = False) -> list[str]:
     """The operations `command` calls on one side, for these options (`refresh`: a refresh of a migration)."""
     names = []
     for entry in USES[command][side]:
@@ -193,6 +201,10 @@ def needed_operations(command: Command, side: Side, *, cross_tenant: bool,
             if not (create_missing_roles and cross_tenant):
                 continue
             entry = entry.removeprefix(CREATE_ROLES)
+        elif entry.startswith(WHOLE):
+            if not delete_source_connection:
+                continue
+            entry = entry.removeprefix(WHOLE)
         elif entry.startswith(PROPAGATE):
             if not propagate_deletes:
                 continue

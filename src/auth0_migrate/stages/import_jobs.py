@@ -29,6 +29,7 @@ Choices where Auth0 is silent:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from datetime import datetime
 from typing import Any
@@ -48,6 +49,8 @@ SETTLE_PATIENCE = 600.0
 """Seconds (tenant clock) to wait for the job of a lost upload to show its users in the target."""
 CLOCK_SKEW = 300.0
 """Seconds our clock may be ahead of Auth0's when telling the lost job's users from older ones."""
+UPLOAD_GRACE = 30.0
+"""Seconds an interrupted run waits for an upload already on the wire to be answered (`_submit_uninterrupted`)."""
 SLOT_POLL = 5.0
 SLOT_MAX_WAIT = 60.0
 """Longest sleep between uploads refused for want of a slot: each refused upload sends the file again."""
@@ -105,7 +108,7 @@ async def _import_file(migration: Migration, file_id: int) -> None:
             body = import_body(users)
             ledger.count_attempt(file_id, len(body))
             try:
-                job_id = await _submit(migration, file_id, body)
+                job_id = await _submit_uninterrupted(migration, file_id, body)
             except AnswerLost as exc:
                 migration.reporter.warn(f"the answer to the upload of file {file_id} was lost ({exc}); "
                                         "checking the target before sending it again")
@@ -129,6 +132,24 @@ async def _import_file(migration: Migration, file_id: int) -> None:
             continue
         _record_results(migration, file_id, job_id, errors, state.summary or {})
         return
+
+
+async def _submit_uninterrupted(migration: Migration, file_id: int, body: bytes) -> str:
+    """`_submit`, finished even when the run is interrupted (Ctrl-C, SIGTERM) while the upload is on the wire.
+
+    The permission reads run beside the uploads, so an interruption often comes mid-upload; cut short, the
+    upload would leave its file `submitting` and the next run would spend up to `SETTLE_PATIENCE` finding
+    out whether a job was made. Let to finish (within `UPLOAD_GRACE`), its answer records the job, or the
+    refusal, and the next run simply polls the job.
+    """
+    upload = asyncio.ensure_future(_submit(migration, file_id, body))
+    try:
+        return await asyncio.shield(upload)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            migration.ledger.file_submitted(file_id, await asyncio.wait_for(upload, UPLOAD_GRACE))
+        upload.cancel()
+        raise
 
 
 async def _submit(migration: Migration, file_id: int, body: bytes) -> str:

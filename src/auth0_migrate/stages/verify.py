@@ -1,9 +1,17 @@
 """Stage 8: every migrated user re-read in the target and compared with the source, user by user.
 
-Profiles were compared against the target's export by the id map (`profile_ok`, `diffs`). Here:
-each user's DIRECT permissions (one read per user) and role memberships (set-wise, by listing
-the members of each mapped role in the target). A user passes when all three match; differences
-are stored per user and listed in the summary.
+Profiles were compared against the target's export by the id map (`profile_ok`, `diffs`): no
+per-user read for them. Here: role memberships (set-wise, by listing the members of each mapped
+role in the target) and DIRECT permissions, read back (one read per user) only where they can
+differ from what was expected: users that had permissions written, and users that were in the
+target before this run (`already_in_target`: someone else may have granted them something). A user
+this run's import inserted holds exactly the grants this run gave it, so with none written there is
+nothing to read (issue 9: the floor's `+ P`). A user passes when profile, roles and permissions
+match; differences are stored per user and listed in the summary.
+
+`read_all_permissions=True` (the `verify` command, run later, when anyone may have changed the
+target) reads every migrated user's permissions; so does a refresh's verification (`only`), where a
+permission taken away is a write that leaves nothing expected.
 """
 
 from __future__ import annotations
@@ -19,8 +27,12 @@ from .grants import direct_permissions, role_member_ids
 from .restore import map_roles
 
 
-async def verify_grants(migration: Migration, *, phase: str = "verify", only: Collection[int] | None = None) -> None:
-    """`only`: the ordinals to verify (a refresh's changed users); every migrated user when None."""
+async def verify_grants(migration: Migration, *, phase: str = "verify", only: Collection[int] | None = None,
+                        read_all_permissions: bool = False) -> None:
+    """`only`: the ordinals to verify (a refresh's changed users); every migrated user when None.
+
+    Permissions are read back for every user verified when `only` is given or `read_all_permissions`;
+    else for users with permissions expected and users already in the target before the run."""
     ledger = migration.ledger
     if ledger.phase_done(phase):
         return
@@ -51,9 +63,14 @@ async def verify_grants(migration: Migration, *, phase: str = "verify", only: Co
     def got(user: MigratedUser, perms: set[tuple[str, str]]) -> None:
         actual_perms[user.ordinal] = perms
 
-    migration.reporter.phase("verify permissions in the target", total=len(users))
+    if only is not None or read_all_permissions:
+        to_read = users
+    else:
+        preexisting = ledger.ordinals_already_in_target()
+        to_read = [u for u in users if expected_perms.get(u.ordinal) or u.ordinal in preexisting]
+    migration.reporter.phase("verify permissions in the target", total=len(to_read))
     # Role-member pages (one after another) run beside the permission reads: both fill the same rate limit.
-    await together(read_roles(), run_pool(users, read, on_result=got))
+    await together(read_roles(), run_pool(to_read, read, on_result=got))
     results = [(user.ordinal, *grant_differences(user.diffs, expected_roles[user.ordinal],
                                                  actual_roles[user.ordinal], expected_perms[user.ordinal],
                                                  actual_perms.get(user.ordinal, set())))
