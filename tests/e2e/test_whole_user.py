@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from auth0_migrate.ledger import Ledger
 from auth0_migrate.report import render_result
 from auth0_migrate.seed import SeededOrganizations, link_accounts
 from auth0_migrate.tenant import mfa
@@ -217,6 +218,18 @@ def _check_named(result: Any, story: Story, kept: set[str], cannot_link: tuple[s
     return doc
 
 
+def _check_no_secret_kept(tmp_path: Any, doc: dict[str, Any]) -> None:
+    """No MFA secret stays in the ledger or reaches the output, the stranger's victim's (never imported) included."""
+    state = str(tmp_path / "state.sqlite")
+    with Ledger.open_readonly(state) as ledger:
+        assert ledger.users_with_mfa_secrets() == 0
+    with open(state, "rb") as raw:
+        body = raw.read()
+    text = json.dumps(doc)
+    for secret in (TOTP, PUSH_TOTP, VICTIM_TOTP, "+44207183875044"):
+        assert secret.encode() not in body and secret not in text, secret
+
+
 def _options(tmp_path: Any, story: Story, strategy: str, **extra: Any) -> Any:
     return options(tmp_path, user_ids=strategy, id_prefix="w-" if strategy == "prefix" else None,
                    password_hashes=story.hashes, mfa_secrets=story.secrets, delete_source_users=True,
@@ -246,6 +259,7 @@ def test_one_tenant_the_whole_user_comes_along(world: World, tmp_path, strategy:
     assert doc["mfa"]["factors_imported"] == 4  # full's three, push's TOTP
     assert doc["users"]["kept_in_source"] == 2  # push and key; the victim is a failure of its own (stranger)
     assert doc["users"]["deleted_from_source"] == 5
+    _check_no_secret_kept(tmp_path, doc)
 
     # The same command again changes nothing and says the same.
     again = migrate(world, _options(tmp_path, story, strategy))
@@ -282,6 +296,7 @@ def test_across_tenants_the_whole_user_comes_along_and_secondaries_are_named(wor
     assert doc["mfa"]["factors_imported"] == 4
     assert doc["users"]["kept_in_source"] == 4
     assert doc["users"]["deleted_from_source"] == 3
+    _check_no_secret_kept(tmp_path, doc)
 
     # The owner accepts losing the secondaries (by kind): their primaries go; what went with them stays named.
     again = migrate(world, _options(tmp_path, story, strategy, allow_loss=("identities",)), target=other_world)
