@@ -346,3 +346,32 @@ def test_keep_in_one_tenant_a_primary_kept_in_the_source_keeps_its_secondary(wor
     assert _linked_in(world, TARGET, story.email["push"]) == [PUSH_SOCIAL]
     assert last.identities["verified"] == 4
 
+
+
+def test_keep_a_run_killed_after_linking_back_resumes(world: World, tmp_path, monkeypatch) -> None:
+    """Killed after the link back answered, before the ledger knew: the next run finds the secondary no longer a
+    user of its own, records it, and the primary kept in the source still holds it (once)."""
+    from auth0_migrate.auth0 import client as client_module
+
+    from .test_linked_accounts import Killed
+
+    story = _story(world, world, tmp_path)
+    add_social_user(world.tenant.store, "google-oauth2", PUSH_SOCIAL, story.email["push"], world.clock.now())
+    _link(world, story.source_id["push"], PUSH_SOCIAL)
+    original = client_module.TenantClient.call
+
+    async def call(self, op, fn, *args, **kwargs):  # noqa: ANN001, ANN202
+        result = await original(self, op, fn, *args, **kwargs)
+        if op.startswith("link ") and " back to " in op:
+            raise Killed(op)
+        return result
+
+    monkeypatch.setattr(client_module.TenantClient, "call", call)
+    with pytest.raises(Killed, match=f"^link {PUSH_SOCIAL} back to {story.source_id['push']}$"):
+        migrate(world, _options(tmp_path, story, "keep"))
+    assert _linked_in(world, SOURCE, story.email["push"]) == [PUSH_SOCIAL]
+    monkeypatch.setattr(client_module.TenantClient, "call", original)
+    result = migrate(world, _options(tmp_path, story, "keep"))
+    assert result.users["kept_in_source"] == 2, dump(result)
+    assert _linked_in(world, SOURCE, story.email["push"]) == [PUSH_SOCIAL]
+    _check_nothing_lost(world, world, story, {"push", "key", "victim"}, "keep")
