@@ -101,7 +101,7 @@ def _story(world: World, target: World, tmp_path: Any) -> Story:
             mfa.enroll(store, source_id[role], kind, value, now, connection=SOURCE)
     for role, held in factors.items():
         assert _factors(world, SOURCE, email[role]) == sorted(held)
-    # The stranger: signed up in the target connection with the victim's email while the migration ran.
+    # The stranger: signed up in the target connection with the victim's email (before the run, as during one).
     target.connection(TARGET)
     stranger_id = _sign_up(target, email["victim"])
     return Story(email, source_id, orgs, secondaries, factors, stranger_id,
