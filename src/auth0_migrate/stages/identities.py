@@ -41,6 +41,10 @@ Choices where Auth0 is silent:
   the local tenant takes both. `connection_id` goes along for `auth0` secondaries (their connection
   resolved by name), so a database id held by two connections is not ambiguous.
 * A link answered 409 ("Specified identity already exists") is taken as done and left to verify.
+* Keep in one tenant, a primary cutover kept in the source: its parked secondary is linked back by the shared id,
+  which reaches the old copy while it exists (the same UNCONFIRMED reading of Auth0's id-only endpoints the
+  unlink that parked it relies on). Rather that than leave the secondary a user of its own: its owner would log
+  in to an empty account. Each later run that keeps the primary parks and links it back again (two calls).
 * How Auth0's bulk export presents a secondary of the exported connection whose primary is in another
   connection is UNCONFIRMED: the tool assumes the export shows the primary (its own connection first
   in `identities`), as the issue states, and the local tenant models that. If a real export showed no
