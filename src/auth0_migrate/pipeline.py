@@ -378,6 +378,7 @@ async def _cut_over(migration: Migration) -> None:
         await cutover.reapply_after_cutover(migration)
         await organizations.reapply(migration)
         await linked_accounts.relink_after_cutover(migration)
+        await linked_accounts.unpark_kept(migration)
         await mfa.verify_factors(migration)  # in one tenant the shared id now reads the target copy
 
 

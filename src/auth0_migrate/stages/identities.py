@@ -29,7 +29,9 @@ With `--user-ids keep` in one tenant the new primary has the old one's id until 
 old (id-only endpoints then act on the old: `directory.get_user`, reference §6), so a link by id would
 go to the old primary. There the secondary is unlinked before cutover and `parked` (a user of its
 own, safe from the old primary's deletion: the ledger's gate lets the old primary go), and
-`relink_after_cutover` links and verifies it once the old copy is confirmed deleted.
+`relink_after_cutover` links and verifies it once the old copy is confirmed deleted. A secondary whose old
+primary cutover did not delete (kept in the source for what it holds) is linked back to it (`unpark_kept`),
+never left a user of its own.
 
 Choices where Auth0 is silent:
 
@@ -39,6 +41,10 @@ Choices where Auth0 is silent:
   the local tenant takes both. `connection_id` goes along for `auth0` secondaries (their connection
   resolved by name), so a database id held by two connections is not ambiguous.
 * A link answered 409 ("Specified identity already exists") is taken as done and left to verify.
+* Keep in one tenant, a primary cutover kept in the source: its parked secondary is linked back by the shared id,
+  which reaches the old copy while it exists (the same UNCONFIRMED reading of Auth0's id-only endpoints the
+  unlink that parked it relies on). Rather that than leave the secondary a user of its own: its owner would log
+  in to an empty account. Each later run that keeps the primary parks and links it back again (two calls).
 * How Auth0's bulk export presents a secondary of the exported connection whose primary is in another
   connection is UNCONFIRMED: the tool assumes the export shows the primary (its own connection first
   in `identities`), as the issue states, and the local tenant models that. If a real export showed no
@@ -152,6 +158,21 @@ class _Relinker:
             self.ledger.set_holdings("identity", "found", [(move.ordinal, move.item)], PARKED)
         return move._replace(step=step)
 
+    async def link_back(self, move: IdentityMove) -> None:
+        """Link a parked secondary to its old primary again (`unpark_kept`); resumable: a secondary that is no
+        longer a user of its own was linked back by the run that stopped."""
+        if await self.is_a_user(move.item):
+            provider, user_id = _split(move.item)
+            body: dict[str, Any] = {"provider": provider, "user_id": user_id}
+            if provider == "auth0" and (cid := await self.connection_id(move.connection)):
+                body["connection_id"] = cid
+            with contextlib.suppress(Conflict):
+                await self.client.call(f"link {move.item} back to {move.source_id}",
+                                       self.client.sdk.users.identities.link, move.source_id, **body)
+        with self.ledger.tx():
+            self.ledger.set_identity_step(move.ordinal, move.item, "found")
+            self.ledger.set_holdings("identity", "found", [(move.ordinal, move.item)])
+
     async def link(self, move: IdentityMove) -> None:
         provider, user_id = _split(move.item)
         target_id = move.target_id or ""
@@ -214,6 +235,24 @@ async def relink_after_cutover(migration: Migration) -> None:
 
     await run_pool(list(_by_primary(due).values()), link_all)
     await verify_links(migration)
+
+
+async def unpark_kept(migration: Migration) -> None:
+    """Keep in one tenant, after cutover: a parked secondary whose old primary was not deleted (cutover kept it in
+    the source for what it holds, or could not confirm the delete) is linked back to it, by the shared id that
+    id-only endpoints read as the old copy while it exists (as the unlink that parked it did). Left parked it
+    would be a user of its own, linked to nobody, while its primary stays. The run that lets the primary go
+    parks it again and links it to the new copy (`relink`, `relink_after_cutover`)."""
+    due = [move for move in migration.ledger.identity_moves(("parked",)) if not move.deleted]
+    if not due:
+        return
+    relinker = _Relinker(migration)
+
+    async def link_all(held: list[IdentityMove]) -> None:
+        for move in held:
+            await relinker.link_back(move)
+
+    await run_pool(list(_by_primary(due).values()), link_all)
 
 
 async def verify_links(migration: Migration) -> None:
