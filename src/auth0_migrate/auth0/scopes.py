@@ -160,7 +160,9 @@ USES: dict[Command, dict[Side, tuple[str, ...]]] = {
     "rollback": {
         "source": ("find a connection", *(CUTOVER + op for op in (
             "start an import job", "read a job", "read a job's errors", "find users by email", "assign role members",
-            "give a user permissions", "list role members", "read a user's permissions"))),
+            "give a user permissions", "list role members", "read a user's permissions", "add organization members",
+            "assign organization member roles", "list organization members", "read a user's authentication methods")),
+                   *_LINKS),
         "target": ("find a connection", "delete a connection's user by email", "find users by email"),
     },
 }
