@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from auth0_migrate.auth0 import client as client_module
+from auth0_migrate.auth0.scopes import OPERATIONS, needed_operations
 from auth0_migrate.errors import TransientError, UsageError
 from auth0_migrate.formats.mfa_file import IMPORTABLE
 from auth0_migrate.model import RunResult
@@ -242,11 +243,19 @@ def test_one_tenant_memberships_links_and_factors_come_back(world: World, tmp_pa
         assert any("totp/phone/email MFA factors, from" in line for line in planned.reports["will_restore"])
         assert any("push, WebAuthn" in line and "enrol again" in line for line in planned.reports["cannot_restore"])
 
+    calls_before = dict(world.tenant.stats)
     done = undo(world, opts.state or "", password_hashes=hashes if cutover else None,
                 mfa_secrets=secrets if cutover else None)
     assert done.exit_code == 0, dump(done)
     assert done.failures == [] and done.users["links_moved_back"] == 3
     assert world.users(TARGET) == []  # the target as before
+    # Every call the rollback made is in the scope table (its token is checked for them before it starts).
+    called = {tuple(name.split(" ", 1)) for name, n in world.tenant.stats.items() if n > calls_before.get(name, 0)}
+    declared = {(OPERATIONS[op].method, "/api/v2" + OPERATIONS[op].path) for side in ("source", "target")
+                for op in needed_operations("rollback", side, cross_tenant=False,
+                                            delete_source_users=cutover or strategy == "keep")}
+    assert ("POST", "/api/v2/users/{id}/identities") in called
+    assert {c for c in called if c[1].startswith("/api/v2/")} <= declared
     after = _source_state(world, ids)
     assert after == (_importable_only(before) if cutover else before)
 
@@ -274,3 +283,34 @@ def test_across_tenants_memberships_and_factors_come_back(world: World, other_wo
     # After cutover the two primaries kept in the source were never deleted: their factors stay whole.
     kept = frozenset(i for i, held in before["links"].items() if len(held) > 1)
     assert _source_state(world, ids) == (_importable_only(before, kept) if cutover else before)
+
+
+@pytest.mark.parametrize("operation", ["unlink ", "link "])
+def test_rollback_killed_between_unlink_and_link_back_loses_no_secondary(world: World, tmp_path, monkeypatch,
+                                                                        operation: str) -> None:
+    ids, secondaries, hashes, _ = _rich_source(world, tmp_path)
+    before = _source_state(world, ids)
+    opts = options(tmp_path, password_hashes=hashes)
+    assert migrate(world, opts).identities["relinked"] == 3
+    original = client_module.TenantClient.call
+
+    async def call(self, op, fn, *args, **kwargs):  # noqa: ANN001, ANN202
+        result = await original(self, op, fn, *args, **kwargs)
+        if op.startswith(operation):
+            raise Killed(op)
+        return result
+
+    monkeypatch.setattr(client_module.TenantClient, "call", call)
+    with pytest.raises(Killed, match=f"^{operation}") as killed:
+        undo(world, opts.state or "")
+    item = str(killed.value).split()[1]
+    assert item in {i for held in secondaries.values() for i in held}
+    if operation == "unlink ":  # unlinked from the new primary, not yet linked back: a user of its own, not lost
+        assert world.tenant.store.one("SELECT 1 FROM users WHERE user_id = ?", (item,))
+    else:  # linked back before the ledger knew
+        assert world.tenant.store.one("SELECT 1 FROM users WHERE user_id = ?", (item,)) is None
+    monkeypatch.setattr(client_module.TenantClient, "call", original)
+    done = undo(world, opts.state or "")
+    assert done.exit_code == 0 and done.users["links_moved_back"] == 3, dump(done)
+    assert world.users(TARGET) == []
+    assert _source_state(world, ids) == before
