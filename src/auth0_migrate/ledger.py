@@ -1356,6 +1356,9 @@ class Ledger:
             "not_rolled_back": one("SELECT COUNT(*) FROM rollback WHERE code IS NOT NULL"),
             "mfa_factors_of_deleted": one(_MFA_OF_DELETED + " IN ('totp', 'phone', 'email')"),
             "mfa_enrolments_lost": one(_MFA_OF_DELETED + " NOT IN ('totp', 'phone', 'email', 'enrolled')"),
+            "links_lost_with_deleted": one(
+                "SELECT COUNT(*) FROM holdings h JOIN users u USING (ordinal) WHERE u.deleted = 1 AND "
+                "h.kind = 'identity' AND h.state = 'cannot'"),
             "links_moved_by_run": one("SELECT COUNT(*) FROM identity_moves WHERE step != 'found'"),
             "links_moved_back": one("SELECT COUNT(*) FROM rollback_links WHERE step = 'verified'")
             if self._has_table("rollback_links") else 0,  # a ledger written before rollback_links, read-only

@@ -269,6 +269,7 @@ def test_across_tenants_memberships_and_factors_come_back(world: World, other_wo
     target_before = {name: members(other_world, name) for name in ORGS}
     opts = options(tmp_path, password_hashes=hashes, mfa_secrets=secrets, delete_source_users=cutover,
                    allow_loss=("mfa",) if cutover else ())
+    source_calls, target_calls = dict(world.tenant.stats), dict(other_world.tenant.stats)
     result = migrate(world, opts, other_world)
     assert result.organizations["memberships_restored"] > 0, dump(result)
     # Across tenants the two primaries with linked secondaries stay in the source (their links cannot move).
@@ -278,6 +279,13 @@ def test_across_tenants_memberships_and_factors_come_back(world: World, other_wo
                 mfa_secrets=secrets if cutover else None)
     assert done.exit_code == 0, dump(done)
     assert done.users["restored_to_source"] == (6 if cutover else 0) and done.failures == []
+    for side, tenant, before_calls in (("source", world, source_calls), ("target", other_world, target_calls)):
+        called = {tuple(name.split(" ", 1)) for name, n in tenant.tenant.stats.items()
+                  if n > before_calls.get(name, 0) and " /api/v2/" in name}
+        declared = {(OPERATIONS[op].method, "/api/v2" + OPERATIONS[op].path) for c in ("run", "rollback")
+                    for op in needed_operations(c, side, cross_tenant=True, delete_source_users=cutover,
+                                                mfa_secrets=True)}
+        assert called <= declared, side
     assert other_world.users(TARGET) == []
     assert {name: members(other_world, name) for name in ORGS} == target_before  # the target as before
     # After cutover the two primaries kept in the source were never deleted: their factors stay whole.
@@ -314,3 +322,17 @@ def test_rollback_killed_between_unlink_and_link_back_loses_no_secondary(world: 
     assert done.exit_code == 0 and done.users["links_moved_back"] == 3, dump(done)
     assert world.users(TARGET) == []
     assert _source_state(world, ids) == before
+
+
+def test_across_tenants_links_deleted_under_allow_loss_are_named_as_lost(world: World, other_world: World,
+                                                                         tmp_path) -> None:
+    ids, _, hashes, secrets = _rich_source(world, tmp_path)
+    seed_orgs(other_world, [], connection_ids=(other_world.connection(TARGET),), member_share=0)
+    opts = options(tmp_path, password_hashes=hashes, mfa_secrets=secrets, delete_source_users=True,
+                   allow_loss=("mfa", "identities"))
+    assert migrate(world, opts, other_world).users["deleted_from_source"] == 8
+    planned = undo(world, opts.state or "", other_world, dry_run=True, password_hashes=hashes)
+    assert any(line.startswith("the 3 linked accounts Auth0 deleted with their primaries")
+               for line in planned.reports["cannot_restore"]), planned.reports
+    assert any("MFA factors of deleted users: without --mfa-secrets" in line
+               for line in planned.reports["cannot_restore"]), planned.reports

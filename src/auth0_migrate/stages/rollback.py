@@ -490,6 +490,9 @@ def inventory(counts: Mapping[str, int], *, source: str, target: str, hashes: st
         elif factors:
             cannot.append(f"the {factors} totp/phone/email MFA factors of deleted users: without --mfa-secrets FILE "
                           "they come back unenrolled and enrol again")
+        if counts["links_lost_with_deleted"]:
+            cannot.append(f"the {counts['links_lost_with_deleted']} linked accounts Auth0 deleted with their primaries "
+                          "(cutover under --allow-loss identities): the primaries come back without them")
         if counts["mfa_enrolments_lost"]:
             cannot.append(f"the {counts['mfa_enrolments_lost']} push, WebAuthn and other MFA enrolments of deleted "
                           "users that Auth0's import cannot take (only totp, phone and email): those users enrol "
