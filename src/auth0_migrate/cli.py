@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the support hash file again: the passwords of the source users cutover deleted")
     p.add_argument("--without-passwords", action="store_true",
                    help="bring deleted source users back without passwords when no hash file is given")
+    p.add_argument("--mfa-secrets", metavar="FILE",
+                   help="the MFA secrets file again: the totp, phone and email factors of the source users cutover "
+                        "deleted")
     p.add_argument("--dry-run", action="store_true", help="say what would be undone and what cannot, doing nothing")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     _report_flag(p)
@@ -269,7 +272,8 @@ async def _rollback(args: argparse.Namespace, console: Console) -> int:
     try:
         outcome = await pipeline.rollback(state=args.state, source=source, target=target, reporter=reporter,
                                           password_hashes=args.password_hashes,
-                                          without_passwords=args.without_passwords, dry_run=args.dry_run)
+                                          without_passwords=args.without_passwords, dry_run=args.dry_run,
+                                          mfa_secrets=args.mfa_secrets)
         reporter.finish()
         render_result(outcome, console, title="Rollback (dry run)" if args.dry_run else "Rollback")
         if args.json:

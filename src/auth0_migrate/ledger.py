@@ -121,6 +121,9 @@ LOSS_GROUPS: Final = {"organizations": ("organization", "organization-role"), "i
                       "mfa": ("mfa-factor",)}
 """The names `--allow-loss` takes, and the holding kinds each lets cutover delete although not verified."""
 
+BackStep = Literal["unlinking", "unlinked", "linking", "linked", "verified"]
+"""How far `rollback` has moved a secondary back to its old primary (`stages/rollback.py`), each step written before
+(`unlinking`, `linking`) or after (`unlinked`, `linked`, `verified`) the call it names, as `IdentityStep`."""
 IdentityStep = Literal["found", "unlinking", "unlinked", "parked", "linking", "linked"]
 """How far a linked secondary has moved from the old primary to the new one (`stages/identities.py`): each
 step is written BEFORE the call it names (`unlinking`, `linking`) and after the call it confirms (`unlinked`,
@@ -380,6 +383,20 @@ class IdentityMove(NamedTuple):
     """1 once cutover deleted the old primary."""
 
 
+_MFA_OF_DELETED = ("SELECT COUNT(*) FROM holdings h JOIN users u USING (ordinal) WHERE u.deleted = 1 AND "
+                   "h.kind = 'mfa-factor' AND substr(h.item || ' ', 1, instr(h.item || ' ', ' ') - 1)")
+"""MFA holdings of users cutover deleted, by factor type (`<type>` or `<type> <n>`): completed by the caller."""
+
+
+class LinkBack(NamedTuple):
+    """A secondary the run moved (its `IdentityMove`) and how far `rollback` has moved it back (None: not begun)."""
+
+    move: IdentityMove
+    back: BackStep | None
+    reimported: int
+    """1 once rollback imported the old primary into the source again (after cutover)."""
+
+
 class Problem(NamedTuple):
     kind: str
     ref: str | None
@@ -485,6 +502,8 @@ CREATE TABLE IF NOT EXISTS rate_samples (session INTEGER NOT NULL, at REAL NOT N
     remaining INTEGER NOT NULL, size INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS identity_moves (ordinal INTEGER NOT NULL, item TEXT NOT NULL, connection TEXT NOT NULL,
     step TEXT NOT NULL DEFAULT 'found' CHECK (step IN IDENTITY_STEPS), PRIMARY KEY (ordinal, item));
+CREATE TABLE IF NOT EXISTS rollback_links (ordinal INTEGER NOT NULL, item TEXT NOT NULL, step TEXT NOT NULL,
+    PRIMARY KEY (ordinal, item));
 CREATE TABLE IF NOT EXISTS reread_roles (source_role_id TEXT PRIMARY KEY, name TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS reread_role_members (source_role_id TEXT NOT NULL, ordinal INTEGER NOT NULL,
     PRIMARY KEY (source_role_id, ordinal));
@@ -1339,7 +1358,31 @@ class Ledger:
             "removed_from_target": one("SELECT COUNT(*) FROM rollback WHERE removed = 1"),
             "restored_to_source": one("SELECT COUNT(*) FROM rollback WHERE reimported = 1"),
             "not_rolled_back": one("SELECT COUNT(*) FROM rollback WHERE code IS NOT NULL"),
+            "mfa_factors_of_deleted": one(_MFA_OF_DELETED + " IN ('totp', 'phone', 'email')"),
+            "mfa_enrolments_lost": one(_MFA_OF_DELETED + " NOT IN ('totp', 'phone', 'email', 'enrolled')"),
+            "links_lost_with_deleted": one(
+                "SELECT COUNT(*) FROM holdings h JOIN users u USING (ordinal) WHERE u.deleted = 1 AND "
+                "h.kind = 'identity' AND h.state = 'cannot'"),
+            "links_moved_by_run": one("SELECT COUNT(*) FROM identity_moves WHERE step != 'found'"),
+            "links_moved_back": one("SELECT COUNT(*) FROM rollback_links WHERE step = 'verified'")
+            if self._has_table("rollback_links") else 0,  # a ledger written before rollback_links, read-only
         }
+
+    def links_to_move_back(self) -> list[LinkBack]:
+        """Every secondary the run moved off its old primary (any step past `found`), not yet verified back."""
+        return [LinkBack(IdentityMove(*r[:8]), r[8], r[9]) for r in self.db.execute(
+            "SELECT m.ordinal, u.source_id, u.target_id, m.item, m.connection, m.step, h.state, u.deleted, b.step, "
+            "COALESCE(r.reimported, 0) FROM identity_moves m JOIN users u USING (ordinal) "
+            "JOIN holdings h ON h.ordinal = m.ordinal AND h.kind = 'identity' AND h.item = m.item "
+            "LEFT JOIN rollback_links b ON b.ordinal = m.ordinal AND b.item = m.item "
+            "LEFT JOIN rollback r ON r.ordinal = m.ordinal "
+            "WHERE m.step != 'found' AND COALESCE(b.step, '') != 'verified' ORDER BY m.ordinal, m.item")]
+
+    def set_link_back(self, ordinal: int, item: str, step: BackStep) -> None:
+        """Record how far a secondary has moved back (its own transaction unless inside one)."""
+        with self.tx():
+            self.db.execute("INSERT OR REPLACE INTO rollback_links (ordinal, item, step) VALUES (?, ?, ?)",
+                            (ordinal, item, step))
 
     def users_to_remove_from_target(self) -> list[RollbackUser]:
         """Users this run imported into the target (never one that was there before), not yet removed."""

@@ -597,14 +597,16 @@ def holding_summary(ledger: Ledger) -> tuple[dict[str, int], dict[str, int], dic
 
 async def rollback(*, state: str, source: TenantClient, target: TenantClient | None = None,
                    reporter: Reporter | None = None, password_hashes: str | None = None,
-                   without_passwords: bool = False, dry_run: bool = False) -> RunResult:
+                   without_passwords: bool = False, dry_run: bool = False,
+                   mfa_secrets: str | None = None) -> RunResult:
     """Take out of the target what the run of ledger `state` put there; bring back what its cutover deleted.
 
     Says first, through the reporter and in `reports` (`will_restore`, `cannot_restore`), what it will and
     cannot restore; `dry_run` stops there, reading nothing from the tenants. Resumable like `run` (the
     same command continues), with `run`'s exit codes: 0 all undone, 3 a user it could not (in `failures`).
     Source copies deleted by cutover come back with their password hashes only from `password_hashes` (the
-    ledger keeps none); without it, `without_passwords` must say that they may come back without one.
+    ledger keeps none); without it, `without_passwords` must say that they may come back without one. Their
+    totp/phone/email MFA factors come back only from `mfa_secrets` (the `--mfa-secrets` file again).
     """
     reporter = reporter or QuietReporter()
     target = target or source
@@ -620,12 +622,12 @@ async def rollback(*, state: str, source: TenantClient, target: TenantClient | N
     options = MigrationOptions(source_connection=print_["source_connection"],
                                target_connection=print_["target_connection"], user_ids=print_["user_ids"],
                                id_prefix=print_.get("id_prefix"), record_source_id=print_.get("record_source_id"),
-                               password_hashes=password_hashes, state=state)
+                               password_hashes=password_hashes, mfa_secrets=mfa_secrets, state=state)
     to_reimport = counts["deleted_from_source_by_run"] - counts["restored_to_source"]
-    _check_files(("--password-hashes", password_hashes))
+    _check_files(("--password-hashes", password_hashes), ("--mfa-secrets", mfa_secrets))
     can, cannot = undo.inventory(counts, source=f"{options.source_connection} ({source.name})",
                                  target=f"{options.target_connection} ({target.name})", hashes=password_hashes,
-                                 same_tenant=same)
+                                 same_tenant=same, mfa_secrets=mfa_secrets)
     for line in can:
         reporter.info(("would " if dry_run else "will ") + line)
     for line in cannot:
@@ -651,9 +653,11 @@ async def rollback(*, state: str, source: TenantClient, target: TenantClient | N
         ledger.clear_rollback_failures()
         credentials = undo.read_credentials(password_hashes, {u.source_id for u in ledger.users_to_reimport()}) \
             if password_hashes and to_reimport else {}
+        await undo.unlink_moved_secondaries(migration)
         await undo.reimport_source_copies(migration, credentials)
         await undo.remove_target_copies(migration)
         await undo.restore_source_grants(migration)
+        await undo.link_back_secondaries(migration)
         failures = [Failure(r.source_id, r.email, "rollback", r.code or "", r.message or "")
                     for r in ledger.rollback_failures()]
         if not failures:

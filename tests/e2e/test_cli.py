@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from auth0_migrate.auth0.client import TenantClient, TenantCredentials
+from auth0_migrate.auth0.paging import every, offset_items
 from auth0_migrate.seed import Seeded, ensure_connection, seed_connection
 
 from .conftest import pool
@@ -485,3 +486,44 @@ def test_rollback_dry_run_then_rollback_after_cutover(server: Server, tmp_path: 
     assert server.call(lambda c: count(c, "Undo-Legacy")) == seeded.users
     assert server.call(lambda c: count(c, "Undo-New")) == 0
     assert "$2" not in done.stdout + done.stderr  # no hash on the way
+
+
+def test_rollback_brings_back_mfa_factors_from_mfa_secrets(server: Server, tmp_path: Path) -> None:
+    """`rollback --mfa-secrets FILE`: the source users cutover deleted come back enrolled (factors read back)."""
+    async def go(client: TenantClient) -> Seeded:
+        seeded = await seed_connection(client, "Mfa-Undo-Legacy", users=6, seed=3, mfa_share=0.6,
+                                       pool=[p for p in pool() if "password_hash" in p[2]])
+        await ensure_connection(client, "Mfa-Undo-New")
+        return seeded
+    seeded = server.call(go)
+    assert seeded.mfa_factors  # some users enrolled
+    hashes, secrets = tmp_path / "hashes.ndjson", tmp_path / "mfa.ndjson"
+    _export_hashes(server, "Mfa-Undo-Legacy", hashes)
+    done = server.run("tenant", "export-mfa-secrets", "--db", server.db, "--connection", "Mfa-Undo-Legacy",
+                      "--out", str(secrets))
+    assert done.returncode == 0, done.stderr
+    state = tmp_path / "state.sqlite"
+    done = server.run("run", "--json", "--source-connection", "Mfa-Undo-Legacy", "--target-connection",
+                      "Mfa-Undo-New", "--password-hashes", str(hashes), "--mfa-secrets", str(secrets), "--state",
+                      str(state), "--delete-source-users")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["users"]["deleted_from_source"] == seeded.users
+
+    done = server.run("rollback", "--state", str(state), "--json", "--password-hashes", str(hashes),
+                      "--mfa-secrets", str(secrets))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["users"]["restored_to_source"] == seeded.users and result["failures"] == []
+    assert any("MFA factors, from" in line for line in result["reports"]["will_restore"])
+
+    async def enrolled(client: TenantClient) -> dict[str, list[str]]:
+        found = {}
+        for email in seeded.mfa_factors:
+            [user] = [u for u in await client.sdk.users.list_users_by_email(email=email)]
+            found[email] = sorted(str(m.type) for m in await every(offset_items(
+                client, "factors", client.sdk.users.authentication_methods.list, str(user.user_id))))
+        return found
+    assert server.call(enrolled) == {e: sorted(types) for e, types in seeded.mfa_factors.items()}
+    totp = [next(iter(f.values()))["secret"] for line in secrets.read_text().splitlines()
+            for f in json.loads(line)["mfa_factors"] if "totp" in f]
+    assert totp and not any(secret in done.stdout + done.stderr for secret in totp)  # no secret on the way out

@@ -163,11 +163,14 @@ USES: dict[Command, dict[Side, tuple[str, ...]]] = {
                    "list organization members"),
     },
     # Rollback (stages/rollback.py): CUTOVER marks what only bringing back deleted source copies (or kept ids'
-    # grants in one tenant) needs: importing them again, confirming each, and their grants written and read back.
+    # grants in one tenant) needs: importing them again, confirming each, their grants, organization memberships
+    # and roles written and read back, their MFA factors read back. In one tenant, linked accounts moved back.
     "rollback": {
         "source": ("find a connection", *(CUTOVER + op for op in (
             "start an import job", "read a job", "read a job's errors", "find users by email", "assign role members",
-            "give a user permissions", "list role members", "read a user's permissions"))),
+            "give a user permissions", "list role members", "read a user's permissions", "add organization members",
+            "assign organization member roles", "list organization members", "read a user's authentication methods")),
+                   *_LINKS),
         "target": ("find a connection", "delete a connection's user by email", "find users by email"),
     },
 }
