@@ -182,44 +182,17 @@ def needed_operations(command: Command, side: Side, *, cross_tenant: bool,
                       enable_org_connections: bool = False, mfa_secrets: bool = False,
                       delete_source_connection: bool = False) -> list[str]:
     """The operations `command` calls on one side, for these options (`refresh`: a refresh of a migration)."""
+    when = {CROSS: cross_tenant, SAME: not cross_tenant, CUTOVER: delete_source_users, REFRESH: refresh,
+            CREATE_ROLES: create_missing_roles and cross_tenant, WHOLE: delete_source_connection,
+            PROPAGATE: propagate_deletes, ORG_CONNECTIONS: enable_org_connections, MFA: mfa_secrets}
+    """Each mark, and whether the entries it marks are called with these options."""
     names = []
     for entry in USES[command][side]:
-        if entry.startswith(CROSS):
-            if not cross_tenant:
+        mark = next((m for m in when if entry.startswith(m)), None)
+        if mark is not None:
+            if not when[mark]:
                 continue
-            entry = entry.removeprefix(CROSS)
-        elif entry.startswith(SAME):
-            if cross_tenant:
-                continue
-            entry = entry.removeprefix(SAME)
-        elif entry.startswith(CUTOVER):
-            if not delete_source_users:
-                continue
-            entry = entry.removeprefix(CUTOVER)
-        elif entry.startswith(REFRESH):
-            if not refresh:
-                continue
-            entry = entry.removeprefix(REFRESH)
-        elif entry.startswith(CREATE_ROLES):
-            if not (create_missing_roles and cross_tenant):
-                continue
-            entry = entry.removeprefix(CREATE_ROLES)
-        elif entry.startswith(WHOLE):
-            if not delete_source_connection:
-                continue
-            entry = entry.removeprefix(WHOLE)
-        elif entry.startswith(PROPAGATE):
-            if not propagate_deletes:
-                continue
-            entry = entry.removeprefix(PROPAGATE)
-        elif entry.startswith(ORG_CONNECTIONS):
-            if not enable_org_connections:
-                continue
-            entry = entry.removeprefix(ORG_CONNECTIONS)
-        elif entry.startswith(MFA):
-            if not mfa_secrets:
-                continue
-            entry = entry.removeprefix(MFA)
+            entry = entry.removeprefix(mark)
         names.append(entry)
     return list(dict.fromkeys(names))
 
