@@ -371,7 +371,7 @@ async def _cut_over(migration: Migration) -> None:
         deleted = await connection_delete.delete_source_connection(migration)
     elif options.delete_source_users:
         await cutover.delete_source_copies(migration)
-        deleted = True  # the re-apply steps follow each pass; they mark themselves done once cutover is
+        deleted = True  # the re-apply steps follow every pass, each marked done once cutover is complete
     else:
         return
     if deleted and options.user_ids == "keep":
