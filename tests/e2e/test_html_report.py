@@ -236,9 +236,7 @@ def test_cli_run_stopped_by_sigterm_then_resumed_then_verified_writes_the_report
         assert process.stderr is not None
         for line in process.stderr:  # one line a phase: stderr is not a terminal
             seen.append(line)
-            # After the upload: a signal in the instant between a file marked `submitting` and its POST leaves
-            # the next run to wait for a job that may exist (import_jobs._settle), which is not what this tests.
-            if "map ids and check profiles" in line:
+            if "read direct permissions" in line:
                 process.send_signal(signal.SIGTERM)
                 break
         _, err = process.communicate(timeout=COMMAND_SECONDS)

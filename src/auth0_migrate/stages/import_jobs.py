@@ -146,8 +146,15 @@ async def _submit_uninterrupted(migration: Migration, file_id: int, body: bytes)
     try:
         return await asyncio.shield(upload)
     except asyncio.CancelledError:
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            migration.ledger.file_submitted(file_id, await asyncio.wait_for(upload, UPLOAD_GRACE))
+        # An interruption cancels this task more than once (the pools and `together` above it each cancel
+        # their tasks as they stop): every further cancellation is waited through too, up to the grace.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + UPLOAD_GRACE
+        while not upload.done() and loop.time() < deadline:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({upload}, timeout=deadline - loop.time())
+        if upload.done() and not upload.cancelled() and upload.exception() is None:
+            migration.ledger.file_submitted(file_id, upload.result())
         upload.cancel()
         raise
 
