@@ -50,8 +50,6 @@ Example::
 
 from __future__ import annotations
 
-import base64
-import binascii
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -60,8 +58,8 @@ from starlette.responses import Response
 
 from . import directory
 from .apis import permission_json, resolve_permissions
-from .errors import ApiError, query_error
-from .http import Ctx, Router, paged
+from .errors import ApiError
+from .http import Ctx, Router, decode_checkpoint, encode_checkpoint, offset_window, paged
 from .roles import require_role, role_json
 from .state import Tenant
 from .store import Store
@@ -101,8 +99,6 @@ router = Router()
 MAX_ROLES_PER_USER = 50
 MAX_DIRECT_PERMISSIONS_PER_USER = 1000
 MAX_PERMISSIONS_PER_ROLE = 1000
-OFFSET_RECORD_LIMIT = 1000
-"""Offset paging of role members stops at this many records; checkpoint paging goes on."""
 
 
 # --- lifecycle ---------------------------------------------------------------------------------
@@ -188,22 +184,6 @@ async def remove_role_permissions(ctx: Ctx) -> Response:
 
 # --- role members ----------------------------------------------------------------------------
 
-def encode_checkpoint(role_id: str, member_pk: int) -> str:
-    raw = f"{role_id}:{member_pk}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_checkpoint(role_id: str, token: str) -> int:
-    """The member key a `from` value stands for; Auth0's 400 for anything not issued for this role."""
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        owner, _, key = raw.rpartition(":")
-        member_pk = int(key)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise query_error("from", "Invalid checkpoint") from None
-    if owner != role_id or member_pk < 0:
-        raise query_error("from", "Invalid checkpoint")
-    return member_pk
 
 
 # The user a membership points at: the first-created copy when two connections share the id.
@@ -243,12 +223,7 @@ async def list_role_users(ctx: Ctx) -> Response:
         if len(rows) > take:
             body["next"] = encode_checkpoint(role["id"], rows[take - 1]["pk"])
         return ctx.json(body)
-    page = ctx.int_query("page", 0, 0)
-    per_page = ctx.int_query("per_page", 50, 1, 100)
-    if (page + 1) * per_page > OFFSET_RECORD_LIMIT:
-        raise ApiError(400, f"Requesting page {page} exceeds the allowed maximum of {OFFSET_RECORD_LIMIT} records."
-                            f" To fetch results beyond {OFFSET_RECORD_LIMIT}, use the checkpoint pagination method.",
-                       "invalid_paging")
+    page, per_page = offset_window(ctx)
     rows = ctx.store.query(_MEMBERS_SQL.format(where="", offset="OFFSET ?"), (role["id"], per_page, page * per_page))
     users = [_member_json(r) for r in rows]
     if not include_totals:

@@ -15,6 +15,8 @@ Example::
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -152,3 +154,36 @@ def paged(ctx: Ctx, items: list[Any], key: str, *, default_per_page: int = 50, m
     if include_totals:
         return ctx.json({"start": start, "limit": per_page, "total": len(items), key: chunk})
     return ctx.json(chunk)
+
+
+OFFSET_RECORD_LIMIT = 1000
+"""Offset paging of a role's or an organization's members stops at this many records; checkpoint paging goes on."""
+
+
+def offset_window(ctx: Ctx, *, default_per_page: int = 50, max_per_page: int = 100) -> tuple[int, int]:
+    """(page, per_page) of an offset-paged member listing; Auth0's 400 `invalid_paging` past `OFFSET_RECORD_LIMIT`."""
+    page = ctx.int_query("page", 0, 0)
+    per_page = ctx.int_query("per_page", default_per_page, 1, max_per_page)
+    if (page + 1) * per_page > OFFSET_RECORD_LIMIT:
+        raise ApiError(400, f"Requesting page {page} exceeds the allowed maximum of {OFFSET_RECORD_LIMIT} records."
+                            f" To fetch results beyond {OFFSET_RECORD_LIMIT}, use the checkpoint pagination method.",
+                       "invalid_paging")
+    return page, per_page
+
+
+def encode_checkpoint(owner: str, pk: int) -> str:
+    """The `next` of a checkpoint page: where the listing of `owner` (a role, an organization...) goes on."""
+    return base64.urlsafe_b64encode(f"{owner}:{pk}".encode()).decode().rstrip("=")
+
+
+def decode_checkpoint(owner: str, token: str) -> int:
+    """The row key a `from` value stands for; Auth0's 400 for anything not issued for this `owner`."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        found, _, key = raw.rpartition(":")
+        pk = int(key)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise query_error("from", "Invalid checkpoint") from None
+    if found != owner or pk < 0:
+        raise query_error("from", "Invalid checkpoint")
+    return pk

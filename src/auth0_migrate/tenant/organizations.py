@@ -40,8 +40,6 @@ Example::
 
 from __future__ import annotations
 
-import base64
-import binascii
 import sqlite3
 from typing import Any
 
@@ -49,7 +47,7 @@ from starlette.responses import Response
 
 from . import directory
 from .errors import ApiError, not_found, query_error
-from .http import Ctx, Router, paged
+from .http import Ctx, Router, decode_checkpoint, encode_checkpoint, offset_window, paged
 from .roles import role_json
 from .state import Tenant
 from .store import Store
@@ -87,7 +85,6 @@ CREATE TABLE IF NOT EXISTS organization_member_roles (
 router = Router()
 
 MAX_MEMBERS_PER_CALL = 100
-OFFSET_RECORD_LIMIT = 1000
 MEMBER_FIELDS = ("user_id", "email", "picture", "name", "roles")
 
 
@@ -176,20 +173,6 @@ def _connection_json(row: sqlite3.Row) -> dict[str, Any]:
 
 # --- checkpoints ---------------------------------------------------------------------------------
 
-def _encode(owner: str, pk: int) -> str:
-    return base64.urlsafe_b64encode(f"{owner}:{pk}".encode()).decode().rstrip("=")
-
-
-def _decode(owner: str, token: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        found, _, key = raw.rpartition(":")
-        pk = int(key)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise query_error("from", "Invalid checkpoint") from None
-    if found != owner or pk < 0:
-        raise query_error("from", "Invalid checkpoint")
-    return pk
 
 
 def _checkpointed(ctx: Ctx) -> bool:
@@ -213,11 +196,11 @@ async def create_org(ctx: Ctx) -> Response:
 async def list_orgs(ctx: Ctx) -> Response:
     if _checkpointed(ctx):
         take = ctx.int_query("take", 50, 1, 100)
-        after = _decode("organizations", ctx.query("from") or "") if ctx.query("from") else 0
+        after = decode_checkpoint("organizations", ctx.query("from") or "") if ctx.query("from") else 0
         rows = ctx.store.query("SELECT * FROM organizations WHERE pk > ? ORDER BY pk LIMIT ?", (after, take + 1))
         body: dict[str, Any] = {"organizations": [org_json(r) for r in rows[:take]]}
         if len(rows) > take:
-            body["next"] = _encode("organizations", rows[take - 1]["pk"])
+            body["next"] = encode_checkpoint("organizations", rows[take - 1]["pk"])
         return ctx.json(body)
     rows = ctx.store.query("SELECT * FROM organizations ORDER BY pk")
     return paged(ctx, [org_json(r) for r in rows], "organizations")
@@ -307,17 +290,13 @@ async def list_members(ctx: Ctx) -> Response:
     fields = _member_fields(ctx)
     if _checkpointed(ctx):
         take = ctx.int_query("take", 50, 1, 100)
-        after = _decode(org["id"], ctx.query("from") or "") if ctx.query("from") else 0
+        after = decode_checkpoint(org["id"], ctx.query("from") or "") if ctx.query("from") else 0
         rows = ctx.store.query(_MEMBERS_SQL.format(where="AND m.pk > ?", offset=""), (org["id"], after, take + 1))
         body: dict[str, Any] = {"members": _members_json(ctx.store, org["id"], rows[:take], fields)}
         if len(rows) > take:
-            body["next"] = _encode(org["id"], rows[take - 1]["pk"])
+            body["next"] = encode_checkpoint(org["id"], rows[take - 1]["pk"])
         return ctx.json(body)
-    page = ctx.int_query("page", 0, 0)
-    per_page = ctx.int_query("per_page", 50, 1, 100)
-    if (page + 1) * per_page > OFFSET_RECORD_LIMIT:
-        raise ApiError(400, f"Requesting page {page} exceeds the allowed maximum of {OFFSET_RECORD_LIMIT} records.",
-                       "invalid_paging")
+    page, per_page = offset_window(ctx)
     rows = ctx.store.query(_MEMBERS_SQL.format(where="", offset="OFFSET ?"), (org["id"], per_page, page * per_page))
     members = _members_json(ctx.store, org["id"], rows, fields)
     if not ctx.bool_query("include_totals", False):
