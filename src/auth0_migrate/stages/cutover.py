@@ -38,6 +38,7 @@ Choices where Auth0 is silent:
 
 from __future__ import annotations
 
+from ..auth0.client import TenantClient
 from ..errors import NotFoundError
 from ..ledger import LOSS_GROUPS, Holding, UserRef
 from ..pool import run_pool, together
@@ -72,6 +73,25 @@ def kept_message(connection: str, held: list[Holding], shared_id: bool = False) 
                "for it" if shared_id else ""))
 
 
+async def holds(client: TenantClient, connection: str, email: str, user_id: str, *,
+                operation: str | None = None) -> bool:
+    """True when `connection` holds a user with this email and id (one `users-by-email` read).
+
+    By email, not id: with kept ids two connections of one tenant hold the same id, and only the
+    identity's connection tells them apart.
+    """
+    users = await client.call(operation or f"look up {email} in {connection}", client.sdk.users.list_users_by_email,
+                              email=email)
+    for user in users or []:
+        data = user.model_dump(mode="json")
+        for identity in data.get("identities") or []:
+            if identity.get("connection") != connection:
+                continue
+            if user_id in (f"{identity.get('provider')}|{identity.get('user_id')}", str(data.get("user_id"))):
+                return True
+    return False
+
+
 async def still_in_source(migration: Migration, email: str, source_id: str) -> bool:
     """True when the source connection still holds this user (read after its DELETE answered)."""
     connection = migration.source_connection.name
@@ -83,16 +103,7 @@ async def still_in_source(migration: Migration, email: str, source_id: str) -> b
         except NotFoundError:
             return False
         return True
-    users = await migration.source.call(operation, migration.source.sdk.users.list_users_by_email, email=email)
-    for user in users or []:
-        data = user.model_dump(mode="json")
-        for identity in data.get("identities") or []:
-            if identity.get("connection") != connection:
-                continue
-            ids = {f"{identity.get('provider')}|{identity.get('user_id')}", str(data.get("user_id"))}
-            if source_id in ids:
-                return True
-    return False
+    return await holds(migration.source, connection, email, source_id, operation=operation)
 
 
 async def delete_source_copies(migration: Migration) -> None:

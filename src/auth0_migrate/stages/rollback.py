@@ -54,7 +54,6 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from ..auth0.client import TenantClient
 from ..auth0.jobs import import_errors, submit_import, wait_for_job
 from ..auth0.paging import every, offset_items
 from ..errors import Conflict, NotFoundError
@@ -66,6 +65,7 @@ from ..ledger import LinkBack, RollbackUser
 from ..pool import run_pool
 from . import mfa
 from .context import Migration
+from .cutover import holds
 from .grants import direct_permissions, role_member_ids
 from .identities import _Relinker
 from .organizations import META as ORG_META
@@ -77,23 +77,6 @@ GRANTS_MISSING = "ROLLBACK_GRANTS_MISSING"
 LINK_NOT_RESTORED = "ROLLBACK_LINK_NOT_RESTORED"
 ALREADY = ("DUPLICATED_USER", "CONFLICT")
 ROLE_BATCH = 100
-
-
-async def holds(client: TenantClient, connection: str, email: str, user_id: str) -> bool:
-    """True when `connection` holds a user with this email and id (one `users-by-email` read).
-
-    By email, not id: with kept ids two connections of one tenant hold the same id, and only the
-    identity's connection tells them apart.
-    """
-    users = await client.call(f"look up {email} in {connection}", client.sdk.users.list_users_by_email, email=email)
-    for user in users or []:
-        data = user.model_dump(mode="json")
-        for identity in data.get("identities") or []:
-            if identity.get("connection") != connection:
-                continue
-            if user_id in (f"{identity.get('provider')}|{identity.get('user_id')}", str(data.get("user_id"))):
-                return True
-    return False
 
 
 def read_credentials(path: str, wanted: set[str]) -> dict[str, dict[str, Any]]:
