@@ -15,9 +15,11 @@ records, compact), a tenant that allows `rate` Management API calls a second and
             + sum_r ceil(max(1, M_r)/100) + P           verify: role members set-wise, permissions of the P users
       keep in one tenant (`--delete-source-connection`) adds:
             + 1 + 1                                     the source connection deleted, and a read confirming it
-            + sum_r ceil(m_r/100) + P                   roles and permissions written again (the shared ids
-                                                        lost their grants with the source users)
-            + sum_r ceil(max(1, M'_r)/100) + P          verified again (M'_r: members after the cutover)
+        and writes and verifies the grants above ONCE, after that deletion (M_r: members after it): the
+        target user shares its source copy's id, and Auth0 keys grants by the id, so before the deletion
+        the id holds the source's grants already (a write is a no-op, a read-back reads the source copy);
+        after it the write and the read-back are the ones that count, whether the deletion dropped the
+        grants or not.
 
     seconds = J                                         source export
             + max((ceil(R/100) + sum pages + N) / rate, J x ceil(F/2))
@@ -27,9 +29,10 @@ records, compact), a tenant that allows `rate` Management API calls a second and
 
 M_r is measured, not assumed: the role's members in the target after the run (in one tenant the
 target users join the same role as their source copies, so M_r is about 2 m_r for `regenerate` and
-`prefix`; with `keep` both copies share one id, so M_r = m_r). Latency is left out (enough requests
-in flight hide it), and so are the calls outside the formula: the token, the connection look-ups,
-the job creates and polls and the downloads are counted in `calls` but take no time in `seconds`.
+`prefix`; with `keep` the members after cutover, the target copies alone, so M_r = m_r). Latency is
+left out (enough requests in flight hide it), and so are the calls outside the formula: the token, the
+connection look-ups, the job creates and polls and the downloads are counted in `calls` but take no
+time in `seconds`.
 The organizations term of the issue (ceil(O/100) + sum_k ceil(max(1, o_k)/100), read, written and
 verified) is 0 here: the benchmark's data holds no organizations.
 """
@@ -94,10 +97,6 @@ def floor(inputs: FloorInputs, strategy: str, *, rate: float, job_seconds: float
     if strategy == "keep":
         writes["delete the source connection"] = 1
         writes["confirm it is gone"] = 1
-        writes["re-apply role batches"] = sum(math.ceil(x / ROLE_BATCH) for x in m)
-        writes["re-apply permission writes"] = p
-        writes["re-verify role-member pages"] = sum(pages(x, ROLE_PAGE) for x in m)
-        writes["re-verify permission reads"] = p
     items = {
         "token": 1,
         "connection look-ups": 2,

@@ -422,10 +422,7 @@ stored as it came (a --from-file user that waited for the join still has them)."
 
 _PERMISSIONS_TO_RESTORE = ("SELECT u.ordinal, u.target_id, p.api, p.name FROM users u JOIN permissions p USING "
                            f"(ordinal) WHERE u.status IN {_MIGRATED} AND u.target_id IS NOT NULL AND "
-                           "u.perms_restored = 0 ORDER BY u.ordinal")
-_PERMISSIONS_TO_REAPPLY = ("SELECT u.ordinal, u.target_id, p.api, p.name FROM users u JOIN permissions p USING "
-                           f"(ordinal) WHERE u.status IN {_MIGRATED} AND u.target_id IS NOT NULL AND "
-                           "u.reapplied = 0 ORDER BY u.ordinal")
+                           "u.perms_restored = 0 AND DUE ORDER BY u.ordinal")
 
 _REREAD = (f"u.status IN {_MIGRATED} AND u.target_id IS NOT NULL AND u.deleted = 0 AND u.ordinal IN "
            "(SELECT ordinal FROM reread_users WHERE gone = 0)")
@@ -1188,33 +1185,53 @@ class Ledger:
         if self.db.execute("SELECT 1 FROM problems WHERE kind = ? AND ref = ?", (kind, ref)).fetchone() is None:
             self.add_problem(kind, ref, detail)
 
-    def members_to_assign(self, source_role_id: str, *, again: bool) -> list[Member]:
-        """Migrated members of a role not yet given it in the target (`again`: after cutover)."""
+    # -- restore and verify (stages 7, 8; with shared ids after cutover) ---------------------------
+
+    @property
+    def grants_after_cutover(self) -> bool:
+        """Whether this migration writes and verifies grants only after cutover: `keep` in one tenant.
+
+        There the target user has its source copy's id, and Auth0 keys role memberships and DIRECT
+        permissions by the id: until the source copy is deleted the shared id holds the source's grants
+        already, so a write is a no-op and a read-back reads the source copy (a check that cannot fail).
+        So a user's grants are due (`members_to_assign`, `permissions_to_restore`) once its source copy is
+        deleted, each deletion makes them due again (`record_deletions`), and they count as verified
+        (`user_counts`) only when read back after it (`users_with_grants_to_verify`). Told from the
+        fingerprint (`user_ids` keep, the same tenant on both sides), so `status` knows it too.
+        """
+        fingerprint = self.get_meta("fingerprint") or {}
+        return bool(fingerprint.get("user_ids") == "keep" and fingerprint.get("source") == fingerprint.get("target"))
+
+    def _due(self) -> str:
+        """The condition (on `users`) for a migrated user's grants to be written and verified now."""
+        return "deleted = 1" if self.grants_after_cutover else "1 = 1"  # only `users` has `deleted`
+
+    def members_to_assign(self, source_role_id: str) -> list[Member]:
+        """Migrated members of a role not yet given it in the target (with shared ids: once their copy is deleted)."""
         return [Member(*r) for r in self.db.execute(
             "SELECT m.ordinal, u.target_id FROM role_members m JOIN users u USING (ordinal) "
-            f"WHERE m.source_role_id = ? AND m.assigned = ? AND u.status IN {_MIGRATED} "
-            "AND u.target_id IS NOT NULL ORDER BY m.ordinal", (source_role_id, 1 if again else 0))]
+            f"WHERE m.source_role_id = ? AND m.assigned = 0 AND u.status IN {_MIGRATED} "
+            f"AND u.target_id IS NOT NULL AND {self._due()} ORDER BY m.ordinal", (source_role_id,))]
 
-    def mark_assigned(self, source_role_id: str, ordinals: Iterable[int], *, again: bool) -> None:
+    def mark_assigned(self, source_role_id: str, ordinals: Iterable[int]) -> None:
         with self.tx():
-            self.db.executemany("UPDATE role_members SET assigned = ? WHERE source_role_id = ? AND ordinal = ?",
-                                [(2 if again else 1, source_role_id, o) for o in ordinals])
+            self.db.executemany("UPDATE role_members SET assigned = 1 WHERE source_role_id = ? AND ordinal = ?",
+                                [(source_role_id, o) for o in ordinals])
 
-    def permissions_to_restore(self, *, again: bool) -> list[PermissionToRestore]:
-        """DIRECT permissions of migrated users not yet written to the target (`again`: after cutover)."""
+    def permissions_to_restore(self) -> list[PermissionToRestore]:
+        """DIRECT permissions of migrated users not yet written to the target (with shared ids: once their copy is
+        deleted)."""
         return [PermissionToRestore(*r) for r in self.db.execute(
-            _PERMISSIONS_TO_REAPPLY if again else _PERMISSIONS_TO_RESTORE)]
+            _PERMISSIONS_TO_RESTORE.replace("DUE", self._due()))]
 
-    def mark_permissions_restored(self, ordinals: Iterable[int], *, again: bool) -> None:
-        sql = ("UPDATE users SET reapplied = 1 WHERE ordinal = ?" if again else
-               "UPDATE users SET perms_restored = 1 WHERE ordinal = ?")
+    def mark_permissions_restored(self, ordinals: Iterable[int]) -> None:
         with self.tx():
-            self.db.executemany(sql, [(o,) for o in ordinals])
+            self.db.executemany("UPDATE users SET perms_restored = 1 WHERE ordinal = ?", [(o,) for o in ordinals])
 
     def mark_without_permissions_restored(self) -> None:
-        """Migrated users with no DIRECT permissions need no write: restored as they are."""
-        self.db.execute(f"UPDATE users SET perms_restored = 1 WHERE status IN {_MIGRATED} AND ordinal NOT IN "
-                        "(SELECT ordinal FROM permissions)")
+        """Migrated users with no DIRECT permissions need no write: restored as they are (once due)."""
+        self.db.execute(f"UPDATE users SET perms_restored = 1 WHERE status IN {_MIGRATED} AND {self._due()} "
+                        "AND ordinal NOT IN (SELECT ordinal FROM permissions)")
 
     def role_memberships(self) -> list[tuple[str, int]]:
         """(source role id, ordinal) of every membership read from the source."""
@@ -1233,6 +1250,15 @@ class Ledger:
         """Migrated users the target held before this run (not inserted by its import)."""
         return {r[0] for r in self.db.execute("SELECT ordinal FROM users WHERE status = 'already_in_target'")}
 
+    def users_with_grants_to_verify(self) -> list[MigratedUser]:
+        """With shared ids (`grants_after_cutover`): migrated users whose source copy is deleted and whose grants
+        were not read back since; else none."""
+        if not self.grants_after_cutover:
+            return []
+        return [MigratedUser(*r) for r in self.db.execute(
+            f"SELECT ordinal, target_id, diffs FROM users WHERE status IN {_MIGRATED} AND target_id IS NOT NULL "
+            "AND deleted = 1 AND grants_ok IS NULL ORDER BY ordinal")]
+
     def record_grants_check(self, results: Iterable[tuple[int, bool, list[str]]]) -> None:
         """(ordinal, grants all there, every difference found) of verified users."""
         with self.tx():
@@ -1244,22 +1270,29 @@ class Ledger:
 
     def users_to_delete(self) -> list[UserRef]:
         """Migrated users verified in the target whose source copy is not yet deleted (after a refresh: not those
-        with a change it did not carry, nor those already gone from the source)."""
+        with a change it did not carry, nor those already gone from the source). With shared ids the profile is
+        what is verified first: the grants are written and verified after the deletion (`grants_after_cutover`)."""
+        grants = "" if self.grants_after_cutover else "AND grants_ok = 1 "
         return [UserRef(*r) for r in self.db.execute(
             f"SELECT ordinal, source_id, email FROM users WHERE status IN {_MIGRATED} AND profile_ok = 1 "
-            "AND grants_ok = 1 AND deleted = 0 AND email IS NOT NULL AND delta_code IS NULL "
+            f"{grants}AND deleted = 0 AND email IS NOT NULL AND delta_code IS NULL "
             "AND (delta IS NULL OR delta != 'deleted') ORDER BY ordinal")]
 
     def record_deletions(self, deleted: Iterable[int], not_confirmed: Iterable[tuple[str, int]], code: str) -> None:
         """Users confirmed gone from the source, and (message, ordinal) of those still there (failed `code`).
-        A deleted user's earlier cutover note (not confirmed, kept in the source) is cleared."""
+        A deleted user's earlier cutover note (not confirmed, kept in the source) is cleared. With shared ids
+        (`grants_after_cutover`) the deletion makes the user's grants due: to write, and to read back after it
+        (whatever was written or read under the shared id before it, e.g. by a refresh, held for the source copy)."""
+        due = self.grants_after_cutover
         with self.tx():
             for ordinal in deleted:
-                self.db.execute("UPDATE users SET deleted = 1, reapplied = 0 WHERE ordinal = ?", (ordinal,))
+                self.db.execute("UPDATE users SET deleted = 1 WHERE ordinal = ?", (ordinal,))
                 self.db.execute("UPDATE users SET stage = NULL, code = NULL, message = NULL WHERE ordinal = ? AND "
                                 "stage = 'cutover'", (ordinal,))
-                # A later pass's deletion needs its roles applied again (see cutover.reapply_after_cutover).
-                self.db.execute("UPDATE role_members SET assigned = 1 WHERE ordinal = ? AND assigned = 2", (ordinal,))
+                if due:
+                    self.db.execute("UPDATE users SET perms_restored = 0, grants_ok = NULL WHERE ordinal = ?",
+                                    (ordinal,))
+                    self.db.execute("UPDATE role_members SET assigned = 0 WHERE ordinal = ?", (ordinal,))
             self.db.executemany("UPDATE users SET stage = 'cutover', code = ?, message = ? WHERE ordinal = ?",
                                 [(code, message, ordinal) for message, ordinal in not_confirmed])
 
@@ -1284,9 +1317,6 @@ class Ledger:
                 f"SELECT ordinal FROM users WHERE deleted = 1 AND ordinal IN ({','.join('?' * len(chunk))})", chunk))
         return found
 
-    def mark_reapplied(self) -> None:
-        self.db.execute("UPDATE users SET reapplied = 1 WHERE deleted = 1")
-
     # -- the summary -------------------------------------------------------------------------------
 
     def _count(self, sql: str) -> int:
@@ -1297,6 +1327,7 @@ class Ledger:
         but `selected`, which counts all)."""
         counts = {status: n for status, n in self.db.execute("SELECT status, COUNT(*) FROM users GROUP BY status")}
         one = self._count
+        after = self.grants_after_cutover
         return {
             "selected": sum(counts.values()),
             "imported": counts.get("imported", 0),
@@ -1310,7 +1341,10 @@ class Ledger:
             "kept_in_source": one("SELECT COUNT(*) FROM users WHERE deleted = 0 AND stage = 'cutover' "
                                   "AND code = 'KEPT_IN_SOURCE'"),
             "verified": one(f"SELECT COUNT(*) FROM users WHERE status IN {_MIGRATED} AND profile_ok = 1 "
-                            "AND grants_ok = 1"),
+                            "AND grants_ok = 1" + (" AND deleted = 1" if after else "")),
+            # shared ids: profile verified, grants written and read back only once the source copy is deleted
+            "grants_after_cutover": one(f"SELECT COUNT(*) FROM users WHERE status IN {_MIGRATED} AND profile_ok = 1 "
+                                        "AND (deleted = 0 OR grants_ok IS NULL)") if after else 0,
             "with_password_hash": one("SELECT COUNT(*) FROM users WHERE has_credential = 1"),
             # held back as stale, or imported without a hash under --stale-hash import-without-hash (a problem each)
             "stale_hash": one("SELECT COUNT(*) FROM users WHERE code = 'STALE_HASH'")

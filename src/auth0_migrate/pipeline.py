@@ -13,6 +13,7 @@ users, a `--state` that is not a ledger.
 
 Exit codes (`summarize`): 4 when verification found differences; else 3 when any user is failed,
 held back or pending, or kept in the source by cutover (`KEPT_IN_SOURCE`: it holds what was not carried), or
+has its grants still to write and verify after cutover (`grants_after_cutover`: keep in one tenant), or
 the input had a problem the run could not carry (a bad line, a listed
 user not in the source...: every kind in `reports.problems` but `INFORMATIONAL_PROBLEMS`, including a refresh's
 `delta-not-carried`: a change it could not carry, named per user); else 0.
@@ -264,13 +265,13 @@ async def open_migration(options: MigrationOptions, source: TenantClient, target
     same = target is source
     check_options(options, same)
     await check_scopes(command, options, source, target)
+    path = state or options.state or default_state_path(options, source, target)
     # Users from a file with no source connection: nothing is read from or deleted in a source connection.
-    source_connection = (await resolve_connection(source, options.source_connection) if options.source_connection
+    source_connection = (await _source_connection(options, source, path) if options.source_connection
                          else Connection(id="", name=FILE_SOURCE))
     target_connection = await resolve_connection(target, options.target_connection)
     if command in ("run", "plan"):
         await check_enabled_clients(target, target_connection)
-    path = state or options.state or default_state_path(options, source, target)
     # A refresh may bring a newer hash file (the support file of a later day).
     ledger = Ledger.open(path, fingerprint(options, source, target), create=create,
                          may_change=("password_hashes",) if options.refresh else ())
@@ -284,6 +285,28 @@ async def open_migration(options: MigrationOptions, source: TenantClient, target
     if command != "plan":  # a plan's ledger is thrown away: nothing to report from
         timeline.record(migration, "run --refresh" if options.refresh else command)
     return migration
+
+
+async def _source_connection(options: MigrationOptions, source: TenantClient, path: str) -> Connection:
+    """The source connection; once this migration's `--delete-source-connection` sent its DELETE and the connection
+    is gone, the one its ledger noted (`connection_delete.SENT`), so a run stopped after that resumes."""
+    name = options.source_connection or ""
+    try:
+        return await resolve_connection(source, name)
+    except UsageError:
+        deleted = _connection_deleted(path, name) if options.delete_source_connection else None
+        if deleted is None:
+            raise
+        return deleted
+
+
+def _connection_deleted(path: str, name: str) -> Connection | None:
+    """The source connection named `name` whose DELETE the ledger at `path` noted, or None."""
+    if not os.path.isfile(path):
+        return None
+    with Ledger.open_readonly(path) as ledger:
+        sent = ledger.get_meta(connection_delete.SENT)
+    return Connection(id=str(sent["id"]), name=name) if sent and sent.get("name") == name else None
 
 
 async def ingest_source(migration: Migration) -> None:
@@ -315,9 +338,11 @@ async def run(options: MigrationOptions, *, source: TenantClient, target: Tenant
         await organizations.read(migration)
         await _read_grants_while_importing(migration)
         await idmap.map_ids(migration)
-        await restore.restore_grants(migration)
+        if not migration.shared_ids:  # with shared ids: after cutover (`_cut_over`)
+            await restore.restore_grants(migration)
         await organizations.restore(migration)
-        await verify_stage.verify_grants(migration)
+        if not migration.shared_ids:
+            await verify_stage.verify_grants(migration)
         await organizations.verify(migration)
         await linked_accounts.relink(migration)
         await linked_accounts.verify_links(migration)
@@ -334,8 +359,7 @@ STAGE_NAMES = {"hashes-loaded": "load password hashes", "export": "export source
                "hashes": "join password hashes", "grants": "read roles and permissions",
                "transform": "transform and validate", "pack": "pack import files", "import": "import files",
                "idmap": "map ids and check profiles in the target", "restore": "restore roles and permissions",
-               "verify": "verify permissions in the target", "cutover": "delete verified users from the source",
-               "reapply": "re-apply roles and permissions after cutover"}
+               "verify": "verify permissions in the target", "cutover": "delete verified users from the source"}
 
 
 def _show_stages_done(migration: Migration) -> None:
@@ -365,17 +389,19 @@ async def _import_ready_users(migration: Migration) -> None:
 
 async def _cut_over(migration: Migration) -> None:
     """Stage 9, when asked for: delete the verified source copies, one by one or with their whole connection
-    (and, with keep, apply the grants, memberships and links again, and read the MFA factors back)."""
+    (and, with keep in one tenant, write and verify the grants of the deleted users, apply memberships and links
+    again, and read the MFA factors back: until the deletion the shared id read the source copy). Across
+    tenants deleting a source user leaves the target tenant as it was: nothing follows there."""
     options = migration.options
     if options.delete_source_connection:
         deleted = await connection_delete.delete_source_connection(migration)
     elif options.delete_source_users:
         await cutover.delete_source_copies(migration)
-        deleted = True  # the re-apply steps follow every pass, each marked done once cutover is complete
+        deleted = True  # the steps below follow every pass, each doing what the users deleted so far need
     else:
         return
-    if deleted and options.user_ids == "keep":
-        await cutover.reapply_after_cutover(migration)
+    if deleted and migration.shared_ids:
+        await cutover.grants_after_cutover(migration)
         await organizations.reapply(migration)
         await linked_accounts.relink_after_cutover(migration)
         await linked_accounts.unpark_kept(migration)
@@ -410,8 +436,9 @@ async def _refresh(migration: Migration) -> RunResult:
     await idmap.map_ids(migration)
     if ledger.get_meta("refresh_grants") is None:
         ledger.set_meta("refresh_grants", await _refresh_grants_step(migration))
-    await restore.restore_grants(migration)
-    await verify_stage.verify_grants(migration, only=ledger.delta_ordinals())
+    if not migration.shared_ids:  # with shared ids: after cutover (`_cut_over`)
+        await restore.restore_grants(migration)
+        await verify_stage.verify_grants(migration, only=ledger.delta_ordinals())
     await linked_accounts.relink(migration)
     await linked_accounts.verify_links(migration)
     await mfa.verify_factors(migration)
@@ -507,6 +534,9 @@ def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True, command: 
     as `NOT_FINISHED` (unless `unfinished_are_failures` is False, as for `plan`, where all are pending).
     A migrated user whose source copy cutover could not confirm deleted, or kept in the source because it
     holds what was not carried (`KEPT_IN_SOURCE`, `users.kept_in_source`), is listed too, with its code.
+    With keep in one tenant a user's grants are checked only after its source copy is deleted: until then it
+    counts in `users.grants_after_cutover` (profile verified, grants not yet checked), neither `verified` nor
+    failed.
     `reports.not_carried_by_import` lists by kind what no import carries (stages/inventory.py).
     """
     users = ledger.user_counts()
@@ -544,7 +574,7 @@ def summarize(ledger: Ledger, *, unfinished_are_failures: bool = True, command: 
     if differences:
         code = EXIT_VERIFY
     elif users["failed"] or users["held_back"] or users["pending"] or users["deletion_not_confirmed"] or dropped \
-            or users["kept_in_source"]:
+            or users["kept_in_source"] or users["grants_after_cutover"]:
         code = EXIT_FAILED_USERS
     else:
         code = EXIT_OK

@@ -147,7 +147,9 @@ def test_keep_deletes_the_source_connection_in_one_call_once_nothing_uses_it(wor
     [kept] = result.reports["problems"]["source-connection-kept"]
     assert "still enabled for application e2e-client" in kept["detail"]
     assert SOURCE in _connections(world) and len(world.users(SOURCE)) == seeded.users
-    assert result.users["verified"] == seeded.users and result.users["deleted_from_source"] == 0
+    assert result.users["deleted_from_source"] == 0
+    # Profiles verified; the grants are written and verified once the connection is gone (the ids are shared).
+    assert (result.users["verified"], result.users["grants_after_cutover"]) == (0, seeded.users), dump(result)
     # The owner switches the application over; the same command deletes the connection, with one call.
     assert _disable_source_connection(world) == ["e2e-client"]
     deletes = world.tenant.stats.get("DELETE /api/v2/connections/{id}", 0)
@@ -158,7 +160,8 @@ def test_keep_deletes_the_source_connection_in_one_call_once_nothing_uses_it(wor
     assert SOURCE not in _connections(world)
     assert result.users["deleted_from_source"] == seeded.users
     assert "source-connection-kept" not in result.reports["problems"]
-    # The kept ids lost their grants with the source users; the run applied them again.
+    # The kept ids lost their grants with the source users; the run wrote them then, and verified them.
+    assert (result.users["verified"], result.users["grants_after_cutover"]) == (seeded.users, 0)
     assert {u["email"]: u["user_id"] for u in world.users(TARGET)} == before
     for email, grants in grants_before.items():
         assert grants_of(world, before[email]) == grants

@@ -39,17 +39,17 @@ def test_floor_counts_every_call_the_job_needs() -> None:
     assert slow_jobs.seconds == pytest.approx(30 + 30 * 2 + 30 + (writes + verify) / 50)
 
 
-def test_keep_deletes_the_connection_then_a_second_round() -> None:
+def test_keep_is_regenerate_plus_the_connection_delete_and_its_confirming_read() -> None:
     inputs = FloorInputs(users=200, role_members=[100], users_with_permissions=80, import_bytes=100_000,
                          role_members_in_target=[100])
     regenerate = floor(FloorInputs(users=200, role_members=[100], users_with_permissions=80, import_bytes=100_000,
                                    role_members_in_target=[200]), "regenerate", rate=10, job_seconds=1)
     keep = floor(inputs, "keep", rate=10, job_seconds=1)
-    # keep: the shared id means the target role lists each member once (1 page, not 2), then one DELETE of the
-    # connection and one read confirming it, role batches (1) and permission writes (80) again, and a second
-    # verification (1 page + 80 reads).
-    assert keep.calls == regenerate.calls - 1 + 1 + 1 + 1 + 80 + 1 + 80
-    assert keep.seconds == pytest.approx(regenerate.seconds + (-1 + 1 + 1 + 1 + 80 + 1 + 80) / 10)
+    # keep: grants written and verified once, after cutover; the role in the target then lists the target copies
+    # alone (1 page, not regenerate's 2), and the connection's DELETE and the read confirming it are added.
+    assert keep.calls == regenerate.calls - 1 + 1 + 1
+    assert keep.seconds == pytest.approx(regenerate.seconds + (-1 + 1 + 1) / 10)
+    assert not [item for item in keep.by_item if "re-" in item]
 
 
 def test_migration_mode_smoke(tmp_path) -> None:  # noqa: ANN001

@@ -5,7 +5,8 @@ them all (`DELETE /connections/{id}`: "the connection and all its users"). It is
 what the ledger knows and what the tenant says agree that nothing would be lost:
 
 1. every user the ledger read from the connection is migrated and verified (profile, roles and
-   permissions), none failed, held back or pending;
+   permissions; with `keep` in one tenant the profile, as the grants are written and verified after the
+   deletion: `users.grants_after_cutover`), none failed, held back or pending;
 2. nothing a user holds beside that is unverified (`ledger.unverified_holdings`, asked as cutover asks it:
    organization memberships, linked accounts, MFA factors);
 3. the connection holds no user the ledger does not know: the user search's total for
@@ -18,8 +19,12 @@ what the ledger knows and what the tenant says agree that nothing would be lost:
 Refused, the connection stays, nothing is deleted, and the run says why (problem
 `source-connection-kept`, exit 3); running the same command again after the cause is gone deletes
 it. Done, the deletion is confirmed by reading the connection back (404), and every migrated user
-is recorded as deleted from the source; with `keep` the grants are then applied again and verified
-again, as after per-user deletes (`cutover.reapply_after_cutover`).
+is recorded as deleted from the source; with `keep` in one tenant the grants are then written and
+verified, as after per-user deletes (`cutover.grants_after_cutover`).
+
+The DELETE is noted in the ledger before it is sent (`SENT`): a run stopped after it, once the connection is
+gone, resumes without it (the same command; `pipeline.open_migration` takes the connection from the ledger)
+and records the deletions, then does what follows them (with `keep` in one tenant, the grants).
 
 Subsets (`--users`) and `--from-file` runs cannot use it: the per-user `--delete-source-users` stays
 for them (`pipeline.check_options`).
@@ -47,6 +52,9 @@ from ..errors import NotFoundError
 from .context import Migration
 
 PROBLEM = "source-connection-kept"
+SENT = "source_connection_delete_sent"
+"""Ledger meta: the connection (`{"id", "name"}`) this migration sent its DELETE for, written before the call, so a
+run stopped once it is gone resumes without it (`pipeline.open_migration`) and records what is left to do."""
 CONFIRM_READS = 6
 """Reads of the deleted connection (pauses 2, 4, 8, 16, 32 s between them) before the run gives up for now."""
 
@@ -67,7 +75,7 @@ async def reasons_to_keep(migration: Migration) -> list[str]:
     name = migration.source_connection.name
     reasons = []
     counts = ledger.user_counts()
-    unverified = counts["selected"] - counts["verified"]
+    unverified = counts["selected"] - counts["verified"] - counts["grants_after_cutover"]
     if unverified:
         reasons.append(f"{unverified} of its {counts['selected']} users are not verified in the target (failed, "
                        "held back, pending or different: see the failures and differences)")
@@ -90,6 +98,17 @@ async def reasons_to_keep(migration: Migration) -> list[str]:
     return reasons
 
 
+async def _gone(migration: Migration) -> bool:
+    """True when reading the source connection answers 404 (one read)."""
+    source, connection = migration.source, migration.source_connection
+    try:
+        await source.call(f"confirm {connection.name} is gone", source.sdk.connections.get, connection.id,
+                          fields="id", include_fields=True)
+    except NotFoundError:
+        return True
+    return False
+
+
 async def delete_source_connection(migration: Migration) -> bool:
     """Delete the source connection when nothing would be lost; True once it is confirmed gone."""
     ledger = migration.ledger
@@ -98,30 +117,30 @@ async def delete_source_connection(migration: Migration) -> bool:
     connection = migration.source_connection
     migration.reporter.phase(f"delete the source connection {connection.name}")
     ledger.forget_problems((PROBLEM,))
-    reasons = await reasons_to_keep(migration)
-    if reasons:
-        detail = f"{connection.name} was not deleted: " + "; ".join(reasons) + ". Run the same command again once " \
-                 "this is settled (or use --delete-source-users to delete the verified users one by one)."
-        ledger.add_problem(PROBLEM, connection.name, detail)
-        migration.reporter.warn(detail)
-        return False
-    source = migration.source
-    await source.call(f"delete the connection {connection.name}", source.sdk.connections.delete, connection.id)
-    clock = source.governor.clock
-    for attempt in range(CONFIRM_READS):
-        try:
-            await source.call(f"confirm {connection.name} is gone", source.sdk.connections.get, connection.id,
-                              fields="id", include_fields=True)
-        except NotFoundError:
-            break
-        if attempt + 1 < CONFIRM_READS:
-            await clock.sleep(2.0 ** (attempt + 1))
-    else:
-        detail = (f"{connection.name} was deleted (Auth0 answered) but still reads back after {CONFIRM_READS} tries; "
-                  "no user is counted as deleted: run the same command again to confirm")
-        ledger.add_problem(PROBLEM, connection.name, detail)
-        migration.reporter.warn(detail)
-        return False
+    # A run stopped after the DELETE was sent: once the connection is gone, only the recording is left.
+    if not (ledger.get_meta(SENT) and await _gone(migration)):
+        reasons = await reasons_to_keep(migration)
+        if reasons:
+            detail = f"{connection.name} was not deleted: " + "; ".join(reasons) + ". Run the same command again " \
+                     "once this is settled (or use --delete-source-users to delete the verified users one by one)."
+            ledger.add_problem(PROBLEM, connection.name, detail)
+            migration.reporter.warn(detail)
+            return False
+        source = migration.source
+        ledger.set_meta(SENT, {"id": connection.id, "name": connection.name})
+        await source.call(f"delete the connection {connection.name}", source.sdk.connections.delete, connection.id)
+        clock = source.governor.clock
+        for attempt in range(CONFIRM_READS):
+            if await _gone(migration):
+                break
+            if attempt + 1 < CONFIRM_READS:
+                await clock.sleep(2.0 ** (attempt + 1))
+        else:
+            detail = (f"{connection.name} was deleted (Auth0 answered) but still reads back after {CONFIRM_READS} "
+                      "tries; no user is counted as deleted: run the same command again to confirm")
+            ledger.add_problem(PROBLEM, connection.name, detail)
+            migration.reporter.warn(detail)
+            return False
     ledger.record_deletions([u.ordinal for u in ledger.migrated_users()], [], "")
     ledger.mark_phase("cutover")
     migration.reporter.info(f"deleted the source connection {connection.name} and its users")

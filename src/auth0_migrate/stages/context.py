@@ -37,3 +37,9 @@ class Migration:
     @property
     def same_tenant(self) -> bool:
         return self.source is self.target
+
+    @property
+    def shared_ids(self) -> bool:
+        """`--user-ids keep` in one tenant: each target user has its source copy's id until cutover deletes that
+        copy, so its grants are written and verified after it (`Ledger.grants_after_cutover`)."""
+        return self.same_tenant and self.options.user_ids == "keep"

@@ -2,8 +2,15 @@
 
 Deletion is by connection and email (`DELETE /connections/{source}/users?email=`), never by id:
 with `--user-ids keep` two users share an id until this is done, and id-only endpoints would be
-ambiguous. Deleting a user may drop the grants held under its id (Auth0 does not say), so with
-`keep` the roles and permissions are applied again afterwards and verified again.
+ambiguous.
+
+With `keep` in one tenant the target copy shares the source copy's id, and Auth0 keys roles and DIRECT
+permissions by the id: before the deletion the shared id holds the source's grants (writing them is a
+no-op, reading them back reads the source copy), and the deletion may drop them (Auth0 does not say:
+reference §9.3, §10; the local tenant drops them). So there the cutover gate asks the profile verified
+and the holdings (not the grants), and the grants are written once and verified once after each deletion
+(`grants_after_cutover`), which holds whether Auth0 drops them or not. Across tenants, deleting a source
+user cannot touch the target tenant's grants: nothing is written again there.
 
 That DELETE answers 204 "The user no longer exists." whether or not a user matched (OAS), so a 204
 proves nothing. Each deletion is confirmed before the ledger says `deleted`, by a read Auth0
@@ -31,9 +38,9 @@ Choices where Auth0 is silent:
 - a user kept in the source is not a failure of the migration (it is in the target, verified) but it is
   not finished either: it is listed in `failures` with its reasons and the run exits 3 until it is deleted
   or the owner allows the loss; its holdings are named kind and item, at most `KEPT_DETAIL_ITEMS` of them;
-- with `keep`, the grants are applied again after each cutover pass that deleted someone, and the
-  re-apply and its verification are marked done only once every deletion is confirmed, so a user
-  deleted by a later run is given its grants again too.
+- with `keep` in one tenant, the grants of each user are due once its deletion is confirmed
+  (`Ledger.record_deletions`), so a user deleted by a later run is given its grants then, and a run
+  killed between the deletions and the writes writes them on the next run.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ from ..ledger import LOSS_GROUPS, Holding, UserRef
 from ..pool import run_pool, together
 from .context import Migration
 from .restore import restore_permissions, restore_roles
-from .verify import verify_grants
+from .verify import verify_after_cutover
 
 NOT_CONFIRMED = "DELETE_NOT_CONFIRMED"
 KEPT = "KEPT_IN_SOURCE"
@@ -161,18 +168,10 @@ async def delete_source_copies(migration: Migration) -> None:
         ledger.mark_phase("cutover")
 
 
-async def reapply_after_cutover(migration: Migration) -> None:
-    """With kept ids: grants again on the surviving copy, then verify again."""
-    ledger = migration.ledger
-    if ledger.phase_done("reapply"):
-        return
-    migration.reporter.phase("re-apply roles and permissions after cutover")
-    await together(restore_roles(migration, again=True), restore_permissions(migration, again=True))
-    ledger.mark_reapplied()
-    complete = ledger.phase_done("cutover")
-    if complete:
-        ledger.mark_phase("reapply")
-    await verify_grants(migration, phase="verify-after-cutover")
-    if not complete:
-        # Deletions are still due: the next run re-applies and verifies again for the users it deletes.
-        ledger.reopen_phase("verify-after-cutover")
+async def grants_after_cutover(migration: Migration) -> None:
+    """With shared ids (keep in one tenant): the roles and permissions of the users whose source copy is deleted,
+    written once, then read back once (each user's own flags say what is due, so a resumed run and a later pass
+    do exactly what is left)."""
+    migration.reporter.phase("write roles and permissions after cutover")
+    await together(restore_roles(migration), restore_permissions(migration))
+    await verify_after_cutover(migration)

@@ -17,6 +17,10 @@ restore does; what the target lacks is recorded as a problem, never guessed. The
 the new state, and every user whose grants changed is read back in the target and compared
 (`verify.grant_differences`): a difference is recorded like any verification's.
 
+With `--user-ids keep` in one tenant the users compared are those whose source copy is not deleted yet, and
+their target copies share its id: nothing is written or read back for them (the ledger takes the source's
+state; the grants are written and verified after cutover, stages/cutover.py).
+
 Resumable: the re-read is kept in the ledger role by role and user by user, the writes are recorded
 as they land (the diff is computed again from the ledger on a resume, so nothing is written twice),
 and the phases `grants-refresh:read`, `grants-refresh:apply`, `grants-refresh:verify` are flags. A
@@ -150,6 +154,14 @@ async def apply_changes(migration: Migration) -> None:
     ledger = migration.ledger
     migration.reporter.phase("apply changed roles and permissions")
     ledger.add_reread_roles_to_map()
+    if migration.shared_ids:
+        # Every user compared still has its source copy, whose id the target copy shares: what the source holds
+        # now, the target id holds. The ledger takes it; the grants are written and verified once the copy is
+        # deleted (`cutover.grants_after_cutover`).
+        for source_role, ordinal, _ in ledger.role_members_to_remove():
+            ledger.record_roles_removed(ordinal, [source_role], counted=False)
+        ledger.settle_reread_grants()
+        return
     to_add, to_remove = ledger.role_members_to_add(), ledger.role_members_to_remove()
     changes = ledger.permission_changes()
     ledger.mark_reread_changed({o for _, o, _ in to_add} | {o for _, o, _ in to_remove} | {c[0] for c in changes})

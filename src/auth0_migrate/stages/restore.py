@@ -5,6 +5,10 @@ maximum; a 400 halves the batch). Permissions have no bulk endpoint: one write p
 any, none for the others. Across tenants, roles are matched by name and permissions by
 (API identifier, permission name); what the target lacks is reported, never guessed.
 
+With `--user-ids keep` in one tenant (shared ids) the grants of a user are due only once its source copy
+is deleted (`Ledger.grants_after_cutover`): these same functions write them then, once, from
+`cutover.grants_after_cutover`; before cutover the shared id holds the source's grants already.
+
 `--create-missing-roles` (across tenants): a role of the source that the target lacks is created there
 before its members are restored, with the source role's description and permissions; the scopes those
 permissions need are added to the target's API of the same identifier first (`PATCH /resource-servers/{id}`
@@ -180,7 +184,7 @@ async def assign_role(migration: Migration, role_id: str, user_ids: list[str]) -
         start += len(chunk)
 
 
-async def restore_roles(migration: Migration, *, again: bool = False) -> int:
+async def restore_roles(migration: Migration) -> int:
     """Assign every migrated member to its role in the target; returns the memberships written."""
     ledger = migration.ledger
     mapping = await map_roles(migration)
@@ -189,21 +193,21 @@ async def restore_roles(migration: Migration, *, again: bool = False) -> int:
                                                                 "tenant; its members were not given it")
     written = 0
     for source_role, target_role in mapping.items():
-        members = ledger.members_to_assign(source_role, again=again)
+        members = ledger.members_to_assign(source_role)
         for start in range(0, len(members), ROLE_BATCH * 10):
             chunk = members[start:start + ROLE_BATCH * 10]
             await assign_role(migration, target_role, [m.target_id for m in chunk])
-            ledger.mark_assigned(source_role, [m.ordinal for m in chunk], again=again)
+            ledger.mark_assigned(source_role, [m.ordinal for m in chunk])
             written += len(chunk)
     return written
 
 
-async def restore_permissions(migration: Migration, *, again: bool = False) -> int:
+async def restore_permissions(migration: Migration) -> int:
     """One `POST /users/{id}/permissions` per migrated user that has DIRECT permissions."""
     ledger = migration.ledger
     known = await target_permissions(migration)
     grants: dict[tuple[int, str], list[dict[str, str]]] = defaultdict(list)
-    for r in ledger.permissions_to_restore(again=again):
+    for r in ledger.permissions_to_restore():
         if known is not None and (r.api, r.name) not in known:
             ledger.add_problem_once("permission-missing-in-target", f"{r.api} {r.name}",
                                     f"permission {r.name!r} of API {r.api!r} does not exist in the target")
@@ -224,24 +228,25 @@ async def restore_permissions(migration: Migration, *, again: bool = False) -> i
         done.append(item[0][0])
         count += n
         if len(done) >= 200:
-            _mark(migration, done, again)
+            _mark(migration, done)
 
     try:
         await run_pool(list(grants.items()), write, on_result=finished)
     finally:
-        _mark(migration, done, again)
-    if not again:
-        # Users with no DIRECT permissions need no write: mark them too.
-        ledger.mark_without_permissions_restored()
+        _mark(migration, done)
+    # Users with no DIRECT permissions need no write: mark them too.
+    ledger.mark_without_permissions_restored()
     return count
 
 
-def _mark(migration: Migration, ordinals: list[int], again: bool) -> None:
-    migration.ledger.mark_permissions_restored(ordinals, again=again)
+def _mark(migration: Migration, ordinals: list[int]) -> None:
+    migration.ledger.mark_permissions_restored(ordinals)
     ordinals.clear()
 
 
 async def restore_grants(migration: Migration) -> None:
+    """Roles and permissions of every migrated user, before cutover (with shared ids: `cutover.grants_after_cutover`
+    writes them, after it)."""
     ledger = migration.ledger
     if ledger.phase_done("restore"):
         return

@@ -12,6 +12,10 @@ match; differences are stored per user and listed in the summary.
 `read_all_permissions=True` (the `verify` command, run later, when anyone may have changed the
 target) reads every migrated user's permissions; so does a refresh's verification (`only`), where a
 permission taken away is a write that leaves nothing expected.
+
+With `--user-ids keep` in one tenant a read-back before cutover reads the source copy's grants under the
+shared id (a check that cannot fail), so the run verifies grants once, after each source copy is deleted
+(`verify_after_cutover`); until then the user counts as `grants_after_cutover`, not `verified`.
 """
 
 from __future__ import annotations
@@ -36,13 +40,30 @@ async def verify_grants(migration: Migration, *, phase: str = "verify", only: Co
     ledger = migration.ledger
     if ledger.phase_done(phase):
         return
+    users = [u for u in ledger.migrated_users() if only is None or u.ordinal in only]
+    await _check(migration, users, read_all_permissions=only is not None or read_all_permissions)
+    ledger.mark_phase(phase)
+
+
+async def verify_after_cutover(migration: Migration) -> None:
+    """With shared ids (keep in one tenant): the grants of each user whose source copy is deleted and whose grants
+    were not read back since (`Ledger.users_with_grants_to_verify`), read in the target as the first verification
+    reads them (role members set-wise, permissions of the users written to). Kept per user, not as a phase: a
+    user deleted by a later run is verified by that run, and one already verified is not read again."""
+    users = migration.ledger.users_with_grants_to_verify()
+    if users:
+        await _check(migration, users, read_all_permissions=False)
+
+
+async def _check(migration: Migration, users: list[MigratedUser], *, read_all_permissions: bool) -> None:
+    """Read these users' grants in the target, compare them with the source's, record each user's result."""
+    ledger = migration.ledger
     migration.reporter.phase("verify users in the target")
     mapping = await map_roles(migration)
     names = {r.source_role_id: r.name for r in ledger.roles()}
     expected_roles: dict[int, set[str]] = defaultdict(set)
     for source_role_id, ordinal in ledger.role_memberships():
         expected_roles[ordinal].add(names[source_role_id])
-    users = [u for u in ledger.migrated_users() if only is None or u.ordinal in only]
     by_target = {u.target_id: u.ordinal for u in users}
     actual_roles: dict[int, set[str]] = defaultdict(set)
 
@@ -63,7 +84,7 @@ async def verify_grants(migration: Migration, *, phase: str = "verify", only: Co
     def got(user: MigratedUser, perms: set[tuple[str, str]]) -> None:
         actual_perms[user.ordinal] = perms
 
-    if only is not None or read_all_permissions:
+    if read_all_permissions:
         to_read = users
     else:
         preexisting = ledger.ordinals_already_in_target()
@@ -76,7 +97,6 @@ async def verify_grants(migration: Migration, *, phase: str = "verify", only: Co
                                                  actual_perms.get(user.ordinal, set())))
                for user in users]
     ledger.record_grants_check(results)
-    ledger.mark_phase(phase)
 
 
 def grant_differences(recorded: str | None, expected_roles: set[str], actual_roles: set[str],
