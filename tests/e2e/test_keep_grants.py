@@ -303,3 +303,47 @@ def test_across_tenants_keep_writes_and_verifies_the_grants_once(world: World, o
     assert world.users(SOURCE) == []
     for email, held in sample.items():
         assert grants_of(other_world, ids[email]) == held
+
+
+def _sdk(world: World, method: str, *args: Any, **kwargs: Any) -> Any:
+    async def go() -> Any:
+        client = world.client()
+        try:
+            target: Any = client.sdk
+            for part in method.split("."):
+                target = getattr(target, part)
+            return await client.call(method, target, *args, **kwargs)
+        finally:
+            await client.aclose()
+    return asyncio.run(go())
+
+
+def test_a_refresh_writes_a_new_users_grants_once_after_deleting_its_source_copy(world: World, tmp_path) -> None:
+    seeded, ids, sample, opts = _setup(world, tmp_path, delete_source_users=True)
+    _all_there(world, ids, sample, migrate(world, opts))
+    # A user signs up in the source after the run, and is given a role and a DIRECT permission there.
+    new = _sdk(world, "users.create", connection=SOURCE, email="newcomer@example.com", password="Newcomer-pass-1!")
+    new_id = str(new.user_id)
+    role = world.tenant.store.query("SELECT id FROM roles ORDER BY id")[0]["id"]
+    _sdk(world, "roles.users.assign", role, users=[new_id])
+    _sdk(world, "users.permissions.create", new_id, permissions=[{"resource_server_identifier": API_IDENTIFIER,
+                                                                  "permission_name": "read:reports"}])
+    held = grants_of(world, new_id)
+    assert held[0] and held[1]
+    refresh = MigrationOptions(**{**opts.__dict__, "refresh": True,
+                                  "password_hashes": world.hash_file(str(tmp_path / "hashes-2.ndjson"))})
+    log: list[tuple[str, str]] = []
+    result = _run_recorded(world, refresh, log)
+    assert result.exit_code == 0, dump(result)
+    assert result.delta is not None and result.delta["new"] == 1
+    # The grants refresh wrote nothing: under the shared id the source copy held them until cutover.
+    assert (result.delta["grants_added"], result.delta["grants_removed"]) == (0, 0)
+    assert (result.users["verified"], result.users["grants_after_cutover"]) == (seeded.users + 1, 0)
+    [delete] = [n for n, (m, path) in enumerate(log) if m == "DELETE"]
+    writes = [n for n, (m, path) in enumerate(log) if m == "POST" and re.fullmatch(
+        r"/api/v2/(users/[^/]+/permissions|roles/[^/]+/users)", path)]
+    assert len(writes) == 2 and min(writes) > delete  # its permission and its role, once each, after the deletion
+    read_back = [n for n, (m, path) in enumerate(log) if m == "GET" and path == f"/api/v2/users/{new_id}/permissions"]
+    assert read_back and max(read_back) > max(writes)
+    assert grants_of(world, new_id) == held
+    assert world.users(SOURCE) == []
