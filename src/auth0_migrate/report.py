@@ -140,6 +140,11 @@ def render_result(result: RunResult, console: Console, *, title: str = "Migratio
     for key, value in (result.mfa if result.mfa.get("factors") else {}).items():
         table.add_row(f"mfa {key.replace('_', ' ')}", str(value))
     console.print(table)
+    waiting = result.users.get("grants_after_cutover", 0)
+    if waiting:
+        console.print(f"[yellow]{waiting} users: profile verified; their roles and permissions are written and "
+                      "verified once their source copy is deleted[/] (--user-ids keep in one tenant: until then the "
+                      "shared id holds the source copy's)")
     if result.failures:
         console.print(f"[red]{len(result.failures)} users not migrated[/] (first {min(limit, len(result.failures))}):")
         for f in result.failures[:limit]:

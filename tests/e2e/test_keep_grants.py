@@ -134,7 +134,9 @@ def test_grants_are_written_and_read_back_once_after_the_source_copies_are_delet
     assert result.grants["roles_restored"] == seeded.role_members
 
 
-def test_a_refused_connection_delete_writes_no_grant_and_says_what_stands(world: World, tmp_path) -> None:
+def test_a_refused_connection_delete_writes_no_grant_and_says_what_stands(world: World, tmp_path, capsys) -> None:
+    from auth0_migrate.cli import main
+
     seeded, ids, sample, opts = _setup(world, tmp_path, delete_source_connection=True)
     batches = _role_batches(world)
     before = dict(world.tenant.stats)
@@ -148,6 +150,11 @@ def test_a_refused_connection_delete_writes_no_grant_and_says_what_stands(world:
     assert first.failures == [] and first.differences == []
     again = status(opts.state or "")
     assert (again.users, again.exit_code) == (first.users, 3)
+    capsys.readouterr()
+    assert main(["status", "--state", opts.state or ""]) == 3
+    said = capsys.readouterr()
+    assert f"{seeded.users} users: profile verified; their roles and permissions are written and verified once " \
+        "their source copy is deleted" in said.out + said.err
 
     _disable_source_connection(world)
     before = dict(world.tenant.stats)
