@@ -41,5 +41,6 @@ class Migration:
     @property
     def shared_ids(self) -> bool:
         """`--user-ids keep` in one tenant: each target user has its source copy's id until cutover deletes that
-        copy, so its grants are written and verified after it (`Ledger.grants_after_cutover`)."""
-        return self.same_tenant and self.options.user_ids == "keep"
+        copy, so its grants are written and verified after it. The ledger's answer (`Ledger.grants_after_cutover`,
+        from the fingerprint), so the stages and the ledger's queries never disagree."""
+        return self.ledger.grants_after_cutover
