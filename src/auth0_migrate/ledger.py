@@ -457,7 +457,7 @@ CREATE TABLE IF NOT EXISTS users (
     diffs TEXT,
     grants_ok INTEGER,
     deleted INTEGER NOT NULL DEFAULT 0,
-    reapplied INTEGER NOT NULL DEFAULT 0
+    reapplied INTEGER NOT NULL DEFAULT 0  -- written by older versions only (`_settle_two_round_grants`)
 );
 CREATE INDEX IF NOT EXISTS users_email ON users(email);
 CREATE INDEX IF NOT EXISTS users_status ON users(status);
@@ -690,10 +690,28 @@ class Ledger:
         ledger.set_meta("schema_version", SCHEMA_VERSION)
         if fingerprint is not None:
             ledger._check_fingerprint(fingerprint, may_change)
+            ledger._settle_two_round_grants()
         for suffix in ("-wal", "-shm"):
             if os.path.exists(path + suffix):
                 os.chmod(path + suffix, 0o600)
         return ledger
+
+    def _settle_two_round_grants(self) -> None:
+        """A ledger an older auth0-migrate wrote under shared ids (`grants_after_cutover`) wrote the grants before
+        cutover (phase `restore`) and again after it (`reapplied`, `role_members.assigned` 2, phases `reapply` and
+        `verify-after-cutover`). Resumed here, its deleted users not yet given their grants again are due, and
+        those whose grants were not read back after cutover are to verify, as `record_deletions` makes them now;
+        once, as the phases that told are forgotten."""
+        if not (self.grants_after_cutover and self.phase_done("restore")):
+            return
+        with self.tx():
+            if not self.phase_done("reapply"):
+                self.db.execute("UPDATE role_members SET assigned = 0 WHERE assigned = 1 AND ordinal IN "
+                                "(SELECT ordinal FROM users WHERE deleted = 1 AND reapplied = 0)")
+                self.db.execute("UPDATE users SET perms_restored = 0 WHERE deleted = 1 AND reapplied = 0")
+            if not self.phase_done("verify-after-cutover"):
+                self.db.execute("UPDATE users SET grants_ok = NULL WHERE deleted = 1")
+            self.forget_meta(*(f"phase:{p}" for p in ("restore", "verify", "reapply", "verify-after-cutover")))
 
     def _add_refresh_columns(self) -> None:
         """Schema 1 -> 2: the refresh's columns, added to a ledger that lacks them (its users: generation 1)."""

@@ -354,3 +354,38 @@ def test_a_refresh_writes_a_new_users_grants_once_after_deleting_its_source_copy
     assert read_back and max(read_back) > max(writes)
     assert grants_of(world, new_id) == held
     assert world.users(SOURCE) == []
+
+
+def test_a_ledger_an_older_version_left_between_cutover_and_its_re_apply_resumes(world: World, tmp_path) -> None:
+    """Older versions wrote the grants before cutover and again after it. A ledger one of them left with the source
+    copies deleted, one user not yet given its grants again and none read back after cutover: this version writes
+    that user's alone, and reads back every user's."""
+    import sqlite3
+
+    seeded, ids, sample, opts = _setup(world, tmp_path, delete_source_users=True)
+    _all_there(world, ids, sample, migrate(world, opts))
+    email = next(iter(sample))
+    roles, perms = sample[email]
+    # As the older version left it: both rounds' phases but the last two, the user's grants written before cutover
+    # (flags 1), verified then, dropped with its source copy, and not re-applied.
+    _sdk(world, "users.permissions.delete", ids[email], permissions=[
+        {"resource_server_identifier": api, "permission_name": name} for api, name in perms])
+    role_ids = {r["name"]: r["id"] for r in world.tenant.store.query("SELECT id, name FROM roles")}
+    if roles:
+        _sdk(world, "users.roles.delete", ids[email], roles=[role_ids[n] for n in roles])
+    assert grants_of(world, ids[email]) == (set(), set())
+    with sqlite3.connect(opts.state or "") as db:
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('phase:restore', 'true'), "
+                   "('phase:verify', 'true')")
+        db.execute("UPDATE users SET reapplied = 1 WHERE deleted = 1")
+        db.execute("UPDATE users SET reapplied = 0 WHERE source_id = ?", (ids[email],))
+    before = dict(world.tenant.stats)
+    result = migrate(world, opts)
+    calls = _calls_since(world, before)
+    assert calls[WRITE_PERMISSIONS] == 1 and calls[ASSIGN_ROLE] == len(roles), calls
+    # Its run never read the grants back after cutover: every user given some is read back now, once.
+    assert calls[READ_PERMISSIONS] == seeded.users_with_permissions
+    _all_there(world, ids, sample, result)
+    again = dict(world.tenant.stats)
+    assert migrate(world, opts).exit_code == 0
+    assert not set(_calls_since(world, again)) & {*GRANT_WRITES, READ_PERMISSIONS}  # settled once
