@@ -307,7 +307,7 @@ def test_two_endpoints_sharing_the_essentials_other_bucket_meet_few_429s(make: A
     """Essentials: a user's permissions and a user's roles both draw on "all other endpoints" (10, 150/minute).
     300 reads of the two at once, answered after some latency: at most 1 % come back 429. (A governor that,
     not knowing the refill rate yet, lets every queued sender go at the reset, which brings ONE request back,
-    had 37 % of its calls refused here.)"""
+    had more than a third of its calls refused here.)"""
     world, ids = _bucket_world(make, 0.01, plan="essentials")
     got = _read_grants_at_once(world, ids, 300)
     assert got["calls"] >= 300

@@ -6,9 +6,17 @@ Auth0 limits are token buckets (reference §7): each answer says the bucket size
 every stage goes through it:
 
 - It runs up to `concurrency` requests at once, which hides Auth0's 100-300 ms latency.
-- It paces sends with a client-side token bucket at `rate` x `safety`. When no rate is given, it
-  learns the refill rate from the headers (remaining over time, against the answers it got) and,
-  until it knows, sends only what the server says remains.
+- It counts what each bucket holds from the freshest answer: its `x-ratelimit-remaining`, less the
+  requests sent since (those still in flight when it came count as sent), plus what came back since:
+  `rate` x `safety` per second once the refill rate is known (given, or learned from the headers:
+  remaining over time, against the answers it got). A request goes when the count has one. Every
+  answer sets the count again, so a rate learned too low costs nothing while answers come, and one
+  too high only what it adds between two answers.
+- Until the rate is known, a bucket with nothing left waits for its reset, which brings back ONE
+  request: that one goes and the others wait for its answer, whose headers say how many more came
+  back (one request back is no reason to let a whole queue go: that was nearly every 429 of a run on
+  Essentials' buckets of 10). A bucket that refills fast (50 a second) is full again by a reset given
+  in whole seconds; its rate is learned from twenty requests back, before it is full.
 - On 429 it stops every sender of that bucket until the reset time instead of hammering; 5xx, 408,
   timeouts and dropped connections are retried with exponential back-off and jitter. After
   `max_attempts` the last answer is handed back (the client turns it into `RateLimited` or `TransientError`).
@@ -30,7 +38,16 @@ Time comes from an injected clock, so tests run without waiting.
 
 Choices where Auth0 is silent:
 - Buckets are told apart by their size (`x-ratelimit-limit`): two buckets of the same size behind
-  different endpoints share one pacer, which is cautious, not wrong (they are paced as one).
+  different endpoints share one pacer and one count (each answer sets it from its own bucket), which
+  costs 429s only when both are busy at once (Essentials' Write Users and Delete Users, both 20).
+- `x-ratelimit-reset` says when "more requests are added", not how many: the governor counts one.
+  When no request of the bucket is in flight to say more (its answer was lost or out of date), it
+  counts one more each second after the reset, so a lost answer cannot park a bucket.
+- Auth0 counts requests as they arrive, which we take to be the order we sent them: an answer to a
+  request sent before the one the count stands on is out of date, and does not set the count.
+- A refill rate is learned from two readings of a bucket that is not full, two seconds apart, or
+  at least half a second apart with twenty requests back (one request off either way is then 5 %);
+  each new estimate is averaged with the one before.
 - A 429 without rate-limit headers blocks its bucket for one second (Auth0 documents the headers on
   every 429; a proxy's 429 may lack them).
 - 60 s as the longest wait: the SDK caps its own waits at 60 s too (reference §8.6), and Auth0's
