@@ -6,9 +6,17 @@ Auth0 limits are token buckets (reference §7): each answer says the bucket size
 every stage goes through it:
 
 - It runs up to `concurrency` requests at once, which hides Auth0's 100-300 ms latency.
-- It paces sends with a client-side token bucket at `rate` x `safety`. When no rate is given, it
-  learns the refill rate from the headers (remaining over time, against the answers it got) and,
-  until it knows, sends only what the server says remains.
+- It counts what each bucket holds from the freshest answer: its `x-ratelimit-remaining`, less the
+  requests sent since (those still in flight when it came count as sent), plus what came back since:
+  `rate` x `safety` per second once the refill rate is known (given, or learned from the headers:
+  remaining over time, against the answers it got). A request goes when the count has one. Every
+  answer sets the count again, so a rate learned too low costs nothing while answers come, and one
+  too high only what it adds between two answers.
+- Until the rate is known, a bucket with nothing left waits for its reset, which brings back ONE
+  request: that one goes and the others wait for its answer, whose headers say how many more came
+  back (one request back is no reason to let a whole queue go: that was nearly every 429 of a run on
+  Essentials' buckets of 10). A bucket that refills fast (50 a second) is full again by a reset given
+  in whole seconds; its rate is learned from twenty requests back, before it is full.
 - On 429 it stops every sender of that bucket until the reset time instead of hammering; 5xx, 408,
   timeouts and dropped connections are retried with exponential back-off and jitter. After
   `max_attempts` the last answer is handed back (the client turns it into `RateLimited` or `TransientError`).
@@ -30,7 +38,16 @@ Time comes from an injected clock, so tests run without waiting.
 
 Choices where Auth0 is silent:
 - Buckets are told apart by their size (`x-ratelimit-limit`): two buckets of the same size behind
-  different endpoints share one pacer, which is cautious, not wrong (they are paced as one).
+  different endpoints share one pacer and one count (each answer sets it from its own bucket), which
+  costs 429s only when both are busy at once (Essentials' Write Users and Delete Users, both 20).
+- `x-ratelimit-reset` says when "more requests are added", not how many: the governor counts one.
+  When no request of the bucket is in flight to say more (its answer was lost or out of date), it
+  counts one more each second after the reset, so a lost answer cannot park a bucket.
+- Auth0 counts requests as they arrive, which we take to be the order we sent them: an answer to a
+  request sent before the one the count stands on is out of date, and does not set the count.
+- A refill rate is learned from two readings of a bucket that is not full, two seconds apart, or
+  at least half a second apart with twenty requests back (one request off either way is then 5 %);
+  each new estimate is averaged with the one before.
 - A 429 without rate-limit headers blocks its bucket for one second (Auth0 documents the headers on
   every 429; a proxy's 429 may lack them).
 - 60 s as the longest wait: the SDK caps its own waits at 60 s too (reference §8.6), and Auth0's
@@ -133,26 +150,55 @@ class Pacer:
     and "all other endpoints" their own; organizations have theirs on every plan): what is learned from
     one bucket's headers (remaining, reset, refill rate, 429 waits) paces only the endpoints that
     bucket answered for.
+
+    The pacer keeps its own count of what the bucket holds, anchored on the freshest answer: what that
+    answer left (`remaining`), less what was sent since (`sent_since_header`, counting the requests still in
+    flight when it came), plus what came back since: `rate` times the time since, once the refill rate is
+    known; until then one request at `x-ratelimit-reset` and nothing else (the header promises no more).
     """
 
     def __init__(self, governor: Governor, rate: float | None, burst: int | None) -> None:
         self.gov = governor
+        self.lock = asyncio.Lock()
+        """Held while a request of this bucket waits for its turn: one bucket's wait never holds up another's."""
         self.rate = rate * governor.safety if rate else None
         self.learned = False
         self.burst = float(burst) if burst else None
         self.tokens = float(burst) if burst else 1.0
+        """A client-side bucket at a given `rate`, used only until the first answer with rate-limit headers."""
         self.stamp = governor.clock.monotonic()
         self.blocked_until = 0.0
         self.remaining: int | None = None
+        """What the freshest answer left in the bucket (None until an answer with headers came)."""
         self.limit: int | None = None
         self.reset = 0.0
-        """Server time (its epoch) of the next request added back, as the last header said."""
+        """Server time (its epoch) of the next request added back, as the freshest header said."""
+        self.reset_at = 0.0
+        """The same on our clock (at most MAX_WAIT after the answer): the moment one request is back."""
+        self.anchored = 0.0
+        """Our monotonic time when the freshest answer was read: the refill counts from there."""
+        self.anchor_sent = float("-inf")
+        """When the request of the freshest answer was sent (our clock): answers to earlier requests are older."""
         self.sent_since_header = 0
         self.in_flight = 0
         """Requests sent and not yet answered: the server has (or will have) taken their tokens, but no
         header we have read says so yet."""
+        self.news = asyncio.Event()
+        """Set when a request of this bucket is answered or fails: a sender waiting for a fresh count looks again."""
         self._answers = 0
         self._window: tuple[float, int, int] | None = None
+
+    def available(self, now: float) -> float:
+        """Requests the bucket holds now by our count (see the class docstring); below 1: wait."""
+        assert self.remaining is not None and self.limit is not None
+        held = float(self.remaining)
+        if self.rate:
+            held += (self.gov.clock.monotonic() - self.anchored) * self.rate
+        elif now >= self.reset_at:
+            # The reset brings one request back. How many more came since, nobody has said: one goes, and its
+            # answer says (when it is late, one more a second, so a lost answer cannot park the bucket).
+            held += 1 + int((now - self.reset_at) // 1.0)
+        return min(float(self.limit), held) - self.sent_since_header
 
     async def acquire(self) -> None:
         clock = self.gov.clock
@@ -161,34 +207,55 @@ class Pacer:
             if now < self.blocked_until:
                 await clock.sleep(min(MAX_WAIT, self.blocked_until - now))
                 continue
+            if self.remaining is None:
+                # No answer with headers yet: a given rate paces a client-side bucket; else the request goes
+                # (the governor sends one request of an endpoint first and holds the rest for its answer).
+                if self.rate:
+                    mono = clock.monotonic()
+                    cap = self.burst or max(1.0, self.rate)
+                    self.tokens = min(cap, self.tokens + (mono - self.stamp) * self.rate)
+                    self.stamp = mono
+                    if self.tokens < 1.0 - 1e-6:
+                        await clock.sleep(min(MAX_WAIT, max(0.001, (1.0 - self.tokens) / self.rate)))
+                        continue
+                    self.tokens = max(0.0, self.tokens - 1.0)
+                self.sent_since_header += 1
+                return
+            held = self.available(now)
+            if held >= 1.0 - 1e-6:
+                self.sent_since_header += 1
+                return
             if self.rate:
-                mono = clock.monotonic()
-                cap = self.burst or max(1.0, self.rate)
-                self.tokens = min(cap, self.tokens + (mono - self.stamp) * self.rate)
-                self.stamp = mono
-                if self.tokens < 1.0 - 1e-6:
-                    # At least 1 ms: a shorter sleep can be lost in an epoch's float resolution (~2e-7 s).
-                    await clock.sleep(min(MAX_WAIT, max(0.001, (1.0 - self.tokens) / self.rate)))
-                    continue
-                self.tokens = max(0.0, self.tokens - 1.0)
-            elif self.remaining is not None and self.remaining - self.sent_since_header <= 0:
-                # Nothing left by the server's last word and no rate known yet: wait for the reset.
-                await clock.sleep(max(0.05, self.gov.wait_until(self.reset, now)))
-                self.remaining = None
-                continue
-            self.sent_since_header += 1
-            return
+                # At least 1 ms: a shorter sleep can be lost in an epoch's float resolution (~2e-7 s).
+                await clock.sleep(min(MAX_WAIT, max(0.001, (1.0 - held) / self.rate)))
+            elif now < self.reset_at:
+                await clock.sleep(max(0.001, self.reset_at - now))
+            elif self.in_flight:
+                # The reset's request is on its way: its answer says what is left (or its failure lets the next go).
+                self.news.clear()
+                await self.news.wait()
+            else:
+                # Nothing in flight will say more (its answer was out of date, or it failed): one more a second.
+                await clock.sleep(max(0.001, 1.0 - (now - self.reset_at) % 1.0))
 
-    def observe(self, status: int, remaining: int, limit: int, reset: float, now: float) -> None:
-        # Requests still in flight will take tokens this answer does not show yet: count them as spent.
-        self.remaining, self.limit, self.reset, self.sent_since_header = remaining, limit, reset, self.in_flight
-        if self.burst is None or not self.learned:
-            self.burst = float(limit)
+    def observe(self, status: int, remaining: int, limit: int, reset: float, now: float, sent: float) -> None:
+        self.news.set()
         if status == 429:
             wait = self.gov.wait_until(reset, now)
             self.blocked_until = max(self.blocked_until, now + (wait if wait > 0 else 1.0))
             self.blocked_until += self.gov.jitter(0.0, 0.05)
             self.tokens = 0.0
+        if self.remaining is not None and sent < self.anchor_sent:
+            # The answer to a request sent before the one whose answer we count from (a slow handler, or answers
+            # crossing): the server counted it earlier, so what it says is out of date. Keep the fresher count.
+            return
+        self.anchor_sent = sent
+        # Requests still in flight will take tokens this answer does not show yet: count them as spent.
+        self.remaining, self.limit, self.reset, self.sent_since_header = remaining, limit, reset, self.in_flight
+        self.reset_at = now + max(0.0, self.gov.wait_until(reset, now))
+        self.anchored = self.gov.clock.monotonic()
+        if self.burst is None or not self.learned:
+            self.burst = float(limit)
         if self.rate is not None and not self.learned:
             return
         self._learn(now, remaining, limit)
@@ -202,18 +269,19 @@ class Pacer:
             self._window = (now, remaining, self._answers)
             return
         t1, r1, a1 = self._window
-        if now - t1 < 2.0:
+        came_back = remaining - r1 + (self._answers - a1)
+        # Two seconds, or twenty requests back in no less than half a second: a count off by one (a request
+        # in flight on either side) is then 5 % off at most. A bucket that is full again between two resets
+        # (50 a second behind a reset in whole seconds) is learned from its refill before it is full.
+        if now - t1 < 2.0 and (came_back < 20 or now - t1 < 0.5):
             return
-        estimate = (remaining - r1 + (self._answers - a1)) / (now - t1)
+        estimate = came_back / (now - t1)
         self._window = (now, remaining, self._answers)
         if estimate <= 0:
             return
         safety = self.gov.safety
         previous = self.rate / safety if self.rate else None
         blended = estimate if previous is None else 0.5 * previous + 0.5 * estimate
-        if previous is None:
-            self.tokens = float(max(0, remaining - self.in_flight))
-            self.stamp = self.gov.clock.monotonic()
         self.rate, self.learned = blended * safety, True
 
 
@@ -231,7 +299,6 @@ class Governor:
         self.given_rate = rate
         self.offset = ClockOffset()
         self.stats = CallStats()
-        self._lock = asyncio.Lock()
         self._random: random.Random = jitter or random.Random()
         self.pacers: dict[int, Pacer] = {}
         """By `x-ratelimit-limit`: the bucket size is what tells one bucket's headers from another's."""
@@ -258,14 +325,18 @@ class Governor:
         for its answer: until then nobody knows which bucket (and how much of it) the endpoint draws on, and
         a burst of `concurrency` requests into a small bucket (10 on Essentials) would come back 429.
         """
-        while label and label not in self.routes and label in self._probes:
-            await self._probes[label].wait()
-        async with self._lock:
+        while True:
+            while label and label not in self.routes and label in self._probes:
+                await self._probes[label].wait()
             pacer = self.pacer_for(label)
-            await pacer.acquire()
-            if label and label not in self.routes and label not in self._probes:
-                self._probes[label] = asyncio.Event()
-            return pacer
+            async with pacer.lock:
+                if pacer is not self.pacer_for(label) or (label and label not in self.routes
+                                                          and label in self._probes):
+                    continue  # routed elsewhere, or another request became the probe, while this one waited
+                await pacer.acquire()
+                if label and label not in self.routes and label not in self._probes:
+                    self._probes[label] = asyncio.Event()
+                return pacer
 
     def end_probe(self, label: str) -> None:
         """The probe of `label` was answered (or failed): the requests waiting for it may go."""
@@ -310,7 +381,7 @@ class Governor:
             self._sample(now, remaining, limit)
         if response.status_code != 429:
             pacer._answers += 1  # an answer that took a token; a 429 took none (counting it overestimates the rate)
-        pacer.observe(response.status_code, remaining, limit, reset, now)
+        pacer.observe(response.status_code, remaining, limit, reset, now, now if sent is None else sent)
 
     def _sample(self, now: float, remaining: int, limit: int) -> None:
         """Keep the lowest headroom (remaining / size, of any bucket) until the next sample is due, then hand it on."""
@@ -360,6 +431,8 @@ class GovernedTransport(httpx.AsyncBaseTransport):
                 finally:
                     if pacer:
                         pacer.in_flight -= 1
+                        if not answered:
+                            pacer.news.set()
                     if not answered:  # a transport error or a cancelled call: whoever waits for its probe goes
                         gov.end_probe(label)
             except (httpx.TransportError, OSError):
