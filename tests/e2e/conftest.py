@@ -51,8 +51,9 @@ class World:
     def tenant(self) -> Any:
         return self.app.state.tenant
 
-    def client(self, **kwargs: Any) -> TenantClient:
-        transport = self.oas_wrap(httpx.ASGITransport(app=self.app))
+    def client(self, app: Any = None, **kwargs: Any) -> TenantClient:
+        """An SDK client of this tenant; `app`: an ASGI app to call instead of the tenant's (one that wraps it)."""
+        transport = self.oas_wrap(httpx.ASGITransport(app=app or self.app))
         creds = TenantCredentials(self.base_url, kwargs.pop("client_id", self.client_id),
                                   kwargs.pop("client_secret", self.client_secret))
         return TenantClient(creds, transport=transport, clock=self.clock, **kwargs)
@@ -138,6 +139,20 @@ def migrate(source: World, options: MigrationOptions, target: World | None = Non
             if dst is not None:
                 await dst.aclose()
     return asyncio.run(go())
+
+
+def sdk(world: World, method: str, *args: Any, **kwargs: Any) -> Any:
+    """One SDK call on a tenant, by its dotted name (`"users.create"`), through the tool's client."""
+    async def main() -> Any:
+        client = world.client()
+        try:
+            target = client.sdk
+            for part in method.split("."):
+                target = getattr(target, part)
+            return await client.call(method, target, *args, **kwargs)
+        finally:
+            await client.aclose()
+    return asyncio.run(main())
 
 
 def options(tmp_path: Any, **kwargs: Any) -> MigrationOptions:

@@ -16,17 +16,15 @@ import re
 from collections import Counter
 from typing import Any
 
-import httpx
 import pytest
 
-from auth0_migrate.auth0.client import TenantClient, TenantCredentials
 from auth0_migrate.errors import TransientError
 from auth0_migrate.model import MigrationOptions, RunResult
-from auth0_migrate.pipeline import run, status
+from auth0_migrate.pipeline import status
 from auth0_migrate.seed import API_IDENTIFIER, disable_connection_for_clients
 from auth0_migrate.stages import cutover
 
-from .conftest import SOURCE, TARGET, World, dump, grants_of, migrate, options
+from .conftest import SOURCE, TARGET, World, dump, grants_of, migrate, options, sdk
 
 WRITE_PERMISSIONS = "POST /api/v2/users/{id}/permissions"
 ASSIGN_ROLE = "POST /api/v2/roles/{id}/users"
@@ -48,18 +46,6 @@ class _Recorder:
         if scope["type"] == "http":
             self.log.append((scope["method"], scope["path"]))
         await self.app(scope, receive, send)
-
-
-def _run_recorded(world: World, opts: MigrationOptions, log: list[tuple[str, str]]) -> RunResult:
-    async def go() -> RunResult:
-        transport = world.oas_wrap(httpx.ASGITransport(app=_Recorder(world.app, log)))
-        client = TenantClient(TenantCredentials(world.base_url, world.client_id, world.client_secret),
-                              transport=transport, clock=world.clock)
-        try:
-            return await run(opts, source=client)
-        finally:
-            await client.aclose()
-    return asyncio.run(go())
 
 
 def _setup(world: World, tmp_path: Any, users: int = 30, **kwargs: Any) -> tuple[Any, dict[str, str], Any, Any]:
@@ -112,7 +98,7 @@ def test_grants_are_written_and_read_back_once_after_the_source_copies_are_delet
     batches = _role_batches(world)
     roles = len(world.tenant.store.query("SELECT id FROM roles"))
     log: list[tuple[str, str]] = []
-    result = _run_recorded(world, opts, log)
+    result = migrate(world, opts, app=_Recorder(world.app, log))
     _all_there(world, ids, sample, result)
 
     def at(method: str, pattern: str) -> list[int]:
@@ -312,35 +298,22 @@ def test_across_tenants_keep_writes_and_verifies_the_grants_once(world: World, o
         assert grants_of(other_world, ids[email]) == held
 
 
-def _sdk(world: World, method: str, *args: Any, **kwargs: Any) -> Any:
-    async def go() -> Any:
-        client = world.client()
-        try:
-            target: Any = client.sdk
-            for part in method.split("."):
-                target = getattr(target, part)
-            return await client.call(method, target, *args, **kwargs)
-        finally:
-            await client.aclose()
-    return asyncio.run(go())
-
-
 def test_a_refresh_writes_a_new_users_grants_once_after_deleting_its_source_copy(world: World, tmp_path) -> None:
     seeded, ids, sample, opts = _setup(world, tmp_path, delete_source_users=True)
     _all_there(world, ids, sample, migrate(world, opts))
     # A user signs up in the source after the run, and is given a role and a DIRECT permission there.
-    new = _sdk(world, "users.create", connection=SOURCE, email="newcomer@example.com", password="Newcomer-pass-1!")
+    new = sdk(world, "users.create", connection=SOURCE, email="newcomer@example.com", password="Newcomer-pass-1!")
     new_id = str(new.user_id)
     role = world.tenant.store.query("SELECT id FROM roles ORDER BY id")[0]["id"]
-    _sdk(world, "roles.users.assign", role, users=[new_id])
-    _sdk(world, "users.permissions.create", new_id, permissions=[{"resource_server_identifier": API_IDENTIFIER,
+    sdk(world, "roles.users.assign", role, users=[new_id])
+    sdk(world, "users.permissions.create", new_id, permissions=[{"resource_server_identifier": API_IDENTIFIER,
                                                                   "permission_name": "read:reports"}])
     held = grants_of(world, new_id)
     assert held[0] and held[1]
     refresh = MigrationOptions(**{**opts.__dict__, "refresh": True,
                                   "password_hashes": world.hash_file(str(tmp_path / "hashes-2.ndjson"))})
     log: list[tuple[str, str]] = []
-    result = _run_recorded(world, refresh, log)
+    result = migrate(world, refresh, app=_Recorder(world.app, log))
     assert result.exit_code == 0, dump(result)
     assert result.delta is not None and result.delta["new"] == 1
     # The grants refresh wrote nothing: under the shared id the source copy held them until cutover.
@@ -368,11 +341,11 @@ def test_a_ledger_an_older_version_left_between_cutover_and_its_re_apply_resumes
     roles, perms = sample[email]
     # As the older version left it: both rounds' phases but the last two, the user's grants written before cutover
     # (flags 1), verified then, dropped with its source copy, and not re-applied.
-    _sdk(world, "users.permissions.delete", ids[email], permissions=[
+    sdk(world, "users.permissions.delete", ids[email], permissions=[
         {"resource_server_identifier": api, "permission_name": name} for api, name in perms])
     role_ids = {r["name"]: r["id"] for r in world.tenant.store.query("SELECT id, name FROM roles")}
     if roles:
-        _sdk(world, "users.roles.delete", ids[email], roles=[role_ids[n] for n in roles])
+        sdk(world, "users.roles.delete", ids[email], roles=[role_ids[n] for n in roles])
     assert grants_of(world, ids[email]) == (set(), set())
     with sqlite3.connect(opts.state or "") as db:
         db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('phase:restore', 'true'), "

@@ -21,7 +21,7 @@ from auth0_migrate.auth0.client import TenantClient, TenantCredentials
 from auth0_migrate.model import MigrationOptions, PlanResult, RunResult
 from auth0_migrate.pipeline import plan, run
 
-from .conftest import SOURCE, TARGET, World, dump, options
+from .conftest import SOURCE, TARGET, World, dump, options, sdk
 
 NEW_PASSWORD = "Refreshed-Passw0rd!"
 
@@ -63,19 +63,6 @@ def custom_hash_file(world: World, path: str) -> str:
     with open(path, "w", encoding="utf-8") as f:
         f.writelines(lines)
     return path
-
-
-def sdk(world: World, method: str, *args: Any, **kwargs: Any) -> Any:
-    async def main() -> Any:
-        client = world.client()
-        try:
-            target = client.sdk
-            for part in method.split("."):
-                target = getattr(target, part)
-            return await client.call(method, target, *args, **kwargs)
-        finally:
-            await client.aclose()
-    return asyncio.run(main())
 
 
 def by_email(world: World, connection: str) -> dict[str, dict[str, Any]]:
