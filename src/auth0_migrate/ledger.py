@@ -561,6 +561,25 @@ REFUSED_DIGEST: Final = "refused:"
 """Prefix of a `credential_digest` whose hash the target refused (the target holds an older one)."""
 
 
+def _hashes_for(db: sqlite3.Connection, user_ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
+    if not user_ids:
+        return {}
+    return {r[0]: (r[1], r[2]) for r in db.execute(
+        "SELECT user_id, credential, set_date FROM hashes WHERE user_id IN (SELECT value FROM json_each(?)) "
+        "AND user_id NOT IN (SELECT user_id FROM hash_held)", (dumps(user_ids),))}
+
+
+class HashReader:
+    """The hash rows of a ledger, read by another process while the ledger's own process writes (a worker of the
+    export stage, `stages/ingest.py`): a read-only connection, which sees the last committed transaction."""
+
+    def __init__(self, path: str) -> None:
+        self.db = sqlite3.connect(Path(os.path.abspath(path)).as_uri() + "?mode=ro", uri=True)
+
+    def hashes_for(self, user_ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
+        return _hashes_for(self.db, user_ids)
+
+
 def credential_digest(credential: str) -> str:
     """SHA-256 of a credential's ledger JSON: what the ledger keeps of a hash once the user is imported."""
     return hashlib.sha256(credential.encode("utf-8", "surrogatepass")).hexdigest()
@@ -799,6 +818,26 @@ class Ledger:
         with transaction(self.db):
             yield
 
+    @contextmanager
+    def indexes_deferred(self, *names: str) -> Iterator[None]:
+        """Inside a transaction: drop these secondary indexes, and build them again at the end.
+
+        A bulk load of a million rows then writes each row once, and each index is built by one sort
+        instead of a million random inserts into a tree much larger than the page cache. Nothing may
+        look a row up through these indexes meanwhile (it would scan). Transactional: a killed run
+        rolls the drop back with the rows.
+        """
+        schema = {name: sql for name, sql in self.db.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name IN "
+            f"({','.join('?' * len(names))})", names)}
+        for name in schema:
+            self.db.execute(f'DROP INDEX "{name}"')
+        try:
+            yield
+        finally:
+            for sql in schema.values():
+                self.db.execute(sql)
+
     def _chunks(self, sql: str, size: int) -> Iterator[list[sqlite3.Row]]:
         """Rows of a query `... WHERE ordinal > ? ... ORDER BY ordinal LIMIT ?`, a chunk at a time (flat memory)."""
         last = -1
@@ -902,6 +941,11 @@ class Ledger:
 
     def forget_hash_repeats(self) -> None:
         self.db.execute("DELETE FROM hash_repeats")
+
+    def hashes_for(self, user_ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
+        """{user id: (credential JSON or None, password_set_date or None)} of those the hash file gives a hash
+        to use (`hash_for`, for many users in one query)."""
+        return _hashes_for(self.db, user_ids)
 
     def hash_for(self, source_id: str) -> tuple[bool, str | None, str | None]:
         """(whether the hash file gives this user id a hash to use, that row's credential JSON or None, and its

@@ -11,23 +11,24 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from ..auth0 import jobs
 from ..formats.import_file import FilePacker, PackedFile
 from ..formats.users_file import read_selection
 from ..ledger import KnownUser, UserRow, dumps
 from . import mfa
 from .context import Migration
-from .identities import LinkedAccounts
+from .ingest import Findings, UserWork, findings_of_export, worker_count
 from .inventory import ImportLeftovers
-from .transform import transform_one
+from .transform import combine
 
 BATCH = 5000
+USER_INDEXES = ("users_email", "users_status", "users_file")
+"""Indexes the export builds once, after its rows (`Ledger.indexes_deferred`)."""
 
 
 class _Ingest:
-    """Each source user, as it is read, joined to its hash, transformed, validated and packed: one write a user.
+    """Each source user, as it is read, joined to its hash, transformed, validated (`ingest.UserWork`, here or in
+    worker processes) and packed: one write a user.
 
     A user the hash file has no row for is stored as it came (`exported`) for `join_hashes` (the
     email fallback) and `transform_users`; the users of the last, partly filled file stay `ready`
@@ -39,67 +40,43 @@ class _Ingest:
         self.ledger = migration.ledger
         self.options = migration.options
         chosen = read_selection(migration.options.users_file) if migration.options.users_file else None
-        self.selection = (chosen.ids, chosen.emails) if chosen else None
         if chosen:
             migration.ledger.add_problems(("users-list", str(p.line_no), f"{migration.options.users_file}, {p}")
                                           for p in chosen.problems)
+        self.work = UserWork(self.options, migration.source_connection.name, mfa.secrets(migration),
+                             (chosen.ids, chosen.emails) if chosen else None)
         self.found: set[str] = set()
         self.packer = FilePacker()
         self.next_file = migration.ledger.next_file_id()
         self.waiting: dict[str, UserRow] = {}  # ordinal -> row, for users of the open file
         self.rows: list[UserRow] = []
         self.leftovers = ImportLeftovers(migration.options.user_ids)
-        # Linked accounts are read from the export's `identities` (a --from-file user has none to move).
-        self.linked = None if migration.options.from_file else LinkedAccounts(migration.ledger,
-                                                                               migration.source_connection.name)
-        self.mfa_secrets = mfa.secrets(migration)
         self.factors: list[tuple[int, str]] = []  # MFA holdings found: enrolled users, factors from the secrets file
 
-    def selected(self, source_id: str, email: str | None) -> bool:
-        if self.selection is None:
-            return True
-        ids, emails = self.selection
-        hit = [v for v in (source_id, email) if v in ids or v in emails]
-        self.found.update(hit)
-        return bool(hit)
-
     def add(self, ordinal: int, source_id: str, email: str | None, record: dict[str, Any], text: str) -> None:
-        if not self.selected(source_id, email):
-            return
-        if self.linked is not None and not self.linked.note_record(ordinal, source_id, record):
-            return  # a primary of another connection holding one of ours as a secondary: reported, not ours
-        self.leftovers.see(record)
-        if record.get("multifactor"):
-            self.factors.append((ordinal, mfa.ENROLLED))
-        if self.mfa_secrets is not None or "mfa_factors" in record:
-            record, text, items = mfa.with_secrets(self.mfa_secrets, source_id, email, record, text)
-            self.factors += [(ordinal, item) for item in items]
-        credential_text: str | None = None
-        set_date: str | None = None
-        hash_match = None
-        if self.options.password_hashes:
-            known, credential_text, set_date = self.ledger.hash_for(source_id)
-            if not known:
-                self.rows.append((ordinal, source_id, email, text, None, 0, None, None, "exported", None, None,
-                                  None, None))
-                self._flush_rows()
-                return
-            hash_match = "id"
-        outcome = transform_one(self.options, source_id, record,
-                                orjson.loads(credential_text) if credential_text else None, set_date)
-        if outcome.stale_note:
-            self.ledger.add_problem("stale-hash", source_id, outcome.stale_note)
-        # A user that is not ready keeps its source record, less any hash (transform took those out).
-        stored = outcome.record or (dumps(record) if self.options.from_file else text)
-        row = (ordinal, source_id, email, stored, outcome.credential,
-               1 if outcome.credential else 0, hash_match, outcome.target_id, outcome.status,
-               None if outcome.status == "ready" else outcome.stage, outcome.code, outcome.message, None)
-        if outcome.status != "ready":
-            self.rows.append(row)
-        else:
-            key = str(ordinal)
+        """One user, read by this process (a refresh's export, a --from-file user)."""
+        hashes = self.ledger.hashes_for([source_id]) if self.options.password_hashes else {}
+        self.work.user(ordinal, source_id, email, record, text, hashes)
+        if len(self.work.findings.rows) >= BATCH or self.work.findings.problems:
+            self.write(self.work.take())
+
+    def write(self, findings: Findings) -> None:
+        """What the work found, in the export's order: rows packed as they come, the rest to the ledger."""
+        ledger = self.ledger
+        if findings.problems:
+            ledger.add_problems(findings.problems)
+        if findings.linked:
+            ledger.add_linked_identities(findings.linked)
+        self.factors += findings.factors
+        self.found |= findings.found
+        self.leftovers.add(findings.leftovers)
+        for row in findings.rows:
+            if row[8] != "ready":
+                self.rows.append(row)
+                continue
+            key = str(row[0])
             self.waiting[key] = row
-            for packed in self.packer.add(key, outcome.encoded()):
+            for packed in self.packer.add(key, combine(row[3] or "{}", row[4])):
                 self._close(packed)
         self._flush_rows()
 
@@ -123,14 +100,13 @@ class _Ingest:
             self.rows.clear()
 
     def finish(self) -> None:
+        self.write(self.work.take())
         self.rows.extend(self.waiting.values())  # the open file's users: packed later, with the stragglers
         self.waiting.clear()
         self._flush_rows(force=True)
-        if self.linked is not None:
-            self.linked.flush()
         self.ledger.add_holdings("mfa-factor", self.factors)
-        if self.selection is not None:
-            ids, emails = self.selection
+        if self.work.selection is not None:
+            ids, emails = self.work.selection
             absent = sorted((ids | emails) - self.found)
             self.migration.ledger.add_problems(
                 ("not-in-source", v, f"{v} is listed in {self.options.users_file} but is not a user of "
@@ -154,15 +130,11 @@ async def export_source(migration: Migration) -> None:
         job_id, path = await jobs.export_connection(migration.source, migration.source_connection.id, job_id=job_id)\
             if job_id else await _fresh_export(migration)
         try:
-            with ledger.tx():
+            with ledger.tx(), ledger.indexes_deferred(*USER_INDEXES):
                 ingest = _start(migration)
-                for number, text, record, problem in jobs.iter_export_lines(path):
-                    if record is None or not isinstance(record.get("user_id"), str):
-                        ledger.add_problem("export", str(number), problem or f"export line {number} has no user_id")
-                        continue
-                    email = record.get("email")
-                    ingest.add(number, record["user_id"], email.lower() if isinstance(email, str) else None,
-                               record, text)
+                for findings in findings_of_export(ingest.work, path, ledger.hashes_for, ledger.path,
+                                                   worker_count(path)):
+                    ingest.write(findings)
                 ingest.finish()
                 ingest.leftovers.save(ledger)
                 ledger.mark_phase("export")

@@ -45,7 +45,7 @@ def load_hashes(migration: Migration) -> None:
         raise InputError(f"--password-hashes {path}: no such file")
     migration.reporter.phase("load password hashes")
     connection = migration.source_connection.name
-    with ledger.tx():
+    with ledger.tx(), ledger.indexes_deferred("hashes_email"):
         ledger.reset_hashes()
         batch: list[tuple[str, str | None, str | None, int, str | None]] = []
         other_connections = 0

@@ -59,7 +59,7 @@ from typing import Any
 
 from ..auth0.paging import checkpoint_items, every
 from ..errors import Conflict, NotFoundError
-from ..ledger import IdentityMove, IdentityStep, Ledger
+from ..ledger import IdentityMove, IdentityStep
 from ..pool import run_pool
 from .context import Migration
 
@@ -71,39 +71,29 @@ PARKED = ("unlinked from the old primary, a user of its own; linked to the new p
 
 
 class LinkedAccounts:
-    """What the export's records say about linked accounts, collected as they are ingested (`export.py`)."""
+    """What the export's records say about linked accounts, collected as they are read (`stages/ingest.py`):
+    the secondaries of our users in `rows`, for the export stage to write."""
 
-    def __init__(self, ledger: Ledger, source_connection: str) -> None:
-        self.ledger = ledger
+    def __init__(self, source_connection: str) -> None:
         self.source_connection = source_connection
-        self.rows: list[tuple[int, str, str]] = []
+        self.rows: list[tuple[int, str, str]] = []  # (ordinal, `<provider>|<user id>`, connection)
 
-    def note_record(self, ordinal: int, source_id: str, record: dict[str, Any]) -> bool:
-        """Record the secondaries of this exported user; False when it is a primary of another connection
-        (reported, not to be ingested)."""
+    def note_record(self, ordinal: int, source_id: str, record: dict[str, Any]) -> str | None:
+        """Note the secondaries of this exported user; when it is a primary of another connection (not ours to
+        migrate), the problem to report instead."""
         identities = record.get("identities")
         if not isinstance(identities, list) or not identities:
-            return True
+            return None
         own = identities[0].get("connection") if isinstance(identities[0], dict) else None
         if own is not None and own != self.source_connection:
             held = [f"{i.get('provider')}|{i.get('user_id')}" for i in identities[1:]
                     if isinstance(i, dict) and i.get("connection") == self.source_connection]
-            self.ledger.add_problem(
-                "linked-elsewhere", source_id,
-                f"{', '.join(held) or 'a user'} of {self.source_connection} is a linked secondary of {source_id} "
-                f"(connection {own}): not migrated as a user of its own; unlink it in the source to migrate it")
-            return False
+            return (f"{', '.join(held) or 'a user'} of {self.source_connection} is a linked secondary of {source_id} "
+                    f"(connection {own}): not migrated as a user of its own; unlink it in the source to migrate it")
         for entry in identities[1:]:
             if isinstance(entry, dict) and entry.get("provider") and entry.get("user_id") is not None:
                 self.rows.append((ordinal, f"{entry['provider']}|{entry['user_id']}", str(entry.get("connection"))))
-        if len(self.rows) >= 1000:
-            self.flush()
-        return True
-
-    def flush(self) -> None:
-        if self.rows:
-            self.ledger.add_linked_identities(self.rows)
-            self.rows.clear()
+        return None
 
 
 def classify(migration: Migration) -> None:

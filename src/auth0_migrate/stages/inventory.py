@@ -60,6 +60,15 @@ class ImportLeftovers:
         if get("last_password_reset"):
             self.last_password_reset += 1
 
+    def counts(self) -> dict[str, int]:
+        return {"created_at": self.created_at, "last_login": self.last_login, "logins_count": self.logins_count,
+                "last_password_reset": self.last_password_reset, "signed_in": self.signed_in}
+
+    def add(self, counts: dict[str, int]) -> None:
+        """Add the `counts` of users another `ImportLeftovers` saw (a piece of the export read by a worker)."""
+        for name, n in counts.items():
+            setattr(self, name, getattr(self, name) + n)
+
     def as_dict(self) -> dict[str, dict[str, Any]]:
         bound = ("issued to the source user's id; the target user has another id, so these users sign in again"
                  if self.user_ids != "keep" else
