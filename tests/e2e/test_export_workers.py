@@ -5,7 +5,8 @@ linked secondary and count of what the import cannot take, in the same order.
 The whole-user story (organizations, linked secondaries, MFA factors with a secrets file, a stranger) is exported
 twice from the same tenant, each time into a fresh ledger: once read here, once by two workers given a few users at
 a time (so pieces go round both workers many times, and their answers must be put back in order). The hash file
-has a user missing and a user on two lines that disagree; one case selects users with a `--users` file.
+(read by two workers too) has a user missing and a user on two lines that disagree; one case selects users
+with a `--users` file.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from auth0_migrate.auth0 import jobs
+from auth0_migrate import workers as workers_module
+from auth0_migrate.formats import pieces
 from auth0_migrate.model import QuietReporter
 from auth0_migrate.pipeline import ingest_source, open_migration
 from auth0_migrate.stages import ingest
@@ -86,19 +88,19 @@ def test_workers_write_the_same_ledger(world: World, tmp_path, monkeypatch, subs
                                       state=str(tmp_path / f"{name}.sqlite"), **extra))
 
     here = run("here")
-    monkeypatch.setattr(ingest, "WORKERS_FROM_BYTES", 0)
-    monkeypatch.setattr(ingest, "WORKERS", 2)
-    monkeypatch.setattr(jobs, "EXPORT_CHUNK", 700)  # a user or two a piece: many pieces, round both workers
+    monkeypatch.setattr(workers_module, "FROM_BYTES", 0)
+    monkeypatch.setattr(workers_module, "COUNT", 2)
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 700)  # a user or two a piece: many pieces, round both workers
     answers: list[int] = []
-    answer = ingest._Worker.answer
+    answer = workers_module._Worker.answer
 
     def counted(self: Any) -> Any:  # the real answer, counted: the workers did read the export
         answers.append(self.process.pid)
         return answer(self)
-    monkeypatch.setattr(ingest._Worker, "answer", counted)
+    monkeypatch.setattr(workers_module._Worker, "answer", counted)
     workers = run("workers")
 
-    assert len(answers) >= 4 and len(set(answers)) == 2
+    assert len(answers) >= 8 and len(set(answers)) == 4  # two workers read the hash file, two the export
     for name in TABLES:
         assert workers[name] == here[name], name
     # ...and what was compared is the whole story, not an empty ledger.
@@ -116,12 +118,14 @@ def test_workers_write_the_same_ledger(world: World, tmp_path, monkeypatch, subs
         assert any(kind == "mfa-factor" for _, kind, *_ in here["holdings"])
 
 
-def test_a_worker_that_cannot_start_stops_the_export(tmp_path) -> None:
+def test_a_worker_that_cannot_start_stops_the_export(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(workers_module, "FROM_BYTES", 0)
+    monkeypatch.setattr(workers_module, "COUNT", 2)
     export = tmp_path / "export.ndjson"
     export.write_text('{"user_id":"auth0|1","email":"a@example.com"}\n', encoding="utf-8")
     work = ingest.UserWork(options(tmp_path, password_hashes=str(tmp_path / "h.ndjson")), SOURCE, None, None)
     with pytest.raises(RuntimeError, match="ended without answering"):
-        list(ingest.findings_of_export(work, str(export), lambda ids: {}, str(tmp_path / "no-such-ledger"), 2))
+        list(ingest.findings_of_export(work, str(export), lambda ids: {}, str(tmp_path / "no-such-ledger")))
 
 
 def _synthetic_export(path: Any, users: int) -> list[str]:
@@ -153,11 +157,14 @@ def test_workers_hand_back_each_piece_in_order(tmp_path, monkeypatch) -> None:
     export = tmp_path / "export.ndjson"
     lines = _synthetic_export(export, 120)
     work = ingest.UserWork(options(tmp_path), SOURCE, None, None)
-    monkeypatch.setattr(jobs, "EXPORT_CHUNK", 500)
-    here = list(ingest.findings_of_export(work, str(export), lambda ids: {}, "unused", 0))
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 500)
+    monkeypatch.setattr(workers_module, "FROM_BYTES", 0)
+    monkeypatch.setattr(workers_module, "COUNT", 0)
+    here = list(ingest.findings_of_export(work, str(export), lambda ids: {}, "unused"))
     ledger_path = tmp_path / "ledger.sqlite"
     sqlite3.connect(ledger_path).close()  # the workers' hash reader opens it (no hash file here: never read)
-    there = list(ingest.findings_of_export(work, str(export), lambda ids: {}, str(ledger_path), 2))
+    monkeypatch.setattr(workers_module, "COUNT", 2)
+    there = list(ingest.findings_of_export(work, str(export), lambda ids: {}, str(ledger_path)))
 
     assert len(here) > 20  # many pieces, round both workers many times
     assert there == here

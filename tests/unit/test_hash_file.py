@@ -14,12 +14,15 @@ import bcrypt
 import pytest
 
 from auth0_migrate.errors import InputError
+from auth0_migrate.formats import pieces
 from auth0_migrate.formats.hash_file import (
     HashRow,
     LineProblem,
     NotBcryptError,
     credential_for_bcrypt,
     iter_hash_file,
+    iter_hash_piece,
+    read_hash_pieces,
 )
 from auth0_migrate.tenant.credentials import verify_password
 
@@ -287,3 +290,34 @@ def test_malformed_password_set_date_is_a_problem_naming_user_and_field(bad: Any
     assert isinstance(item, LineProblem)
     assert item.user_id == "auth0|5dea9f9c82dd7c0e76e4ec93"
     assert "password_set_date" in str(item) and "$2" not in str(item)
+
+
+@pytest.mark.parametrize("size", [1, 7, 100, 1 << 20])
+@pytest.mark.parametrize("gzipped", [False, True], ids=["plain", "gzip"])
+def test_pieces_give_what_the_whole_file_gives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int,
+                                               gzipped: bool) -> None:
+    """Read in pieces (as worker processes take it), the file gives the same rows and problems, numbered alike:
+    a byte-order mark, blank and bad lines, CRLF ends, a CR inside a line, no LF after the last line."""
+    text = ("\ufeff" + line(_id={"$oid": "a" * 24}) + "\r\n\n   \n{not json\n[1]\n"
+            + line(_id={"$oid": "b" * 24}, passwordHash="nope") + "\n"
+            + line(_id={"$oid": "c" * 24}).replace(",", ",\r", 1) + "\n"
+            + line(_id=..., alt_id="custom-1", email="Other@Example.com") + "\n"
+            + "\n".join(line(_id={"$oid": f"{n:024x}"}) for n in range(20)) + "\n" + line(_id={"$oid": "d" * 24}))
+    path = tmp_path / ("hashes.ndjson.gz" if gzipped else "hashes.ndjson")
+    data = text.encode()
+    path.write_bytes(gzip.compress(data) if gzipped else data)
+    monkeypatch.setattr(pieces, "PIECE_BYTES", size)
+
+    whole = list(iter_hash_file(str(path)))
+    in_pieces = [item for first, piece in read_hash_pieces(str(path)) for item in iter_hash_piece(piece, first)]
+
+    assert in_pieces == whole
+    assert len([i for i in whole if isinstance(i, HashRow)]) == 24
+    assert [i.line_no for i in whole if isinstance(i, LineProblem)] == [4, 5, 6]
+
+
+def test_pieces_of_a_corrupt_gzip_file_raise_input_error(tmp_path: Path) -> None:
+    path = tmp_path / "hashes.ndjson.gz"
+    path.write_bytes(gzip.compress(b"x" * 10_000)[:-20])
+    with pytest.raises(InputError, match="cannot read the hash file"):
+        list(read_hash_pieces(str(path)))

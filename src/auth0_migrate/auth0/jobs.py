@@ -15,7 +15,6 @@ happened from the target. A 429 whose message says two import jobs are active ra
 
 from __future__ import annotations
 
-import gzip
 import os
 import tempfile
 from collections.abc import Iterator
@@ -25,6 +24,8 @@ from typing import Any
 import orjson
 
 from ..errors import AnswerLost, ImportSlotsBusy, NotFoundError, RateLimited, TransientError
+from ..formats.hash_file import open_input
+from ..formats.pieces import read_pieces, split_lines
 from .client import TenantClient
 from .governor import SEND_ONCE
 
@@ -139,37 +140,15 @@ def iter_export_lines(path: str) -> Iterator[tuple[int, str, dict[str, Any] | No
             yield number, text.decode("utf-8", "replace"), record, problem
 
 
-EXPORT_CHUNK = 1 << 20
-"""Bytes of export text read at a time (about a thousand users): the unit an export worker takes."""
-
-
-def read_export_chunks(path: str, size: int | None = None) -> Iterator[tuple[int, bytes]]:
-    """(number of its first line, text) of a gzipped (or plain) NDJSON export, in pieces of whole lines.
-
-    Lines end at LF, CR or CRLF (as a text file's universal newlines read them), so a piece ends
-    after its last LF and the next piece's first line number is this one's plus its line ends.
-    """
-    with open(path, "rb") as raw:
-        gzipped = raw.read(2) == GZIP_MAGIC
-    first, tail = 1, b""
-    size = size or EXPORT_CHUNK
-    with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as stream:
-        while block := stream.read(size):
-            block = tail + block
-            end = block.rfind(b"\n") + 1
-            if end == 0:
-                tail = block
-                continue
-            chunk, tail = block[:end], block[end:]
-            yield first, chunk
-            first += chunk.count(b"\n") + chunk.count(b"\r") - chunk.count(b"\r\n")
-    if tail:
-        yield first, tail
+def read_export_chunks(path: str) -> Iterator[tuple[int, bytes]]:
+    """(number of its first line, text) of a gzipped (or plain) NDJSON export, in pieces of whole lines."""
+    with open_input(path) as stream:
+        yield from read_pieces(stream, universal=True)
 
 
 def parse_export_lines(chunk: bytes, first: int) -> Iterator[tuple[int, bytes, dict[str, Any] | None, str | None]]:
     """(line number, JSON text, record, problem) of each non-blank line of a piece from `read_export_chunks`."""
-    for number, line in enumerate(chunk.splitlines(), first):
+    for number, line in enumerate(split_lines(chunk, universal=True), first):
         text = line.strip()
         if not text:
             continue

@@ -60,6 +60,7 @@ from typing import IO, Any, Final, TypeAlias, cast
 import orjson
 
 from auth0_migrate.errors import InputError
+from auth0_migrate.formats.pieces import read_pieces, split_lines
 from auth0_migrate.passwords import PASSWORD_HASH_PATTERN
 
 __all__ = [
@@ -70,6 +71,8 @@ __all__ = [
     "NotBcryptError",
     "credential_for_bcrypt",
     "iter_hash_file",
+    "iter_hash_piece",
+    "read_hash_pieces",
     "open_input",
     "parse_date",
 ]
@@ -215,8 +218,29 @@ def iter_hash_file(source: HashSource) -> Iterator[HashRow | LineProblem]:
         yield from _iter_lines(source)
 
 
-def _iter_lines(lines: Iterable[bytes | str]) -> Iterator[HashRow | LineProblem]:
-    for line_no, line in enumerate(lines, start=1):
+def read_hash_pieces(path: str) -> Iterator[tuple[int, bytes]]:
+    """The hash file (plain or gzip) in pieces of whole lines, each with its first line's number, for
+    :func:`iter_hash_piece` (here or in a worker process); raises :class:`InputError` as
+    :func:`iter_hash_file` does."""
+    try:
+        stream = open_input(path)
+    except OSError as exc:
+        raise InputError(f"cannot read the hash file {path}: {exc.strerror}") from exc
+    with stream:
+        try:
+            yield from read_pieces(stream, universal=False)
+        except (OSError, EOFError) as exc:
+            raise InputError(f"cannot read the hash file {path}: {exc}") from exc
+
+
+def iter_hash_piece(piece: bytes, first: int) -> Iterator[HashRow | LineProblem]:
+    """:func:`iter_hash_file` of one piece from :func:`read_hash_pieces`: the same rows and problems, numbered
+    as in the whole file."""
+    return _iter_lines(split_lines(piece, universal=False), first)
+
+
+def _iter_lines(lines: Iterable[bytes | str], first: int = 1) -> Iterator[HashRow | LineProblem]:
+    for line_no, line in enumerate(lines, start=first):
         if line_no == 1:
             line = (
                 line.removeprefix("\ufeff") if isinstance(line, str) else line.removeprefix(b"\xef\xbb\xbf")

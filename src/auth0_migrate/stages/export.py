@@ -17,7 +17,7 @@ from ..formats.users_file import read_selection
 from ..ledger import KnownUser, UserRow, dumps
 from . import mfa
 from .context import Migration
-from .ingest import Findings, UserWork, findings_of_export, worker_count
+from .ingest import Findings, UserWork, findings_of_export
 from .inventory import ImportLeftovers
 from .transform import combine
 
@@ -132,8 +132,7 @@ async def export_source(migration: Migration) -> None:
         try:
             with ledger.tx(), ledger.indexes_deferred(*USER_INDEXES):
                 ingest = _start(migration)
-                for findings in findings_of_export(ingest.work, path, ledger.hashes_for, ledger.path,
-                                                   worker_count(path)):
+                for findings in findings_of_export(ingest.work, path, ledger.hashes_for, ledger.path):
                     ingest.write(findings)
                 ingest.finish()
                 ingest.leftovers.save(ledger)

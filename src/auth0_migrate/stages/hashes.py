@@ -26,17 +26,19 @@ Choices where Auth0 is silent
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from .. import workers
 from ..errors import InputError
-from ..formats.hash_file import HashRow, iter_hash_file
+from ..formats.hash_file import HashRow, iter_hash_piece, read_hash_pieces
 from ..ledger import HashRepeat, Ledger, dumps
 from .context import Migration
 
-BATCH = 5000
-
 
 def load_hashes(migration: Migration) -> None:
-    """Index the hash file's rows of the source connection in the ledger (one transaction)."""
+    """Index the hash file's rows of the source connection in the ledger (one transaction); a large file is
+    parsed by worker processes (`auth0_migrate.workers`) while this process writes."""
     ledger = migration.ledger
     path = migration.options.password_hashes
     if ledger.phase_done("hashes-loaded") or not path:
@@ -47,24 +49,46 @@ def load_hashes(migration: Migration) -> None:
     connection = migration.source_connection.name
     with ledger.tx(), ledger.indexes_deferred("hashes_email"):
         ledger.reset_hashes()
-        batch: list[tuple[str, str | None, str | None, int, str | None]] = []
         other_connections = 0
-        for item in iter_hash_file(path):
-            if not isinstance(item, HashRow):
-                whose = f" (user {item.user_id})" if item.user_id else ""
-                ledger.add_problem("hash-file", str(item.line_no), f"{path}, {item}{whose}")
-                continue
-            if item.connection != connection:
-                other_connections += 1
-                continue
-            batch.append((item.user_id, item.email, _cred(item), item.line_no, item.set_date))
-            if len(batch) >= BATCH:
-                ledger.add_hashes(batch)
-                batch.clear()
-        ledger.add_hashes(batch)
+        pieces = read_hash_pieces(path)
+        count = workers.worker_count(path)
+        found = workers.in_workers(f"{__name__}:hash_job", (path, connection), pieces, count) if count else\
+            (_hash_piece(path, connection, piece, first) for first, piece in pieces)
+        for piece in found:
+            ledger.add_problems(piece.problems)
+            ledger.add_hashes(piece.rows)
+            other_connections += piece.other_connections
         settle_repeats(ledger, path, migration.options.duplicate_hash)
         ledger.set_meta("hash_file", {"other_connections": other_connections})
         ledger.mark_phase("hashes-loaded")
+
+
+@dataclass
+class HashPiece:
+    """What a piece of the hash file gives: rows of the source connection (user id, email, credential JSON,
+    line number, password_set_date), its lines' problems, and how many lines name another connection."""
+
+    rows: list[tuple[str, str | None, str | None, int, str | None]]
+    problems: list[tuple[str, str | None, str]]
+    other_connections: int
+
+
+def hash_job(path: str, connection: str) -> Callable[[bytes, int], HashPiece]:
+    """A worker's job (`workers.in_workers`): `_hash_piece` of each piece."""
+    return lambda piece, first: _hash_piece(path, connection, piece, first)
+
+
+def _hash_piece(path: str, connection: str, piece: bytes, first: int) -> HashPiece:
+    found = HashPiece([], [], 0)
+    for item in iter_hash_piece(piece, first):
+        if not isinstance(item, HashRow):
+            whose = f" (user {item.user_id})" if item.user_id else ""
+            found.problems.append(("hash-file", str(item.line_no), f"{path}, {item}{whose}"))
+        elif item.connection != connection:
+            found.other_connections += 1
+        else:
+            found.rows.append((item.user_id, item.email, _cred(item), item.line_no, item.set_date))
+    return found
 
 
 def settle_repeats(ledger: Ledger, path: str, rule: str) -> None:
