@@ -14,7 +14,8 @@ named in `__all__` is the public API; the modules behind it may move.
 
 __version__ = "0.1.0"
 
-from .auth0.client import TenantClient, TenantCredentials
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     AnswerLost,
     Auth0Error,
@@ -48,8 +49,26 @@ from .model import (
     RunResult,
     StaleHash,
 )
-from .pipeline import plan, run, status, verify
-from .report import ConsoleReporter
+
+if TYPE_CHECKING:
+    from .auth0.client import TenantClient, TenantCredentials
+    from .pipeline import plan, run, status, verify
+    from .report import ConsoleReporter
+
+_LAZY = {"TenantClient": ".auth0.client", "TenantCredentials": ".auth0.client", "plan": ".pipeline",
+         "run": ".pipeline", "status": ".pipeline", "verify": ".pipeline", "ConsoleReporter": ".report"}
+"""Names whose modules load the SDK, httpx and rich (about a second): imported on first use, so a process that
+needs only part of the package (a worker process, `workers.py`) does not pay for them."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "AnswerLost",

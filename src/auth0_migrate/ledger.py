@@ -16,7 +16,7 @@ What it holds (schema version `SCHEMA_VERSION`):
   confirmed (then cleared: the ledger keeps no hashes of imported users), the target id, status
   (`UserStatus`), failure, and the progress flags of restore, verification and cutover.
 - `hashes`: the support-ticket hash file indexed on disk for the join, the first row of each user id;
-  `hash_repeats`: the later rows of a user id (kept by a trigger as the file is read), and
+  `hash_repeats`: the later rows of a user id (kept by `add_hashes` as the file is read), and
   `hash_held`: users whose rows disagree, held back. All three are emptied once joined.
 - `permissions`, `roles`, `role_members`: each user's DIRECT permissions and role memberships.
 - `files`, `job_errors`: import files (users by `file_id`; bodies are rebuilt, never stored), their
@@ -468,11 +468,7 @@ CREATE INDEX IF NOT EXISTS hashes_email ON hashes(email);
 CREATE TABLE IF NOT EXISTS hash_repeats (user_id TEXT NOT NULL, line_no INTEGER NOT NULL, credential TEXT,
     set_date TEXT);
 CREATE TABLE IF NOT EXISTS hash_held (user_id TEXT PRIMARY KEY, lines TEXT NOT NULL);
-CREATE TRIGGER IF NOT EXISTS hashes_keep_repeats BEFORE INSERT ON hashes
-    WHEN EXISTS (SELECT 1 FROM hashes WHERE user_id = NEW.user_id)
-    BEGIN INSERT INTO hash_repeats (user_id, line_no, credential, set_date)
-        VALUES (NEW.user_id, NEW.line_no, NEW.credential, NEW.set_date);
-    END;
+DROP TRIGGER IF EXISTS hashes_keep_repeats;  -- older versions kept repeats so; `add_hashes` does now
 CREATE TABLE IF NOT EXISTS permissions (ordinal INTEGER NOT NULL, api TEXT NOT NULL, name TEXT NOT NULL,
     PRIMARY KEY (ordinal, api, name));
 CREATE TABLE IF NOT EXISTS roles (source_role_id TEXT PRIMARY KEY, name TEXT NOT NULL, target_role_id TEXT,
@@ -524,7 +520,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
     """Bring an older ledger's tables up to `SCHEMA` (before it runs: its triggers use the new columns).
 
     Each added column is nullable, so the rows already written read as "not known" (no hash date).
-    The repeats trigger is dropped to be created again with the new column.
+    (The repeats trigger older versions had is dropped by `SCHEMA`: `add_hashes` keeps repeats now.)
     """
     with transaction(conn):
         for table, column, kind in _ADDED_COLUMNS:
@@ -693,6 +689,10 @@ class Ledger:
                 raise LedgerError(f"{path} is in use by another auth0-migrate process; wait for it to finish") from None
         conn = sqlite3.connect(path, isolation_level=None)
         conn.row_factory = sqlite3.Row
+        if not exists:
+            # A user's row holds its import record (about 1 KB): pages of 16 KiB take fifteen where 4 KiB take
+            # three, which makes a million inserts about a fifth cheaper. Only a new file can choose.
+            conn.execute("PRAGMA page_size=16384")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         # Cleared credentials must not linger in freed pages: not every SQLite build has this on by default.
@@ -919,11 +919,24 @@ class Ledger:
                     "DELETE FROM hash_repeats", "DELETE FROM hash_held"):
             self.db.execute(sql)
 
-    def add_hashes(self, rows: Iterable[tuple[str, str | None, str | None, int, str | None]]) -> None:
+    def add_hashes(self, rows: Sequence[tuple[str, str | None, str | None, int, str | None]]) -> None:
         """(user_id, email, credential JSON, line_no, password_set_date) of hash-file lines; the first line of a
-        user id stays, later ones go to `hash_repeats` (trigger) for `hash_repeats()`."""
+        user id stays, later ones go to `hash_repeats` for `hash_repeats()`.
+
+        A repeat is rare, so it is looked for only when the insert kept fewer rows than it was given (a trigger
+        that asked on every row made the load of a million lines a third slower).
+        """
+        before = self.db.total_changes
         self.db.executemany("INSERT OR IGNORE INTO hashes (user_id, email, credential, line_no, set_date) "
                             "VALUES (?, ?, ?, ?, ?)", rows)
+        if self.db.total_changes - before == len(rows):
+            return
+        kept = {r[0]: r[1] for r in self.db.execute(
+            "SELECT user_id, line_no FROM hashes WHERE user_id IN (SELECT value FROM json_each(?))",
+            (dumps([row[0] for row in rows]),))}
+        self.db.executemany("INSERT INTO hash_repeats (user_id, line_no, credential, set_date) VALUES (?, ?, ?, ?)",
+                            [(user_id, line_no, credential, set_date) for user_id, _, credential, line_no, set_date
+                             in rows if kept[user_id] != line_no])
 
     def hash_repeats(self) -> list[HashRepeat]:
         return [HashRepeat(*r) for r in self.db.execute(

@@ -39,9 +39,9 @@ from typing import IO, Any
 
 IN_FLIGHT = 2
 """Pieces a worker holds at a time: one to work on and one waiting, so it does not wait for this process."""
-FROM_BYTES = 16 << 20
+FROM_BYTES = 8 << 20
 """A file of at least this size is read by workers; a smaller one in this process (starting a worker costs
-about half a second)."""
+about a third of a second)."""
 COUNT: int | None = None
 """How many workers read a large file: None for one a core (at most 4; none on one core)."""
 

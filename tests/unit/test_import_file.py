@@ -171,3 +171,23 @@ def test_docstring_examples_hold() -> None:
 
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_the_sizer_decides_as_the_packer_packs() -> None:
+    """FileSizer (the export stage's packer, on sizes alone) closes the same files at the same records, each of the
+    size the packer's body has: records of random sizes, some larger than a file."""
+    import random
+
+    from auth0_migrate.formats.import_file import FilePacker, FileSizer
+
+    rng = random.Random(7)
+    parts = [(str(n), b"x" * rng.choice([rng.randint(1, 300), rng.randint(300, 2000), 5000])) for n in range(3000)]
+    packer, sizer = FilePacker(4000), FileSizer(4000)
+    packed, sized = [], []
+    for key, part in parts:
+        packed += packer.add(key, part)
+        sized += sizer.add(key, len(part))
+    packed += packer.finish()
+    sized += sizer.finish()
+    assert [(f.keys, len(f.body), f.oversize) for f in packed] == [(f.keys, f.size, f.oversize) for f in sized]
+    assert sum(f.oversize for f in sized) > 10 and len(sized) > 100

@@ -21,11 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from ..errors import AnswerLost, ImportSlotsBusy, NotFoundError, RateLimited, TransientError
-from ..formats.hash_file import open_input
-from ..formats.pieces import read_pieces, split_lines
+from ..formats.export_file import parse_export_lines, read_export_chunks
 from .client import TenantClient
 from .governor import SEND_ONCE
 
@@ -138,29 +135,6 @@ def iter_export_lines(path: str) -> Iterator[tuple[int, str, dict[str, Any] | No
     for first, chunk in read_export_chunks(path):
         for number, text, record, problem in parse_export_lines(chunk, first):
             yield number, text.decode("utf-8", "replace"), record, problem
-
-
-def read_export_chunks(path: str) -> Iterator[tuple[int, bytes]]:
-    """(number of its first line, text) of a gzipped (or plain) NDJSON export, in pieces of whole lines."""
-    with open_input(path) as stream:
-        yield from read_pieces(stream, universal=True)
-
-
-def parse_export_lines(chunk: bytes, first: int) -> Iterator[tuple[int, bytes, dict[str, Any] | None, str | None]]:
-    """(line number, JSON text, record, problem) of each non-blank line of a piece from `read_export_chunks`."""
-    for number, line in enumerate(split_lines(chunk, universal=True), first):
-        text = line.strip()
-        if not text:
-            continue
-        try:
-            record = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            yield number, text, None, f"export line {number} is not valid JSON"
-            continue
-        if not isinstance(record, dict):
-            yield number, text, None, f"export line {number} is not a JSON object"
-            continue
-        yield number, text, record, None
 
 
 async def export_connection(client: TenantClient, connection_id: str, fields: tuple[str, ...] = EXPORT_FIELDS,

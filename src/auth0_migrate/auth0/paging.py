@@ -35,11 +35,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from auth0.management.core.pagination import AsyncPager
+if TYPE_CHECKING:  # types only: a worker process (`workers.py`) imports the stages without the SDK
+    from auth0.management.core.pagination import AsyncPager
 
-from .client import TenantClient
+    from .client import TenantClient
 
 T = TypeVar("T")
 PER_PAGE = 100

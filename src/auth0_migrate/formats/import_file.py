@@ -44,6 +44,8 @@ __all__ = [
     "encode_file",
     "encode_record",
     "FilePacker",
+    "FileSizer",
+    "SizedFile",
     "multipart_envelope",
     "pack_encoded",
     "pack_files",
@@ -191,6 +193,55 @@ def pack_encoded(parts_in: Iterable[tuple[str, bytes]], max_bytes: int = FILE_BU
     yield from packer.finish()
 
 
+@dataclass(frozen=True, slots=True)
+class SizedFile:
+    """One import file as :class:`FileSizer` decides it: the users' keys, in order, and its body's size."""
+
+    keys: list[str]
+    size: int
+    oversize: bool = False
+
+
+class FileSizer:
+    """The packing rule of :func:`pack_encoded` on sizes alone: which records go in which file.
+
+    For a caller that stores the records elsewhere and rebuilds the bodies at upload (the export stage:
+    the ledger keeps a file's users and size, never its body), so no body is built twice. :class:`FilePacker`
+    is this rule with the bodies built.
+    """
+
+    def __init__(self, max_bytes: int = FILE_BUDGET) -> None:
+        if max_bytes < 3:
+            raise ValueError("max_bytes must leave room for a JSON array")
+        self.max_bytes = max_bytes
+        self.keys: list[str] = []
+        self.size = 2  # "[" and "]"
+
+    def add(self, key: str, size: int) -> list[SizedFile]:
+        """A record of `size` bytes; the files it closed (none, one, or an open file plus an oversize one)."""
+        closed: list[SizedFile] = []
+        if size + 2 > self.max_bytes:
+            if self.keys:
+                closed.append(self._take())
+            closed.append(SizedFile([key], size + 2, oversize=True))
+            return closed
+        added = size + (1 if self.keys else 0)  # the comma before all but the first
+        if self.size + added > self.max_bytes:
+            closed.append(self._take())
+            added = size
+        self.keys.append(key)
+        self.size += added
+        return closed
+
+    def finish(self) -> list[SizedFile]:
+        return [self._take()] if self.keys else []
+
+    def _take(self) -> SizedFile:
+        sized = SizedFile(self.keys, self.size)
+        self.keys, self.size = [], 2
+        return sized
+
+
 class FilePacker:
     """The packing rule of :func:`pack_encoded`, fed one record at a time (for a stage that packs as it reads).
 
@@ -199,33 +250,21 @@ class FilePacker:
     """
 
     def __init__(self, max_bytes: int = FILE_BUDGET) -> None:
-        if max_bytes < 3:
-            raise ValueError("max_bytes must leave room for a JSON array")
-        self.max_bytes = max_bytes
-        self.keys: list[str] = []
+        self.sizer = FileSizer(max_bytes)
         self.parts: list[bytes] = []
-        self.size = 2  # "[" and "]"
 
     def add(self, key: str, part: bytes) -> list[PackedFile]:
-        closed: list[PackedFile] = []
-        if len(part) + 2 > self.max_bytes:
-            if self.parts:
-                closed.append(self._take())
-            closed.append(PackedFile([key], _body([part]), oversize=True))
-            return closed
-        added = len(part) + (1 if self.parts else 0)  # the comma before all but the first
-        if self.size + added > self.max_bytes:
-            closed.append(self._take())
-            added = len(part)
-        self.keys.append(key)
-        self.parts.append(part)
-        self.size += added
+        closed = [self._packed(sized, part) for sized in self.sizer.add(key, len(part))]
+        if not closed or not closed[-1].oversize:
+            self.parts.append(part)
         return closed
 
     def finish(self) -> list[PackedFile]:
-        return [self._take()] if self.parts else []
+        return [self._packed(sized, b"") for sized in self.sizer.finish()]
 
-    def _take(self) -> PackedFile:
-        packed = PackedFile(self.keys, _body(self.parts))
-        self.keys, self.parts, self.size = [], [], 2
+    def _packed(self, sized: SizedFile, part: bytes) -> PackedFile:
+        if sized.oversize:
+            return PackedFile(sized.keys, _body([part]), oversize=True)
+        packed = PackedFile(sized.keys, _body(self.parts))
+        self.parts = []
         return packed

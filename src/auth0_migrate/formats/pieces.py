@@ -7,9 +7,9 @@ way the numbers are those a line-by-line reading gives.
 
 >>> import io
 >>> list(read_pieces(io.BytesIO(b"a\\nb\\r\\nc\\rd\\ne"), size=4, universal=True))
-[(1, b'a\\nb\\r\\n'), (3, b'c\\rd\\n'), (5, b'e')]
+[(1, b'a\\n'), (2, b'b\\r\\n'), (3, b'c\\rd\\n'), (5, b'e')]
 >>> list(read_pieces(io.BytesIO(b"a\\nb\\r\\nc\\rd\\ne"), size=4, universal=False))
-[(1, b'a\\nb\\r\\n'), (3, b'c\\rd\\n'), (4, b'e')]
+[(1, b'a\\n'), (2, b'b\\r\\n'), (3, b'c\\rd\\n'), (4, b'e')]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def read_pieces(stream: IO[bytes], size: int | None = None, *, universal: bool) 
         piece, tail = block[:end], block[end:]
         yield first, piece
         first += piece.count(b"\n")
-        if universal:
+        if universal and b"\r" in piece:  # (a search for one byte is much cheaper than a count)
             first += piece.count(b"\r") - piece.count(b"\r\n")
     if tail:
         yield first, tail

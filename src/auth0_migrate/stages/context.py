@@ -7,11 +7,14 @@ export and import jobs, which a migration starts several of.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from ..auth0.client import TenantClient
 from ..formats.mfa_file import MfaSecrets
 from ..ledger import Ledger
 from ..model import MigrationOptions, Reporter
+
+if TYPE_CHECKING:  # a type only: a worker process (`workers.py`) imports the stages without the SDK
+    from ..auth0.client import TenantClient
 
 
 @dataclass

@@ -12,14 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ..auth0 import jobs
-from ..formats.import_file import FilePacker, PackedFile
+from ..formats.import_file import FileSizer, SizedFile
 from ..formats.users_file import read_selection
 from ..ledger import KnownUser, UserRow, dumps
 from . import mfa
 from .context import Migration
 from .ingest import Findings, UserWork, findings_of_export
 from .inventory import ImportLeftovers
-from .transform import combine
 
 BATCH = 5000
 USER_INDEXES = ("users_email", "users_status", "users_file")
@@ -46,7 +45,7 @@ class _Ingest:
         self.work = UserWork(self.options, migration.source_connection.name, mfa.secrets(migration),
                              (chosen.ids, chosen.emails) if chosen else None)
         self.found: set[str] = set()
-        self.packer = FilePacker()
+        self.packer = FileSizer()  # the bodies are built at upload, from the rows
         self.next_file = migration.ledger.next_file_id()
         self.waiting: dict[str, UserRow] = {}  # ordinal -> row, for users of the open file
         self.rows: list[UserRow] = []
@@ -70,17 +69,17 @@ class _Ingest:
         self.factors += findings.factors
         self.found |= findings.found
         self.leftovers.add(findings.leftovers)
-        for row in findings.rows:
+        for row, size in zip(findings.rows, findings.sizes, strict=True):
             if row[8] != "ready":
                 self.rows.append(row)
                 continue
             key = str(row[0])
             self.waiting[key] = row
-            for packed in self.packer.add(key, combine(row[3] or "{}", row[4])):
+            for packed in self.packer.add(key, size):
                 self._close(packed)
         self._flush_rows()
 
-    def _close(self, packed: PackedFile) -> None:
+    def _close(self, packed: SizedFile) -> None:
         if packed.oversize:
             for key in packed.keys:
                 row = self.waiting.pop(key)
@@ -89,7 +88,7 @@ class _Ingest:
             return
         file_id = self.next_file
         self.next_file += 1
-        self.ledger.add_file(file_id, len(packed.body), len(packed.keys))
+        self.ledger.add_file(file_id, packed.size, len(packed.keys))
         for key in packed.keys:
             self.rows.append((*self.waiting.pop(key)[:12], file_id))
 

@@ -23,14 +23,14 @@ from typing import Any
 import orjson
 
 from .. import workers
-from ..auth0.jobs import parse_export_lines, read_export_chunks
+from ..formats.export_file import parse_export_lines, read_export_chunks
 from ..formats.mfa_file import MfaSecrets
 from ..ledger import HashReader, UserRow, dumps
 from ..model import MigrationOptions
 from . import mfa
 from .identities import LinkedAccounts
 from .inventory import ImportLeftovers
-from .transform import transform_one
+from .transform import combine, transform_one
 
 HashLookup = Callable[[list[str]], Mapping[str, tuple[str | None, str | None]]]
 """User ids -> {user id: (credential JSON or None, password_set_date or None)} for those the hash file gives
@@ -41,6 +41,9 @@ class Findings:
     """What the work found in some users, in their order, for the export stage to write."""
 
     rows: list[UserRow] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    """Bytes of each row's user in an import file (`transform.combine`), 0 for a user not ready: the packing
+    needs only these."""
     problems: list[tuple[str, str | None, str]] = field(default_factory=list)
     linked: list[tuple[int, str, str]] = field(default_factory=list)
     factors: list[tuple[int, str]] = field(default_factory=list)
@@ -107,6 +110,7 @@ class UserWork:
             if known is None:
                 self.findings.rows.append((ordinal, source_id, email, text, None, 0, None, None, "exported", None,
                                            None, None, None))
+                self.findings.sizes.append(0)
                 return
             credential_text, set_date = known
             hash_match = "id"
@@ -120,6 +124,7 @@ class UserWork:
                                    1 if outcome.credential else 0, hash_match, outcome.target_id, outcome.status,
                                    None if outcome.status == "ready" else outcome.stage, outcome.code,
                                    outcome.message, None))
+        self.findings.sizes.append(len(combine(stored, outcome.credential)) if outcome.status == "ready" else 0)
 
     def chunk(self, chunk: bytes, first: int, lookup: HashLookup) -> Findings:
         """The users of a piece of the export's text (`jobs.read_export_chunks`), their hashes looked up at once."""
