@@ -3,8 +3,10 @@
 Synthetic input is written first (not timed): a gzipped NDJSON export as the tenant produces it,
 about 1 KB a record with realistic fields, and a support-format password-hash file with one line
 per user (bcrypt cost 10, as Auth0 support hands them out). Then, timed, in a process of its own
-(so its peak RSS is its own): `pipeline.ingest_source` (the hash file indexed in the ledger, the
-export read with the download replaced by the file, each user joined, transformed, validated and
+(so its peak RSS is its own; a large file is read by worker processes too, `auth0_migrate.workers`,
+whose largest peak is reported beside it, and the total counts each worker at that peak):
+`pipeline.ingest_source` (the hash file indexed in the ledger, the export read with the download
+replaced by the file, each user joined, transformed, validated and
 packed as it is read, then the email fallback), and the stragglers' `stages.transform.transform_users`
 and `pack_users`, on a `stages.context.Migration` with a real `Ledger` and no clients.
 
@@ -26,6 +28,7 @@ from auth0_migrate.model import MigrationOptions
 from auth0_migrate.pipeline import ingest_source
 from auth0_migrate.stages import export, transform
 from auth0_migrate.stages.context import Connection, Migration
+from auth0_migrate.workers import worker_count
 
 from .migration import PhaseClock, log, peak_rss_mb, run_worker
 
@@ -100,6 +103,16 @@ def write_inputs(workdir: str, users: int, seed: int = 11) -> tuple[str, str]:
     return export_path, hash_path
 
 
+def python_speed() -> float:
+    """Seconds this machine takes for ten million additions in a Python loop (one core): the day's speed, for
+    comparing runs on a shared machine whose speed changes from day to day."""
+    started = time.process_time()
+    total = 0
+    for n in range(10_000_000):
+        total += n
+    return round(time.process_time() - started, 2)
+
+
 def cpu_seconds() -> float:
     """User and system CPU seconds of this process and of its children that have ended (all of the work's)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -117,6 +130,7 @@ async def run_local(spec: dict[str, Any]) -> dict[str, Any]:
 
     fresh_export = export._fresh_export
     export._fresh_export = downloaded  # type: ignore[assignment]  # the only network step of the loading path
+    workers = max(worker_count(export_path), worker_count(hash_path))
     reporter = PhaseClock()
     cpu_started = cpu_seconds()
     started = time.monotonic()
@@ -136,8 +150,10 @@ async def run_local(spec: dict[str, Any]) -> dict[str, Any]:
     finally:
         ledger.close()
         export._fresh_export = fresh_export  # a later export in this process (the test suite) reads the network
+    worker_rss = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0, 1) if workers else 0.0
     return {"users": spec["users"], "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
-            "peak_rss_mb": peak_rss_mb(),
+            "peak_rss_mb": peak_rss_mb(), "workers": workers, "worker_peak_rss_mb": worker_rss,
+            "peak_rss_total_mb": round(peak_rss_mb() + workers * worker_rss, 1),
             "import_files": len(files), "import_bytes": sum(f.bytes or 0 for f in files),
             "statuses": counts, "with_password_hash": with_hash, "phases": reporter.durations(seconds)}
 
@@ -153,10 +169,12 @@ def measure(users: int, workdir: str) -> dict[str, Any]:
     for suffix in ("", "-wal", "-shm", ".lock"):
         if os.path.exists(state + suffix):
             os.unlink(state + suffix)
+    speed = python_speed()
     try:
         result = run_worker("bench.offline", {"name": f"offline-{users}", "users": users, "export": export_path,
                                               "hashes": hash_path, "state": state}, workdir)
         result["ledger_mb"] = round(os.path.getsize(state) / 2**20, 1)
+        result["python_loop_seconds"] = speed
     finally:
         for path in (export_path, hash_path, state, state + "-wal", state + "-shm", state + ".lock"):
             if os.path.exists(path):
@@ -172,7 +190,8 @@ def benchmark(users: int, *, workdir: str, compare: bool = True) -> dict[str, An
     if compare and users != 100_000:
         small = measure(100_000, workdir)
         out["compare"] = [small]
-        out["rss_ratio"] = round(out["peak_rss_mb"] / small["peak_rss_mb"], 2) if small["peak_rss_mb"] else None
+        out["rss_ratio"] = round(out["peak_rss_total_mb"] / small["peak_rss_total_mb"], 2)\
+            if small["peak_rss_total_mb"] else None
     return out
 
 

@@ -14,7 +14,7 @@ import sqlite3
 import pytest
 
 from auth0_migrate.auth0 import client as client_module
-from auth0_migrate.formats.import_file import FilePacker
+from auth0_migrate.formats.import_file import FileSizer
 from auth0_migrate.stages import export, import_jobs
 from auth0_migrate.tenant.jobs import LOST_ANSWER
 
@@ -53,7 +53,7 @@ def _once_each(world: World, seeded, result, *, imported: int | None = None) -> 
 def test_a_lost_upload_answer_is_settled_from_the_target_not_sent_again(world: World, tmp_path, monkeypatch,
                                                                         action) -> None:
     seeded, opts = _ready(world, tmp_path, users=60)
-    monkeypatch.setattr(export, "FilePacker", functools.partial(FilePacker, 8_000))  # several files
+    monkeypatch.setattr(export, "FileSizer", functools.partial(FileSizer, 8_000))  # several files
     world.tenant.config.job_seconds = 30  # the lost job is still running when the tool starts to look
     seeding_jobs = _import_jobs(world)
     world.tenant.faults.lose_import_answers.append(action)
