@@ -11,9 +11,11 @@ A worker is `python -c "...serve()"`, a process of its own, started the same way
 this module (multiprocessing's spawn would run that program's `__main__` again in each worker). The first
 message names the job, `"module:function"` of this package, and its set-up arguments; the function returns
 the callable each piece is given to. Messages are pickled frames on the worker's stdin and stdout, which only
-the two sides of this module use. A feeder thread writes to each worker, so this process never blocks on a
-full pipe and can always take the answer a worker is waiting to hand over. When this process stops, or is
-killed, a worker's stdin ends and so does the worker.
+the two sides of this module use. A thread writes to each worker and another reads its answers, so this
+process never blocks on a full pipe and a worker never waits for this process to be free to read. The threads
+only move bytes (a read or write releases the GIL); pickling stays in this process's own thread, since a thread
+that held the GIL to unpickle would stall the ledger's writes, which give the GIL up at every row. When this
+process stops, or is killed, a worker's stdin ends and so does the worker.
 
 Example::
 
@@ -119,13 +121,24 @@ class _Failed:
 
 
 def _send(stream: IO[bytes], message: object) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    _send_bytes(stream, _pickled(message))
+
+
+def _pickled(message: object) -> bytes:
+    return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _send_bytes(stream: IO[bytes], data: bytes) -> None:
     stream.write(_FRAME.pack(len(data)))
     stream.write(data)
     stream.flush()
 
 
 def _receive(stream: IO[bytes]) -> Any:
+    return pickle.loads(_receive_bytes(stream))
+
+
+def _receive_bytes(stream: IO[bytes]) -> bytes:
     head = stream.read(_FRAME.size)
     if len(head) < _FRAME.size:
         raise EOFError
@@ -133,11 +146,12 @@ def _receive(stream: IO[bytes]) -> Any:
     data = stream.read(size)
     if len(data) < size:
         raise EOFError
-    return pickle.loads(data)
+    return data
 
 
 class _Worker:
-    """One worker process and the thread that feeds it."""
+    """One worker process, a thread that feeds it and a thread that takes its answers: the worker never waits
+    for this process to be free to read, and this process never blocks on a full pipe."""
 
     def __init__(self, job: str, setup: tuple[Any, ...]) -> None:
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -147,16 +161,19 @@ class _Worker:
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         assert self.process.stdin is not None and self.process.stdout is not None
         self.inbox, self.outbox = self.process.stdin, self.process.stdout
-        self.queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self.feeder = threading.Thread(target=self._feed, name=f"feeds worker {self.process.pid}", daemon=True)
-        self.feeder.start()
-        self.queue.put((job, setup))
+        self.pieces: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self.answers: queue.SimpleQueue[bytes | object] = queue.SimpleQueue()
+        self.threads = [threading.Thread(target=self._feed, name=f"feeds worker {self.process.pid}", daemon=True),
+                        threading.Thread(target=self._take, name=f"reads worker {self.process.pid}", daemon=True)]
+        for thread in self.threads:
+            thread.start()
+        self.pieces.put(_pickled((job, setup)))
 
     def _feed(self) -> None:
         try:
             while True:
-                message = self.queue.get()
-                _send(self.inbox, message)
+                message = self.pieces.get()
+                _send_bytes(self.inbox, _pickled(None) if message is None else message)
                 if message is None:
                     break
         except OSError:  # the worker ended: `answer` says so
@@ -164,25 +181,38 @@ class _Worker:
         with contextlib.suppress(OSError):
             self.inbox.close()
 
+    def _take(self) -> None:
+        while True:
+            try:
+                answer = _receive_bytes(self.outbox)
+            except (EOFError, OSError):
+                self.answers.put(_ENDED)
+                return
+            self.answers.put(answer)
+
     def give(self, piece: tuple[int, bytes]) -> None:
-        self.queue.put(piece)
+        self.pieces.put(_pickled(piece))
 
     def answer(self) -> Any:
-        try:
-            answer = _receive(self.outbox)
-        except EOFError:
+        data = self.answers.get()
+        if not isinstance(data, bytes):  # _ENDED
             raise RuntimeError(f"a worker process (pid {self.process.pid}) ended without answering "
-                               f"(exit code {self.process.wait()})") from None
+                               f"(exit code {self.process.wait()})")
+        answer = pickle.loads(data)
         if isinstance(answer, _Failed):
             raise RuntimeError(f"a worker process failed: {answer.reason}")
         return answer
 
     def stop(self) -> None:
-        self.queue.put(None)
+        self.pieces.put(None)
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        self.feeder.join(timeout=10)
+        for thread in self.threads:
+            thread.join(timeout=10)
         self.outbox.close()
+
+
+_ENDED = object()
