@@ -19,8 +19,8 @@ import pytest
 
 from auth0_migrate.auth0.client import TenantClient, TenantCredentials
 from auth0_migrate.clock import ManualClock
-from auth0_migrate.model import MigrationOptions, RunResult
-from auth0_migrate.pipeline import run
+from auth0_migrate.model import MigrationOptions, QuietReporter, RunResult
+from auth0_migrate.pipeline import ingest_source, open_migration, run
 from auth0_migrate.seed import Seeded, credential_pool, seed_connection
 from auth0_migrate.tenant import TenantConfig, create_app
 from auth0_migrate.tenant.support_export import export_hashes
@@ -139,6 +139,22 @@ def migrate(source: World, options: MigrationOptions, target: World | None = Non
             if dst is not None:
                 await dst.aclose()
     return asyncio.run(go())
+
+
+def ingest_only(world: World, opts: MigrationOptions) -> None:
+    """Only the start of `run`: the hash file indexed, the source exported, joined, transformed and packed into
+    the ledger at `opts.state`; nothing is written to a tenant."""
+    async def go() -> None:
+        client = world.client()
+        try:
+            migration = await open_migration(opts, client, None, QuietReporter())
+            try:
+                await ingest_source(migration)
+            finally:
+                migration.ledger.close()
+        finally:
+            await client.aclose()
+    asyncio.run(go())
 
 
 def sdk(world: World, method: str, *args: Any, **kwargs: Any) -> Any:

@@ -8,7 +8,6 @@ second run), so the gating is driven by the real pipeline against the local tena
 
 from __future__ import annotations
 
-import asyncio
 import io
 import subprocess
 import sys
@@ -18,11 +17,11 @@ from rich.console import Console
 
 from auth0_migrate.errors import UsageError
 from auth0_migrate.ledger import Ledger
-from auth0_migrate.model import MigrationOptions, QuietReporter
-from auth0_migrate.pipeline import check_options, ingest_source, open_migration
+from auth0_migrate.model import MigrationOptions
+from auth0_migrate.pipeline import check_options
 from auth0_migrate.report import render_result
 
-from .conftest import SOURCE, TARGET, World, dump, migrate, options
+from .conftest import SOURCE, TARGET, World, dump, ingest_only, migrate, options
 
 
 def _first_run(world: World, tmp_path, **kwargs):
@@ -125,17 +124,7 @@ def test_kept_in_source_with_kept_ids_in_one_tenant(world: World, tmp_path) -> N
     state = str(tmp_path / "state.sqlite")
     opts = options(tmp_path, password_hashes=hashes, user_ids="keep", delete_source_users=True)
     # The holding is recorded after the export, before the first (and gated) cutover.
-    async def export_only() -> None:
-        client = world.client()
-        try:
-            migration = await open_migration(opts, client, None, QuietReporter())
-            try:
-                await ingest_source(migration)
-            finally:
-                migration.ledger.close()
-        finally:
-            await client.aclose()
-    asyncio.run(export_only())
+    ingest_only(world, opts)
     _hold(state, user["user_id"], "mfa-factor", "webauthn-roaming", "cannot", "WebAuthn keys cannot be imported")
     result = migrate(world, opts)
     assert result.exit_code == 3, dump(result)

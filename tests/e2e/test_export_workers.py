@@ -11,7 +11,6 @@ with a `--users` file.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 from typing import Any
@@ -20,11 +19,9 @@ import pytest
 
 from auth0_migrate import workers as workers_module
 from auth0_migrate.formats import pieces
-from auth0_migrate.model import QuietReporter
-from auth0_migrate.pipeline import ingest_source, open_migration
 from auth0_migrate.stages import ingest
 
-from .conftest import SOURCE, World, options
+from .conftest import SOURCE, World, ingest_only, options
 from .test_whole_user import _story
 
 TABLES = {
@@ -40,17 +37,7 @@ TABLES = {
 
 def _ingest(world: World, opts: Any) -> dict[str, list[tuple[Any, ...]]]:
     """Export, join, transform and pack the source into a fresh ledger (as `run` starts); its tables."""
-    async def go() -> None:
-        client = world.client()
-        try:
-            migration = await open_migration(opts, client, None, QuietReporter())
-            try:
-                await ingest_source(migration)
-            finally:
-                migration.ledger.close()
-        finally:
-            await client.aclose()
-    asyncio.run(go())
+    ingest_only(world, opts)
     db = sqlite3.connect(opts.state)
     try:
         return {name: [tuple(r) for r in db.execute(sql)] for name, sql in TABLES.items()}

@@ -296,7 +296,8 @@ def test_malformed_password_set_date_is_a_problem_naming_user_and_field(bad: Any
 @pytest.mark.parametrize("gzipped", [False, True], ids=["plain", "gzip"])
 def test_pieces_give_what_the_whole_file_gives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int,
                                                gzipped: bool) -> None:
-    """Read in pieces (as worker processes take it), the file gives the same rows and problems, numbered alike:
+    """Read in pieces (as a path is, here or by worker processes), the file gives the rows and problems a line by
+    line reading of it gives, numbered alike:
     a byte-order mark, blank and bad lines, CRLF ends, a CR inside a line, no LF after the last line."""
     text = ("\ufeff" + line(_id={"$oid": "a" * 24}) + "\r\n\n   \n{not json\n[1]\n"
             + line(_id={"$oid": "b" * 24}, passwordHash="nope") + "\n"
@@ -308,10 +309,11 @@ def test_pieces_give_what_the_whole_file_gives(tmp_path: Path, monkeypatch: pyte
     path.write_bytes(gzip.compress(data) if gzipped else data)
     monkeypatch.setattr(pieces, "PIECE_BYTES", size)
 
-    whole = list(iter_hash_file(str(path)))
+    whole = list(iter_hash_file(io.BytesIO(data)))  # a stream's lines, one by one
     in_pieces = [item for first, piece in read_hash_pieces(str(path)) for item in iter_hash_piece(piece, first)]
 
     assert in_pieces == whole
+    assert list(iter_hash_file(str(path))) == whole
     assert len([i for i in whole if isinstance(i, HashRow)]) == 24
     assert [i.line_no for i in whole if isinstance(i, LineProblem)] == [4, 5, 6]
 

@@ -205,15 +205,8 @@ def iter_hash_file(source: HashSource) -> Iterator[HashRow | LineProblem]:
     :class:`~auth0_migrate.errors.InputError`.
     """
     if isinstance(source, (str, os.PathLike)):
-        try:
-            stream = open_input(source)
-        except OSError as exc:
-            raise InputError(f"cannot read the hash file {os.fspath(source)}: {exc.strerror}") from exc
-        with stream:
-            try:
-                yield from _iter_lines(stream)
-            except (OSError, EOFError) as exc:  # a corrupt or truncated gzip file: no line to blame
-                raise InputError(f"cannot read the hash file {os.fspath(source)}: {exc}") from exc
+        for first, piece in read_hash_pieces(os.fspath(source)):
+            yield from iter_hash_piece(piece, first)
     else:
         yield from _iter_lines(source)
 
@@ -229,7 +222,7 @@ def read_hash_pieces(path: str) -> Iterator[tuple[int, bytes]]:
     with stream:
         try:
             yield from read_pieces(stream, universal=False)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError) as exc:  # a corrupt or truncated gzip file: no line to blame
             raise InputError(f"cannot read the hash file {path}: {exc}") from exc
 
 
