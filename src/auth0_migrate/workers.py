@@ -112,7 +112,10 @@ def serve() -> None:
             answer: object = work(piece, first)
         except Exception as exc:  # handed to the parent, which stops with it
             answer = _Failed(f"{type(exc).__name__}: {exc}")
-        _send(outbox, answer)
+        try:
+            _send(outbox, answer)
+        except BrokenPipeError:  # the parent is gone
+            return
 
 
 @dataclass

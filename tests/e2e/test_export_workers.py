@@ -12,7 +12,11 @@ with a `--users` file.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
+import time
 from typing import Any
 
 import pytest
@@ -175,3 +179,51 @@ def test_workers_hand_back_each_piece_in_order(tmp_path, monkeypatch) -> None:
     assert [(kind, ref) for found in here for kind, ref, _ in found.problems] == expected
     assert {row[8] for row in rows} == {"ready", "invalid"}
     assert [found.linked for found in here if found.linked]  # secondaries noted
+
+
+def slow_job(seconds: float) -> Any:
+    """A worker job for the test below: each piece takes `seconds`."""
+    import time
+
+    def work(piece: bytes, first: int) -> int:
+        time.sleep(seconds)
+        return first
+    return work
+
+
+def _ended(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")  # a zombie has ended
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads the process tree from /proc")
+def test_workers_end_when_the_process_that_started_them_is_killed() -> None:
+    """A run killed mid-export (SIGKILL: no clean-up of its own) leaves no worker behind: each sees its input end."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    script = ("from auth0_migrate import workers\n"
+              "pieces = ((n, b'x') for n in range(1, 1000))\n"
+              "for answer in workers.in_workers('tests.e2e.test_export_workers:slow_job', (0.05,), pieces, 2):\n"
+              "    print(answer, flush=True)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))}
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=env, cwd=root)
+    try:
+        assert parent.stdout is not None
+        assert [int(parent.stdout.readline()) for _ in range(4)] == [1, 2, 3, 4]  # answers flow, in order
+        with open(f"/proc/{parent.pid}/task/{parent.pid}/children", encoding="ascii") as children:
+            crew = [int(pid) for pid in children.read().split()]
+        assert len(crew) == 2
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 20
+        while not all(_ended(pid) for pid in crew) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert all(_ended(pid) for pid in crew), crew
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        if parent.stdout is not None:
+            parent.stdout.close()
