@@ -39,6 +39,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from .errors import UsageError
+
 IN_FLIGHT = 2
 """Pieces a worker holds at a time: one to work on and one waiting, so it does not wait for this process."""
 FROM_BYTES = 8 << 20
@@ -50,12 +52,22 @@ COUNT: int | None = None
 _FRAME = struct.Struct("<Q")
 
 
+ENV = "AUTH0_MIGRATE_WORKERS"
+"""An environment variable that sets how many workers read a large file (0: none, all in this process)."""
+
+
 def worker_count(path: str) -> int:
-    """How many workers read this file: none for a small one, or on one core."""
-    if os.path.getsize(path) < FROM_BYTES:
+    """How many workers read this file: none for a small one, on one core, or in a frozen program (no Python to
+    start); `AUTH0_MIGRATE_WORKERS` decides when set."""
+    if os.path.getsize(path) < FROM_BYTES or getattr(sys, "frozen", False):
         return 0
     if COUNT is not None:
         return COUNT
+    if os.environ.get(ENV, "").strip():
+        try:
+            return max(0, int(os.environ[ENV]))
+        except ValueError:
+            raise UsageError(f"{ENV}={os.environ[ENV]!r}: give a number of worker processes (0 for none)") from None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return min(cores, 4) if cores > 1 else 0
 

@@ -227,3 +227,21 @@ def test_workers_end_when_the_process_that_started_them_is_killed() -> None:
             parent.wait()
         if parent.stdout is not None:
             parent.stdout.close()
+
+
+def test_the_environment_sets_how_many_workers(tmp_path, monkeypatch) -> None:
+    from auth0_migrate.errors import UsageError
+
+    big, small = tmp_path / "big.ndjson", tmp_path / "small.ndjson"
+    big.write_bytes(b"{}\n" * 1000)
+    small.write_bytes(b"{}\n")
+    monkeypatch.setattr(workers_module, "FROM_BYTES", 1000)
+    for value, count in (("0", 0), ("3", 3), (" 1 ", 1)):
+        monkeypatch.setenv(workers_module.ENV, value)
+        assert (workers_module.worker_count(str(big)), workers_module.worker_count(str(small))) == (count, 0)
+    monkeypatch.setenv(workers_module.ENV, "many")
+    with pytest.raises(UsageError, match="AUTH0_MIGRATE_WORKERS='many'"):
+        workers_module.worker_count(str(big))
+    monkeypatch.delenv(workers_module.ENV)
+    monkeypatch.setattr(workers_module.sys, "frozen", True, raising=False)
+    assert workers_module.worker_count(str(big)) == 0  # a frozen program has no Python to start workers with
