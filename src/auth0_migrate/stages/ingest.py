@@ -5,9 +5,9 @@ the user's own row (problems, linked secondaries, MFA factors, users of a `--use
 counts of what the import cannot take) is collected in a `Findings` for the export stage
 (`export._Ingest`) to write, in the order of the export's lines. So the same code runs in this
 process or, for a large export, in worker processes (`findings_of_export`, `auth0_migrate.workers`): each
-takes a piece of the export's text (`jobs.read_export_chunks`, about a thousand users) and hands back its
-`Findings`; this process packs and writes them in order, in its one transaction. The ledger's rows, files
-and problems come out the same either way (tests/e2e/test_export_workers.py).
+takes a piece of the export's text (`formats.export_file.read_export_chunks`, about a thousand users) and
+hands back its `Findings`; this process packs and writes them in order, in its one transaction. The
+ledger's rows, files and problems come out the same either way (tests/e2e/test_export_workers.py).
 
 A worker reads the hash rows through a read-only connection of its own (`HashReader`): the hash file
 was loaded in an earlier, committed transaction, so what it sees does not change while the export's
@@ -34,7 +34,8 @@ from .transform import combine, transform_one
 
 HashLookup = Callable[[list[str]], Mapping[str, tuple[str | None, str | None]]]
 """User ids -> {user id: (credential JSON or None, password_set_date or None)} for those the hash file gives
-a hash to use (a user id it holds back for disagreeing lines is absent)."""
+a hash to use (a user id it holds back for disagreeing lines is absent): one query for a piece's users."""
+
 
 @dataclass
 class Findings:
@@ -52,7 +53,8 @@ class Findings:
 
 
 class UserWork:
-    """The per-user work of the export stage; `user` returns the user's ledger row and notes the rest."""
+    """The per-user work of the export stage: `user` (or `chunk`, for a piece of the export) adds each user's
+    ledger row, and what else it found, to `findings`; `take` hands them over."""
 
     def __init__(self, options: MigrationOptions, source_connection: str, mfa_secrets: MfaSecrets | None,
                  selection: tuple[frozenset[str], frozenset[str]] | None) -> None:
