@@ -690,7 +690,7 @@ class Ledger:
         conn = sqlite3.connect(path, isolation_level=None)
         conn.row_factory = sqlite3.Row
         if not exists:
-            # A user's row holds its import record (about 1 KB): pages of 16 KiB take fifteen where 4 KiB take
+            # A user's row holds its import record (about 1 KB): pages of 16 KiB take fourteen where 4 KiB take
             # three, which makes a million inserts about a fifth cheaper. Only a new file can choose.
             conn.execute("PRAGMA page_size=16384")
         conn.execute("PRAGMA journal_mode=WAL")

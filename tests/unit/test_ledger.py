@@ -168,3 +168,20 @@ def test_holdings_gate_cutover_by_kind_and_allow_loss(tmp_path) -> None:
         assert counts["organization"] == {"found": 1, "carried": 0, "verified": 2, "cannot": 0, "users": 3}
         assert counts["mfa-factor"]["cannot"] == 1 and counts["identity"]["users"] == 0
         assert [h.source_id for h in ledger.holdings("organization", ["verified"])] == ["auth0|1", "auth0|2"]
+
+
+def test_hash_repeats_are_kept_within_a_batch_and_across_batches(tmp_path) -> None:
+    """`add_hashes` keeps the first line of a user id and puts every later one in `hash_repeats`, whether the
+    first came in the same call or an earlier one; a call with no repeat writes none."""
+    with Ledger.open(str(tmp_path / "l.sqlite")) as ledger, ledger.tx():
+        ledger.add_hashes([("auth0|a", None, '{"password_hash":"1"}', 1, None),
+                           ("auth0|b", None, '{"password_hash":"2"}', 2, None)])
+        assert ledger.hash_repeats() == []
+        ledger.add_hashes([("auth0|c", None, '{"password_hash":"3"}', 3, None),
+                           ("auth0|a", None, '{"password_hash":"4"}', 4, "2021-01-01T00:00:00.000Z"),
+                           ("auth0|c", None, '{"password_hash":"5"}', 5, None)])
+        assert [(r.user_id, r.line_no, r.credential, r.first_line, r.first_credential, r.set_date)
+                for r in ledger.hash_repeats()] == [
+            ("auth0|a", 4, '{"password_hash":"4"}', 1, '{"password_hash":"1"}', "2021-01-01T00:00:00.000Z"),
+            ("auth0|c", 5, '{"password_hash":"5"}', 3, '{"password_hash":"3"}', None)]
+        assert ledger.hash_for("auth0|c") == (True, '{"password_hash":"3"}', None)
