@@ -47,13 +47,12 @@ FROM_BYTES = 8 << 20
 """A file of at least this size is read by workers; a smaller one in this process (starting a worker costs
 about a third of a second)."""
 COUNT: int | None = None
-"""How many workers read a large file: None for one a core (at most 4; none on one core)."""
-
-_FRAME = struct.Struct("<Q")
-
-
+"""How many workers read a large file: None for `AUTH0_MIGRATE_WORKERS`, or else one a core (at most 4; none on
+one core)."""
 ENV = "AUTH0_MIGRATE_WORKERS"
 """An environment variable that sets how many workers read a large file (0: none, all in this process)."""
+
+_FRAME = struct.Struct("<Q")
 
 
 def worker_count(path: str) -> int:
