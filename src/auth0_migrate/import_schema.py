@@ -805,7 +805,8 @@ def _problems(user: Any) -> list[ImportProblem]:
 # The fast path --------------------------------------------------------------------------------
 #
 # Nearly every user is well formed and has the same few properties, so one pass with the common
-# checks written inline settles them, several times faster than the checks above; it answers
+# checks written inline settles them, without a call per property or a Python walk of the
+# metadata (about a quarter less work than the checks above on the benchmark's users); it answers
 # True only when _problems(user) would be empty, and otherwise, or when unsure, False: the
 # caller then runs _problems, which alone words the errors.  Each inline test implies the rule
 # it stands for (it may be stricter: an email that is not ASCII, a picture with a character
@@ -813,11 +814,12 @@ def _problems(user: Any) -> list[ImportProblem]:
 # there).  tests/unit/test_import_fast_path.py holds the two to that, rule by rule and on
 # random mutations.
 
-_BCRYPT_10_PREFIXES: Final = frozenset({"$2a$10$", "$2b$10$"})
-_BCRYPT_ALPHABET: Final = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-_NAME_LIMITS: Final = (
-    ("given_name", 150), ("family_name", 150), ("name", 300), ("nickname", 300), ("username", 128),
-)  # fmt: skip
+_BACKSLASH: Final = ord("\\")
+_DOLLAR: Final = ord("$")
+_DOT: Final = ord(".")
+_RARE_KEYS: Final = frozenset(
+    {"phone_verified", "username", "user_id", "phone_number", "custom_password_hash", "mfa_factors"}
+)
 # The URI check of _check_picture, restricted to printable ASCII without spaces, so it holds
 # no whitespace in JavaScript's sense either.
 _PLAIN_URI_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*+://[!-\"$-.0-9:->@-~][!-~]*+")
@@ -834,34 +836,31 @@ def _plainly_valid(user: dict[str, Any]) -> bool:
     match = _EMAIL_ASCII_RE.fullmatch(email)
     if match is None or match.end(1) > 64 or len(email) - match.end(1) > 64:
         return False
-    for key in ("email_verified", "blocked", "phone_verified"):
-        value = user.get(key, False)
-        if value is not True and value is not False:
-            return False
-    for key, longest in _NAME_LIMITS:
-        value = user.get(key, "-")
-        if type(value) is not str or not 0 < len(value) <= longest:
-            return False
+    # Written out rather than looped: this runs once per user, a million times a run.
+    value = user.get("email_verified", False)
+    if value is not True and value is not False:
+        return False
+    value = user.get("blocked", False)
+    if value is not True and value is not False:
+        return False
+    value = user.get("given_name", "-")
+    if type(value) is not str or not 0 < len(value) <= 150:
+        return False
+    value = user.get("family_name", "-")
+    if type(value) is not str or not 0 < len(value) <= 150:
+        return False
+    value = user.get("name", "-")
+    if type(value) is not str or not 0 < len(value) <= 300:
+        return False
+    value = user.get("nickname", "-")
+    if type(value) is not str or not 0 < len(value) <= 300:
+        return False
     value = user.get("picture", _MISSING)
     if value is not _MISSING and (type(value) is not str or _PLAIN_URI_RE.fullmatch(value) is None):
         return False
-    value = user.get("user_id", _MISSING)
-    # Every character JavaScript's \s matches, but the space, is unprintable to Python.
-    if value is not _MISSING and (
-        type(value) is not str or len(value) > 255 or not value.isprintable() or " " in value
-    ):
-        return False
-    value = user.get("phone_number", _MISSING)
-    if value is not _MISSING and (type(value) is not str or not _is_e164(value)):
-        return False
     value = user.get("password_hash", _MISSING)
-    # PASSWORD_HASH_PATTERN's usual form ($2a$10$ or $2b$10$, 53 of [./A-Za-z0-9]), without the regex engine.
     if value is not _MISSING and (
-        _CPH in user
-        or type(value) is not str
-        or len(value) != 60
-        or value[:7] not in _BCRYPT_10_PREFIXES
-        or value[7:].strip(_BCRYPT_ALPHABET)
+        _CPH in user or type(value) is not str or _PASSWORD_HASH_RE.fullmatch(value) is None
     ):
         return False
     app_metadata = user.get("app_metadata", _MISSING)
@@ -876,7 +875,27 @@ def _plainly_valid(user: dict[str, Any]) -> bool:
             return False
     elif user_metadata is not _MISSING and (type(user_metadata) is not dict or not _plain_keys(user_metadata)):
         return False
-    # Rarer properties: their own checks, with nothing to report if they pass.
+    return _RARE_KEYS.isdisjoint(user) or _rare_properties_plain(user)
+
+
+def _rare_properties_plain(user: dict[str, Any]) -> bool:
+    """The fast path's rest, for the properties few users have."""
+    value = user.get("phone_verified", False)
+    if value is not True and value is not False:
+        return False
+    value = user.get("username", "-")
+    if type(value) is not str or not 0 < len(value) <= 128:
+        return False
+    value = user.get("user_id", _MISSING)
+    # Every character JavaScript's \s matches, but the space, is unprintable to Python.
+    if value is not _MISSING and (
+        type(value) is not str or len(value) > 255 or not value.isprintable() or " " in value
+    ):
+        return False
+    value = user.get("phone_number", _MISSING)
+    if value is not _MISSING and (type(value) is not str or not _is_e164(value)):
+        return False
+    # The rarest: their own checks, with nothing to report if they pass.
     errors: _Errors = []
     for key, check in _RARE_CHECKS:
         value = user.get(key, _MISSING)
@@ -898,11 +917,12 @@ def _plain_keys(obj: dict[str, Any] | list[Any]) -> bool:
         text = orjson.dumps(obj)
     except (TypeError, ValueError):  # orjson.JSONEncodeError: non-string keys, lone surrogates, deep nesting
         return False
-    if b"\\" in text:
+    # (bytes `in` with an int is a memchr; with a one-byte bytes it raises and clears a TypeError first)
+    if _BACKSLASH in text:
         return False
-    if b"$" in text:
+    if _DOLLAR in text:
         text = text.replace(b"$", b".")
-    if b"." in text:
+    if _DOT in text:
         for after_mark in text.split(b".")[1:]:
             if after_mark.partition(b'"')[2][:1] == b":":
                 return False
