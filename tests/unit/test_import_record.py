@@ -9,6 +9,7 @@ import pytest
 
 from auth0_migrate.errors import UsageError
 from auth0_migrate.formats.import_record import (
+    CARRIED_KEYS,
     TransformProblem,
     UserIdError,
     import_user_id,
@@ -139,6 +140,15 @@ def test_blocked_users_stay_blocked() -> None:
 def test_nulls_count_as_absent() -> None:
     record = ok(exported(given_name=None, picture=None, app_metadata=None))
     assert "given_name" not in record and "picture" not in record and "app_metadata" not in record
+
+
+def test_the_record_keeps_the_exports_key_order() -> None:
+    """Import files and the order of a refused user's errors follow it, wherever nulls and export-only keys are."""
+    user = exported(given_name=None)
+    user = {key: user[key] for key in reversed(list(user))}
+    record = ok(user, credential={"password_hash": H10})
+    assert list(record) == [key for key, value in user.items() if key in CARRIED_KEYS and value is not None] + [
+        "password_hash"]
 
 
 def test_mfa_factors_are_carried() -> None:

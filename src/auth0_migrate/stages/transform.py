@@ -92,7 +92,8 @@ def transform_one(options: MigrationOptions, source_id: str, export: dict[str, A
     `credential` and `hash_set_date` come from the hash file (the line's hash and its password_set_date).
     """
     stale_note = None
-    if credential is not None and options.password_hashes:
+    # (stale_hash is None without a last_password_reset: asked here, that spares most users a call)
+    if credential is not None and options.password_hashes and export.get("last_password_reset") is not None:
         why = stale_hash(export, hash_set_date)
         if why is not None and options.stale_hash == "hold":
             return Outcome("held_back", code="STALE_HASH",
@@ -116,8 +117,9 @@ def transform_one(options: MigrationOptions, source_id: str, export: dict[str, A
     if record is None or problems:
         message = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in problems)
         return Outcome("invalid", code=problems[0].code, message=message)
-    for key in ("password_hash", "custom_password_hash"):
-        record.pop(key, None)  # the credential lives in its own column, cleared once imported
+    if credential:
+        for key in credential:  # the only hash keys of the record (the export's are dropped)
+            del record[key]  # the credential lives in its own column, cleared once imported
     # Valid, so any id the strategy gives is well formed (to_import_record built it from the same user_id).
     target_id = None if options.user_ids == "regenerate" else\
         target_user_id(str(export["user_id"]), options.user_ids, options.id_prefix)
