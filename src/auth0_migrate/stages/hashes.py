@@ -1,12 +1,13 @@
 """Stage 2: join the support-ticket hash file onto the exported users, through an index on disk.
 
 `load_hashes` streams the file into the ledger's `hashes` table (only rows of the source
-connection's name) before the export is read; the export then joins each user on
-`user_id == "auth0|" + (alt_id or _id.$oid)` as it reads it (`Ledger.hash_for`), so a user's row is
-written once. `join_hashes` then settles the rest in SQL: the email only as a fallback, and only
-when exactly one unclaimed hash row and exactly one unmatched user share it. Both directions are
-reported: users with no hash, hashes with no user. The table is emptied once the join is done, so
-hashes live only on the rows of users still waiting to be imported. Each hash travels with its line's
+connection's name; a large file parsed by worker processes, `auth0_migrate.workers`) before the
+export is read; the export then joins each user on `user_id == "auth0|" + (alt_id or _id.$oid)` as
+it reads it (`Ledger.hashes_for`, a piece of the export at a time), so a user's row is written once.
+`join_hashes` then settles the rest in SQL: the email only as a fallback, and only when exactly
+one unclaimed hash row and exactly one unmatched user share it. Both directions are reported:
+users with no hash, hashes with no user. The table is emptied once the join is done, so hashes
+live only on the rows of users still waiting to be imported. Each hash travels with its line's
 `password_set_date`, for the transform to hold back a hash older than the user's last password change.
 
 A user id on two or more lines (`settle_repeats`): lines with the same hash are one hash, and the
