@@ -20,6 +20,7 @@ from typing import IO
 PIECE_BYTES = 1 << 20
 """Bytes read at a time (about a thousand users of an export)."""
 
+
 def read_pieces(stream: IO[bytes], size: int | None = None, *, universal: bool) -> Iterator[tuple[int, bytes]]:
     """(number of its first line, bytes) of each piece: whole lines, ending after the last LF of what was read."""
     size = size or PIECE_BYTES
