@@ -121,7 +121,8 @@ def test_a_worker_that_cannot_start_stops_the_export(tmp_path, monkeypatch) -> N
 
 def _synthetic_export(path: Any, users: int) -> list[str]:
     """An export file of `users` users, with the lines an export should not have among them (not JSON, not an
-    object, no user_id, blank), CRLF and CR line ends, and users of every status the transform gives."""
+    object, no user_id, blank), CRLF and CR line ends, users the validator refuses and primaries of another
+    connection."""
     lines = []
     for n in range(users):
         user: dict[str, Any] = {"user_id": f"auth0|{n:024x}", "email": f"user{n}@example.com", "email_verified": True,
