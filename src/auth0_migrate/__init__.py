@@ -52,11 +52,12 @@ from .model import (
 
 if TYPE_CHECKING:
     from .auth0.client import TenantClient, TenantCredentials
-    from .pipeline import plan, run, status, verify
+    from .pipeline import plan, rollback, run, status, verify
     from .report import ConsoleReporter
 
 _LAZY = {"TenantClient": ".auth0.client", "TenantCredentials": ".auth0.client", "plan": ".pipeline",
-         "run": ".pipeline", "status": ".pipeline", "verify": ".pipeline", "ConsoleReporter": ".report"}
+         "rollback": ".pipeline", "run": ".pipeline", "status": ".pipeline", "verify": ".pipeline",
+         "ConsoleReporter": ".report"}
 """Names whose modules load the SDK, httpx and rich (about a second): imported on first use, so a process that
 needs only part of the package (a worker process, `workers.py`) does not pay for them."""
 
@@ -105,6 +106,7 @@ __all__ = [
     "UsageError",
     "__version__",
     "plan",
+    "rollback",
     "run",
     "status",
     "verify",

@@ -49,11 +49,12 @@ def test_the_package_exports_its_api_under_a_sorted_all() -> None:
     names = auth0_migrate.__all__
     assert names == sorted(names) and len(set(names)) == len(names)
     assert [n for n in names if not hasattr(auth0_migrate, n)] == []
-    for name in ("MigrationOptions", "plan", "run", "verify", "status", "RunResult", "PlanResult", "Failure",
-                 "TenantClient", "TenantCredentials", "Reporter", "QuietReporter", "ConsoleReporter"):
+    for name in ("MigrationOptions", "plan", "run", "verify", "status", "rollback", "RunResult", "PlanResult",
+                 "Failure", "TenantClient", "TenantCredentials", "Reporter", "QuietReporter", "ConsoleReporter"):
         assert name in names, name
     assert auth0_migrate.verify is pipeline.verify
-    for name in ("plan", "run", "verify"):
+    assert auth0_migrate.rollback is pipeline.rollback  # the README's import line names it
+    for name in ("plan", "run", "verify", "rollback"):
         assert inspect.iscoroutinefunction(getattr(auth0_migrate, name)), name
     # Every error the tool raises on purpose can be caught by its public name.
     raised = {name for name, value in vars(errors).items()
