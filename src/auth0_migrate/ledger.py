@@ -963,9 +963,8 @@ class Ledger:
     def hash_for(self, source_id: str) -> tuple[bool, str | None, str | None]:
         """(whether the hash file gives this user id a hash to use, that row's credential JSON or None, and its
         password_set_date or None)."""
-        row = self.db.execute("SELECT credential, (SELECT 1 FROM hash_held WHERE user_id = ?) AS held, set_date "
-                              "FROM hashes WHERE user_id = ?", (source_id, source_id)).fetchone()
-        return (False, None, None) if row is None or row[1] else (True, row[0], row[2])
+        found = _hashes_for(self.db, [source_id]).get(source_id)
+        return (False, None, None) if found is None else (True, *found)
 
     def held_hashes(self) -> list[HeldHash]:
         return [HeldHash(*r) for r in self.db.execute("SELECT user_id, lines FROM hash_held")]

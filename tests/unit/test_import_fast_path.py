@@ -24,12 +24,12 @@ from auth0_migrate.formats.hash_file import HashRow, iter_hash_file
 from auth0_migrate.formats.import_record import to_import_record
 from auth0_migrate.import_schema import _plainly_valid, _problems, validate_import_user
 
+from .test_import_schema import BCRYPT_10, BCRYPT_12
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-BCRYPT_10 = "$2b$10$tK/RKhK3iOhhGjlUpS17uOcO2oQS4pnTP2qZo8QDjnqigKJ40uV4m"
-BCRYPT_12 = "$2b$12$B9qdoiNtvwOi5wzJkBtxkugi14MbCDagn9JBZ2Yj2Ts72q3C94PCe"
 
 #: The common shape: what the benchmark and most exports produce.
 PLAIN: dict[str, Any] = {
