@@ -15,6 +15,7 @@ import pytest
 
 from auth0_migrate.errors import InputError
 from auth0_migrate.formats import pieces
+from auth0_migrate.formats.export_file import read_export_chunks
 from auth0_migrate.formats.hash_file import (
     HashRow,
     LineProblem,
@@ -24,6 +25,7 @@ from auth0_migrate.formats.hash_file import (
     iter_hash_piece,
     read_hash_pieces,
 )
+from auth0_migrate.formats.users_file import iter_users_file
 from auth0_migrate.tenant.credentials import verify_password
 
 TAIL = "abcdefghijklmnopqrstuvABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789./abcde"[:53]
@@ -318,8 +320,17 @@ def test_pieces_give_what_the_whole_file_gives(tmp_path: Path, monkeypatch: pyte
     assert [i.line_no for i in whole if isinstance(i, LineProblem)] == [4, 5, 6]
 
 
-def test_pieces_of_a_corrupt_gzip_file_raise_input_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("damage", ["cut short", "corrupt"])
+def test_pieces_of_a_corrupt_gzip_file_raise_input_error(tmp_path: Path, damage: str) -> None:
+    """Cut short (EOFError) or with a broken deflate stream (the inflater's own error, which is not an OSError):
+    either is an InputError naming the file, for the hash file, the export and a --from-file users file."""
+    data = gzip.compress(b"".join(b'{"n":%d}\n' % n for n in range(2000)))
+    data = data[:-20] if damage == "cut short" else data[:40] + bytes(b ^ 0x5A for b in data[40:80]) + data[80:]
     path = tmp_path / "hashes.ndjson.gz"
-    path.write_bytes(gzip.compress(b"x" * 10_000)[:-20])
+    path.write_bytes(data)
     with pytest.raises(InputError, match="cannot read the hash file"):
         list(read_hash_pieces(str(path)))
+    with pytest.raises(InputError, match="cannot read the export file"):
+        list(read_export_chunks(str(path)))
+    with pytest.raises(InputError, match="cannot read the users file"):
+        list(iter_users_file(str(path)))

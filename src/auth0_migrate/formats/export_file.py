@@ -12,14 +12,19 @@ from typing import Any
 
 import orjson
 
-from .hash_file import open_input
+from ..errors import InputError
+from .hash_file import READ_ERRORS, open_input
 from .pieces import read_pieces, split_lines
 
 
 def read_export_chunks(path: str) -> Iterator[tuple[int, bytes]]:
-    """(number of its first line, text) of a gzipped (or plain) NDJSON export, in pieces of whole lines."""
-    with open_input(path) as stream:
-        yield from read_pieces(stream, universal=True)
+    """(number of its first line, text) of a gzipped (or plain) NDJSON export, in pieces of whole lines; a file
+    that cannot be read, or whose gzip is corrupt or cut short, is an `InputError` naming it."""
+    try:
+        with open_input(path) as stream:
+            yield from read_pieces(stream, universal=True)
+    except READ_ERRORS as exc:
+        raise InputError(f"cannot read the export file {path}: {exc}") from exc
 
 
 def parse_export_lines(chunk: bytes, first: int) -> Iterator[tuple[int, bytes, dict[str, Any] | None, str | None]]:

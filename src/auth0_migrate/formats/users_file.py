@@ -74,7 +74,7 @@ from typing import IO, Any, Final, TypeAlias
 
 from auth0_migrate.errors import InputError
 
-from .hash_file import LineProblem, open_input
+from .hash_file import READ_ERRORS, LineProblem, open_input
 
 __all__ = ["MAX_DEPTH", "Selection", "UsersFileItem", "check_users_file", "credential_of", "iter_users_file",
            "read_selection", "source_key"]
@@ -185,7 +185,7 @@ def iter_users_file(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[st
                 yield from _iter_ndjson(stream)
         except UnicodeDecodeError as exc:
             raise InputError(f"the users file {os.fspath(path)} is not valid UTF-8") from exc
-        except (OSError, EOFError) as exc:  # includes a corrupt or truncated gzip file
+        except READ_ERRORS as exc:  # includes a corrupt or truncated gzip file
             raise InputError(f"cannot read the users file {os.fspath(path)}: {exc}") from exc
 
 
@@ -220,7 +220,7 @@ def check_users_file(path: str | os.PathLike[str]) -> None:
                 _refuse_one_document(stream, name)
         except UnicodeDecodeError as exc:
             raise InputError(f"the users file {name} is not valid UTF-8") from exc
-        except (OSError, EOFError) as exc:
+        except READ_ERRORS as exc:
             raise InputError(f"cannot read the users file {name}: {exc}") from exc
 
 
