@@ -475,6 +475,7 @@ CREATE INDEX IF NOT EXISTS users_file ON users(file_id);
 CREATE TABLE IF NOT EXISTS hashes (user_id TEXT PRIMARY KEY, email TEXT, credential TEXT, line_no INTEGER,
     set_date TEXT);
 CREATE INDEX IF NOT EXISTS hashes_email ON hashes(email);
+CREATE INDEX IF NOT EXISTS hashes_no_password ON hashes(user_id) WHERE credential IS NULL;  -- rare lines
 CREATE TABLE IF NOT EXISTS hash_repeats (user_id TEXT NOT NULL, line_no INTEGER NOT NULL, credential TEXT,
     set_date TEXT);
 CREATE TABLE IF NOT EXISTS hash_held (user_id TEXT PRIMARY KEY, lines TEXT NOT NULL);
@@ -1009,12 +1010,15 @@ class Ledger:
         self.db.execute("UPDATE users SET hash_match = 'none' WHERE status = 'exported' AND hash_match IS NULL")
 
     def hash_lines_without_password(self) -> list[HashLine]:
-        """Lines that matched a user (by id or email) but carry no passwordHash, by line number."""
+        """Lines that matched a user (by id or email) but carry no passwordHash, by line number.
+
+        Read from the few such lines (`hashes_no_password`, a partial index) outward: CROSS JOIN keeps SQLite
+        from reading every user instead (a million records, about 2 s)."""
         return [HashLine(*r) for r in self.db.execute("""
-            SELECT h.line_no, u.source_id FROM hashes h JOIN users u ON u.source_id = h.user_id
+            SELECT h.line_no, u.source_id FROM hashes h CROSS JOIN users u ON u.source_id = h.user_id
             WHERE h.credential IS NULL AND u.hash_match = 'id'
             UNION ALL
-            SELECT h.line_no, u.source_id FROM hashes h JOIN users u ON u.email = h.email
+            SELECT h.line_no, u.source_id FROM hashes h CROSS JOIN users u ON u.email = h.email
             WHERE h.credential IS NULL AND u.hash_match = 'email' AND h.user_id NOT IN (SELECT source_id FROM users)
             ORDER BY 1""")]
 

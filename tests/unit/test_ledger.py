@@ -185,3 +185,27 @@ def test_hash_repeats_are_kept_within_a_batch_and_across_batches(tmp_path) -> No
             ("auth0|a", 4, '{"password_hash":"4"}', 1, '{"password_hash":"1"}', "2021-01-01T00:00:00.000Z"),
             ("auth0|c", 5, '{"password_hash":"5"}', 3, '{"password_hash":"3"}', None)]
         assert ledger.hash_for("auth0|c") == (True, '{"password_hash":"3"}', None)
+
+
+def test_hash_lines_without_password_by_id_and_by_email(tmp_path) -> None:
+    """Lines with no passwordHash that matched a user by id or (as the fallback) by email are named by line;
+    one that matched nobody, or whose user took a hash from another line, is not. (The query reads the few such
+    lines through a partial index, not every user.)"""
+    with Ledger.open(str(tmp_path / "l.sqlite"), PRINT) as ledger:
+        with ledger.tx():
+            ledger.add_users([(n, f"auth0|{n}", f"u{n}@example.com", "{}", None, 0, None, None, "exported", None,
+                               None, None, None) for n in range(1, 6)])
+            ledger.add_hashes([
+                ("auth0|1", "u1@example.com", None, 10, None),  # by id, no password
+                ("auth0|2", "u2@example.com", '{"password_hash":"$2b$10$x"}', 11, None),  # by id, a password
+                ("auth0|old-3", "u3@example.com", None, 12, None),  # by email, no password
+                ("auth0|old-4", "u4@example.com", '{"password_hash":"$2b$10$y"}', 13, None),  # by email
+                ("auth0|nobody", "nobody@example.com", None, 14, None),  # no user at all
+            ])
+            ledger.join_hashes()
+        assert [(line.line_no, line.user_id) for line in ledger.hash_lines_without_password()] == [
+            (10, "auth0|1"), (12, "auth0|3")]
+        plan = " ".join(r[3] for r in ledger.db.execute(
+            "EXPLAIN QUERY PLAN SELECT h.line_no FROM hashes h CROSS JOIN users u ON u.source_id = h.user_id "
+            "WHERE h.credential IS NULL"))
+        assert "hashes_no_password" in plan and "SCAN u" not in plan
