@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from .. import workers
+from .. import collector, workers
 from ..formats.export_file import parse_export_lines, read_export_chunks
 from ..formats.mfa_file import MfaSecrets
 from ..ledger import HashReader, UserRow, dumps
@@ -130,6 +130,10 @@ class UserWork:
 
     def chunk(self, chunk: bytes, first: int, lookup: HashLookup) -> Findings:
         """The users of a piece of the export's text (`jobs.read_export_chunks`), their hashes looked up at once."""
+        with collector.paused():
+            return self._chunk(chunk, first, lookup)
+
+    def _chunk(self, chunk: bytes, first: int, lookup: HashLookup) -> Findings:
         lines = list(parse_export_lines(chunk, first))
         hashes = lookup([r["user_id"] for _, _, r, _ in lines if r is not None and isinstance(r.get("user_id"), str)])\
             if self.options.password_hashes else {}
