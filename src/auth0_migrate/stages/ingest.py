@@ -20,8 +20,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from .. import collector, workers
 from ..formats.export_file import parse_export_lines, read_export_chunks
 from ..formats.mfa_file import MfaSecrets
@@ -30,7 +28,7 @@ from ..model import MigrationOptions
 from . import mfa
 from .identities import LinkedAccounts
 from .inventory import ImportLeftovers
-from .transform import combine, transform_one
+from .transform import combined_size, transform_one
 
 HashLookup = Callable[[list[str]], Mapping[str, tuple[str | None, str | None]]]
 """User ids -> {user id: (credential JSON or None, password_set_date or None)} for those the hash file gives
@@ -116,8 +114,7 @@ class UserWork:
                 return
             credential_text, set_date = known
             hash_match = "id"
-        outcome = transform_one(options, source_id, record,
-                                orjson.loads(credential_text) if credential_text else None, set_date)
+        outcome = transform_one(options, source_id, record, credential_text, set_date)
         if outcome.stale_note:
             self.findings.problems.append(("stale-hash", source_id, outcome.stale_note))
         # A user that is not ready keeps its source record, less any hash (transform took those out).
@@ -126,7 +123,7 @@ class UserWork:
                                    1 if outcome.credential else 0, hash_match, outcome.target_id, outcome.status,
                                    None if outcome.status == "ready" else outcome.stage, outcome.code,
                                    outcome.message, None))
-        self.findings.sizes.append(len(combine(stored, outcome.credential)) if outcome.status == "ready" else 0)
+        self.findings.sizes.append(combined_size(stored, outcome.credential) if outcome.status == "ready" else 0)
 
     def chunk(self, chunk: bytes, first: int, lookup: HashLookup) -> Findings:
         """The users of a piece of the export's text (`jobs.read_export_chunks`), their hashes looked up at once."""
