@@ -3,8 +3,9 @@
 A piece of an export holds about a thousand users, each a dozen dicts and lists parsed from JSON, all alive until
 the piece is done; every 700 of them the collector walks the young ones, and as the survivors pile up it walks
 everything the process holds. It finds nothing: parsed JSON and what is built from it hold no reference cycle,
-so reference counting frees all of it. Paused, the piece costs a tenth less CPU. Anything cyclic made meanwhile
-is collected once the collector runs again, after the piece.
+so reference counting frees all of it. Paused, a user of the benchmark's export costs about 3% fewer
+instructions and, measured, a tenth less CPU time (the walks miss the cache). Anything cyclic made meanwhile is
+collected once the collector runs again, after the piece.
 """
 
 from __future__ import annotations
