@@ -9,11 +9,12 @@ mistake here shows up as a disagreement in ``tests/unit/test_import_validation_d
 which also lists, with reasons, where the two are meant to differ (this module is stricter on
 the ``POST /users`` limits below, and refuses quoted email local parts).
 
-For the same reason a user goes first through a fast path (``_plainly_valid``): one pass over
+For the same reason a user goes first through a fast path (``plainly_valid``): one pass over
 the common properties with the checks written inline, the metadata field names checked on
 orjson's text of the metadata rather than by a walk in Python.  It only ever answers "valid";
 anything it is not sure of goes to the rule-by-rule checks (``_problems``), which alone produce
-errors, so the answer is the same either way (``tests/unit/test_import_fast_path.py``).
+errors, so the answer is the same either way (``tests/unit/test_import_fast_path.py``).  The
+transform asks it directly for the common user (``formats.import_record.plain_import_record``).
 
 Sources: the import schema and per-algorithm rules of the reference, §2.6-2.7 (Auth0's
 ``bulk-user-import-schema`` page), and ``CreateUserRequestContent`` of the Management API
@@ -105,6 +106,7 @@ from auth0_migrate.passwords import PASSWORD_HASH_PATTERN
 __all__ = [
     "ImportProblem",
     "json_type",
+    "plainly_valid",
     "validate_import_file",
     "validate_import_user",
 ]
@@ -772,7 +774,7 @@ def validate_import_user(user: Any) -> list[ImportProblem]:
     >>> validate_import_user({"email": "jane@example.com", "email_verified": "yes"})
     [ImportProblem(code='INVALID_TYPE', message='Expected type boolean but found type string', path='email_verified')]
     """
-    if type(user) is dict and _plainly_valid(user):
+    if type(user) is dict and plainly_valid(user):
         return []
     return _problems(user)
 
@@ -825,7 +827,7 @@ _RARE_KEYS: Final = frozenset(
 _PLAIN_URI_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*+://[!-\"$-.0-9:->@-~][!-~]*+")
 
 
-def _plainly_valid(user: dict[str, Any]) -> bool:
+def plainly_valid(user: dict[str, Any]) -> bool:
     """Whether ``user`` certainly has no problem; False means "ask :func:`_problems`", not "invalid"."""
     if not _TOP_CHECKS.keys() >= user.keys():
         return False

@@ -6,6 +6,7 @@ import gzip
 import io
 import itertools
 import json
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -334,3 +335,41 @@ def test_pieces_of_a_corrupt_gzip_file_raise_input_error(tmp_path: Path, damage:
         list(read_export_chunks(str(path)))
     with pytest.raises(InputError, match="cannot read the users file"):
         list(iter_users_file(str(path)))
+
+
+# The hash load's own reading (`stages.hashes._hash_piece`) -------------------------------------------------
+
+LINE_CHANGES: list[dict[str, Any]] = [
+    {}, {"passwordHash": H10A}, {"passwordHash": H12}, {"passwordHash": H2Y}, {"passwordHash": None},
+    {"passwordHash": ...}, {"passwordHash": "$2b$10$" + "é" * 53}, {"passwordHash": "$2b$1٠$" + TAIL},
+    {"passwordHash": "$2b$١٢$" + TAIL}, {"passwordHash": 10}, {"passwordHash": "x"}, {"alt_id": "custom"},
+    {"alt_id": ""}, {"_id": {}}, {"email": ...}, {"email": 3}, {"email": "ÉMILE@Exämple.com"},
+    {"connection": "Other-DB"}, {"connection": None}, {"connection": 7}, {"password_set_date": None},
+    {"password_set_date": {"$date": "x"}}, {"password_set_date": ...}, {"identifiers": []},
+]
+
+
+def test_the_hash_loads_rows_are_the_hash_files_rows(tmp_path: Path) -> None:
+    """`_hash_piece` (plain tuples, a plain credential's JSON written without encoding it) against the rows
+    `iter_hash_piece` gives, encoded by `ledger.dumps`, line by line and at random."""
+    from auth0_migrate.ledger import dumps
+    from auth0_migrate.stages.hashes import _hash_piece
+
+    rng = random.Random(11)
+    lines = [line(**changes) for changes in LINE_CHANGES]
+    for _ in range(500):
+        changes: dict[str, Any] = {}
+        for _ in range(rng.randint(0, 3)):
+            changes.update(rng.choice(LINE_CHANGES))
+        lines.append(line(**changes) if rng.random() < 0.95 else rng.choice(["", "{", "[1]", "null"]))
+    piece = ("\n".join(lines) + "\n").encode()
+    items = list(iter_hash_piece(piece, 3))
+    found = _hash_piece("hashes.ndjson", "Username-Password-Authentication", piece, 3)
+    rows = [(r.user_id, r.email, None if r.credential is None else dumps(r.credential), r.line_no, r.set_date)
+            for r in items if isinstance(r, HashRow) and r.connection == "Username-Password-Authentication"]
+    assert found.rows == rows
+    assert [int(ref) for _, ref, _ in found.problems] == [p.line_no for p in items if isinstance(p, LineProblem)]
+    assert found.other_connections == sum(isinstance(r, HashRow) and r.connection != "Username-Password-Authentication"
+                                          for r in items)
+    kinds = {json.loads(r[2]).popitem()[0] if r[2] else None for r in found.rows}
+    assert kinds == {"password_hash", "custom_password_hash", None} and len(found.problems) > 50

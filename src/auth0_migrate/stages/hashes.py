@@ -32,7 +32,13 @@ from dataclasses import dataclass
 
 from .. import workers
 from ..errors import InputError
-from ..formats.hash_file import HashRow, iter_hash_piece, read_hash_pieces
+from ..formats.hash_file import (
+    LineProblem,
+    hash_line_credential,
+    iter_hash_piece_lines,
+    plain_credential_json,
+    read_hash_pieces,
+)
 from ..ledger import HashRepeat, Ledger, dumps
 from .context import Migration
 
@@ -81,14 +87,19 @@ def hash_job(path: str, connection: str) -> Callable[[bytes, int], HashPiece]:
 
 def _hash_piece(path: str, connection: str, piece: bytes, first: int) -> HashPiece:
     found = HashPiece([], [], 0)
-    for item in iter_hash_piece(piece, first):
-        if not isinstance(item, HashRow):
+    rows = found.rows
+    for item in iter_hash_piece_lines(piece, first):
+        if isinstance(item, LineProblem):
             whose = f" (user {item.user_id})" if item.user_id else ""
             found.problems.append(("hash-file", str(item.line_no), f"{path}, {item}{whose}"))
-        elif item.connection != connection:
+        elif item[3] != connection:
             found.other_connections += 1
         else:
-            found.rows.append((item.user_id, item.email, _cred(item), item.line_no, item.set_date))
+            line_no, user_id, email, _, password_hash, plain, set_date = item
+            # (the credential as `dumps` writes it: a plain one without building and encoding it)
+            credential = None if password_hash is None else plain_credential_json(password_hash) if plain else\
+                dumps(hash_line_credential(item))
+            rows.append((user_id, email, credential, line_no, set_date))
     return found
 
 
@@ -153,6 +164,3 @@ def join_hashes(migration: Migration) -> None:
         ledger.forget_hashes()
         ledger.mark_phase("hashes")
 
-
-def _cred(row: HashRow) -> str | None:
-    return None if row.credential is None else dumps(row.credential)

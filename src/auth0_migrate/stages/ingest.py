@@ -20,9 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-from .. import workers
+from .. import collector, workers
 from ..formats.export_file import parse_export_lines, read_export_chunks
 from ..formats.mfa_file import MfaSecrets
 from ..ledger import HashReader, UserRow, dumps
@@ -30,7 +28,7 @@ from ..model import MigrationOptions
 from . import mfa
 from .identities import LinkedAccounts
 from .inventory import ImportLeftovers
-from .transform import combine, transform_one
+from .transform import combined_size, transform_one
 
 HashLookup = Callable[[list[str]], Mapping[str, tuple[str | None, str | None]]]
 """User ids -> {user id: (credential JSON or None, password_set_date or None)} for those the hash file gives
@@ -86,22 +84,27 @@ class UserWork:
         self.findings.found.update(hit)
         return bool(hit)
 
-    def user(self, ordinal: int, source_id: str, email: str | None, record: dict[str, Any], text: str,
+    def user(self, ordinal: int, source_id: str, email: str | None, record: dict[str, Any], text: str | bytes,
              hashes: Mapping[str, tuple[str | None, str | None]]) -> None:
-        """One user: its row joins `findings.rows` (none for a user not selected or not ours)."""
-        if not self.selected(source_id, email):
+        """One user: its row joins `findings.rows` (none for a user not selected or not ours).
+
+        `text` is the record's JSON as read; as bytes (a piece of the export) it is decoded only for a row that
+        keeps it: a user ready to import is stored as its import record instead.
+        """
+        if self.selection is not None and not self.selected(source_id, email):
             return
+        findings = self.findings
         if self.linked is not None:
             elsewhere = self.linked.note_record(ordinal, source_id, record)
             if elsewhere is not None:  # a primary of another connection holding one of ours as a secondary
-                self.findings.problems.append(("linked-elsewhere", source_id, elsewhere))
+                findings.problems.append(("linked-elsewhere", source_id, elsewhere))
                 return
         self.leftovers.see(record)
-        factors = self.findings.factors
+        factors = findings.factors
         if record.get("multifactor"):
             factors.append((ordinal, mfa.ENROLLED))
         if self.mfa_secrets is not None or "mfa_factors" in record:
-            record, text, items = mfa.with_secrets(self.mfa_secrets, source_id, email, record, text)
+            record, text, items = mfa.with_secrets(self.mfa_secrets, source_id, email, record, _decoded(text))
             factors += [(ordinal, item) for item in items]
         options = self.options
         credential_text: str | None = None
@@ -110,26 +113,34 @@ class UserWork:
         if options.password_hashes:
             known = hashes.get(source_id)
             if known is None:
-                self.findings.rows.append((ordinal, source_id, email, text, None, 0, None, None, "exported", None,
-                                           None, None, None))
-                self.findings.sizes.append(0)
+                findings.rows.append((ordinal, source_id, email, _decoded(text), None, 0, None, None, "exported", None,
+                                      None, None, None))
+                findings.sizes.append(0)
                 return
             credential_text, set_date = known
             hash_match = "id"
-        outcome = transform_one(options, source_id, record,
-                                orjson.loads(credential_text) if credential_text else None, set_date)
+        outcome = transform_one(options, source_id, record, credential_text, set_date)
         if outcome.stale_note:
-            self.findings.problems.append(("stale-hash", source_id, outcome.stale_note))
+            findings.problems.append(("stale-hash", source_id, outcome.stale_note))
+        credential, status = outcome.credential, outcome.status
+        if status == "ready":
+            stored = outcome.record or "{}"  # (a ready user always has its record)
+            findings.rows.append((ordinal, source_id, email, stored, credential, 1 if credential else 0, hash_match,
+                                  outcome.target_id, status, None, outcome.code, outcome.message, None))
+            findings.sizes.append(combined_size(stored, credential))
+            return
         # A user that is not ready keeps its source record, less any hash (transform took those out).
-        stored = outcome.record or (dumps(record) if options.from_file else text)
-        self.findings.rows.append((ordinal, source_id, email, stored, outcome.credential,
-                                   1 if outcome.credential else 0, hash_match, outcome.target_id, outcome.status,
-                                   None if outcome.status == "ready" else outcome.stage, outcome.code,
-                                   outcome.message, None))
-        self.findings.sizes.append(len(combine(stored, outcome.credential)) if outcome.status == "ready" else 0)
+        stored = outcome.record or (dumps(record) if options.from_file else _decoded(text))
+        findings.rows.append((ordinal, source_id, email, stored, credential, 1 if credential else 0, hash_match,
+                              outcome.target_id, status, outcome.stage, outcome.code, outcome.message, None))
+        findings.sizes.append(0)
 
     def chunk(self, chunk: bytes, first: int, lookup: HashLookup) -> Findings:
         """The users of a piece of the export's text (`jobs.read_export_chunks`), their hashes looked up at once."""
+        with collector.paused():
+            return self._chunk(chunk, first, lookup)
+
+    def _chunk(self, chunk: bytes, first: int, lookup: HashLookup) -> Findings:
         lines = list(parse_export_lines(chunk, first))
         hashes = lookup([r["user_id"] for _, _, r, _ in lines if r is not None and isinstance(r.get("user_id"), str)])\
             if self.options.password_hashes else {}
@@ -139,9 +150,13 @@ class UserWork:
                                                problem or f"export line {number} has no user_id"))
                 continue
             email = record.get("email")
-            self.user(number, record["user_id"], email.lower() if isinstance(email, str) else None, record,
-                      text.decode(), hashes)
+            self.user(number, record["user_id"], email.lower() if isinstance(email, str) else None, record, text,
+                      hashes)
         return self.take()
+
+
+def _decoded(text: str | bytes) -> str:
+    return text if isinstance(text, str) else text.decode()
 
 
 def users_job(options: MigrationOptions, source_connection: str, mfa_secrets: MfaSecrets | None,

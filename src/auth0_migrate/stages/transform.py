@@ -29,22 +29,27 @@ Choices where Auth0 is silent
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+import orjson
 
 from ..formats.hash_file import parse_date
 from ..formats.import_file import encode_record, pack_encoded
-from ..formats.import_record import target_user_id, to_import_record
+from ..formats.import_record import plain_import_record, target_user_id, to_import_record
 from ..formats.users_file import credential_of
 from ..ledger import ImportRow, UserRef, UserStatus, dumps
 from ..model import MigrationOptions
+from ..passwords import PASSWORD_HASH_PATTERN
 from .context import Migration
 
 CHUNK = 5000
+_PASSWORD_HASH_RE: Final = re.compile(PASSWORD_HASH_PATTERN)
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """What transform decided for one user: `ready` (with its record and credential as ledger JSON),
     `held_back` or `invalid` (with a code and a message naming the field)."""
@@ -86,11 +91,22 @@ def stale_hash(export: dict[str, Any], hash_set_date: str | None) -> str | None:
 
 
 def transform_one(options: MigrationOptions, source_id: str, export: dict[str, Any],
-                  credential: dict[str, Any] | None, hash_set_date: str | None = None) -> Outcome:
+                  given: dict[str, Any] | str | None, hash_set_date: str | None = None) -> Outcome:
     """Transform and validate one user, exactly as the import will see it; never raises for bad data.
 
-    `credential` and `hash_set_date` come from the hash file (the line's hash and its password_set_date).
+    `given` (the credential) and `hash_set_date` come from the hash file (the line's hash and its
+    password_set_date); the credential as an object, or as the ledger holds it (its JSON, `ledger.dumps`).
     """
+    credential: dict[str, Any] | None
+    plain = None  # (the credential, its JSON) when it is a plain password_hash, given as the ledger holds it
+    if isinstance(given, str):
+        credential = plain_credential(given)
+        if credential is not None:
+            plain = credential, given
+        elif given:
+            credential = orjson.loads(given)
+    else:
+        credential = given
     stale_note = None
     # (stale_hash is None without a last_password_reset: asked here, that spares most users a call)
     if credential is not None and options.password_hashes and export.get("last_password_reset") is not None:
@@ -112,7 +128,18 @@ def transform_one(options: MigrationOptions, source_id: str, export: dict[str, A
         return Outcome("held_back", code="NO_PASSWORD_HASH",
                        message=f"no password hash for {source_id} in {options.password_hashes}; left in the source "
                                "(use --missing-hash import to import it without one)")
-    record, problems = to_import_record(export, credential=credential, strategy=options.user_ids,
+    strategy = options.user_ids
+    # The common user (no credential, or a plain password_hash, which is valid with any record that is), with
+    # less work; anything else, or anything it is unsure of, goes the whole way below.
+    if not credential or (plain is not None and credential is plain[0]):
+        text = plain_import_record(export, strategy=strategy, prefix=options.id_prefix,
+                                   record_source_id=options.record_source_id)
+        if text is not None:
+            return Outcome("ready", text.decode(), plain[1] if credential and plain else None,
+                           None if strategy == "regenerate" else
+                           target_user_id(str(export["user_id"]), strategy, options.id_prefix),
+                           stale_note=stale_note)
+    record, problems = to_import_record(export, credential=credential, strategy=strategy,
                                         prefix=options.id_prefix, record_source_id=options.record_source_id)
     if record is None or problems:
         message = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in problems)
@@ -121,10 +148,27 @@ def transform_one(options: MigrationOptions, source_id: str, export: dict[str, A
         for key in credential:  # the only hash keys of the record (the export's are dropped)
             del record[key]  # the credential lives in its own column, cleared once imported
     # Valid, so any id the strategy gives is well formed (to_import_record built it from the same user_id).
-    target_id = None if options.user_ids == "regenerate" else\
-        target_user_id(str(export["user_id"]), options.user_ids, options.id_prefix)
+    target_id = None if strategy == "regenerate" else\
+        target_user_id(str(export["user_id"]), strategy, options.id_prefix)
     return Outcome("ready", dumps(record), dumps(credential) if credential else None, target_id,
                    stale_note=stale_note)
+
+
+_PLAIN_CREDENTIAL_START = '{"password_hash":"'
+
+
+def plain_credential(text: str) -> dict[str, Any] | None:
+    """`{"password_hash": h}` when `text` is exactly what `dumps` gives for it and Auth0's `password_hash` takes
+    h (`PASSWORD_HASH_PATTERN`, as the hash file's bcrypt of cost 10 is); None for anything else.
+
+    Such an h holds no quote, backslash or control character, so the text is the object's JSON as it is,
+    and the same as `orjson.loads(text)` gives, without parsing it.
+    """
+    if text.startswith(_PLAIN_CREDENTIAL_START) and text.endswith('"}'):
+        value = text[18:-2]
+        if _PASSWORD_HASH_RE.fullmatch(value) is not None:
+            return {"password_hash": value}
+    return None
 
 
 def combine(record: str, credential: str | None) -> bytes:
@@ -144,6 +188,15 @@ def combine(record: str, credential: str | None) -> bytes:
         if credential:
             user.update(json.loads(credential))
         return encode_record(user)
+
+
+def combined_size(record: str, credential: str | None) -> int:
+    """`len(combine(record, credential))`, without building it when both are ASCII (one byte a character)."""
+    if not (record.isascii() and (credential is None or credential.isascii())):
+        return len(combine(record, credential))
+    if credential and credential != "{}":
+        return len(credential) if record == "{}" else len(record) + len(credential) - 1
+    return len(record)
 
 
 def transform_users(migration: Migration) -> None:
