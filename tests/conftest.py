@@ -10,11 +10,15 @@ as a disk would.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import bcrypt
 import httpx
 import pytest
 from auth0.management import Auth0
@@ -49,11 +53,49 @@ def _ram_disk() -> str | None:
 
 def pytest_configure(config: pytest.Config) -> None:
     """pytest's base temp dir (so `tmp_path`) on the RAM disk, unless the person running the tests chose a
-    place (`TMPDIR`, `PYTEST_DEBUG_TEMPROOT`, `--basetemp`; an xdist worker is given its controller's)."""
+    place (`TMPDIR`, `PYTEST_DEBUG_TEMPROOT`, `--basetemp`; an xdist worker is given its controller's).
+
+    And `sniffio`, when it is not installed, marked missing in `sys.modules`: httpx's `ASGITransport` (every
+    in-process call to a tenant) tries `import sniffio` on each request, and a module that is not there is
+    searched for again each time, along all of `sys.path` and through pytest's import hook (about 130 µs, for
+    some 40,000 calls a run). The import fails as before, only at once."""
     chosen = os.environ.get("TMPDIR") or os.environ.get("PYTEST_DEBUG_TEMPROOT") or config.option.basetemp
     ram = None if chosen else _ram_disk()
     if ram is not None:
         tempfile.tempdir = ram
+    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+        sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def bcrypt_answers_remembered() -> Iterator[dict[tuple[bytes, bytes], bool]]:
+    """`bcrypt.checkpw` answers each (password, hash) pair once a session, then from memory.
+
+    A cost-10 check takes about 0.1 s (what Auth0 stores: the hash file, the import schema and the
+    tenant's logins all use cost 10, so the data keep it), and the suite's users share a few seeded
+    credentials, so most checks are the same pair again: about half of some 450 checks a run. The answer
+    is bcrypt's own, computed the first time; an error (a malformed hash) is raised each time, as before.
+    The tenant checks logins in its thread pool, so a pair asked for by two threads at once is computed
+    by the first while the other waits for its answer.
+    """
+    real = bcrypt.checkpw
+    answers: dict[tuple[bytes, bytes], bool] = {}
+    locks: dict[tuple[bytes, bytes], threading.Lock] = {}
+    guard = threading.Lock()
+
+    def checkpw(password: bytes, hashed_password: bytes) -> bool:
+        key = (bytes(password), bytes(hashed_password))
+        if key not in answers:
+            with guard:
+                lock = locks.setdefault(key, threading.Lock())
+            with lock:
+                if key not in answers:
+                    answers[key] = real(password, hashed_password)
+        return answers[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bcrypt, "checkpw", checkpw)
+        yield answers
 
 
 @pytest.fixture(scope="session", autouse=True)
