@@ -361,6 +361,12 @@ class _Route:
         return tuple(score), params
 
 
+BODY_MEMO_BYTES = 4096
+"""Bodies up to this size have their check remembered (see :meth:`OpenAPISpec._body_check`)."""
+BODY_MEMO_ENTRIES = 20_000
+"""Remembered checks kept at most (then forgotten all at once): a few tens of MB at worst."""
+
+
 class OpenAPISpec:
     """The parsed spec plus a path router and cached validators.  Use :meth:`load`."""
 
@@ -372,10 +378,17 @@ class OpenAPISpec:
         self.source = source
         self.load_info = ("memory", 0.0)
         self._routes = self._build_routes(document.get("paths") or {})
+        # The routes that can match a path, by (segment count, first segment; None for a {param}), with
+        # their place in the spec: matched in spec order, as if every route were tried.
+        self._by_shape: dict[tuple[int, str | None], list[tuple[int, _Route]]] = {}
+        for index, route in enumerate(self._routes):
+            first = route.segments[0] if isinstance(route.segments[0], str) else None
+            self._by_shape.setdefault((len(route.segments), first), []).append((index, route))
         self._registry: Registry = Registry().with_resource(
             SPEC_URI, Resource(contents=document, specification=DRAFT202012)
         )
         self._validators: dict[Any, Draft202012Validator] = {}
+        self._body_memo: dict[tuple[Any, bytes], tuple[str | None, str | None]] = {}
 
     # ---- loading -------------------------------------------------------------------------------
     @classmethod
@@ -457,7 +470,10 @@ class OpenAPISpec:
         rel = self._relative_path(path)
         parts = [unquote(p) for p in rel.strip("/").split("/")]
         best: tuple[tuple[int, ...], _Route, dict[str, str]] | None = None
-        for route in self._routes:
+        candidates = self._by_shape.get((len(parts), parts[0]), [])
+        if (len(parts), None) in self._by_shape:
+            candidates = sorted(candidates + self._by_shape[(len(parts), None)], key=lambda found: found[0])
+        for _, route in candidates:
             if method not in route.methods:
                 continue
             hit = route.match(parts)
@@ -495,6 +511,29 @@ class OpenAPISpec:
         where = err.json_path
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
         return f"{where}: {_short(err.message)}{more}"
+
+    def _body_check(self, key: Any, body_bytes: bytes | None) -> tuple[str | None, str | None]:
+        """(why the body is not JSON, the first schema error) of a JSON body against the validator ``key``.
+
+        The answer is a function of the bytes and the schema alone, and the same small body comes back
+        thousands of times a run (an empty page, a role's permissions, the same 404), so for bodies up to
+        :data:`BODY_MEMO_BYTES` it is remembered, by the exact bytes: a body is checked the same, only once.
+        """
+        body = body_bytes or b""
+        memo = len(body) <= BODY_MEMO_BYTES
+        if memo and (key, body) in self._body_memo:
+            return self._body_memo[(key, body)]
+        try:
+            instance = json.loads(body)
+        except ValueError as exc:
+            found: tuple[str | None, str | None] = (f"body is not valid JSON ({exc})", None)
+        else:
+            found = (None, self._first_error(self._validators[key], instance))
+        if memo:
+            if len(self._body_memo) >= BODY_MEMO_ENTRIES:
+                self._body_memo.clear()
+            self._body_memo[(key, body)] = found
+        return found
 
     def validate_response(self, method: str, path: str, status: int, content_type: str | None,
                           body_bytes: bytes | None, injected_fault: bool = False) -> list[str]:
@@ -541,10 +580,10 @@ class OpenAPISpec:
                 return []
             if not is_json:
                 return [f"{tag} expected a JSON body, got content-type {content_type!r}"]
-            instance, err = parse()
+            self._validator(("errata", erratum_key), relaxed)
+            err, msg = self._body_check(("errata", erratum_key), body_bytes)
             if err:
                 return [err]
-            msg = self._first_error(self._validator(("errata", erratum_key), relaxed), instance)
             return [f"[{op.template} {st}, relaxed per KNOWN_SPEC_ERRATA] {msg}"] if msg else []
 
         responses: dict[str, Any] = op.spec.get("responses") or {}
@@ -571,12 +610,13 @@ class OpenAPISpec:
                 problems.append(f"{st} error body is not JSON (content-type {content_type!r}); "
                                 "Auth0 errors are {statusCode,error,message,errorCode}")
                 return problems
-            instance, err = parse()
+            if ("mgmt-error", status) not in self._validators:
+                schema = dict(MGMT_ERROR_SCHEMA)
+                schema["properties"] = dict(schema["properties"], statusCode={"const": status})
+                self._validator(("mgmt-error", status), schema)
+            err, msg = self._body_check(("mgmt-error", status), body_bytes)
             if err:
                 return problems + [err]
-            schema = dict(MGMT_ERROR_SCHEMA)
-            schema["properties"] = dict(schema["properties"], statusCode={"const": status})
-            msg = self._first_error(self._validator(("mgmt-error", status), schema), instance)
             if msg:
                 problems.append(f"error body does not match the Auth0 error shape: {msg}")
             return problems
@@ -596,17 +636,17 @@ class OpenAPISpec:
             problems.append(f"spec declares an {json_media} body for {st}; response content-type is "
                             f"{content_type!r}")
             return problems
-        instance, err = parse()
-        if err:
-            return problems + [err]
         schema_key = ("op", method, op.template, st, json_media)
         if schema_key not in self._validators:
             media = content[json_media] or {}
             if "schema" not in media:
-                return problems
+                _, err = parse()
+                return problems + [err] if err else problems
             fragment = response_fragment + _pointer_fragment("content", json_media, "schema")[1:]
             self._validator(schema_key, {"$ref": SPEC_URI + fragment})
-        msg = self._first_error(self._validators[schema_key], instance)
+        err, msg = self._body_check(schema_key, body_bytes)
+        if err:
+            return problems + [err]
         if msg:
             problems.append(msg)
         return problems
