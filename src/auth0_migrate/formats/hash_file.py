@@ -79,6 +79,7 @@ __all__ = [
     "read_hash_pieces",
     "open_input",
     "parse_date",
+    "plain_credential",
     "plain_credential_json",
 ]
 
@@ -187,10 +188,24 @@ def _credential(h: str, plain: bool) -> dict[str, Any]:
     return {"custom_password_hash": {"algorithm": "bcrypt", "hash": {"value": h, "encoding": "utf8"}}}
 
 
+_PLAIN_START: Final = '{"password_hash":"'
+
+
 def plain_credential_json(h: str) -> str:
     """The JSON of ``{"password_hash": h}`` as ``ledger.dumps`` writes it, for a hash ``password_hash`` takes
     (``PASSWORD_HASH_PATTERN``: ``$``, digits, ASCII letters, ``.`` and ``/``, nothing JSON escapes)."""
-    return '{"password_hash":"' + h + '"}'
+    return _PLAIN_START + h + '"}'
+
+
+def plain_credential(text: str) -> dict[str, Any] | None:
+    """The reverse of :func:`plain_credential_json`: ``{"password_hash": h}`` when ``text`` is exactly that JSON
+    of a hash ``password_hash`` takes, without parsing it (such an h holds nothing JSON escapes, so the text is
+    what ``orjson.loads`` would read); None for anything else."""
+    if text.startswith(_PLAIN_START) and text.endswith('"}'):
+        value = text[len(_PLAIN_START):-2]
+        if _PASSWORD_HASH_RE.fullmatch(value) is not None:
+            return {"password_hash": value}
+    return None
 
 
 def parse_date(value: Any) -> datetime | None:

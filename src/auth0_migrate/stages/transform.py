@@ -29,24 +29,21 @@ Choices where Auth0 is silent
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 import orjson
 
-from ..formats.hash_file import parse_date
+from ..formats.hash_file import parse_date, plain_credential
 from ..formats.import_file import encode_record, pack_encoded
 from ..formats.import_record import plain_import_record, target_user_id, to_import_record
 from ..formats.users_file import credential_of
 from ..ledger import ImportRow, UserRef, UserStatus, dumps
 from ..model import MigrationOptions
-from ..passwords import PASSWORD_HASH_PATTERN
 from .context import Migration
 
 CHUNK = 5000
-_PASSWORD_HASH_RE: Final = re.compile(PASSWORD_HASH_PATTERN)
 
 
 @dataclass(slots=True)
@@ -152,23 +149,6 @@ def transform_one(options: MigrationOptions, source_id: str, export: dict[str, A
         target_user_id(str(export["user_id"]), strategy, options.id_prefix)
     return Outcome("ready", dumps(record), dumps(credential) if credential else None, target_id,
                    stale_note=stale_note)
-
-
-_PLAIN_CREDENTIAL_START = '{"password_hash":"'
-
-
-def plain_credential(text: str) -> dict[str, Any] | None:
-    """`{"password_hash": h}` when `text` is exactly what `dumps` gives for it and Auth0's `password_hash` takes
-    h (`PASSWORD_HASH_PATTERN`, as the hash file's bcrypt of cost 10 is); None for anything else.
-
-    Such an h holds no quote, backslash or control character, so the text is the object's JSON as it is,
-    and the same as `orjson.loads(text)` gives, without parsing it.
-    """
-    if text.startswith(_PLAIN_CREDENTIAL_START) and text.endswith('"}'):
-        value = text[18:-2]
-        if _PASSWORD_HASH_RE.fullmatch(value) is not None:
-            return {"password_hash": value}
-    return None
 
 
 def combine(record: str, credential: str | None) -> bytes:
