@@ -7,10 +7,15 @@ clients, as a new process would. `test_cli_sigkill` in test_sigkill.py does it w
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+
 import pytest
 
 from auth0_migrate.auth0 import client as client_module
 from auth0_migrate.auth0 import jobs
+from auth0_migrate.model import QuietReporter, RunResult
+from auth0_migrate.pipeline import run
 from auth0_migrate.stages import cutover, export, grants, hashes, idmap, import_jobs, restore, transform, verify
 
 from .conftest import SOURCE, TARGET, World, dump, grants_of, migrate, options
@@ -160,6 +165,67 @@ def test_import_submitted_but_not_recorded(world: World, tmp_path, monkeypatch) 
     # Its users were made by the lost job: recorded as imported, and the file was not sent a second time.
     assert (result.users["imported"], result.users["already_in_target"]) == (seeded.users, 0), dump(result)
     assert _import_jobs(world) - seeding_jobs == _files(opts) == 1
+    _finished(world, seeded, before, grants, result)
+
+
+def _killed_before_the_upload_reached_the_tenant(world: World, opts, monkeypatch) -> None:
+    """A run killed with its file recorded `submitting` and its upload not yet at the tenant: no job exists, and
+    nothing in the ledger can tell that apart from a job Auth0 has queued (a SIGKILL in that window)."""
+    async def die_before_sending(*args, **kwargs):
+        raise Killed("before the upload reached the tenant")
+
+    monkeypatch.setattr(jobs, "submit_import", die_before_sending)
+    with pytest.raises(Killed):
+        migrate(world, opts)
+    monkeypatch.undo()
+    with sqlite3.connect(opts.state) as db:
+        assert db.execute("SELECT status FROM files").fetchall() == [("submitting",)]
+
+
+def _resume(world: World, opts) -> tuple[RunResult, list[str], float]:
+    """The next run, as a new process: its result, its warnings, and how long it took on the tenant's clock."""
+    reporter = QuietReporter()
+    started = world.clock.now()
+
+    async def go() -> RunResult:
+        client = world.client()
+        try:
+            return await run(opts, source=client, reporter=reporter)
+        finally:
+            await client.aclose()
+    result = asyncio.run(go())
+    return result, [m for m in reporter.messages if m.startswith("warning: ")], world.clock.now() - started
+
+
+def test_killed_before_the_upload_left_the_next_run_waits_for_its_job_then_sends_it(world: World, tmp_path,
+                                                                                    monkeypatch) -> None:
+    """Resumed at once: the job may yet show, so the file is settled for up to `SETTLE_PATIENCE`, saying so."""
+    seeded, before, grants, opts = _setup(world, tmp_path)
+    _killed_before_the_upload_reached_the_tenant(world, opts, monkeypatch)
+    seeding_jobs = _import_jobs(world)
+    result, warnings, took = _resume(world, opts)
+    assert took >= import_jobs.SETTLE_PATIENCE
+    assert any("file 1 was being uploaded when an earlier run stopped" in w and "for up to 10m00s" in w
+               for w in warnings), warnings
+    assert (result.users["imported"], result.users["already_in_target"]) == (seeded.users, 0), dump(result)
+    assert _import_jobs(world) - seeding_jobs == 1  # sent once, after the wait
+    _finished(world, seeded, before, grants, result)
+
+
+def test_resumed_after_the_patience_a_killed_upload_is_not_waited_for_again(world: World, tmp_path,
+                                                                             monkeypatch) -> None:
+    """Resumed once `SETTLE_PATIENCE` has passed since the send: the users are looked for once, and the file is
+    sent again at once (before, the next run waited the whole patience again, counted from its own start)."""
+    seeded, before, grants, opts = _setup(world, tmp_path)
+    _killed_before_the_upload_reached_the_tenant(world, opts, monkeypatch)
+    world.clock.advance(import_jobs.SETTLE_PATIENCE + 1)  # the operator comes back after lunch
+    seeding_jobs = _import_jobs(world)
+    result, warnings, took = _resume(world, opts)
+    assert took < import_jobs.SLOT_POLL  # no settling sleep at all
+    assert any("file 1 was being uploaded when an earlier run stopped" in w and "once" in w
+               for w in warnings), warnings
+    assert (result.users["imported"], result.users["already_in_target"]) == (seeded.users, 0), dump(result)
+    assert _import_jobs(world) - seeding_jobs == 1
     _finished(world, seeded, before, grants, result)
 
 

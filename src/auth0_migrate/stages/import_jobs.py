@@ -14,9 +14,12 @@ retryable: the next run packs and imports them again (`Ledger.requeue_retryable`
 refused for their data keep Auth0's own code and stay failed.
 
 Choices where Auth0 is silent:
-- `SETTLE_PATIENCE` (10 min of tenant clock) for a lost job to show: Auth0 publishes no queue delay;
+- `SETTLE_PATIENCE` (10 min from the send) for a lost job to show: Auth0 publishes no queue delay;
   a job that starts later than that meets a second job for the users not found, whose users then
   fail `DUPLICATED_USER` and are recognised (by the id map) as already in the target: never twice.
+  A run killed (SIGKILL, a crash) while an upload was on the wire leaves nothing that tells whether
+  Auth0 made its job: the next run, started within those 10 minutes, waits what is left of them
+  unless the users show sooner, and says so.
 - A user found in the target counts as made by the lost job when it was created no earlier than
   `CLOCK_SKEW` before the file was sent (our clock against Auth0's `created_at`) and, where the user can
   carry proof (computed id with keep/prefix, `--record-source-id`), it carries it; an older one, or one
@@ -31,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +43,7 @@ from ..errors import AnswerLost, ImportSlotsBusy, PayloadTooLarge, Refused, Tran
 from ..ledger import ImportFile, JobError
 from ..passwords import redact
 from ..pool import run_pool
+from ..report import duration
 from .context import Migration
 from .idmap import NO_PROOF, find_in_target, why_not_ours
 from .transform import import_body
@@ -46,7 +51,7 @@ from .transform import import_body
 MAX_IN_FLIGHT = 2
 MAX_ATTEMPTS = 3
 SETTLE_PATIENCE = 600.0
-"""Seconds (tenant clock) to wait for the job of a lost upload to show its users in the target."""
+"""Seconds (our clock), from its send, to wait for the job of a lost upload to show its users in the target."""
 CLOCK_SKEW = 300.0
 """Seconds our clock may be ahead of Auth0's when telling the lost job's users from older ones."""
 UPLOAD_GRACE = 30.0
@@ -88,12 +93,13 @@ async def import_users(migration: Migration) -> None:
 
 async def _import_file(migration: Migration, file_id: int) -> None:
     ledger = migration.ledger
+    lost_here = False
     while True:
         row = ledger.file(file_id)
         if row is None or row.status == "done":
             return
         if row.status == "submitting":  # an upload whose answer never came, in this run or a killed one
-            await _settle(migration, file_id, row)
+            await _settle(migration, file_id, row, lost_here=lost_here)
             continue
         job_id = row.job_id if row.status == "submitted" else None
         if job_id is None:
@@ -110,6 +116,7 @@ async def _import_file(migration: Migration, file_id: int) -> None:
             try:
                 job_id = await _submit_uninterrupted(migration, file_id, body)
             except AnswerLost as exc:
+                lost_here = True
                 migration.reporter.warn(f"the answer to the upload of file {file_id} was lost ({exc}); "
                                         "checking the target before sending it again")
                 continue
@@ -210,11 +217,12 @@ def _epoch(value: Any) -> float | None:
         return None
 
 
-async def _settle(migration: Migration, file_id: int, row: ImportFile) -> None:
+async def _settle(migration: Migration, file_id: int, row: ImportFile, *, lost_here: bool = False) -> None:
     """Find out from the target what a `submitting` file's lost upload did, before anything is sent again.
 
     Bounded: a small sample of the file's users is looked up until one shows that the lost job ran
-    (created since the file was sent) or `SETTLE_PATIENCE` passes; then every user not yet found is
+    (created since the file was sent) or `SETTLE_PATIENCE` has passed since it was sent (a run resumed
+    later waits only what is left of it, and says so); then every user not yet found is
     looked up, again while each pass finds more (a job still running). Found users are recorded
     (`imported` when made since the file was sent, `conflict` when older: already in the target);
     the file is done when all were found, and otherwise `packed` with only the rest left to send.
@@ -224,6 +232,16 @@ async def _settle(migration: Migration, file_id: int, row: ImportFile) -> None:
     sent_at = (json.loads(row.summary) if row.summary else {}).get("sent_at")
     users = ledger.ready_emails_of_file(file_id)
     emails = list(users)
+    # Patience counts from the send: a run resumed long after a killed one has nothing more to wait for. (A send
+    # time ahead of our clock, which was stepped back since, counts from now: never longer than the patience.)
+    deadline = min(clock.now(), sent_at if isinstance(sent_at, (int, float)) else math.inf) + SETTLE_PATIENCE
+    if not lost_here:  # a lost answer of this run was named when it was lost; say why a resumed run waits
+        left = deadline - clock.now()
+        wait = (f"for up to {duration(left)}" if left > 0
+                else f"once (it was sent more than {duration(SETTLE_PATIENCE)} ago)")
+        migration.reporter.warn(f"file {file_id} was being uploaded when an earlier run stopped: its users are "
+                                f"looked for in the target {wait}, in case its job was made, before the rest is "
+                                "sent again")
 
     def ours(email: str, user: dict[str, Any] | None) -> bool:
         created = _epoch(user.get("created_at")) if user else None
@@ -245,11 +263,10 @@ async def _settle(migration: Migration, file_id: int, row: ImportFile) -> None:
         await run_pool(wanted, lambda email: find_in_target(migration, email), on_result=keep)
         return hits
 
-    deadline = clock.now() + SETTLE_PATIENCE
     delay = SLOT_POLL
     sample = list(dict.fromkeys(emails[i] for i in {0, len(emails) // 2, len(emails) - 1} if emails))
     while sample and not any(ours(e, u) for e, u in (await look(sample)).items()) and clock.now() < deadline:
-        await clock.sleep(delay)
+        await clock.sleep(min(delay, deadline - clock.now()))
         delay = min(60.0, delay * 2)
     while True:
         new = await look([e for e in emails if e not in found])
