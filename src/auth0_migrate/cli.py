@@ -196,9 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--burst", type=int, help="that bucket's size")
     s.add_argument("--latency", type=float, default=0.0, help="seconds added to every Management API call")
     s.add_argument("--job-seconds", type=float, default=0.0, help="how long each job takes to process")
-    s.add_argument("--fault", action="append", default=[], metavar="'METHOD /path@N=STATUS|drop|garbled[xTIMES]'",
-                   help="answer the Nth call of an endpoint with 429/5xx, drop it, or answer 200 with a body no SDK"
-                        " model reads (repeatable); any served path, e.g. 'POST /oauth/token' or the export download"
+    s.add_argument("--fault", action="append", default=[],
+                   metavar="'METHOD /path@N=STATUS|drop|garbled|truncated[xTIMES]'",  # (faults.SPEC)
+                   help="answer the Nth call of an endpoint with 429/5xx, drop it, answer 200 with a body no SDK"
+                        " model reads, or send its answer with half its body (repeatable); any served path, e.g."
+                        " 'POST /oauth/token' or the export download"
                         " 'GET /exports/{id}/{file}'; '*' is any /api/v2 endpoint")
     s.add_argument("--fail-job", type=int, action="append", default=[], metavar="N", help="the Nth job fails")
     s.add_argument("--expire-job", type=int, action="append", default=[], metavar="N", help="the Nth job expires")
