@@ -126,14 +126,22 @@ class GzipCheck:
                 return
             chunk, self.head = self.head, b""
             self.inflater = isal_zlib.decompressobj(wbits=31)
+        self._inflate(chunk)
+
+    def _inflate(self, data: bytes) -> None:
+        # Output is taken 64 KB at a time and dropped; a call that leaves no input may still hold output back
+        # (the rest of a long match), so calls go on until one gives nothing and has nothing left to read.
         try:
-            while chunk:
-                self.inflater.decompress(chunk, 1 << 16)
-                chunk = self.inflater.unconsumed_tail
-                if self.inflater.eof and not chunk:  # a member ended; another may follow (as gzip allows)
-                    chunk = self.inflater.unused_data
-                    if chunk:
-                        self.inflater = isal_zlib.decompressobj(wbits=31)
+            while True:
+                out = self.inflater.decompress(data, 1 << 16)
+                data = self.inflater.unconsumed_tail
+                if self.inflater.eof:  # a member ended; another may follow (as gzip allows)
+                    data = self.inflater.unused_data
+                    if not data:
+                        return
+                    self.inflater = isal_zlib.decompressobj(wbits=31)
+                elif not data and not out:
+                    return
         except _INFLATE_ERRORS as exc:
             raise CorruptDownload(f"the gzip data is corrupt ({exc})") from None
 
