@@ -22,15 +22,18 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 
 from . import __version__, config
-from .auth0.client import TenantClient, TenantCredentials
 from .errors import InputError, MigrationError, TransientError, UsageError
 from .model import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_TRANSIENT, EXIT_USAGE, MigrationOptions
+
+if TYPE_CHECKING:  # (imported where used: the SDK takes 0.5 s to import, and `status`, `report`, `--help` and
+    # `tenant serve` never call Auth0)
+    from .auth0.client import TenantClient, TenantCredentials
 
 RESUME_HINT = "run the same command again to resume; the ledger keeps every finished step"
 
@@ -196,9 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--burst", type=int, help="that bucket's size")
     s.add_argument("--latency", type=float, default=0.0, help="seconds added to every Management API call")
     s.add_argument("--job-seconds", type=float, default=0.0, help="how long each job takes to process")
-    s.add_argument("--fault", action="append", default=[], metavar="'METHOD /path@N=STATUS|drop|garbled[xTIMES]'",
-                   help="answer the Nth call of an endpoint with 429/5xx, drop it, or answer 200 with a body no SDK"
-                        " model reads (repeatable); any served path, e.g. 'POST /oauth/token' or the export download"
+    s.add_argument("--fault", action="append", default=[],
+                   metavar="'METHOD /path@N=STATUS|drop|garbled|truncated[xTIMES]'",  # (faults.SPEC)
+                   help="answer the Nth call of an endpoint with 429/5xx, drop it, answer 200 with a body no SDK"
+                        " model reads, or send its answer with half its body (repeatable); any served path, e.g."
+                        " 'POST /oauth/token' or the export download"
                         " 'GET /exports/{id}/{file}'; '*' is any /api/v2 endpoint")
     s.add_argument("--fail-job", type=int, action="append", default=[], metavar="N", help="the Nth job fails")
     s.add_argument("--expire-job", type=int, action="append", default=[], metavar="N", help="the Nth job expires")
@@ -225,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _credentials(args: argparse.Namespace) -> tuple[TenantCredentials, TenantCredentials | None]:
     """The source and (another tenant's) target credentials: flags override the environment."""
+    from .auth0.client import TenantCredentials
+
     source = TenantCredentials.from_env(domain=args.domain, client_id=args.client_id,
                                         client_secret=args.client_secret)
     if source is None:
@@ -260,6 +267,7 @@ async def _migration_command(args: argparse.Namespace, console: Console) -> int:
 
 async def _rollback(args: argparse.Namespace, console: Console) -> int:
     from . import pipeline
+    from .auth0.client import TenantClient
     from .report import ConsoleReporter, print_json, render_result
 
     source_creds, target_creds = _credentials(args)
@@ -323,6 +331,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 async def _migration(args: argparse.Namespace, console: Console) -> int:
     from . import pipeline
+    from .auth0.client import TenantClient
     from .report import ConsoleReporter, print_json, render_inventory, render_result
 
     _check_retry_flags(args)

@@ -47,6 +47,8 @@ FAULTS = {
                                                        times=3), "POST /api/v2/users/{id}/permissions", 3),
     "503 on the export download": (lambda f: f.fail_call(DOWNLOAD, nth=1, action=503), DOWNLOAD, 1),
     "dropped export downloads": (lambda f: f.fail_call(DOWNLOAD, nth=1, action="drop", times=2), DOWNLOAD, 2),
+    "export downloads cut short (200, half the gzip)": (
+        lambda f: f.fail_call(DOWNLOAD, nth=1, action="truncated", times=2), DOWNLOAD, 2),
     "the first 3 download links born expired": (lambda f: setattr(f, "expire_links", 3), "expire_links", 3),
     # Job ordinals count from the tenant's start, and seeding made jobs too: the run's first job (the
     # source export) is `jobs_created + 1`, its import the next one.
@@ -87,6 +89,21 @@ def test_a_failed_download_is_fetched_again(world: World, tmp_path) -> None:
     # the source export twice (refused, then served), the target's export for the id map once
     assert world.tenant.stats[DOWNLOAD] - before == 3
     _all_there(world, seeded, result)
+
+
+@pytest.mark.parametrize("encoded", [False, True], ids=["gzip-bytes", "content-encoding-gzip"])
+def test_an_export_cut_short_is_never_read_as_the_export(world: World, tmp_path, encoded: bool) -> None:
+    """A download answered 200 with half its gzip, every time (sent with `Content-Encoding: gzip` or not, where
+    an HTTP client's own decoding would pass it in silence): the run stops as for a network failure, naming the
+    export job, having written no user; the same command then finishes once the storage serves the whole file."""
+    seeded, opts = _ready(world, tmp_path)
+    world.tenant.config.download_content_encoding = encoded
+    world.tenant.faults.fail_call(DOWNLOAD, nth=1, action="truncated", times=5)
+    with pytest.raises(TransientError, match=r"download of export job_\w+ failed: the gzip data ends before"):
+        migrate(world, opts)
+    assert world.tenant.faults.injected == {DOWNLOAD: 5}  # every attempt, each with a fresh link
+    assert world.users(TARGET) == []
+    _all_there(world, seeded, migrate(world, opts))
 
 
 def test_the_first_links_expire_and_the_run_still_finishes(world: World, tmp_path) -> None:

@@ -138,8 +138,10 @@ def test_failed_users_of_a_from_file_run_are_in_the_import_shape(world: World, t
 def cli_on(world: World, monkeypatch):
     """`cli.main` in-process against the world's tenant (its transport and clock), credentials from the flags."""
     from auth0_migrate import cli
+    from auth0_migrate.auth0 import client as client_module
 
-    monkeypatch.setattr(cli, "TenantClient", lambda creds, rate=None, concurrency=16: world.client(
+    # (the command line imports TenantClient from its module when a command needs it)
+    monkeypatch.setattr(client_module, "TenantClient", lambda creds, rate=None, concurrency=16: world.client(
         client_id=creds.client_id, client_secret=creds.client_secret, rate=rate, concurrency=concurrency))
     for name in ("AUTH0_DOMAIN", "AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET", "TARGET_AUTH0_DOMAIN"):
         monkeypatch.delenv(name, raising=False)

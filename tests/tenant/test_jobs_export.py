@@ -282,3 +282,23 @@ def test_a_big_export_carries_every_user_in_order(mgmt, http, tenant, clock) -> 
     assert [line["email"] for line in lines] == [f"user{i:06d}@example.com" for i in range(20_000)]
     last = lines[-1]
     assert last["app_metadata"]["n"] == 19_999 and last["created_at"] == "2026-01-01T00:00:19.999Z"
+
+
+@pytest.mark.parametrize("encoded", [False, True], ids=["gzip-bytes", "content-encoding-gzip"])
+def test_a_truncated_download_is_half_the_gzip_answered_200_then_the_link_serves(mgmt, http, tenant, source,  # noqa: ANN001
+                                                                                 encoded) -> None:
+    tenant.config.download_content_encoding = encoded
+    tenant.faults.fail_call("GET /exports/{id}/{file}", nth=1, action="truncated")
+    job = mgmt.jobs.users_exports.create(connection_id=source["id"], format="json", fields=[{"name": "email"}])
+    location = mgmt.jobs.get(job.id).location
+    with http.stream("GET", location) as cut:
+        body = b"".join(cut.iter_raw())
+        assert (cut.status_code, cut.headers["x-injected-fault"]) == (200, "true")
+        assert cut.headers.get("content-encoding") == ("gzip" if encoded else None)
+    with http.stream("GET", location) as whole:
+        full = b"".join(whole.iter_raw())
+    assert body[:2] == full[:2] == b"\x1f\x8b" and body == full[:len(full) // 2]
+    with pytest.raises(EOFError):
+        gzip.decompress(body)
+    assert tenant.faults.injected == {"GET /exports/{id}/{file}": 1}
+    assert len(gzip.decompress(full).splitlines()) == 3

@@ -4,7 +4,9 @@ be faulted, and `--expire-links N` expires the first N links only (then a client
 from __future__ import annotations
 
 import gzip
+import re
 
+import pytest
 from starlette.testclient import TestClient
 
 from auth0_migrate.cli import build_parser
@@ -60,3 +62,19 @@ def test_no_link_expires_without_the_flag(tmp_path) -> None:  # noqa: ANN001
         assert app.state.tenant.faults.injected == {}
     finally:
         app.state.tenant.close()
+
+
+
+def test_the_fault_flag_takes_each_action_word_and_refuses_others(tmp_path) -> None:  # noqa: ANN001
+    from auth0_migrate.clidoc import render
+    from auth0_migrate.tenant.faults import SPEC, WORDS
+
+    app, _ = _served(tmp_path, *[f for word in WORDS for f in ("--fault", f"{DOWNLOAD}@2={word}x3")])
+    try:
+        assert [(c.endpoint, c.nth, c.action, c.times) for c in app.state.tenant.faults.calls] == [
+            (DOWNLOAD, 2, word, 3) for word in WORDS]
+    finally:
+        app.state.tenant.close()
+    assert f"--fault '{SPEC}'" in render()  # the help names every word
+    with pytest.raises(ValueError, match=re.escape(SPEC)):
+        _served(tmp_path, "--fault", f"{DOWNLOAD}@1=mangled")

@@ -4,8 +4,10 @@ Polling never runs faster than a job can finish: it starts at `first_poll` secon
 job's `time_left_seconds` when Auth0 gives one, and backs off to `max_poll`. An export's download
 link lives 60 s; a download that fails is retried with a fresh link from `GET /jobs/{id}`. The
 downloaded file is read as gzip when its first bytes are gzip's magic number (1f 8b) and as plain
-NDJSON otherwise: a client that honours `Content-Encoding: gzip` has already decoded it, and a file
-served without that header is still gzip (which the storage sends is not documented).
+NDJSON otherwise. Whether the storage says `Content-Encoding: gzip` is not documented; either way the
+gzip is kept as it came, and inflated as it arrives (`GzipCheck`), so a body cut short or corrupt is
+fetched again like any failed download, instead of failing the export stage later as if the user's own
+input were bad.
 
 An import upload is sent once (`SEND_ONCE`): when its answer is lost (dropped connection, timeout,
 5xx) Auth0 may have made the job, so `submit_import` raises `AnswerLost` and the caller settles what
@@ -17,9 +19,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, cast
+
+from isal import igzip_lib, isal_zlib
 
 from ..errors import AnswerLost, ImportSlotsBusy, NotFoundError, RateLimited, TransientError
 from ..formats.export_file import parse_export_lines, read_export_chunks
@@ -88,10 +93,69 @@ async def start_export(client: TenantClient, connection_id: str, fields: tuple[s
     return str(job.id)
 
 
+_INFLATE_ERRORS: Final[tuple[type[Exception], ...]] = (
+    zlib.error, cast(type[Exception], igzip_lib.IsalError))  # (isal's stubs call it an instance)
+
+
+class CorruptDownload(Exception):
+    """A downloaded body that is gzip but does not inflate to its end (cut short, or damaged)."""
+
+
+class GzipCheck:
+    """Inflate a download as its chunks arrive, keeping nothing: `done` says whether it was whole.
+
+    A body that does not start with gzip's magic number is not checked: it is plain NDJSON (decoded from
+    an encoding other than gzip by httpx, or sent so). The inflating costs about 1 s of CPU for a million
+    users' export, spent while the network is the wait.
+    """
+
+    def __init__(self) -> None:
+        self.head = b""
+        self.inflater: Any = None
+        self.plain = False
+
+    def feed(self, chunk: bytes) -> None:
+        if self.plain:
+            return
+        if self.inflater is None:
+            self.head += chunk
+            if len(self.head) < len(GZIP_MAGIC):
+                return
+            if not self.head.startswith(GZIP_MAGIC):
+                self.plain = True
+                return
+            chunk, self.head = self.head, b""
+            self.inflater = isal_zlib.decompressobj(wbits=31)
+        self._inflate(chunk)
+
+    def _inflate(self, data: bytes) -> None:
+        # Output is taken 64 KB at a time and dropped; a call that leaves no input may still hold output back
+        # (the rest of a long match), so calls go on until one gives nothing and has nothing left to read.
+        try:
+            while True:
+                out = self.inflater.decompress(data, 1 << 16)
+                data = self.inflater.unconsumed_tail
+                if self.inflater.eof:  # a member ended; another may follow (as gzip allows)
+                    data = self.inflater.unused_data
+                    if not data:
+                        return
+                    self.inflater = isal_zlib.decompressobj(wbits=31)
+                elif not data and not out:
+                    return
+        except _INFLATE_ERRORS as exc:
+            raise CorruptDownload(f"the gzip data is corrupt ({exc})") from None
+
+    def done(self) -> None:
+        """Raise `CorruptDownload` unless the body ended where its last gzip member does."""
+        if (self.inflater is not None and not self.inflater.eof) or (self.head and GZIP_MAGIC.startswith(self.head)):
+            raise CorruptDownload("the gzip data ends before its last member does (cut short)")
+
+
 async def download_export(client: TenantClient, job: JobState, *, attempts: int = 5) -> str:
     """Download a completed export to a private temporary file; returns its path (caller deletes it).
 
-    The link expires 60 s after it was issued, so a refused download gets a fresh link and tries again.
+    The link expires 60 s after it was issued, so a refused download gets a fresh link and tries again; so
+    does a download whose gzip does not inflate to its end (`GzipCheck`).
     """
     fd, path = tempfile.mkstemp(prefix="auth0-export-", suffix=".json.gz")
     os.close(fd)
@@ -105,14 +169,23 @@ async def download_export(client: TenantClient, job: JobState, *, attempts: int 
         try:
             async with client.http.stream("GET", location) as response:
                 if response.status_code == 200:
+                    check = GzipCheck()
+                    # A body sent with `Content-Encoding: gzip` is kept as the gzip it is: httpx's own decoding
+                    # would pass a body cut short in silence. Any other encoding is decoded by httpx.
+                    encoding = response.headers.get("content-encoding", "").strip().lower()
+                    chunks = response.aiter_raw(1 << 16) if encoding in ("gzip", "x-gzip") else\
+                        response.aiter_bytes(1 << 16)
                     with open(path, "wb") as out:  # noqa: ASYNC230 - local disk, 64 KB chunks
-                        async for chunk in response.aiter_bytes(1 << 16):
+                        async for chunk in chunks:
                             out.write(chunk)
+                            check.feed(chunk)
+                    check.done()
                     return path
         except (OSError, Exception) as exc:  # noqa: BLE001 - any failed download is retried with a new link
             if attempt == attempts:
                 os.unlink(path)
-                raise TransientError(f"download of export {job.id} failed: {type(exc).__name__}",
+                why = str(exc) if isinstance(exc, CorruptDownload) else type(exc).__name__
+                raise TransientError(f"download of export {job.id} failed: {why}",
                                      operation="download export") from exc
         job = await get_job(client, job.id)
         location = job.location

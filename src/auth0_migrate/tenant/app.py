@@ -102,7 +102,7 @@ def _wrap(tenant: Tenant, ep: Endpoint) -> Callable[[Request], Awaitable[Respons
         tenant.stats[ep.name] = tenant.stats.get(ep.name, 0) + 1
         try:
             fault = tenant.faults.on_call(ep.name, api=ep.api)
-            if not ep.api and fault is not None:
+            if not ep.api and fault is not None and fault != "truncated":
                 if fault == "drop":
                     raise DroppedConnection(f"fault switch dropped {ep.name}")
                 return _outside_api_fault(ep, int(fault))
@@ -120,7 +120,7 @@ def _wrap(tenant: Tenant, ep: Endpoint) -> Callable[[Request], Awaitable[Respons
                     # real answer whose shape changed. The text stands for body content no message may echo.
                     return Response(b'"garbled answer: user data that must not reach a message"', 200,
                                     media_type="application/json", headers=headers)
-                if fault is not None and fault != 429:
+                if fault is not None and fault not in (429, "truncated"):
                     raise ApiError(int(fault), "Injected fault", "fault_injected")
                 if fault == 429 or not allowed:
                     raise ApiError(429, "Too many requests. Check the X-RateLimit-Limit, X-RateLimit-Remaining"
@@ -140,9 +140,18 @@ def _wrap(tenant: Tenant, ep: Endpoint) -> Callable[[Request], Awaitable[Respons
             log.exception("unhandled error in %s", ep.name)
             return _error(500, ApiError(500, "Internal Server Error", "internal_error").body(), headers)
         response.headers.update(headers)
+        if fault == "truncated" and response.status_code == 200:
+            return _truncated(response)
         return response
 
     return endpoint
+
+
+def _truncated(response: Response) -> Response:
+    """The `truncated` fault: the answer with the first half of its body, sent as a whole message."""
+    kept = {k: v for k, v in response.headers.items() if k != "content-length"}
+    return Response(bytes(response.body)[:len(response.body) // 2], response.status_code,
+                    headers={**kept, "x-injected-fault": "true"})
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:

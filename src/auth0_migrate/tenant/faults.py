@@ -6,6 +6,7 @@ Example::
 
     faults.fail_call("POST /api/v2/jobs/users-imports", nth=1, action=503)
     faults.fail_call("GET /exports/{id}/{file}", nth=1, action="drop")   # the export download
+    faults.fail_call("GET /exports/{id}/{file}", nth=1, action="truncated")  # half its gzip, answered 200
     faults.job_pending_polls = 3      # every job stays pending for its first 3 polls
     faults.expire_links = 2           # the next 2 download links are born expired
     faults.search_lag = 5.0           # new users are invisible to GET /users?q= for 5 s
@@ -24,10 +25,16 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
-Action = int | Literal["drop", "garbled"]
-"""A status to answer with, `drop` (cut the connection) or `garbled` (200 with JSON no SDK model reads)."""
+Action = int | Literal["drop", "garbled", "truncated"]
+WORDS: Final = ("drop", "garbled", "truncated")
+"""The actions that are not a status."""
+SPEC: Final = "METHOD /path@N=STATUS|drop|garbled|truncated[xTIMES]"
+"""How a `--fault` flag is written (`Faults.parse`)."""
+"""A status to answer with, `drop` (cut the connection), `garbled` (200 with JSON no SDK model reads) or
+`truncated` (the route's own answer with the first half of its body only, as a whole message: a body that
+was damaged before it was sent, which the HTTP layer cannot notice)."""
 
 
 class DroppedConnection(ConnectionResetError):
@@ -69,7 +76,7 @@ class Faults:
 
     def fail_call(self, endpoint: str, nth: int = 1, action: Action = 500, times: int = 1) -> None:
         """Answer the `nth` call (1-based, counted from now) of `endpoint` and the `times - 1` after it."""
-        if not (action in ("drop", "garbled") or (isinstance(action, int) and action in (429, 500, 502, 503, 504))):
+        if not (action in WORDS or (isinstance(action, int) and action in (429, 500, 502, 503, 504))):
             raise ValueError(f"unsupported fault action {action!r}")
         self.calls.append(CallFault(endpoint, self.counts[endpoint] + nth if endpoint != "*" else
                                     self.counts["*"] + nth, action, times))
@@ -114,7 +121,7 @@ class Faults:
             if "x" in action:
                 action, times_s = action.split("x", 1)
                 times = int(times_s)
-            act: Action = action if action in ("drop", "garbled") else int(action)  # type: ignore[assignment]
+            act: Action = action if action in WORDS else int(action)  # type: ignore[assignment]
             return CallFault(endpoint.strip(), int(nth), act, times)
         except ValueError:
-            raise ValueError(f"bad fault {spec!r}; expected 'METHOD /path@N=STATUS|drop|garbled[xTIMES]'") from None
+            raise ValueError(f"bad fault {spec!r}; expected '{SPEC}'") from None
