@@ -28,13 +28,13 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 Action = int | Literal["drop", "garbled", "truncated"]
+"""A status to answer with, `drop` (cut the connection), `garbled` (200 with JSON no SDK model reads) or
+`truncated` (the route's own answer with the first half of its body only, as a whole message: a body that
+was damaged before it was sent, which the HTTP layer cannot notice)."""
 WORDS: Final = ("drop", "garbled", "truncated")
 """The actions that are not a status."""
 SPEC: Final = "METHOD /path@N=STATUS|drop|garbled|truncated[xTIMES]"
 """How a `--fault` flag is written (`Faults.parse`)."""
-"""A status to answer with, `drop` (cut the connection), `garbled` (200 with JSON no SDK model reads) or
-`truncated` (the route's own answer with the first half of its body only, as a whole message: a body that
-was damaged before it was sent, which the HTTP layer cannot notice)."""
 
 
 class DroppedConnection(ConnectionResetError):
