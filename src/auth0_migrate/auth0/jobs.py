@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import os
 import tempfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any
 
-from isal import igzip_lib, isal_zlib
+from isal import isal_zlib
 
 from ..errors import AnswerLost, ImportSlotsBusy, NotFoundError, RateLimited, TransientError
 from ..formats.export_file import parse_export_lines, read_export_chunks
+from ..formats.hash_file import GZIP_MAGIC, INFLATE_ERRORS
 from .client import TenantClient
 from .governor import SEND_ONCE
 
@@ -41,7 +41,6 @@ transform compares it with the hash file's `password_set_date` to hold back stal
 MFA providers a user is enrolled with) is not imported either: it tells `stages.mfa` whose factors to read."""
 
 
-GZIP_MAGIC = b"\x1f\x8b"
 UPLOAD = "start a users import"
 SLOTS_BUSY = "active import users jobs"
 """What Auth0's 429 for a third concurrent import says ("There are 2 active import users jobs, ...")."""
@@ -93,10 +92,6 @@ async def start_export(client: TenantClient, connection_id: str, fields: tuple[s
     return str(job.id)
 
 
-_INFLATE_ERRORS: Final[tuple[type[Exception], ...]] = (
-    zlib.error, cast(type[Exception], igzip_lib.IsalError))  # (isal's stubs call it an instance)
-
-
 class CorruptDownload(Exception):
     """A downloaded body that is gzip but does not inflate to its end (cut short, or damaged)."""
 
@@ -142,7 +137,7 @@ class GzipCheck:
                     self.inflater = isal_zlib.decompressobj(wbits=31)
                 elif not data and not out:
                     return
-        except _INFLATE_ERRORS as exc:
+        except INFLATE_ERRORS as exc:
             raise CorruptDownload(f"the gzip data is corrupt ({exc})") from None
 
     def done(self) -> None:

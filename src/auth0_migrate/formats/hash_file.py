@@ -94,7 +94,8 @@ _BCRYPT_RE: Final = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
 _BCRYPT_MIN_COST: Final = 4
 _BCRYPT_MAX_COST: Final = 31
 
-_GZIP_MAGIC: Final = b"\x1f\x8b"
+GZIP_MAGIC: Final = b"\x1f\x8b"
+"""The first two bytes of a gzip file (and of each of its members)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,8 +226,10 @@ def parse_date(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-READ_ERRORS: Final[tuple[type[Exception], ...]] = (
-    OSError, EOFError, zlib.error, cast(type[Exception], igzip_lib.IsalError))  # (isal's stubs call it an instance)
+INFLATE_ERRORS: Final[tuple[type[Exception], ...]] = (
+    zlib.error, cast(type[Exception], igzip_lib.IsalError))  # (isal's stubs call it an instance)
+"""What inflating damaged gzip data raises (ISA-L's error, or zlib's)."""
+READ_ERRORS: Final[tuple[type[Exception], ...]] = (OSError, EOFError, *INFLATE_ERRORS)
 """What reading an input file from :func:`open_input` may raise besides a line's own problem: the file cannot be
 read, or its gzip is truncated (EOFError) or corrupt (the inflater's error)."""
 
@@ -240,7 +243,7 @@ def open_input(path: str | os.PathLike[str]) -> IO[bytes]:
     """
     with open(path, "rb") as probe:
         magic = probe.read(2)
-    if magic == _GZIP_MAGIC:
+    if magic == GZIP_MAGIC:
         return cast(IO[bytes], igzip.open(path, "rb"))  # type: ignore[no-untyped-call]
     return open(path, "rb")  # the caller closes it
 
