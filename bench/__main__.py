@@ -126,6 +126,13 @@ def offline_table(out: dict[str, Any], console: Console) -> None:
     phases = out.get("phases") or {}
     if phases:
         console.print("phases at " + f"{out['users']:,}: " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items()))
+    for r in [out, *out.get("compare", [])]:
+        w = r.get("work_only")
+        if w:
+            console.print(f"the same per-user work at {r['users']:,} with nothing written (this design's floor): "
+                          f"{w['seconds']:.1f} s (hash file {w['hashes_seconds']:.1f} s, export "
+                          f"{w['export_seconds']:.1f} s); the ledger's part of the run: "
+                          f"{r['seconds'] - w['seconds']:.1f} s")
 
 
 def tenant_table(out: dict[str, Any], console: Console) -> None:

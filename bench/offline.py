@@ -10,6 +10,12 @@ replaced by the file, each user joined, transformed, validated and
 packed as it is read, then the email fallback), and the stragglers' `stages.transform.transform_users`
 and `pack_users`, on a `stages.context.Migration` with a real `Ledger` and no clients.
 
+Then, also timed, the same per-user work with nothing written (`work_only`): the hash file's pieces and the
+export's pieces through the same code and the same workers, each answer taken and dropped (the hash rows
+the export's join reads come from a ledger loaded beforehand, not timed). That is the floor of this design's
+local work on the machine of the day: the run's seconds above it are the ledger's (writes, indexes, commit,
+the email join and the packing).
+
 Run as a worker: `python -m bench.offline SPEC.json` prints one JSON object.
 """
 
@@ -19,6 +25,7 @@ import gzip
 import os
 import random
 import resource
+import shutil
 import sys
 import time
 from typing import Any
@@ -28,6 +35,8 @@ from auth0_migrate.model import MigrationOptions
 from auth0_migrate.pipeline import ingest_source
 from auth0_migrate.stages import export, transform
 from auth0_migrate.stages.context import Connection, Migration
+from auth0_migrate.stages.hashes import hash_pieces, load_hashes
+from auth0_migrate.stages.ingest import UserWork, findings_of_export
 from auth0_migrate.workers import worker_count
 
 from .migration import PhaseClock, log, peak_rss_mb, run_worker
@@ -120,10 +129,22 @@ def cpu_seconds() -> float:
 
 
 async def run_local(spec: dict[str, Any]) -> dict[str, Any]:
-    """Export file -> ledger -> join -> transform and validate -> pack; timed, in this process."""
+    """Export file -> ledger -> join -> transform and validate -> pack; timed, in this process. Then `work_only`."""
     export_path, hash_path, state = spec["export"], spec["hashes"], spec["state"]
     options = MigrationOptions(source_connection=SOURCE, target_connection=TARGET, user_ids="regenerate",
                                password_hashes=hash_path, state=state)
+    again = export_path + ".again"  # the stage deletes its download; `work_only` reads this copy (not timed)
+    shutil.copyfile(export_path, again)
+    try:
+        out = await _timed_run(spec, options)
+        out["work_only"] = work_only(options, again, hash_path, state + ".work-only")
+    finally:
+        os.unlink(again)
+    return out
+
+
+async def _timed_run(spec: dict[str, Any], options: MigrationOptions) -> dict[str, Any]:
+    export_path, hash_path, state = spec["export"], spec["hashes"], spec["state"]
 
     async def downloaded(migration: Migration) -> tuple[str, str]:  # the export job's download, already on disk
         return "job_offline", export_path
@@ -151,11 +172,39 @@ async def run_local(spec: dict[str, Any]) -> dict[str, Any]:
         ledger.close()
         export._fresh_export = fresh_export  # a later export in this process (the test suite) reads the network
     worker_rss = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0, 1) if workers else 0.0
-    return {"users": spec["users"], "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
-            "peak_rss_mb": peak_rss_mb(), "workers": workers, "worker_peak_rss_mb": worker_rss,
-            "peak_rss_total_mb": round(peak_rss_mb() + workers * worker_rss, 1),
-            "import_files": len(files), "import_bytes": sum(f.bytes or 0 for f in files),
-            "statuses": counts, "with_password_hash": with_hash, "phases": reporter.durations(seconds)}
+    out = {"users": spec["users"], "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
+           "peak_rss_mb": peak_rss_mb(), "workers": workers, "worker_peak_rss_mb": worker_rss,
+           "peak_rss_total_mb": round(peak_rss_mb() + workers * worker_rss, 1),
+           "import_files": len(files), "import_bytes": sum(f.bytes or 0 for f in files),
+           "statuses": counts, "with_password_hash": with_hash, "phases": reporter.durations(seconds)}
+    return out
+
+
+def work_only(options: MigrationOptions, export_path: str, hash_path: str, state: str) -> dict[str, Any]:
+    """The run's per-user work with nothing written: the hash file's pieces (`hashes.hash_pieces`), then the
+    export's (`ingest.findings_of_export`, joined to hash rows loaded beforehand into a ledger of their own, not
+    timed), each answer dropped; seconds of each, and what they found (a check that the join found the hashes)."""
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        if os.path.exists(state + suffix):
+            os.unlink(state + suffix)
+    ledger = Ledger.open(state, {"bench": "offline work only"})
+    try:
+        load_hashes(Migration(options, ledger, None, None, PhaseClock(),  # type: ignore[arg-type]  # no clients
+                              Connection("con_0000000000000001", SOURCE), Connection("con_0000000000000002", TARGET)))
+        started = time.monotonic()
+        hash_rows = sum(len(piece.rows) for piece in hash_pieces(hash_path, SOURCE))
+        hashes_done = time.monotonic()
+        work = UserWork(options, SOURCE, None, None)
+        ready = sum(sum(1 for row in findings.rows if row[8] == "ready")
+                    for findings in findings_of_export(work, export_path, ledger.hashes_for, state))
+        export_done = time.monotonic()
+    finally:
+        ledger.close()
+        for suffix in ("", "-wal", "-shm", ".lock"):
+            if os.path.exists(state + suffix):
+                os.unlink(state + suffix)
+    return {"hashes_seconds": round(hashes_done - started, 2), "export_seconds": round(export_done - hashes_done, 2),
+            "seconds": round(export_done - started, 2), "hash_rows": hash_rows, "ready_users": ready}
 
 
 def measure(users: int, workdir: str) -> dict[str, Any]:

@@ -99,6 +99,11 @@ def test_offline_smoke(tmp_path) -> None:  # noqa: ANN001
     assert r["statuses"] == {"ready": 300}
     assert r["with_password_hash"] == 300
     assert r["import_files"] >= 1
+    w = r["work_only"]  # the same work with nothing written: every hash line read, every user joined to its hash
+    assert (w["hash_rows"], w["ready_users"]) == (300, 300)
+    assert abs(w["seconds"] - w["hashes_seconds"] - w["export_seconds"]) <= 0.02
+    left = os.listdir(tmp_path)
+    assert "offline.sqlite" in left and not [n for n in left if ".again" in n or ".work-only" in n], left
     with Ledger.open(state, lock=False, create=False) as ledger:
         for f in ledger.files():
             assert len(import_body(ledger.users_of_file(f.file_id))) == f.bytes

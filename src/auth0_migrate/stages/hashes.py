@@ -27,7 +27,7 @@ Choices where Auth0 is silent
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .. import workers
@@ -57,11 +57,7 @@ def load_hashes(migration: Migration) -> None:
     with ledger.tx(), ledger.indexes_deferred("hashes_email"):
         ledger.reset_hashes()
         other_connections = 0
-        pieces = read_hash_pieces(path)
-        count = workers.worker_count(path)
-        found = workers.in_workers(f"{__name__}:hash_job", (path, connection), pieces, count) if count else\
-            (_hash_piece(path, connection, piece, first) for first, piece in pieces)
-        for piece in found:
+        for piece in hash_pieces(path, connection):
             ledger.add_problems(piece.problems)
             ledger.add_hashes(piece.rows)
             other_connections += piece.other_connections
@@ -78,6 +74,15 @@ class HashPiece:
     rows: list[tuple[str, str | None, str | None, int, str | None]]
     problems: list[tuple[str, str | None, str]]
     other_connections: int
+
+
+def hash_pieces(path: str, connection: str) -> Iterator[HashPiece]:
+    """`_hash_piece` of each piece of the hash file, in order: here, or by worker processes for a large file."""
+    pieces = read_hash_pieces(path)
+    count = workers.worker_count(path)
+    if count == 0:
+        return (_hash_piece(path, connection, piece, first) for first, piece in pieces)
+    return workers.in_workers(f"{__name__}:hash_job", (path, connection), pieces, count)
 
 
 def hash_job(path: str, connection: str) -> Callable[[bytes, int], HashPiece]:
