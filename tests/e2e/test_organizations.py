@@ -109,8 +109,7 @@ def test_one_tenant_memberships_and_roles_survive_cutover(world: World, tmp_path
     result = migrate(world, opts)
     called = {tuple(name.split(" ", 1)) for name, n in world.tenant.stats.items() if n > before.get(name, 0)}
     org_calls_made = sum(n - before.get(name, 0) for name, n in world.tenant.stats.items() if "/organizations" in name)
-    if strategy != "keep":  # keep adds the re-apply after cutover, which the plan does not count
-        assert planned.calls["organizations"] == org_calls_made
+    assert planned.calls["organizations"] == org_calls_made  # keep: written and verified once, after cutover
     assert result.exit_code == 0, dump(result)
     assert world.users(SOURCE) == []  # cutover deleted every source copy
     want = expected(email_of, seeded, world) if strategy != "keep" else {
@@ -141,12 +140,19 @@ def test_keep_in_one_tenant_reapplies_memberships_the_cutover_dropped(world: Wor
     source_ids = [u["user_id"] for u in world.users(SOURCE)]
     seeded = seed_orgs(world, source_ids, names=("acme",), connection_ids=(seeded_users.connection_id,),
                        member_share=1.0, role_share=1.0)
+    before = dict(world.tenant.stats)
     result = migrate(world, options(tmp_path, user_ids="keep", delete_source_users=True,
                                     enable_org_connections=True))
     assert result.exit_code == 0, dump(result)
-    # The tenant did drop them at cutover (what the re-apply is for): its add-members route ran twice for acme.
-    assert world.tenant.stats["POST /api/v2/organizations/{id}/members"] == 1 + 2
+    made = {name: n - before.get(name, 0) for name, n in world.tenant.stats.items() if n > before.get(name, 0)}
+    # Written once and read back once, after cutover: before it the shared id holds them (a write would be a
+    # no-op, a read-back would read the source copy's). The members list: the source's read, the verification.
+    assert made["POST /api/v2/organizations/{id}/members"] == 1
+    assert made["POST /api/v2/organizations/{id}/members/{user_id}/roles"] == len(source_ids)
+    assert made["GET /api/v2/organizations/{id}/members"] == 2
     assert members(world, "acme") == {u: set(seeded.roles[("acme", u)]) for u in source_ids}
+    assert result.organizations["memberships_verified"] == len(source_ids)
+    assert result.organizations["roles_verified"] == sum(len(seeded.roles[("acme", u)]) for u in source_ids)
 
 
 def test_across_tenants_orgs_and_roles_match_by_name_and_what_is_missing_is_named(

@@ -79,9 +79,8 @@ async def reasons_to_keep(migration: Migration) -> list[str]:
     if unverified:
         reasons.append(f"{unverified} of its {counts['selected']} users are not verified in the target (failed, "
                        "held back, pending or different: see the failures and differences)")
-    shared = migration.same_tenant and migration.options.user_ids == "keep"
     holdings = ledger.unverified_holdings(migration.options.allow_loss,
-                                          verified_after_cutover=("mfa-factor",) if shared else ())
+                                          verified_after_cutover=migration.carried_until_cutover)
     if holdings:
         kinds = sorted({h.kind for held in holdings.values() for h in held})
         reasons.append(f"{len(holdings)} users hold what was not verified in the target ({', '.join(kinds)})")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..formats.mfa_file import MfaSecrets
-from ..ledger import Ledger
+from ..ledger import HoldingKind, Ledger
 from ..model import MigrationOptions, Reporter
 
 if TYPE_CHECKING:  # a type only: a worker process (`workers.py`) imports the stages without the SDK
@@ -47,3 +47,11 @@ class Migration:
         copy, so its grants are written and verified after it. The ledger's answer (`Ledger.grants_after_cutover`,
         from the fingerprint), so the stages and the ledger's queries never disagree."""
         return self.ledger.grants_after_cutover
+
+    @property
+    def carried_until_cutover(self) -> tuple[HoldingKind, ...]:
+        """Holdings that cutover lets through once `carried` (not yet `verified`): under shared ids they can be
+        read back in the target only after the source copy is deleted. MFA factors come with the import; the
+        shared id holds the organization memberships and roles already, and they are written again after the
+        deletion (`organizations.reapply`)."""
+        return ("mfa-factor", "organization", "organization-role") if self.shared_ids else ()

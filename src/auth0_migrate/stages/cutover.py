@@ -119,10 +119,11 @@ async def delete_source_copies(migration: Migration) -> None:
         return
     connection = migration.source_connection
     # Under keep in one tenant an id-only read of the shared id shows the source copy: the imported MFA factors
-    # (carried) are read back, and verified, only after the copy is deleted (`mfa.verify_factors` runs again).
-    shared = migration.same_tenant and migration.options.user_ids == "keep"
+    # and the memberships the shared id holds (carried) are read back, and verified, only after the copy is
+    # deleted (`mfa.verify_factors` runs again, `organizations.reapply` writes the memberships again).
+    shared = migration.shared_ids
     unverified = ledger.unverified_holdings(migration.options.allow_loss,
-                                            verified_after_cutover=("mfa-factor",) if shared else ())
+                                            verified_after_cutover=migration.carried_until_cutover)
     users = []
     kept: list[tuple[int, str]] = []
     for user in ledger.users_to_delete():

@@ -26,8 +26,11 @@ With `--user-ids keep` in one tenant the target user has the source user's id, a
 by user id: the source user's memberships already count for the target copy, and deleting the source
 copy at cutover drops them (Auth0 deletes a user's memberships with it; whether it does so when another
 connection still holds the id is UNCONFIRMED, and the local tenant drops them: the pessimistic reading).
-`reapply` puts them back after cutover and verifies them again (as `cutover.reapply_after_cutover` does
-for roles and permissions).
+So before cutover nothing is written or read for them: writing would be a no-op and a read-back would read
+the source copy's, a check that cannot fail. `restore` marks them `carried` (held by the shared id, as the
+source's read showed), which cutover accepts for these kinds (`Migration.carried_until_cutover`); `reapply`
+writes them after the deletion and verifies them, as `cutover.grants_after_cutover` does for roles and
+permissions. Each membership is written once and read back once, as in any other strategy.
 
 Choices where Auth0 is silent:
 
@@ -50,7 +53,7 @@ from typing import Any
 from ..auth0.client import TenantClient
 from ..auth0.paging import checkpoint_items, offset_items
 from ..errors import BadRequest
-from ..ledger import Holding, HoldingKind
+from ..ledger import Holding, HoldingKind, Ledger
 from ..pool import run_pool
 from .context import Migration
 from .grants import list_roles
@@ -227,6 +230,16 @@ async def settle(migration: Migration, *, write: bool) -> Mapping:
     return mapping
 
 
+def _own(ledger: Ledger) -> Mapping:
+    """The mapping in one tenant once `settle` has run: every organization and role is its own."""
+    mapping = Mapping()
+    meta = ledger.get_meta(META) or {"orgs": {}, "roles": {}}
+    mapping.names, mapping.role_names = meta["orgs"], meta["roles"]
+    mapping.orgs = {o: o for o in mapping.names}
+    mapping.roles = {r: r for r in mapping.role_names}
+    return mapping
+
+
 async def _add_members(migration: Migration, org_id: str, name: str, user_ids: list[str]) -> None:
     batch, start = MEMBER_BATCH, 0
     while start < len(user_ids):
@@ -242,21 +255,35 @@ async def _add_members(migration: Migration, org_id: str, name: str, user_ids: l
         start += len(chunk)
 
 
-async def restore(migration: Migration) -> None:
-    """Carry every `found` membership and organization role of the migrated users to the target."""
+SHARED = "held by the shared user id (--user-ids keep in one tenant): written again and verified after the " \
+         "source copy is deleted"
+"""The detail of a holding `restore` marks carried without a call, under shared ids before cutover."""
+
+
+async def restore(migration: Migration, *, after_cutover: bool = False) -> None:
+    """Carry every `found` membership and organization role of the migrated users to the target (under shared ids
+    before cutover, mark them carried with no call: the shared id holds them, see the module doc)."""
     ledger = migration.ledger
     counts = ledger.holding_counts()
     if migration.options.from_file or not any(counts[k]["found"] + counts[k]["cannot"] for k in KINDS):
         return
     migration.reporter.phase("restore organization memberships and roles")
-    mapping = await settle(migration, write=True)
+    # After cutover (shared ids, one tenant) what is written again passed `settle` before the deletion, and the
+    # organizations and roles are the source's own: no need to read the enabled connections again.
+    mapping = _own(ledger) if after_cutover else await settle(migration, write=True)
     migrated = {u.ordinal: u.target_id for u in ledger.migrated_users()}
     members: dict[str, list[Holding]] = defaultdict(list)
     for h in ledger.holdings("organization", ("found",)):
         if h.ordinal in migrated and h.item in mapping.orgs:
             members[h.item].append(h)
-    batches = [(source_org, held[start:start + MEMBER_BATCH]) for source_org, held in members.items()
-               for start in range(0, len(held), MEMBER_BATCH)]
+    held_already = migration.shared_ids and not after_cutover
+    if held_already:
+        with ledger.tx():
+            ledger.set_holdings("organization", "carried", [(h.ordinal, h.item) for held in members.values()
+                                                            for h in held], SHARED)
+    batches = [] if held_already else [(source_org, held[start:start + MEMBER_BATCH])
+                                       for source_org, held in members.items()
+                                       for start in range(0, len(held), MEMBER_BATCH)]
 
     async def add(batch: tuple[str, list[Holding]]) -> None:
         source_org, held = batch
@@ -281,6 +308,11 @@ async def restore(migration: Migration) -> None:
             migration.target.sdk.organizations.members.roles.assign, mapping.orgs[source_org], target_id,
             roles=[mapping.roles[h.item.split(" ", 1)[1]] for h in held])
 
+    if held_already:
+        with ledger.tx():
+            ledger.set_holdings("organization-role", "carried", [(h.ordinal, h.item) for held in roles.values()
+                                                                 for h in held], SHARED)
+        return
     await _pool(migration, "organization-role", list(roles.items()), assign)
 
 
@@ -305,9 +337,12 @@ async def _pool(migration: Migration, kind: HoldingKind, items: list[tuple[Any, 
         flush()
 
 
-async def verify(migration: Migration) -> None:
-    """Read each organization's members (with roles) in the target once; carried holdings found there are verified."""
+async def verify(migration: Migration, *, after_cutover: bool = False) -> None:
+    """Read each organization's members (with roles) in the target once; carried holdings found there are verified.
+    Under shared ids only after cutover (before it the read would show the source copy's)."""
     ledger = migration.ledger
+    if migration.shared_ids and not after_cutover:
+        return
     carried_orgs = ledger.holdings("organization", ("carried",))
     carried_roles = ledger.holdings("organization-role", ("carried",))
     if not carried_orgs and not carried_roles:
@@ -366,8 +401,8 @@ async def reapply(migration: Migration) -> None:
         for kind in KINDS:
             done = ledger.holdings(kind, ("carried", "verified"))
             ledger.set_holdings(kind, "found", [(h.ordinal, h.item) for h in done])
-    await restore(migration)
-    await verify(migration)
+    await restore(migration, after_cutover=True)
+    await verify(migration, after_cutover=True)
     if complete:
         ledger.mark_phase("organizations-reapply")
 
@@ -377,7 +412,8 @@ def estimate_calls(migration: Migration) -> int:
     the source's organization pages and member pages (already made), then in the target its organization list
     (across tenants), the enabled-connection reads, the enabling (with the flag, at most one per organization),
     the member batches, one role assignment per member with roles, and the verification's member pages. Exact
-    when every list fits one page (a large organization costs a page per 100 members more on each side)."""
+    when every list fits one page (a large organization costs a page per 100 members more on each side). Under
+    shared ids the writes and the verification come after cutover (`reapply`), once each as well."""
     ledger = migration.ledger
     orgs = len((ledger.get_meta(META) or {}).get("orgs", {}))
     if not orgs:
@@ -396,9 +432,13 @@ def estimate_calls(migration: Migration) -> int:
 
 async def verify_again(migration: Migration) -> None:
     """The `verify` command: every membership and organization role verified before is read in the target again
-    (a verified one no longer there goes back to `carried`, with the detail saying so)."""
+    (a verified one no longer there goes back to `carried`, with the detail saying so). Under shared ids only once
+    cutover is complete: until then the shared id reads the source copy's."""
     ledger = migration.ledger
+    complete = ledger.phase_done("cutover")
+    if migration.shared_ids and not complete:
+        return
     with ledger.tx():
         for kind in KINDS:
             ledger.set_holdings(kind, "carried", [(h.ordinal, h.item) for h in ledger.holdings(kind, ("verified",))])
-    await verify(migration)
+    await verify(migration, after_cutover=complete)
