@@ -172,12 +172,11 @@ async def _timed_run(spec: dict[str, Any], options: MigrationOptions) -> dict[st
         ledger.close()
         export._fresh_export = fresh_export  # a later export in this process (the test suite) reads the network
     worker_rss = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0, 1) if workers else 0.0
-    out = {"users": spec["users"], "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
-           "peak_rss_mb": peak_rss_mb(), "workers": workers, "worker_peak_rss_mb": worker_rss,
-           "peak_rss_total_mb": round(peak_rss_mb() + workers * worker_rss, 1),
-           "import_files": len(files), "import_bytes": sum(f.bytes or 0 for f in files),
-           "statuses": counts, "with_password_hash": with_hash, "phases": reporter.durations(seconds)}
-    return out
+    return {"users": spec["users"], "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
+            "peak_rss_mb": peak_rss_mb(), "workers": workers, "worker_peak_rss_mb": worker_rss,
+            "peak_rss_total_mb": round(peak_rss_mb() + workers * worker_rss, 1),
+            "import_files": len(files), "import_bytes": sum(f.bytes or 0 for f in files),
+            "statuses": counts, "with_password_hash": with_hash, "phases": reporter.durations(seconds)}
 
 
 def work_only(options: MigrationOptions, export_path: str, hash_path: str, state: str) -> dict[str, Any]:
