@@ -20,7 +20,7 @@ from auth0_migrate.pipeline import plan, verify
 from auth0_migrate.seed import SeededOrganizations, seed_organizations
 from auth0_migrate.stages import organizations
 
-from .conftest import SOURCE, TARGET, World, dump, migrate, options
+from .conftest import SOURCE, TARGET, World, dump, ingest_only, migrate, options
 
 
 def _go(world: World, work: Any) -> Any:
@@ -153,6 +153,43 @@ def test_keep_in_one_tenant_reapplies_memberships_the_cutover_dropped(world: Wor
     assert members(world, "acme") == {u: set(seeded.roles[("acme", u)]) for u in source_ids}
     assert result.organizations["memberships_verified"] == len(source_ids)
     assert result.organizations["roles_verified"] == sum(len(seeded.roles[("acme", u)]) for u in source_ids)
+
+
+def test_keep_in_one_tenant_a_member_kept_in_the_source_for_something_else(world: World, tmp_path) -> None:
+    """Under shared ids the id holds the memberships until cutover, so they hold nobody back: a member kept in the
+    source for another reason keeps its own (its id still holds them), the others get theirs written after their
+    deletion, and once the kept one goes too (the owner allows the other loss) its own are written and verified."""
+    seeded_users = world.seed(users=6)
+    world.connection(TARGET)
+    source_ids = [u["user_id"] for u in world.users(SOURCE)]
+    seeded = seed_orgs(world, source_ids, names=("acme",), connection_ids=(seeded_users.connection_id,),
+                       member_share=1.0, role_share=1.0)
+    want = {u: set(seeded.roles[("acme", u)]) for u in source_ids}
+    opts = options(tmp_path, user_ids="keep", delete_source_users=True, enable_org_connections=True)
+    state = opts.state or ""
+    ingest_only(world, opts)
+    kept = source_ids[2]
+    with Ledger.open(state, lock=False, create=False) as ledger:
+        ordinal = ledger.ordinals_by_source_id()[kept]
+        ledger.add_holdings("mfa-factor", [(ordinal, "webauthn-roaming")])
+        ledger.set_holdings("mfa-factor", "cannot", [(ordinal, "webauthn-roaming")], "WebAuthn keys cannot be imported")
+
+    result = migrate(world, opts)
+    assert result.exit_code == 3, dump(result)
+    assert (result.users["kept_in_source"], result.users["deleted_from_source"]) == (1, len(source_ids) - 1)
+    (failure,) = result.failures
+    assert failure.user_id == kept and "mfa-factor webauthn-roaming" in failure.message
+    assert "organization" not in failure.message  # the shared id holds its memberships: they hold nothing back
+    assert members(world, "acme") == want
+    assert org_holdings(state)["organization"]["verified"] == len(source_ids)
+
+    result = migrate(world, dataclasses.replace(opts, allow_loss=("mfa",)))
+    assert result.exit_code == 0, dump(result)
+    assert world.users(SOURCE) == []
+    assert members(world, "acme") == want  # the last deletion dropped the kept one's; written again
+    held = org_holdings(state)
+    assert held["organization"]["verified"] == len(source_ids)
+    assert held["organization-role"]["verified"] == sum(len(r) for r in want.values())
 
 
 def test_across_tenants_orgs_and_roles_match_by_name_and_what_is_missing_is_named(
