@@ -183,9 +183,7 @@ def work_only(options: MigrationOptions, export_path: str, hash_path: str, state
     """The run's per-user work with nothing written: the hash file's pieces (`hashes.hash_pieces`), then the
     export's (`ingest.findings_of_export`, joined to hash rows loaded beforehand into a ledger of their own, not
     timed), each answer dropped; seconds of each, and what they found (a check that the join found the hashes)."""
-    for suffix in ("", "-wal", "-shm", ".lock"):
-        if os.path.exists(state + suffix):
-            os.unlink(state + suffix)
+    Ledger.remove(state)
     ledger = Ledger.open(state, {"bench": "offline work only"})
     try:
         load_hashes(Migration(options, ledger, None, None, PhaseClock(),  # type: ignore[arg-type]  # no clients
@@ -199,9 +197,7 @@ def work_only(options: MigrationOptions, export_path: str, hash_path: str, state
         export_done = time.monotonic()
     finally:
         ledger.close()
-        for suffix in ("", "-wal", "-shm", ".lock"):
-            if os.path.exists(state + suffix):
-                os.unlink(state + suffix)
+        Ledger.remove(state)
     return {"hashes_seconds": round(hashes_done - started, 2), "export_seconds": round(export_done - hashes_done, 2),
             "seconds": round(export_done - started, 2), "hash_rows": hash_rows, "ready_users": ready}
 
@@ -214,9 +210,7 @@ def measure(users: int, workdir: str) -> dict[str, Any]:
         f"(export {os.path.getsize(export_path) / 2**20:.0f} MB gzipped, hashes "
         f"{os.path.getsize(hash_path) / 2**20:.0f} MB); running the stages")
     state = os.path.join(workdir, f"offline-{users}.migration.sqlite")
-    for suffix in ("", "-wal", "-shm", ".lock"):
-        if os.path.exists(state + suffix):
-            os.unlink(state + suffix)
+    Ledger.remove(state)
     speed = python_speed()
     try:
         result = run_worker("bench.offline", {"name": f"offline-{users}", "users": users, "export": export_path,
@@ -224,9 +218,10 @@ def measure(users: int, workdir: str) -> dict[str, Any]:
         result["ledger_mb"] = round(os.path.getsize(state) / 2**20, 1)
         result["python_loop_seconds"] = speed
     finally:
-        for path in (export_path, hash_path, state, state + "-wal", state + "-shm", state + ".lock"):
+        for path in (export_path, hash_path):  # (the export stage deletes its download, this export)
             if os.path.exists(path):
                 os.unlink(path)
+        Ledger.remove(state)
     log(f"offline {users:,}: {result['seconds']} s wall, {result['cpu_seconds']} s CPU, "
         f"peak RSS {result['peak_rss_mb']} MB, phases {result['phases']}")
     return result

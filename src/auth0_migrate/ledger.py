@@ -769,6 +769,14 @@ class Ledger:
             src.close()
             dst.close()
 
+    @staticmethod
+    def remove(path: str) -> None:
+        """Delete a throw-away ledger (closed) and the files beside it (SQLite's WAL and shared memory, the lock),
+        those that exist."""
+        for suffix in ("", "-wal", "-shm", ".lock"):
+            with suppress(FileNotFoundError):
+                os.unlink(path + suffix)
+
     def _meta_raw(self, key: str) -> str | None:
         try:
             row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -779,9 +779,7 @@ def _scratch_ledger() -> Iterator[str]:
     try:
         yield path
     finally:
-        for suffix in ("", "-wal", "-shm", ".lock"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path + suffix)
+        Ledger.remove(path)
 
 
 def _minutes_at(calls: int, rate: float | None) -> dict[str, float]:
