@@ -47,7 +47,7 @@ Choices where Auth0 is silent:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container
 from typing import Any
 
 from ..auth0.client import TenantClient
@@ -276,14 +276,15 @@ async def restore(migration: Migration, *, after_cutover: bool = False) -> None:
     for h in ledger.holdings("organization", ("found",)):
         if h.ordinal in migrated and h.item in mapping.orgs:
             members[h.item].append(h)
-    held_already = migration.shared_ids and not after_cutover
-    if held_already:
+    if migration.shared_ids and not after_cutover:
         with ledger.tx():
             ledger.set_holdings("organization", "carried", [(h.ordinal, h.item) for held in members.values()
                                                             for h in held], SHARED)
-    batches = [] if held_already else [(source_org, held[start:start + MEMBER_BATCH])
-                                       for source_org, held in members.items()
-                                       for start in range(0, len(held), MEMBER_BATCH)]
+            ledger.set_holdings("organization-role", "carried", [
+                (h.ordinal, h.item) for held in _roles_due(ledger, migrated, mapping).values() for h in held], SHARED)
+        return
+    batches = [(source_org, held[start:start + MEMBER_BATCH]) for source_org, held in members.items()
+               for start in range(0, len(held), MEMBER_BATCH)]
 
     async def add(batch: tuple[str, list[Holding]]) -> None:
         source_org, held = batch
@@ -293,12 +294,6 @@ async def restore(migration: Migration, *, after_cutover: bool = False) -> None:
     # Batches (and members' role assignments) run side by side through the governor; each is recorded as it
     # answers, so a run stopped midway resumes with only the rest (every write here is idempotent anyway).
     await _pool(migration, "organization", batches, add)
-    member_of = {(h.ordinal, h.item) for h in ledger.holdings("organization", ("carried", "verified"))}
-    roles: dict[tuple[str, int], list[Holding]] = defaultdict(list)
-    for h in ledger.holdings("organization-role", ("found",)):
-        source_org, role = h.item.split(" ", 1)
-        if h.ordinal in migrated and (h.ordinal, source_org) in member_of and role in mapping.roles:
-            roles[(source_org, h.ordinal)].append(h)
 
     async def assign(item: tuple[tuple[str, int], list[Holding]]) -> None:
         (source_org, ordinal), held = item
@@ -308,12 +303,19 @@ async def restore(migration: Migration, *, after_cutover: bool = False) -> None:
             migration.target.sdk.organizations.members.roles.assign, mapping.orgs[source_org], target_id,
             roles=[mapping.roles[h.item.split(" ", 1)[1]] for h in held])
 
-    if held_already:
-        with ledger.tx():
-            ledger.set_holdings("organization-role", "carried", [(h.ordinal, h.item) for held in roles.values()
-                                                                 for h in held], SHARED)
-        return
-    await _pool(migration, "organization-role", list(roles.items()), assign)
+    await _pool(migration, "organization-role", list(_roles_due(ledger, migrated, mapping).items()), assign)
+
+
+def _roles_due(ledger: Ledger, migrated: Container[int], mapping: Mapping) -> dict[tuple[str, int], list[Holding]]:
+    """The `found` organization roles to carry, by (source organization, member): those of migrated users whose
+    membership is carried (or verified) and whose role the target has."""
+    member_of = {(h.ordinal, h.item) for h in ledger.holdings("organization", ("carried", "verified"))}
+    roles: dict[tuple[str, int], list[Holding]] = defaultdict(list)
+    for h in ledger.holdings("organization-role", ("found",)):
+        source_org, role = h.item.split(" ", 1)
+        if h.ordinal in migrated and (h.ordinal, source_org) in member_of and role in mapping.roles:
+            roles[(source_org, h.ordinal)].append(h)
+    return roles
 
 
 async def _pool(migration: Migration, kind: HoldingKind, items: list[tuple[Any, list[Holding]]],
